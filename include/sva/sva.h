@@ -1,0 +1,320 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later OR MIT */
+/*
+ * libsva - shared virtual addressing runtime for accelerators.
+ *
+ * Conventions (as in liburing and libbpf):
+ *  - every handle is opaque;
+ *  - every function that can fail returns 0 (or a count) on success and a
+ *    negative errno on failure, and reports a message through the print
+ *    callback (sva_set_print());
+ *  - every option struct starts with its size (set it with SVA_OPTS_INIT) so
+ *    that new fields can be appended without breaking old binaries.
+ */
+#ifndef SVA_SVA_H
+#define SVA_SVA_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SVA_API __attribute__((visibility("default")))
+
+/* Declare and zero an option struct of TYPE with its size filled in. */
+#define SVA_OPTS_INIT(TYPE, NAME, ...) \
+	struct TYPE NAME = { .sz = sizeof(struct TYPE), __VA_ARGS__ }
+
+struct sva_dev;		/* an opened device */
+struct sva_bind;	/* the calling process's mm bound to a device */
+struct sva_mirror;	/* a mirrored (HMM style) range of a binding */
+
+/* ---------------------------------------------------------------- logging */
+
+enum sva_print_level {
+	SVA_WARN,
+	SVA_INFO,
+	SVA_DEBUG,
+};
+
+typedef int (*sva_print_fn_t)(enum sva_print_level level, const char *fmt,
+			      va_list ap);
+
+/*
+ * Replace the message callback; returns the previous one. NULL silences the
+ * library. The default prints SVA_WARN to stderr (more with SVA_LOG=info or
+ * SVA_LOG=debug in the environment).
+ */
+SVA_API sva_print_fn_t sva_set_print(sva_print_fn_t fn);
+
+/* ---------------------------------------------------------------- devices */
+
+#define SVA_NAME_MAX 32
+
+struct sva_dev_desc {
+	char name[SVA_NAME_MAX];	/* "sim0", "kmod0", ... */
+	char backend[16];		/* "sim", "kmod" */
+};
+
+/*
+ * Fill up to @max entries of @descs with the devices present. Returns the
+ * number of devices present (which may exceed @max) or a negative errno.
+ */
+SVA_API int sva_devices(struct sva_dev_desc *descs, unsigned int max);
+
+enum sva_dev_flags {
+	/* Model a device without Page Request Interface: faults always end
+	 * the descriptor with a partial completion. */
+	SVA_DEV_NO_PRI = 1u << 0,
+	/* Don't cache translations (every access asks the IOMMU). */
+	SVA_DEV_NO_ATC = 1u << 1,
+};
+
+struct sva_dev_opts {
+	size_t sz;
+	unsigned int flags;		/* enum sva_dev_flags */
+	unsigned int atc_entries;	/* ATC size (sim), 0 = default 4096 */
+	unsigned int prq_depth;		/* page request queue, 0 = default 256 */
+	unsigned int fault_batch;	/* pages per request group / service
+					 * batch, 0 = default 32 */
+	unsigned int pasid_bits;	/* PASID width (sim), 0 = default 20 */
+	unsigned int queue_depth;	/* max descriptors per queue, 0 = 1024 */
+};
+
+/* Open the device called @name; @opts may be NULL. */
+SVA_API int sva_dev_open(const char *name, const struct sva_dev_opts *opts,
+			 struct sva_dev **devp);
+/*
+ * Open the device behind an fd obtained from sva_dev_fd() (possibly passed
+ * from another process) or from open("/dev/sva"). The fd is duplicated; the
+ * caller keeps its own.
+ */
+SVA_API int sva_dev_open_fd(int fd, const struct sva_dev_opts *opts,
+			    struct sva_dev **devp);
+/* The device's own fd (owned by the handle; don't close it). */
+SVA_API int sva_dev_fd(const struct sva_dev *dev);
+SVA_API const char *sva_dev_name(const struct sva_dev *dev);
+/* Close; any binding still open on the device is unbound first. */
+SVA_API void sva_dev_close(struct sva_dev *dev);
+
+enum sva_cap_flags {
+	SVA_CAP_PASID = 1u << 0,
+	SVA_CAP_ATS = 1u << 1,
+	SVA_CAP_PRI = 1u << 2,
+	SVA_CAP_BLOCK_ON_FAULT = 1u << 3,
+	SVA_CAP_MIRROR = 1u << 4,
+	/* Hardware SVA through the IOMMU (iommu_sva_bind_device()). */
+	SVA_CAP_HW_SVA = 1u << 5,
+};
+
+struct sva_dev_caps {
+	size_t sz;
+	unsigned int flags;		/* enum sva_cap_flags */
+	unsigned int pasid_bits;
+	uint64_t page_sizes;		/* bitmap of supported page sizes */
+	unsigned int queue_depth;
+	unsigned int prq_depth;
+	unsigned int atc_entries;
+	unsigned int fault_batch;
+	uint32_t ops;			/* bitmap of 1 << enum sva_opcode */
+	uint64_t max_xfer;		/* largest descriptor length */
+};
+
+SVA_API int sva_dev_caps(const struct sva_dev *dev, struct sva_dev_caps *caps);
+
+/* --------------------------------------------------------------- bindings */
+
+struct sva_bind_opts {
+	size_t sz;
+	unsigned int flags;		/* none defined yet, must be 0 */
+	unsigned int queue_depth;	/* 0 = device's queue_depth */
+};
+
+/*
+ * Bind the calling process's mm to @dev. Every binding of one process gets
+ * the same PASID on a device. A binding belongs to the process that made
+ * it: used from a child after fork() every call fails with -EPERM.
+ */
+SVA_API int sva_bind(struct sva_dev *dev, const struct sva_bind_opts *opts,
+		     struct sva_bind **bindp);
+/* Drain queued work and outstanding faults, then free the binding. */
+SVA_API int sva_unbind(struct sva_bind *bind);
+SVA_API int sva_bind_pasid(const struct sva_bind *bind, uint32_t *pasid);
+
+/* ------------------------------------------------------------------- work */
+
+enum sva_opcode {
+	SVA_OP_NOP = 0,
+	SVA_OP_COPY = 1,	/* dst[0..len) = src[0..len) */
+	SVA_OP_FILL = 2,	/* dst[0..len) = repeated 8-byte pattern */
+	SVA_OP_COMPARE = 3,	/* result = 0 if src == dst, else 1 and
+				 * bytes_done = offset of first difference */
+	SVA_OP_CRC32C = 4,	/* result = crc32c(src, len) seeded by
+				 * pattern */
+	SVA_OP_MAX,
+};
+
+enum sva_desc_flags {
+	/* On a translation fault raise a page request and wait for the
+	 * response instead of ending with a partial completion. */
+	SVA_DESC_BLOCK_ON_FAULT = 1u << 0,
+};
+
+struct sva_desc {
+	uint32_t opcode;	/* enum sva_opcode */
+	uint32_t flags;		/* enum sva_desc_flags */
+	uint32_t pasid;		/* must be the binding's PASID */
+	uint32_t rsvd;		/* must be 0 */
+	uint64_t src;		/* virtual addresses of the bound process */
+	uint64_t dst;
+	uint64_t len;
+	uint64_t pattern;	/* FILL pattern, CRC32C seed */
+	uint64_t user_data;	/* returned in the completion */
+};
+
+enum sva_status {
+	SVA_STATUS_SUCCESS = 0,
+	/* Translation fault without block-on-fault: bytes_done bytes are
+	 * done, fault_addr is the page that was not accessible. Make it
+	 * accessible and resubmit the rest (sva_desc_resume()). */
+	SVA_STATUS_PAGE_FAULT = 1,
+	/* Page request answered INVALID: the access violates the mapping
+	 * (unmapped, PROT_NONE, write to read-only). */
+	SVA_STATUS_FAULT_INVALID = 2,
+	/* Page request answered FAILURE (no memory, poisoned page, ...). */
+	SVA_STATUS_FAULT_FAILURE = 3,
+};
+
+enum sva_fault_access {
+	SVA_ACCESS_READ = 1u << 0,
+	SVA_ACCESS_WRITE = 1u << 1,
+};
+
+struct sva_completion {
+	uint64_t user_data;
+	uint32_t status;	/* enum sva_status */
+	uint32_t fault_access;	/* enum sva_fault_access, on faults */
+	uint64_t bytes_done;
+	uint64_t fault_addr;	/* on faults: the faulting address */
+	uint64_t result;	/* COMPARE / CRC32C result */
+};
+
+/*
+ * Queue @n descriptors. Returns the number queued (fewer than @n when the
+ * queue is full; -EAGAIN if none fit), or a negative errno when the first
+ * descriptor is malformed (-EINVAL) or the binding is gone.
+ */
+SVA_API int sva_submit(struct sva_bind *bind, const struct sva_desc *descs,
+		       unsigned int n);
+/*
+ * Reap up to @max completions, waiting until at least @min are available or
+ * @timeout_ms passes (-1 waits forever). Returns the number reaped, which is
+ * below @min only on timeout.
+ */
+SVA_API int sva_wait(struct sva_bind *bind, struct sva_completion *comps,
+		     unsigned int max, unsigned int min, int timeout_ms);
+/* Descriptors queued or running and not yet reaped. */
+SVA_API int sva_inflight(const struct sva_bind *bind);
+/* Stop / restart the binding's queue (work stays queued while stopped). */
+SVA_API int sva_queue_stop(struct sva_bind *bind);
+SVA_API int sva_queue_start(struct sva_bind *bind);
+/*
+ * Turn @desc into the descriptor for the part that @comp (a partial
+ * completion of it) did not do. Returns -EINVAL when nothing is left.
+ */
+SVA_API int sva_desc_resume(struct sva_desc *desc,
+			    const struct sva_completion *comp);
+
+/* ---------------------------------------------------------------- mirrors */
+
+enum sva_page_state {
+	SVA_PAGE_VALID = 1u << 0,	/* mapped and present */
+	SVA_PAGE_WRITE = 1u << 1,	/* writable without a fault */
+	SVA_PAGE_HUGE = 1u << 2,	/* part of a huge page (THP/hugetlb) */
+	SVA_PAGE_ERROR = 1u << 3,	/* not mapped, or not accessible */
+};
+
+enum sva_inval_event {
+	SVA_INVAL_UNMAP = 1,		/* munmap */
+	SVA_INVAL_DISCARD = 2,		/* MADV_DONTNEED / MADV_REMOVE */
+	SVA_INVAL_REMAP = 3,		/* mremap moved the range */
+	SVA_INVAL_RELEASE = 4,		/* the binding is going away */
+};
+
+/*
+ * Called after cached translations of [start, end) were dropped and the
+ * mirror's sequence advanced to @seq. Runs on a libsva thread: it must not
+ * call sva_unbind() or sva_mirror_unregister() on its own binding.
+ */
+typedef void (*sva_inval_fn_t)(struct sva_mirror *mirror, uint64_t start,
+			       uint64_t end, enum sva_inval_event event,
+			       uint64_t seq, void *ctx);
+
+struct sva_mirror_opts {
+	size_t sz;
+	sva_inval_fn_t invalidate;	/* may be NULL */
+	void *ctx;
+};
+
+/* Mirror [addr, addr + len) (page aligned) for @bind's device. */
+SVA_API int sva_mirror_register(struct sva_bind *bind, uint64_t addr,
+				uint64_t len, const struct sva_mirror_opts *opts,
+				struct sva_mirror **mirrorp);
+SVA_API int sva_mirror_unregister(struct sva_mirror *mirror);
+/*
+ * Fill @states[i] (enum sva_page_state) for each page of [addr, addr+len),
+ * which must lie inside the mirror. With @fault set, pages not valid (or not
+ * writable when @fault is SVA_ACCESS_WRITE) are faulted in first, as a
+ * device page request would; a page that can't be is reported as ERROR.
+ */
+SVA_API int sva_mirror_snapshot(struct sva_mirror *mirror, uint64_t addr,
+				uint64_t len, uint8_t *states,
+				unsigned int fault);
+/*
+ * read_begin/read_retry: take a sequence with read_begin(), snapshot, and
+ * if read_retry() says the sequence moved, an invalidation raced with the
+ * snapshot: take it again.
+ */
+SVA_API uint64_t sva_mirror_read_begin(struct sva_mirror *mirror);
+SVA_API bool sva_mirror_read_retry(struct sva_mirror *mirror, uint64_t seq);
+
+/* ------------------------------------------------------------- statistics */
+
+struct sva_stats {
+	size_t sz;
+	uint64_t translations;		/* translation requests (ATS) */
+	uint64_t atc_hits;
+	uint64_t atc_misses;
+	uint64_t page_requests;		/* PRI page requests raised */
+	uint64_t page_groups;		/* page request groups answered */
+	uint64_t faults_resolved;	/* groups answered SUCCESS */
+	uint64_t faults_failed;		/* groups answered INVALID/FAILURE */
+	uint64_t invalidations;		/* ranges invalidated */
+	uint64_t atc_invalidated;	/* ATC entries dropped by them */
+	uint64_t prq_overflows;		/* page requests dropped, queue full */
+	uint64_t descs_completed;
+	uint64_t bytes_done;
+};
+
+SVA_API int sva_bind_stats(const struct sva_bind *bind,
+			   struct sva_stats *stats);
+SVA_API int sva_bind_stats_reset(struct sva_bind *bind);
+SVA_API int sva_dev_stats(const struct sva_dev *dev, struct sva_stats *stats);
+SVA_API int sva_dev_stats_reset(struct sva_dev *dev);
+
+/* ---------------------------------------------------------------- helpers */
+
+/* Human name of an enum sva_status value. */
+SVA_API const char *sva_status_str(uint32_t status);
+/* CRC32C (Castagnoli) of @len bytes, as SVA_OP_CRC32C computes it. */
+SVA_API uint32_t sva_crc32c(uint32_t seed, const void *buf, size_t len);
+SVA_API const char *sva_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SVA_SVA_H */

@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
+/* Bindings: the calling process's mm bound to a device under a PASID. */
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+int sva_bind(struct sva_dev *dev, const struct sva_bind_opts *opts,
+	     struct sva_bind **bindp)
+{
+	struct sva_bind_opts o;
+	struct sva_bind *bind;
+	unsigned int depth;
+	int err;
+
+	if (!dev || !bindp)
+		return sva_err(-EINVAL, "NULL argument");
+	*bindp = NULL;
+	err = sva__check_owner(dev->owner, "device");
+	if (err)
+		return err;
+	err = sva__opts_copy(&o, sizeof(o), opts, "sva_bind_opts");
+	if (err)
+		return err;
+	if (o.flags)
+		return sva_err(-EINVAL, "unknown flags %#x", o.flags);
+	depth = o.queue_depth ? o.queue_depth : dev->caps.queue_depth;
+	if (depth > dev->caps.queue_depth)
+		return sva_err(-EINVAL, "queue_depth %u over the device's %u",
+			       depth, dev->caps.queue_depth);
+
+	bind = calloc(1, sizeof(*bind));
+	if (!bind)
+		return -ENOMEM;
+	bind->dev = dev;
+	bind->owner = getpid();
+	list_init(&bind->mirrors);
+	pthread_mutex_init(&bind->mirror_lock, NULL);
+	err = dev->ops->bind(bind);
+	if (err)
+		goto free;
+	err = sva__queue_init(bind, depth);
+	if (err)
+		goto unbind;
+
+	pthread_mutex_lock(&dev->lock);
+	list_add_tail(&bind->dev_node, &dev->binds);
+	pthread_mutex_unlock(&dev->lock);
+	*bindp = bind;
+	return 0;
+unbind:
+	dev->ops->unbind(bind);
+free:
+	pthread_mutex_destroy(&bind->mirror_lock);
+	free(bind);
+	return err;
+}
+
+int sva_unbind(struct sva_bind *bind)
+{
+	struct sva_mirror *m, *tmp;
+	struct sva_dev *dev;
+	int err;
+
+	if (!bind)
+		return sva_err(-EINVAL, "NULL binding");
+	err = sva__check_owner(bind->owner, "binding");
+	if (err)
+		return err;
+	dev = bind->dev;
+
+	/* Drain first: queued work may still fault and be invalidated. */
+	sva__queue_fini(bind);
+	list_for_each_entry_safe(m, tmp, &bind->mirrors, node) {
+		sva__mirrors_advance(bind, m->start, m->end);
+		sva__mirrors_notify(bind, m->start, m->end,
+				    SVA_INVAL_RELEASE);
+		sva_mirror_unregister(m);
+	}
+	dev->ops->unbind(bind);
+
+	pthread_mutex_lock(&dev->lock);
+	list_del(&bind->dev_node);
+	pthread_mutex_unlock(&dev->lock);
+	pthread_mutex_destroy(&bind->mirror_lock);
+	free(bind);
+	return 0;
+}
+
+int sva_bind_pasid(const struct sva_bind *bind, uint32_t *pasid)
+{
+	if (!bind || !pasid)
+		return sva_err(-EINVAL, "NULL argument");
+	*pasid = bind->pasid;
+	return 0;
+}

@@ -1,0 +1,201 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later OR MIT */
+/*
+ * libsva core internals: the handles behind the public API and the ops table
+ * every backend (software device, kernel shim, ...) implements. The core
+ * validates arguments, owns queues, mirrors and statistics; a backend only
+ * translates, faults and moves bytes.
+ */
+#ifndef SVA_INTERNAL_H
+#define SVA_INTERNAL_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/types.h>
+
+#include "sva/sva.h"
+#include "list.h"
+
+#define SVA_PAGE_SIZE 4096ul
+#define SVA_PAGE_SHIFT 12
+#define SVA_PAGE_MASK (~(SVA_PAGE_SIZE - 1))
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* ------------------------------------------------------------- logging */
+
+__attribute__((format(printf, 2, 3)))
+void sva__log(enum sva_print_level level, const char *fmt, ...);
+#define pr_warn(fmt, ...) sva__log(SVA_WARN, "libsva: " fmt, ##__VA_ARGS__)
+#define pr_info(fmt, ...) sva__log(SVA_INFO, "libsva: " fmt, ##__VA_ARGS__)
+#define pr_debug(fmt, ...) sva__log(SVA_DEBUG, "libsva: " fmt, ##__VA_ARGS__)
+
+/* Log @fmt as a warning and return @err (a negative errno). */
+#define sva_err(err, fmt, ...) \
+	({ pr_warn("%s: " fmt "\n", __func__, ##__VA_ARGS__); (err); })
+
+/* ------------------------------------------------------------ options */
+
+/*
+ * Copy a caller's option struct of size opts->sz into @dst (sized @dst_sz),
+ * zero-filling fields the caller doesn't know of. Fails with -EINVAL when the
+ * caller's struct is larger and its extra bytes are not zero (a field this
+ * library doesn't know of was set).
+ */
+int sva__opts_copy(void *dst, size_t dst_sz, const void *src,
+		   const char *what);
+
+/* ---------------------------------------------------------- statistics */
+
+enum sva_counter {
+	SVA_C_TRANSLATIONS,
+	SVA_C_ATC_HITS,
+	SVA_C_ATC_MISSES,
+	SVA_C_PAGE_REQUESTS,
+	SVA_C_PAGE_GROUPS,
+	SVA_C_FAULTS_RESOLVED,
+	SVA_C_FAULTS_FAILED,
+	SVA_C_INVALIDATIONS,
+	SVA_C_ATC_INVALIDATED,
+	SVA_C_PRQ_OVERFLOWS,
+	SVA_C_DESCS_COMPLETED,
+	SVA_C_BYTES_DONE,
+	SVA_C_NR,
+};
+
+struct sva_counters {
+	_Atomic uint64_t v[SVA_C_NR];
+};
+
+void sva__counters_read(const struct sva_counters *c, struct sva_stats *out);
+void sva__counters_reset(struct sva_counters *c);
+
+/* --------------------------------------------------------------- queue */
+
+/*
+ * A binding's work queue: a ring of descriptors a worker thread runs through
+ * the backend's exec op, and a ring of completions callers reap. The number
+ * of descriptors not yet reaped never exceeds the depth, so the completion
+ * ring never overflows.
+ */
+struct sva_queue {
+	pthread_mutex_t lock;		/* protects everything below */
+	pthread_cond_t work_cv;		/* worker: work queued or stop */
+	pthread_cond_t comp_cv;		/* reapers and drain: completions */
+	struct sva_desc *descs;
+	struct sva_completion *comps;
+	unsigned int depth;
+	unsigned int d_head, d_tail;	/* descs: worker takes at head */
+	unsigned int c_head, c_tail;	/* comps: reapers take at head */
+	unsigned int running;		/* descriptors the worker holds */
+	unsigned int inflight;		/* submitted and not reaped */
+	bool stopped;			/* sva_queue_stop() */
+	bool exiting;			/* unbind: worker must finish */
+	pthread_t worker;
+	bool worker_started;
+};
+
+/* -------------------------------------------------------------- handles */
+
+struct sva_backend_ops;
+
+struct sva_dev {
+	const struct sva_backend_ops *ops;
+	char name[SVA_NAME_MAX];
+	int fd;
+	struct sva_dev_opts opts;	/* with defaults filled in */
+	struct sva_dev_caps caps;
+	pid_t owner;
+	pthread_mutex_t lock;		/* protects binds */
+	struct list_head binds;
+	struct sva_counters stats;
+	void *priv;			/* backend's */
+};
+
+struct sva_bind {
+	struct sva_dev *dev;
+	struct list_head dev_node;	/* on dev->binds, dev->lock */
+	pid_t owner;
+	uint32_t pasid;
+	struct sva_queue q;
+	pthread_mutex_t mirror_lock;	/* protects mirrors */
+	struct list_head mirrors;
+	struct sva_counters stats;
+	void *priv;			/* backend's */
+};
+
+struct sva_mirror {
+	struct sva_bind *bind;
+	struct list_head node;		/* on bind->mirrors, mirror_lock */
+	uint64_t start, end;
+	_Atomic uint64_t seq;
+	struct sva_mirror_opts opts;
+};
+
+/* Count @n events of kind @c on @bind and its device. */
+static inline void sva__count(struct sva_bind *bind, enum sva_counter c,
+			      uint64_t n)
+{
+	atomic_fetch_add_explicit(&bind->stats.v[c], n, memory_order_relaxed);
+	atomic_fetch_add_explicit(&bind->dev->stats.v[c], n,
+				  memory_order_relaxed);
+}
+
+/* Count @n events of kind @c on the device alone. */
+static inline void sva__dev_count(struct sva_dev *dev, enum sva_counter c,
+				  uint64_t n)
+{
+	atomic_fetch_add_explicit(&dev->stats.v[c], n, memory_order_relaxed);
+}
+
+/*
+ * An invalidation of [start, end) reached @bind: advance the sequence of
+ * the mirrors it overlaps. Backends call it while no device access can use
+ * the dropped translations, before the cause returns where they can (so a
+ * read_retry() after munmap() returns sees it). Takes bind->mirror_lock.
+ */
+void sva__mirrors_advance(struct sva_bind *bind, uint64_t start,
+			  uint64_t end);
+/* Then, from a context that may block, run the mirrors' callbacks. */
+void sva__mirrors_notify(struct sva_bind *bind, uint64_t start, uint64_t end,
+			 enum sva_inval_event event);
+
+int sva__queue_init(struct sva_bind *bind, unsigned int depth);
+/* Wait until nothing is queued or running, then stop the worker. */
+void sva__queue_fini(struct sva_bind *bind);
+
+/* ------------------------------------------------------------- backends */
+
+struct sva_backend_ops {
+	const char *name;
+	/* Append this backend's devices to @descs (room for @max entries)
+	 * and return how many it has, or a negative errno. */
+	int (*enumerate)(struct sva_dev_desc *descs, unsigned int max);
+	/* Open by name (@fd < 0) or from a caller's fd, which the backend
+	 * dup()s into dev->fd. Fills dev->caps. -ENODEV: not this
+	 * backend's. */
+	int (*open)(struct sva_dev *dev, const char *name, int fd);
+	void (*close)(struct sva_dev *dev);
+	/* Bind the calling process's mm: set bind->pasid. */
+	int (*bind)(struct sva_bind *bind);
+	/* Queue is drained and mirrors are gone. */
+	void (*unbind)(struct sva_bind *bind);
+	/* Optional: wait for invalidations already under way to finish. */
+	void (*sync)(struct sva_bind *bind);
+	/* Run one validated descriptor to its completion record. */
+	void (*exec)(struct sva_bind *bind, const struct sva_desc *desc,
+		     struct sva_completion *comp);
+	int (*mirror_register)(struct sva_mirror *mirror);
+	void (*mirror_unregister)(struct sva_mirror *mirror);
+	int (*snapshot)(struct sva_mirror *mirror, uint64_t addr,
+			uint64_t len, uint8_t *states, unsigned int fault);
+};
+
+extern const struct sva_backend_ops sva_sim_ops;
+
+/* Fail with -EPERM when the handle was made by another process (fork). */
+int sva__check_owner(pid_t owner, const char *what);
+
+#endif /* SVA_INTERNAL_H */

@@ -1,0 +1,295 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
+/*
+ * Work queues: descriptors go in at submit, a worker thread per binding runs
+ * them through the backend in order, completions come out at wait.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+static bool queue_has_work(const struct sva_queue *q)
+{
+	return q->d_head != q->d_tail;
+}
+
+static void *queue_worker(void *arg)
+{
+	struct sva_bind *bind = arg;
+	struct sva_queue *q = &bind->q;
+	struct sva_completion comp;
+	struct sva_desc desc;
+
+	pthread_mutex_lock(&q->lock);
+	for (;;) {
+		while (!q->exiting && (q->stopped || !queue_has_work(q)))
+			pthread_cond_wait(&q->work_cv, &q->lock);
+		/* Exiting: unbind waited for the queue to empty already. */
+		if (!queue_has_work(q))
+			break;
+		desc = q->descs[q->d_head];
+		q->d_head = (q->d_head + 1) % q->depth;
+		q->running++;
+		pthread_mutex_unlock(&q->lock);
+
+		memset(&comp, 0, sizeof(comp));
+		comp.user_data = desc.user_data;
+		bind->dev->ops->exec(bind, &desc, &comp);
+		sva__count(bind, SVA_C_DESCS_COMPLETED, 1);
+		sva__count(bind, SVA_C_BYTES_DONE, comp.bytes_done);
+
+		pthread_mutex_lock(&q->lock);
+		q->comps[q->c_tail] = comp;
+		q->c_tail = (q->c_tail + 1) % q->depth;
+		q->running--;
+		pthread_cond_broadcast(&q->comp_cv);
+	}
+	pthread_mutex_unlock(&q->lock);
+	return NULL;
+}
+
+int sva__queue_init(struct sva_bind *bind, unsigned int depth)
+{
+	struct sva_queue *q = &bind->q;
+	pthread_condattr_t ca;
+	int err;
+
+	memset(q, 0, sizeof(*q));
+	q->depth = depth + 1;	/* one slot stays free: full != empty */
+	q->descs = calloc(q->depth, sizeof(*q->descs));
+	q->comps = calloc(q->depth, sizeof(*q->comps));
+	if (!q->descs || !q->comps) {
+		err = -ENOMEM;
+		goto free;
+	}
+	pthread_mutex_init(&q->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&q->work_cv, &ca);
+	pthread_cond_init(&q->comp_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	err = -pthread_create(&q->worker, NULL, queue_worker, bind);
+	if (err) {
+		sva_err(err, "can't start the queue worker");
+		pthread_cond_destroy(&q->work_cv);
+		pthread_cond_destroy(&q->comp_cv);
+		pthread_mutex_destroy(&q->lock);
+		goto free;
+	}
+	q->worker_started = true;
+	return 0;
+free:
+	free(q->descs);
+	free(q->comps);
+	return err;
+}
+
+void sva__queue_fini(struct sva_bind *bind)
+{
+	struct sva_queue *q = &bind->q;
+
+	pthread_mutex_lock(&q->lock);
+	/* A stopped queue would never drain: unbind restarts it. */
+	q->stopped = false;
+	pthread_cond_broadcast(&q->work_cv);
+	while (queue_has_work(q) || q->running)
+		pthread_cond_wait(&q->comp_cv, &q->lock);
+	q->exiting = true;
+	pthread_cond_broadcast(&q->work_cv);
+	pthread_mutex_unlock(&q->lock);
+	pthread_join(q->worker, NULL);
+
+	pthread_cond_destroy(&q->work_cv);
+	pthread_cond_destroy(&q->comp_cv);
+	pthread_mutex_destroy(&q->lock);
+	free(q->descs);
+	free(q->comps);
+}
+
+static int desc_check(const struct sva_bind *bind, const struct sva_desc *d)
+{
+	const struct sva_dev_caps *caps = &bind->dev->caps;
+	bool src = d->opcode == SVA_OP_COPY || d->opcode == SVA_OP_COMPARE ||
+		   d->opcode == SVA_OP_CRC32C;
+	bool dst = d->opcode == SVA_OP_COPY || d->opcode == SVA_OP_COMPARE ||
+		   d->opcode == SVA_OP_FILL;
+
+	if (d->opcode >= SVA_OP_MAX || !(caps->ops & (1u << d->opcode)))
+		return sva_err(-EINVAL, "opcode %u not supported", d->opcode);
+	if (d->flags & ~(uint32_t)SVA_DESC_BLOCK_ON_FAULT)
+		return sva_err(-EINVAL, "unknown descriptor flags %#x",
+			       d->flags);
+	if ((d->flags & SVA_DESC_BLOCK_ON_FAULT) &&
+	    !(caps->flags & SVA_CAP_BLOCK_ON_FAULT))
+		return sva_err(-EINVAL, "device can't block on faults");
+	if (d->rsvd)
+		return sva_err(-EINVAL, "reserved field set");
+	if (d->pasid != bind->pasid)
+		return sva_err(-EINVAL, "PASID %u is not the binding's %u",
+			       d->pasid, bind->pasid);
+	if (d->opcode == SVA_OP_NOP)
+		return 0;
+	if (!d->len || d->len > caps->max_xfer)
+		return sva_err(-EINVAL, "length %llu out of 1..%llu",
+			       (unsigned long long)d->len,
+			       (unsigned long long)caps->max_xfer);
+	if ((src && (!d->src || d->src + d->len < d->src)) ||
+	    (dst && (!d->dst || d->dst + d->len < d->dst)))
+		return sva_err(-EINVAL, "address range NULL or wraps");
+	if (d->opcode == SVA_OP_COPY && d->src < d->dst + d->len &&
+	    d->dst < d->src + d->len)
+		return sva_err(-EINVAL, "copy ranges overlap");
+	return 0;
+}
+
+int sva_submit(struct sva_bind *bind, const struct sva_desc *descs,
+	       unsigned int n)
+{
+	struct sva_queue *q;
+	unsigned int i;
+	int err;
+
+	if (!bind || (!descs && n))
+		return sva_err(-EINVAL, "NULL argument");
+	err = sva__check_owner(bind->owner, "binding");
+	if (err)
+		return err;
+	q = &bind->q;
+	for (i = 0; i < n; i++) {
+		err = desc_check(bind, &descs[i]);
+		if (err) {
+			if (!i)
+				return err;
+			n = i;	/* queue the good ones before it */
+			break;
+		}
+	}
+
+	pthread_mutex_lock(&q->lock);
+	for (i = 0; i < n && q->inflight < q->depth - 1; i++) {
+		q->descs[q->d_tail] = descs[i];
+		q->d_tail = (q->d_tail + 1) % q->depth;
+		q->inflight++;
+	}
+	if (i)
+		pthread_cond_signal(&q->work_cv);
+	pthread_mutex_unlock(&q->lock);
+	return i || !n ? (int)i : -EAGAIN;
+}
+
+static void deadline_after(struct timespec *ts, int ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts->tv_nsec >= 1000000000) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000;
+	}
+}
+
+int sva_wait(struct sva_bind *bind, struct sva_completion *comps,
+	     unsigned int max, unsigned int min, int timeout_ms)
+{
+	struct sva_queue *q;
+	struct timespec ts;
+	unsigned int n = 0;
+	int err;
+
+	if (!bind || !comps || !max || min > max)
+		return sva_err(-EINVAL, "bad arguments");
+	err = sva__check_owner(bind->owner, "binding");
+	if (err)
+		return err;
+	q = &bind->q;
+	if (timeout_ms >= 0)
+		deadline_after(&ts, timeout_ms);
+
+	pthread_mutex_lock(&q->lock);
+	if (min > q->inflight) {
+		pthread_mutex_unlock(&q->lock);
+		return sva_err(-EINVAL, "waiting for %u with %u in flight",
+			       min, q->inflight);
+	}
+	for (;;) {
+		while (n < max && q->c_head != q->c_tail) {
+			comps[n++] = q->comps[q->c_head];
+			q->c_head = (q->c_head + 1) % q->depth;
+			q->inflight--;
+		}
+		if (n >= min)
+			break;
+		if (timeout_ms < 0)
+			pthread_cond_wait(&q->comp_cv, &q->lock);
+		else if (pthread_cond_timedwait(&q->comp_cv, &q->lock, &ts))
+			timeout_ms = 0, min = 0;	/* take what's there */
+	}
+	pthread_mutex_unlock(&q->lock);
+	return (int)n;
+}
+
+int sva_inflight(const struct sva_bind *bind)
+{
+	struct sva_queue *q;
+	int n;
+
+	if (!bind)
+		return sva_err(-EINVAL, "NULL binding");
+	q = (struct sva_queue *)&bind->q;
+	pthread_mutex_lock(&q->lock);
+	n = (int)q->inflight;
+	pthread_mutex_unlock(&q->lock);
+	return n;
+}
+
+static int queue_set_stopped(struct sva_bind *bind, bool stopped)
+{
+	int err;
+
+	if (!bind)
+		return sva_err(-EINVAL, "NULL binding");
+	err = sva__check_owner(bind->owner, "binding");
+	if (err)
+		return err;
+	pthread_mutex_lock(&bind->q.lock);
+	bind->q.stopped = stopped;
+	pthread_cond_broadcast(&bind->q.work_cv);
+	pthread_mutex_unlock(&bind->q.lock);
+	return 0;
+}
+
+int sva_queue_stop(struct sva_bind *bind)
+{
+	return queue_set_stopped(bind, true);
+}
+
+int sva_queue_start(struct sva_bind *bind)
+{
+	return queue_set_stopped(bind, false);
+}
+
+int sva_desc_resume(struct sva_desc *desc, const struct sva_completion *comp)
+{
+	uint64_t done;
+
+	if (!desc || !comp)
+		return sva_err(-EINVAL, "NULL argument");
+	done = comp->bytes_done;
+	if (comp->status != SVA_STATUS_PAGE_FAULT || done >= desc->len ||
+	    desc->opcode == SVA_OP_NOP)
+		return -EINVAL;
+	/* CRC32C carries its running value as the next seed. */
+	if (desc->opcode == SVA_OP_CRC32C)
+		desc->pattern = comp->result;
+	/* FILL's pattern is laid from dst on: keep its phase. */
+	if (desc->opcode == SVA_OP_FILL && done % 8)
+		desc->pattern = desc->pattern >> (8 * (done % 8)) |
+				desc->pattern << (64 - 8 * (done % 8));
+	if (desc->src)
+		desc->src += done;
+	if (desc->dst)
+		desc->dst += done;
+	desc->len -= done;
+	return 0;
+}

@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
+/*
+ * The device's address translation cache: set associative, keyed by
+ * (PASID, virtual page), round-robin replacement within a set. Every entry
+ * is for a page whose invalidations the IOMMU model hears of (see mm.c).
+ */
+#include <stdlib.h>
+
+#include "sim.h"
+
+#define SIM_ATC_WAYS 4
+
+static unsigned int atc_set(const struct sim_atc *atc, uint32_t pasid,
+			    uint64_t vpn)
+{
+	uint64_t h = (vpn ^ ((uint64_t)pasid << 40)) * 0x9e3779b97f4a7c15ull;
+
+	return (unsigned int)(h >> 32) % atc->nsets;
+}
+
+int sim_atc_init(struct sim_atc *atc, unsigned int entries)
+{
+	atc->nsets = MAX(entries / SIM_ATC_WAYS, 1u);
+	atc->e = calloc((size_t)atc->nsets * SIM_ATC_WAYS, sizeof(*atc->e));
+	if (!atc->e)
+		return -ENOMEM;
+	atc->hand = 0;
+	pthread_mutex_init(&atc->lock, NULL);
+	return 0;
+}
+
+void sim_atc_fini(struct sim_atc *atc)
+{
+	pthread_mutex_destroy(&atc->lock);
+	free(atc->e);
+	atc->e = NULL;
+}
+
+unsigned int sim_atc_lookup(struct sim_atc *atc, uint32_t pasid,
+			    uint64_t vpn)
+{
+	struct sim_atc_entry *set;
+	unsigned int perm = 0;
+
+	pthread_mutex_lock(&atc->lock);
+	set = &atc->e[atc_set(atc, pasid, vpn) * SIM_ATC_WAYS];
+	for (int w = 0; w < SIM_ATC_WAYS; w++) {
+		if (set[w].perm && set[w].vpn == vpn &&
+		    set[w].pasid == pasid) {
+			perm = set[w].perm;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&atc->lock);
+	return perm;
+}
+
+void sim_atc_fill(struct sim_atc *atc, uint32_t pasid, uint64_t vpn,
+		  unsigned int perm)
+{
+	struct sim_atc_entry *set, *victim = NULL;
+
+	pthread_mutex_lock(&atc->lock);
+	set = &atc->e[atc_set(atc, pasid, vpn) * SIM_ATC_WAYS];
+	for (int w = 0; w < SIM_ATC_WAYS && !victim; w++)
+		if (!set[w].perm ||
+		    (set[w].vpn == vpn && set[w].pasid == pasid))
+			victim = &set[w];
+	if (!victim)
+		victim = &set[atc->hand++ % SIM_ATC_WAYS];
+	victim->vpn = vpn;
+	victim->pasid = pasid;
+	victim->perm = (uint8_t)perm;
+	pthread_mutex_unlock(&atc->lock);
+}
+
+static unsigned int atc_drop(struct sim_atc_entry *e, uint32_t pasid,
+			     uint64_t start, uint64_t end)
+{
+	if (e->perm && e->pasid == pasid && e->vpn >= start && e->vpn < end) {
+		e->perm = 0;
+		return 1;
+	}
+	return 0;
+}
+
+unsigned int sim_atc_invalidate(struct sim_atc *atc, uint32_t pasid,
+				uint64_t start, uint64_t end)
+{
+	unsigned int total = atc->nsets * SIM_ATC_WAYS, dropped = 0;
+	struct sim_atc_entry *set;
+
+	pthread_mutex_lock(&atc->lock);
+	if (end - start < atc->nsets) {
+		/* Small range: visit only the sets its pages hash to. */
+		for (uint64_t vpn = start; vpn < end; vpn++) {
+			set = &atc->e[atc_set(atc, pasid, vpn) * SIM_ATC_WAYS];
+			for (int w = 0; w < SIM_ATC_WAYS; w++)
+				dropped += atc_drop(&set[w], pasid, vpn,
+						    vpn + 1);
+		}
+	} else {
+		for (unsigned int i = 0; i < total; i++)
+			dropped += atc_drop(&atc->e[i], pasid, start, end);
+	}
+	pthread_mutex_unlock(&atc->lock);
+	return dropped;
+}

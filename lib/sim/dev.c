@@ -1,0 +1,294 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
+/*
+ * The software device's backend ops: SIM_NR_DEVICES devices "sim0".. with
+ * ATS, PRI and PASID. A device's fd is a sealed memfd naming it, so it can
+ * be passed to another process and opened there with sva_dev_open_fd().
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sim.h"
+
+#define SIM_FD_MAGIC "SVASIM01"
+
+struct sim_fd_hdr {
+	char magic[8];
+	uint32_t index;
+	uint32_t rsvd;
+};
+
+static int sim_enumerate(struct sva_dev_desc *descs, unsigned int max)
+{
+	for (unsigned int i = 0; i < SIM_NR_DEVICES && i < max; i++) {
+		memset(&descs[i], 0, sizeof(descs[i]));
+		snprintf(descs[i].name, sizeof(descs[i].name), "sim%u", i);
+		snprintf(descs[i].backend, sizeof(descs[i].backend), "sim");
+	}
+	return SIM_NR_DEVICES;
+}
+
+static int sim_fd_create(unsigned int index)
+{
+	struct sim_fd_hdr hdr = { .magic = SIM_FD_MAGIC, .index = index };
+	char name[32];
+	int fd;
+
+	snprintf(name, sizeof(name), "sva-sim%u", index);
+	fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, &hdr, sizeof(hdr)) != sizeof(hdr) ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK |
+		  F_SEAL_GROW | F_SEAL_SEAL)) {
+		close(fd);
+		return -EIO;
+	}
+	return fd;
+}
+
+/* The sim device index behind @fd, or -ENODEV if it names none. */
+static int sim_fd_index(int fd)
+{
+	struct sim_fd_hdr hdr;
+	struct stat st;
+
+	if (fstat(fd, &st))
+		return -errno;
+	if (!S_ISREG(st.st_mode) || st.st_size != sizeof(hdr) ||
+	    pread(fd, &hdr, sizeof(hdr), 0) != sizeof(hdr) ||
+	    memcmp(hdr.magic, SIM_FD_MAGIC, sizeof(hdr.magic)) ||
+	    hdr.index >= SIM_NR_DEVICES)
+		return -ENODEV;
+	return (int)hdr.index;
+}
+
+static int sim_name_index(const char *name)
+{
+	unsigned int idx;
+	char tail;
+
+	if (sscanf(name, "sim%u%c", &idx, &tail) != 1 ||
+	    idx >= SIM_NR_DEVICES)
+		return -ENODEV;
+	return (int)idx;
+}
+
+/* Fill defaults in and check the caller's options. */
+static int sim_opts(struct sva_dev_opts *o)
+{
+	if (!o->atc_entries)
+		o->atc_entries = 4096;
+	if (!o->prq_depth)
+		o->prq_depth = 256;
+	if (!o->fault_batch)
+		o->fault_batch = 32;
+	if (!o->pasid_bits)
+		o->pasid_bits = 20;
+	if (!o->queue_depth)
+		o->queue_depth = 1024;
+	if (o->atc_entries > (1u << 20) || o->prq_depth > 65536 ||
+	    o->fault_batch > 2 * SIM_CHUNK_PAGES || o->pasid_bits > 20 ||
+	    o->queue_depth > 65536)
+		return sva_err(-EINVAL, "option out of range (atc_entries <= 2^20, prq_depth <= 65536, fault_batch <= %u, pasid_bits <= 20, queue_depth <= 65536)",
+			       2 * SIM_CHUNK_PAGES);
+	return 0;
+}
+
+static int sim_open(struct sva_dev *dev, const char *name, int fd)
+{
+	struct sva_dev_caps *caps = &dev->caps;
+	struct sim_dev *sd;
+	int idx, err;
+
+	idx = name ? sim_name_index(name) : sim_fd_index(fd);
+	if (idx < 0)
+		return idx;
+	err = sim_opts(&dev->opts);
+	if (err)
+		return err;
+	sd = calloc(1, sizeof(*sd));
+	if (!sd)
+		return -ENOMEM;
+	sd->dev = dev;
+	sd->index = (unsigned int)idx;
+	dev->fd = name ? sim_fd_create(sd->index) :
+			 fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (dev->fd < 0) {
+		err = dev->fd == -1 ? -errno : dev->fd;
+		goto free;
+	}
+	err = sim_atc_init(&sd->atc, dev->opts.atc_entries);
+	if (err)
+		goto close;
+	err = sim_prq_init(sd, dev->opts.prq_depth, dev->opts.fault_batch);
+	if (err)
+		goto atc;
+
+	snprintf(dev->name, sizeof(dev->name), "sim%u", sd->index);
+	caps->flags = SVA_CAP_PASID | SVA_CAP_ATS | SVA_CAP_MIRROR;
+	if (!(dev->opts.flags & SVA_DEV_NO_PRI))
+		caps->flags |= SVA_CAP_PRI | SVA_CAP_BLOCK_ON_FAULT;
+	caps->pasid_bits = dev->opts.pasid_bits;
+	caps->page_sizes = (1ull << 12) | (1ull << 21);
+	caps->queue_depth = dev->opts.queue_depth;
+	caps->prq_depth = dev->opts.prq_depth;
+	caps->atc_entries = dev->opts.flags & SVA_DEV_NO_ATC ? 0 :
+			    dev->opts.atc_entries;
+	caps->fault_batch = dev->opts.fault_batch;
+	caps->ops = (1u << SVA_OP_MAX) - 1;
+	caps->max_xfer = 1ull << 30;
+	dev->priv = sd;
+	return 0;
+atc:
+	sim_atc_fini(&sd->atc);
+close:
+	close(dev->fd);
+	dev->fd = -1;
+free:
+	free(sd);
+	return err;
+}
+
+static void sim_close(struct sva_dev *dev)
+{
+	struct sim_dev *sd = dev->priv;
+
+	sim_prq_fini(sd);
+	sim_atc_fini(&sd->atc);
+	close(dev->fd);
+	free(sd);
+}
+
+static int sim_bind(struct sva_bind *bind)
+{
+	struct sim_bind *sb;
+	struct sim_mm *mm;
+
+	sb = calloc(1, sizeof(*sb));
+	if (!sb)
+		return -ENOMEM;
+	sb->bind = bind;
+	sb->bounce[0] = malloc(SIM_CHUNK + 8);
+	sb->bounce[1] = malloc(SIM_CHUNK + 8);
+	if (!sb->bounce[0] || !sb->bounce[1])
+		goto nomem;
+	bind->priv = sb;
+	mm = sim_mm_get(bind);
+	if (!mm)
+		goto nomem;
+	if (mm->pasid >= 1u << bind->dev->caps.pasid_bits) {
+		sim_mm_put(bind);
+		free(sb->bounce[0]);
+		free(sb->bounce[1]);
+		free(sb);
+		return sva_err(-ENOSPC, "PASID %u does not fit %s's %u bits",
+			       mm->pasid, bind->dev->name,
+			       bind->dev->caps.pasid_bits);
+	}
+	bind->pasid = mm->pasid;
+	return 0;
+nomem:
+	free(sb->bounce[0]);
+	free(sb->bounce[1]);
+	free(sb);
+	return -ENOMEM;
+}
+
+static void sim_unbind(struct sva_bind *bind)
+{
+	struct sim_bind *sb = sim_bind_of(bind);
+	struct sva_bind *other;
+	bool last = true;
+
+	pthread_mutex_lock(&bind->dev->lock);
+	list_for_each_entry(other, &bind->dev->binds, dev_node)
+		if (other != bind)
+			last = false;
+	pthread_mutex_unlock(&bind->dev->lock);
+	/* The PASID leaves the device: its ATC entries go with it. */
+	if (last)
+		sim_atc_invalidate(&sim_dev_of(bind)->atc, bind->pasid, 0,
+				   UINT64_MAX >> SVA_PAGE_SHIFT);
+	sim_mm_put(bind);
+	free(sb->bounce[0]);
+	free(sb->bounce[1]);
+	free(sb);
+}
+
+static void sim_sync(struct sva_bind *bind)
+{
+	sim_mm_sync(sim_bind_of(bind)->mm);
+}
+
+static int sim_mirror_register(struct sva_mirror *m)
+{
+	sim_mm_track_range(sim_bind_of(m->bind)->mm, m->start, m->end);
+	return 0;
+}
+
+static void sim_mirror_unregister(struct sva_mirror *m)
+{
+	(void)m;
+}
+
+/* Fault in the pages of @states not already as @fault asks. */
+static void snapshot_fault(struct sva_mirror *m, uint64_t addr,
+			   uint64_t npages, const uint8_t *states,
+			   unsigned int fault)
+{
+	uint8_t want = fault & SVA_ACCESS_WRITE ?
+		       SVA_PAGE_VALID | SVA_PAGE_WRITE : SVA_PAGE_VALID;
+	enum sim_response resp;
+	uint64_t i = 0, j;
+
+	while (i < npages) {
+		if ((states[i] & want) == want) {
+			i++;
+			continue;
+		}
+		for (j = i + 1; j < npages && (states[j] & want) != want; j++)
+			;
+		resp = sim_fault_resolve(addr + (i << SVA_PAGE_SHIFT),
+					 (j - i) << SVA_PAGE_SHIFT, fault);
+		/* A run failed: resolve what can be, page by page. */
+		for (uint64_t k = i; resp != SIM_RESP_SUCCESS && k < j; k++)
+			sim_fault_resolve(addr + (k << SVA_PAGE_SHIFT),
+					  SVA_PAGE_SIZE, fault);
+		sva__count(m->bind, SVA_C_PAGE_GROUPS, 1);
+		sva__count(m->bind, resp == SIM_RESP_SUCCESS ?
+			   SVA_C_FAULTS_RESOLVED : SVA_C_FAULTS_FAILED, 1);
+		i = j;
+	}
+}
+
+static int sim_snapshot(struct sva_mirror *m, uint64_t addr, uint64_t len,
+			uint8_t *states, unsigned int fault)
+{
+	struct sim_mm *mm = sim_bind_of(m->bind)->mm;
+	int err;
+
+	err = sim_mm_snapshot(mm, addr, len, states);
+	if (err || !fault)
+		return err;
+	snapshot_fault(m, addr, len >> SVA_PAGE_SHIFT, states, fault);
+	return sim_mm_snapshot(mm, addr, len, states);
+}
+
+const struct sva_backend_ops sva_sim_ops = {
+	.name = "sim",
+	.enumerate = sim_enumerate,
+	.open = sim_open,
+	.close = sim_close,
+	.bind = sim_bind,
+	.unbind = sim_unbind,
+	.sync = sim_sync,
+	.exec = sim_exec,
+	.mirror_register = sim_mirror_register,
+	.mirror_unregister = sim_mirror_unregister,
+	.snapshot = sim_snapshot,
+};

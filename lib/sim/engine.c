@@ -1,0 +1,292 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
+/*
+ * The software device's engine: runs a descriptor as bursts of up to
+ * SIM_CHUNK bytes. Each burst translates its pages (ATC first, then the
+ * IOMMU's walk of the CPU page table), moves the bytes of the pages it may
+ * access, and on a translation fault either ends the descriptor with a
+ * partial completion or raises a page request group and waits (block on
+ * fault), as a DSA-style device does.
+ *
+ * The device never dereferences the bound addresses itself: the kernel's
+ * process_vm_readv/writev move the bytes, so a page unmapped under a burst
+ * makes the burst short, never a SIGSEGV.
+ */
+#include <sched.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "sim.h"
+
+/* Responses that resolved nothing before we give up on a descriptor. */
+#define SIM_MAX_STALLS 64
+
+struct burst_faults {
+	uint64_t addr[2 * SIM_CHUNK_PAGES];	/* pages, for page requests */
+	unsigned int access[2 * SIM_CHUNK_PAGES];
+	unsigned int n;
+	uint64_t first;		/* the first byte that stopped the burst */
+	uint64_t first_off;	/* its offset into the burst */
+	unsigned int first_access;
+};
+
+/*
+ * How many bytes from @addr (up to @len, within SIM_CHUNK_PAGES pages) the
+ * device may access with @need; pages it may not go to @bf.
+ */
+static uint64_t burst_translate(struct sva_bind *bind, uint64_t addr,
+				uint64_t len, unsigned int need,
+				struct burst_faults *bf, unsigned int max)
+{
+	struct sim_dev *sd = sim_dev_of(bind);
+	struct sim_mm *mm = sim_bind_of(bind)->mm;
+	bool use_atc = !(bind->dev->opts.flags & SVA_DEV_NO_ATC);
+	uint64_t vpn = addr >> SVA_PAGE_SHIFT, ok = len;
+	unsigned int n = (unsigned int)(((addr + len - 1) >> SVA_PAGE_SHIFT) -
+					vpn + 1);
+	uint8_t perm[SIM_CHUNK_PAGES], hit[SIM_CHUNK_PAGES];
+	unsigned int nhit = 0, need_perm = need & SVA_ACCESS_WRITE ?
+				SIM_PERM_W : SIM_PERM_R;
+	bool tracked = false;
+
+	for (unsigned int i = 0; i < n; i++) {
+		perm[i] = use_atc ? (uint8_t)sim_atc_lookup(&sd->atc,
+							    bind->pasid,
+							    vpn + i) : 0;
+		hit[i] = (perm[i] & need_perm) == need_perm;
+		nhit += hit[i];
+	}
+	sva__count(bind, SVA_C_TRANSLATIONS, n);
+	sva__count(bind, SVA_C_ATC_HITS, nhit);
+	sva__count(bind, SVA_C_ATC_MISSES, n - nhit);
+	if (nhit < n) {
+		if (sim_mm_translate(mm, vpn, n, perm, &tracked))
+			memset(perm, 0, n);
+		for (unsigned int i = 0; use_atc && tracked && i < n; i++)
+			if (!hit[i] && perm[i])
+				sim_atc_fill(&sd->atc, bind->pasid, vpn + i,
+					     perm[i]);
+	}
+	for (unsigned int i = 0; i < n; i++) {
+		uint64_t page = (vpn + i) << SVA_PAGE_SHIFT;
+
+		if ((perm[i] & need_perm) == need_perm)
+			continue;
+		if (ok == len)
+			ok = page > addr ? page - addr : 0;
+		if (ok == (page > addr ? page - addr : 0) &&
+		    (!bf->n || ok < bf->first_off)) {
+			bf->first = addr + ok;
+			bf->first_off = ok;
+			bf->first_access = need;
+		}
+		if (bf->n < max) {
+			bf->addr[bf->n] = page;
+			bf->access[bf->n++] = need;
+		}
+	}
+	return ok;
+}
+
+struct exec_state {
+	const struct sva_desc *d;
+	uint64_t off;		/* bytes done */
+	uint32_t crc;
+	bool differ;		/* COMPARE found a difference at off */
+	uint8_t *b0, *b1;
+};
+
+static size_t vm_read(void *local, uint64_t remote, size_t len)
+{
+	struct iovec l = { local, len };
+	struct iovec r = { (void *)(uintptr_t)remote, len };
+	ssize_t n = process_vm_readv(getpid(), &l, 1, &r, 1, 0);
+
+	return n > 0 ? (size_t)n : 0;
+}
+
+static size_t vm_write(uint64_t remote, const void *local, size_t len)
+{
+	struct iovec l = { (void *)local, len };
+	struct iovec r = { (void *)(uintptr_t)remote, len };
+	ssize_t n = process_vm_writev(getpid(), &l, 1, &r, 1, 0);
+
+	return n > 0 ? (size_t)n : 0;
+}
+
+/* Move @len bytes at the state's offset; returns the bytes done. */
+static size_t burst_access(struct exec_state *st, size_t len)
+{
+	const struct sva_desc *d = st->d;
+	uint64_t src = d->src + st->off, dst = d->dst + st->off;
+	size_t done, n1;
+
+	switch (d->opcode) {
+	case SVA_OP_COPY:
+		/* The kernel copies src (the "remote") into dst. */
+		return vm_read((void *)(uintptr_t)dst, src, len);
+	case SVA_OP_FILL:
+		/* b0 holds the pattern from phase 0; start at ours. */
+		return vm_write(dst, st->b0 + st->off % 8, len);
+	case SVA_OP_CRC32C:
+		done = vm_read(st->b0, src, len);
+		st->crc = sva_crc32c(st->crc, st->b0, done);
+		return done;
+	case SVA_OP_COMPARE:
+		done = vm_read(st->b0, src, len);
+		n1 = vm_read(st->b1, dst, done);
+		done = MIN(done, n1);
+		for (size_t i = 0; i < done; i++) {
+			if (st->b0[i] != st->b1[i]) {
+				st->differ = true;
+				return i;
+			}
+		}
+		return done;
+	default:
+		return len;
+	}
+}
+
+static bool op_reads(uint32_t op)
+{
+	return op == SVA_OP_COPY || op == SVA_OP_COMPARE ||
+	       op == SVA_OP_CRC32C;
+}
+
+static bool op_writes(uint32_t op)
+{
+	return op == SVA_OP_COPY || op == SVA_OP_FILL;
+}
+
+/*
+ * One burst under inval_lock: returns bytes done; the pages that stopped it
+ * are in @bf.
+ */
+static uint64_t burst(struct sva_bind *bind, struct exec_state *st,
+		      struct burst_faults *bf)
+{
+	const struct sva_desc *d = st->d;
+	struct sim_mm *mm = sim_bind_of(bind)->mm;
+	unsigned int max = sim_dev_of(bind)->dev->opts.fault_batch;
+	uint64_t in_page = 0, len, ok, dst_ok, done;
+
+	/* A burst covers at most SIM_CHUNK_PAGES pages of either side. */
+	if (d->src)
+		in_page = (d->src + st->off) & ~SVA_PAGE_MASK;
+	if (d->dst)
+		in_page = MAX(in_page, (d->dst + st->off) & ~SVA_PAGE_MASK);
+	len = MIN(d->len - st->off, SIM_CHUNK - in_page);
+	bf->n = 0;
+
+	pthread_rwlock_rdlock(&mm->inval_lock);
+	ok = len;
+	if (op_reads(d->opcode))
+		ok = burst_translate(bind, d->src + st->off, len,
+				     SVA_ACCESS_READ, bf, max);
+	/* COMPARE only reads dst. */
+	if (d->dst) {
+		dst_ok = burst_translate(bind, d->dst + st->off, len,
+					 op_writes(d->opcode) ?
+					 SVA_ACCESS_WRITE : SVA_ACCESS_READ,
+					 bf, max);
+		ok = MIN(ok, dst_ok);
+	}
+	done = ok ? burst_access(st, ok) : 0;
+	pthread_rwlock_unlock(&mm->inval_lock);
+
+	if (ok && done < ok && !st->differ) {
+		/*
+		 * A page we had a translation for was not accessible: the
+		 * mapping changed in a way no event told us of (mprotect).
+		 * Forget what we cached of it and translate afresh.
+		 */
+		uint64_t s = d->src + st->off + done, t = d->dst + st->off + done;
+
+		if (d->src)
+			sim_mm_vma_forget(mm, s);
+		if (d->dst)
+			sim_mm_vma_forget(mm, t);
+		sim_atc_invalidate(&sim_dev_of(bind)->atc, bind->pasid,
+				   MIN(d->src ? s : t, d->dst ? t : s) >>
+				   SVA_PAGE_SHIFT,
+				   (MAX(s, t) >> SVA_PAGE_SHIFT) + 1);
+	}
+	st->off += done;
+	return done;
+}
+
+static void complete_fault(struct sva_completion *comp, uint32_t status,
+			   uint64_t addr, unsigned int access)
+{
+	comp->status = status;
+	comp->fault_addr = addr;
+	comp->fault_access = access;
+}
+
+void sim_exec(struct sva_bind *bind, const struct sva_desc *d,
+	      struct sva_completion *comp)
+{
+	struct sim_bind *sb = sim_bind_of(bind);
+	struct exec_state st = {
+		.d = d, .crc = (uint32_t)d->pattern,
+		.b0 = sb->bounce[0], .b1 = sb->bounce[1],
+	};
+	bool block = (d->flags & SVA_DESC_BLOCK_ON_FAULT) &&
+		     !(bind->dev->opts.flags & SVA_DEV_NO_PRI);
+	struct burst_faults bf;
+	enum sim_response resp;
+	struct sim_prg prg;
+	unsigned int stalls = 0;
+
+	if (d->opcode == SVA_OP_FILL)
+		for (size_t i = 0; i < SIM_CHUNK + 8; i++)
+			st.b0[i] = (uint8_t)(d->pattern >> (8 * (i % 8)));
+
+	while (d->opcode != SVA_OP_NOP && st.off < d->len && !st.differ) {
+		if (burst(bind, &st, &bf)) {
+			stalls = 0;
+			continue;
+		}
+		if (!bf.n) {
+			/* Short access, translations dropped: try again. */
+			if (++stalls < SIM_MAX_STALLS)
+				continue;
+			complete_fault(comp, SVA_STATUS_FAULT_INVALID,
+				       (d->src ? d->src : d->dst) + st.off,
+				       SVA_ACCESS_READ);
+			break;
+		}
+		if (!block) {
+			complete_fault(comp, SVA_STATUS_PAGE_FAULT, bf.first,
+				       bf.first_access);
+			break;
+		}
+		resp = sim_prq_request(bind, bf.addr, bf.access, bf.n, &prg);
+		if (resp != SIM_RESP_SUCCESS) {
+			complete_fault(comp, resp == SIM_RESP_INVALID ?
+				       SVA_STATUS_FAULT_INVALID :
+				       SVA_STATUS_FAULT_FAILURE,
+				       prg.fault_addr, prg.fault_access);
+			break;
+		}
+		/* Resolved: the VMA may have changed under us (mprotect). */
+		for (unsigned int i = 0; i < bf.n; i++)
+			sim_mm_vma_forget(sb->mm, bf.addr[i]);
+		if (prg.overflowed) {
+			sched_yield();	/* let the queue drain, then ask again */
+			continue;
+		}
+		/* Answered SUCCESS for every page, yet no progress. */
+		if (++stalls >= SIM_MAX_STALLS) {
+			complete_fault(comp, SVA_STATUS_FAULT_FAILURE,
+				       bf.first, bf.first_access);
+			break;
+		}
+	}
+	comp->bytes_done = st.off;
+	if (d->opcode == SVA_OP_CRC32C)
+		comp->result = st.crc;
+	if (d->opcode == SVA_OP_COMPARE)
+		comp->result = st.differ;
+}

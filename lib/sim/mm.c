@@ -1,0 +1,567 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
+/*
+ * The IOMMU's view of this process's mm.
+ *
+ * Translations come from the CPU page table as /proc/self/pagemap shows it,
+ * combined with the VMA's protection from /proc/self/maps. Invalidations
+ * come from a userfaultfd registered (write-protect mode, which by itself
+ * never blocks a CPU access) on every VMA the device touches, with the
+ * non-cooperative UNMAP, REMOVE and REMAP events. munmap() and mremap() wait
+ * until we have read their event, MADV_DONTNEED until we read it and then
+ * zaps; we read it holding inval_lock for writing, so no device access can
+ * use a translation they killed once they return.
+ *
+ * What the model can't see: mprotect() and fork() send no event. The device
+ * never moves bytes itself, though: process_vm_readv/writev do it, and they
+ * obey the current protections (a write to a page made read-only fails and
+ * becomes a fault; a write to a page fork() made copy-on-write breaks the
+ * sharing as a CPU write would). VMAs that can't be registered (most
+ * file-backed private mappings) are translated on every access and never
+ * cached, since no event would tell us of their unmap.
+ */
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "pagemap_scan.h"
+#include "sim.h"
+
+#define PM_PRESENT (1ull << 63)
+#define PM_FILE (1ull << 61)
+#define PM_EXCLUSIVE (1ull << 56)
+
+/* One IOMMU view per process; a child after fork() builds its own. */
+static pthread_mutex_t sim_mm_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sim_mm *the_mm;
+
+/* ---------------------------------------------------------------- VMAs */
+
+static bool maps_line_parse(const char *line, struct sim_vma *vma)
+{
+	char *end;
+
+	vma->start = strtoull(line, &end, 16);
+	if (*end != '-')
+		return false;
+	vma->end = strtoull(end + 1, &end, 16);
+	if (*end != ' ' || strlen(end) < 5)
+		return false;
+	vma->prot = (end[1] == 'r' ? SIM_PERM_R : 0) |
+		    (end[2] == 'w' ? SIM_PERM_W : 0);
+	vma->shared = end[4] == 's';
+	vma->tracked = false;
+	return true;
+}
+
+/*
+ * Find the VMA around @addr in /proc/self/maps. No stdio and no malloc:
+ * this runs under inval_lock, where freeing memory could trim the heap and
+ * wait on the event thread that waits on us.
+ */
+static bool vma_read(uint64_t addr, struct sim_vma *out)
+{
+	char buf[8192], *line, *nl;
+	size_t have = 0;
+	bool found = false;
+	ssize_t n;
+	int fd;
+
+	fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	while (!found && (n = read(fd, buf + have, sizeof(buf) - 1 - have)) > 0) {
+		have += (size_t)n;
+		buf[have] = '\0';
+		line = buf;
+		while (!found && (nl = strchr(line, '\n'))) {
+			*nl = '\0';
+			if (maps_line_parse(line, out) && addr >= out->start &&
+			    addr < out->end)
+				found = true;
+			line = nl + 1;
+		}
+		have -= (size_t)(line - buf);
+		memmove(buf, line, have);
+	}
+	close(fd);
+	return found;
+}
+
+static void vma_track(struct sim_mm *mm, struct sim_vma *vma)
+{
+	struct uffdio_register reg = {
+		.range = { .start = vma->start, .len = vma->end - vma->start },
+		.mode = UFFDIO_REGISTER_MODE_WP,
+	};
+
+	if (mm->uffd >= 0 && !ioctl(mm->uffd, UFFDIO_REGISTER, &reg))
+		vma->tracked = true;
+	else
+		pr_debug("VMA %#llx-%#llx untracked: %s\n",
+			 (unsigned long long)vma->start,
+			 (unsigned long long)vma->end, strerror(errno));
+}
+
+/* Look @addr's VMA up in the cache, else in maps. Caller holds mm->lock. */
+static bool vma_get(struct sim_mm *mm, uint64_t addr, struct sim_vma *out)
+{
+	struct sim_vma *slot;
+
+	for (unsigned int i = 0; i < mm->nr_vmas; i++) {
+		if (addr >= mm->vmas[i].start && addr < mm->vmas[i].end) {
+			*out = mm->vmas[i];
+			return true;
+		}
+	}
+	if (!vma_read(addr, out))
+		return false;
+	vma_track(mm, out);
+	if (mm->nr_vmas < ARRAY_SIZE(mm->vmas))
+		slot = &mm->vmas[mm->nr_vmas++];
+	else
+		slot = &mm->vmas[mm->vma_hand++ % ARRAY_SIZE(mm->vmas)];
+	*slot = *out;
+	return true;
+}
+
+/* Drop cached VMAs overlapping [start, end). Caller holds mm->lock. */
+static void vmas_forget(struct sim_mm *mm, uint64_t start, uint64_t end)
+{
+	for (unsigned int i = 0; i < mm->nr_vmas;) {
+		if (mm->vmas[i].start < end && start < mm->vmas[i].end)
+			mm->vmas[i] = mm->vmas[--mm->nr_vmas];
+		else
+			i++;
+	}
+}
+
+void sim_mm_vma_forget(struct sim_mm *mm, uint64_t addr)
+{
+	pthread_mutex_lock(&mm->lock);
+	vmas_forget(mm, addr, addr + 1);
+	pthread_mutex_unlock(&mm->lock);
+}
+
+void sim_mm_track_range(struct sim_mm *mm, uint64_t start, uint64_t end)
+{
+	struct sim_vma vma;
+
+	pthread_mutex_lock(&mm->lock);
+	for (uint64_t a = start; a < end;)
+		a = vma_get(mm, a, &vma) ? vma.end : a + SVA_PAGE_SIZE;
+	pthread_mutex_unlock(&mm->lock);
+}
+
+/* ------------------------------------------------------- translations */
+
+static unsigned int pte_perm(uint64_t pm, const struct sim_vma *vma)
+{
+	unsigned int perm = 0;
+
+	if (!(pm & PM_PRESENT))
+		return 0;
+	if (vma->prot & SIM_PERM_R)
+		perm |= SIM_PERM_R;
+	/*
+	 * The PTE's write bit isn't in pagemap. A shared mapping's present
+	 * page is writable if the VMA is; a private one's only if it's an
+	 * anonymous page mapped once (not the zero page, not shared
+	 * copy-on-write, not page cache awaiting its copy).
+	 */
+	if ((vma->prot & SIM_PERM_W) &&
+	    (vma->shared || ((pm & PM_EXCLUSIVE) && !(pm & PM_FILE))))
+		perm |= SIM_PERM_W;
+	return perm;
+}
+
+int sim_mm_translate(struct sim_mm *mm, uint64_t vpn, unsigned int n,
+		     uint8_t *perms, bool *tracked)
+{
+	uint64_t pm[SIM_CHUNK_PAGES];
+	struct sim_vma vma = { 0 };
+	bool have_vma = false;
+	ssize_t got;
+
+	if (n > SIM_CHUNK_PAGES)
+		return -EINVAL;
+	got = pread(mm->pagemap, pm, n * sizeof(pm[0]),
+		    (off_t)(vpn * sizeof(pm[0])));
+	if (got < 0)
+		return -errno;
+	/* Past the end of the address space: nothing is mapped there. */
+	memset((char *)pm + got, 0, n * sizeof(pm[0]) - (size_t)got);
+
+	*tracked = true;
+	pthread_mutex_lock(&mm->lock);
+	for (unsigned int i = 0; i < n; i++) {
+		uint64_t addr = (vpn + i) << SVA_PAGE_SHIFT;
+
+		if (!have_vma || addr < vma.start || addr >= vma.end)
+			have_vma = vma_get(mm, addr, &vma);
+		if (!have_vma) {
+			perms[i] = 0;
+			*tracked = false;
+			continue;
+		}
+		if (!vma.tracked)
+			*tracked = false;
+		perms[i] = (uint8_t)pte_perm(pm[i], &vma);
+	}
+	pthread_mutex_unlock(&mm->lock);
+	return 0;
+}
+
+static void snapshot_huge(struct sim_mm *mm, uint64_t addr, uint64_t len,
+			  uint8_t *states)
+{
+	struct page_region regs[32];
+	struct pm_scan_arg arg = {
+		.size = sizeof(arg),
+		.start = addr,
+		.end = addr + len,
+		.vec = (uintptr_t)regs,
+		.vec_len = ARRAY_SIZE(regs),
+		.category_anyof_mask = PAGE_IS_HUGE,
+		.return_mask = PAGE_IS_HUGE,
+	};
+	int n;
+
+	while (arg.start < arg.end) {
+		n = ioctl(mm->pagemap, PAGEMAP_SCAN, &arg);
+		if (n < 0)
+			return;	/* before 6.7: huge pages aren't reported */
+		for (int i = 0; i < n; i++)
+			for (uint64_t a = regs[i].start; a < regs[i].end;
+			     a += SVA_PAGE_SIZE)
+				states[(a - addr) >> SVA_PAGE_SHIFT] |=
+					SVA_PAGE_HUGE;
+		if (arg.walk_end <= arg.start)
+			break;
+		arg.start = arg.walk_end;
+	}
+}
+
+int sim_mm_snapshot(struct sim_mm *mm, uint64_t addr, uint64_t len,
+		    uint8_t *states)
+{
+	uint64_t npages = len >> SVA_PAGE_SHIFT, vpn = addr >> SVA_PAGE_SHIFT;
+	uint8_t perms[SIM_CHUNK_PAGES];
+	struct sim_vma vma;
+	bool tracked;
+	int err;
+
+	for (uint64_t i = 0; i < npages; i += SIM_CHUNK_PAGES) {
+		unsigned int n = (unsigned int)MIN(npages - i,
+						   (uint64_t)SIM_CHUNK_PAGES);
+
+		err = sim_mm_translate(mm, vpn + i, n, perms, &tracked);
+		if (err)
+			return err;
+		for (unsigned int j = 0; j < n; j++) {
+			states[i + j] = 0;
+			if (perms[j] & SIM_PERM_R)
+				states[i + j] |= SVA_PAGE_VALID;
+			if (perms[j] & SIM_PERM_W)
+				states[i + j] |= SVA_PAGE_WRITE;
+		}
+	}
+	/* Pages in no VMA, or in one the device may not read, are errors. */
+	pthread_mutex_lock(&mm->lock);
+	for (uint64_t i = 0; i < npages; i++) {
+		uint64_t a = addr + (i << SVA_PAGE_SHIFT);
+
+		if (!vma_get(mm, a, &vma) || !(vma.prot & SIM_PERM_R))
+			states[i] = SVA_PAGE_ERROR;
+	}
+	pthread_mutex_unlock(&mm->lock);
+	snapshot_huge(mm, addr, len, states);
+	return 0;
+}
+
+/* -------------------------------------------------------- invalidation */
+
+/* Drop what the device caches of [start, end). Caller: inval_lock write. */
+static void mm_invalidate_locked(struct sim_mm *mm, uint64_t start,
+				 uint64_t end)
+{
+	struct sim_bind *sb;
+	unsigned int n;
+
+	pthread_mutex_lock(&mm->lock);
+	vmas_forget(mm, start, end);
+	list_for_each_entry(sb, &mm->binds, mm_node) {
+		n = sim_atc_invalidate(&sim_dev_of(sb->bind)->atc, mm->pasid,
+				       start >> SVA_PAGE_SHIFT,
+				       (end + SVA_PAGE_SIZE - 1) >>
+				       SVA_PAGE_SHIFT);
+		sva__count(sb->bind, SVA_C_ATC_INVALIDATED, n);
+		sva__count(sb->bind, SVA_C_INVALIDATIONS, 1);
+		sva__mirrors_advance(sb->bind, start, end);
+	}
+	pthread_mutex_unlock(&mm->lock);
+}
+
+void sim_mm_sync(struct sim_mm *mm)
+{
+	pthread_rwlock_rdlock(&mm->inval_lock);
+	pthread_rwlock_unlock(&mm->inval_lock);
+}
+
+static void mm_notify(struct sim_mm *mm, uint64_t start, uint64_t end,
+		      enum sva_inval_event ev)
+{
+	struct sim_bind *sb;
+
+	pthread_mutex_lock(&mm->lock);
+	list_for_each_entry(sb, &mm->binds, mm_node)
+		sva__mirrors_notify(sb->bind, start, end, ev);
+	pthread_mutex_unlock(&mm->lock);
+}
+
+struct inval {
+	uint64_t start, end;
+	enum sva_inval_event ev;
+};
+
+/* Turn one userfaultfd event into up to two invalidated ranges. */
+static int msg_to_invals(const struct uffd_msg *msg, struct inval *inv)
+{
+	switch (msg->event) {
+	case UFFD_EVENT_UNMAP:
+	case UFFD_EVENT_REMOVE:
+		inv[0].start = msg->arg.remove.start;
+		inv[0].end = msg->arg.remove.end;
+		inv[0].ev = msg->event == UFFD_EVENT_UNMAP ?
+			    SVA_INVAL_UNMAP : SVA_INVAL_DISCARD;
+		return 1;
+	case UFFD_EVENT_REMAP:
+		/* Old place loses its pages; the new one's VMA is new. */
+		inv[0].start = msg->arg.remap.from;
+		inv[0].end = msg->arg.remap.from + msg->arg.remap.len;
+		inv[0].ev = SVA_INVAL_REMAP;
+		inv[1].start = msg->arg.remap.to;
+		inv[1].end = msg->arg.remap.to + msg->arg.remap.len;
+		inv[1].ev = SVA_INVAL_REMAP;
+		return 2;
+	default:
+		return 0;
+	}
+}
+
+static void *mm_event_thread(void *arg)
+{
+	struct sim_mm *mm = arg;
+	struct pollfd pfd[2] = {
+		{ .fd = mm->uffd, .events = POLLIN },
+		{ .fd = mm->stop_fd, .events = POLLIN },
+	};
+	struct uffd_msg msgs[16];
+	struct inval inv[2 * ARRAY_SIZE(msgs)];
+	int n, ninv;
+
+	for (;;) {
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (pfd[1].revents) {
+			/*
+			 * Stop hearing events before this thread winds down:
+			 * its exit may unmap memory (sanitizers do) in a VMA
+			 * we registered, and nobody would read that event.
+			 * The last close unregisters every VMA.
+			 */
+			close(mm->uffd);
+			mm->uffd = -1;
+			break;
+		}
+		if (!(pfd[0].revents & POLLIN))
+			continue;
+		/*
+		 * Reading an event lets the munmap/madvise behind it go on:
+		 * read it with device accesses shut out, drop the
+		 * translations, then let them in again.
+		 */
+		pthread_rwlock_wrlock(&mm->inval_lock);
+		n = (int)read(mm->uffd, msgs, sizeof(msgs));
+		ninv = 0;
+		for (int i = 0; n > 0 && i < n / (int)sizeof(msgs[0]); i++)
+			ninv += msg_to_invals(&msgs[i], &inv[ninv]);
+		for (int i = 0; i < ninv; i++)
+			mm_invalidate_locked(mm, inv[i].start, inv[i].end);
+		pthread_rwlock_unlock(&mm->inval_lock);
+		for (int i = 0; i < ninv; i++)
+			mm_notify(mm, inv[i].start, inv[i].end, inv[i].ev);
+	}
+	return NULL;
+}
+
+static int uffd_open(void)
+{
+	struct uffdio_api api = {
+		.api = UFFD_API,
+		.features = UFFD_FEATURE_EVENT_UNMAP |
+			    UFFD_FEATURE_EVENT_REMOVE |
+			    UFFD_FEATURE_EVENT_REMAP,
+	};
+	int fd;
+
+	/* User-mode-only works without privilege where plain uffd doesn't. */
+	fd = (int)syscall(SYS_userfaultfd,
+			  O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+	if (fd < 0)
+		fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return -errno;
+	if (ioctl(fd, UFFDIO_API, &api)) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+static void mm_destroy(struct sim_mm *mm)
+{
+	if (mm->uffd >= 0)
+		close(mm->uffd);	/* unregisters every VMA */
+	if (mm->stop_fd >= 0)
+		close(mm->stop_fd);
+	if (mm->pagemap >= 0)
+		close(mm->pagemap);
+	pthread_rwlock_destroy(&mm->inval_lock);
+	pthread_mutex_destroy(&mm->lock);
+	free(mm);
+}
+
+static int mm_create(struct sim_mm **mmp)
+{
+	pthread_rwlockattr_t ra;
+	struct sim_mm *mm;
+	int err;
+
+	mm = calloc(1, sizeof(*mm));
+	if (!mm)
+		return -ENOMEM;
+	mm->pid = getpid();
+	mm->pasid = 1;	/* PASID 0 is RID_PASID: DMA without a PASID */
+	mm->uffd = mm->stop_fd = -1;
+	list_init(&mm->binds);
+	pthread_mutex_init(&mm->lock, NULL);
+	/* Writers first: an invalidation must not wait behind a stream of
+	 * device bursts while munmap() waits on it. */
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(&ra,
+			PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&mm->inval_lock, &ra);
+	pthread_rwlockattr_destroy(&ra);
+
+	mm->pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (mm->pagemap < 0) {
+		err = sva_err(-errno, "can't open /proc/self/pagemap: %s",
+			      strerror(errno));
+		goto destroy;
+	}
+	mm->uffd = uffd_open();
+	if (mm->uffd < 0) {
+		pr_info("userfaultfd unavailable (%s): translations won't be cached\n",
+			strerror(-mm->uffd));
+		mm->uffd = -1;
+		*mmp = mm;
+		return 0;
+	}
+	mm->stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (mm->stop_fd < 0) {
+		err = -errno;
+		goto destroy;
+	}
+	err = -pthread_create(&mm->thread, NULL, mm_event_thread, mm);
+	if (err)
+		goto destroy;
+	*mmp = mm;
+	return 0;
+destroy:
+	mm_destroy(mm);
+	return err;
+}
+
+/*
+ * In a child after fork(): drop the parent's fds. The child holding the
+ * userfaultfd open would keep the parent's VMAs registered after the parent
+ * closes it, and the parent's munmap() would then wait for a reader that no
+ * longer exists. The memory of the parent's state is left alone: the
+ * parent's handles are unusable here (-EPERM) anyway.
+ */
+static void mm_atfork_child(void)
+{
+	if (!the_mm)
+		return;
+	if (the_mm->uffd >= 0)
+		close(the_mm->uffd);
+	if (the_mm->stop_fd >= 0)
+		close(the_mm->stop_fd);
+	if (the_mm->pagemap >= 0)
+		close(the_mm->pagemap);
+	the_mm = NULL;
+	pthread_mutex_init(&sim_mm_lock, NULL);
+}
+
+static void mm_atfork_register(void)
+{
+	pthread_atfork(NULL, NULL, mm_atfork_child);
+}
+
+struct sim_mm *sim_mm_get(struct sva_bind *bind)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	struct sim_bind *sb = sim_bind_of(bind);
+	struct sim_mm *mm;
+
+	pthread_once(&once, mm_atfork_register);
+	pthread_mutex_lock(&sim_mm_lock);
+	/* Inherited across a fork() that ran no atfork handlers. */
+	if (the_mm && the_mm->pid != getpid())
+		the_mm = NULL;
+	if (!the_mm && mm_create(&the_mm))
+		the_mm = NULL;
+	mm = the_mm;
+	if (mm) {
+		mm->refs++;
+		sb->mm = mm;
+		pthread_mutex_lock(&mm->lock);
+		list_add_tail(&sb->mm_node, &mm->binds);
+		pthread_mutex_unlock(&mm->lock);
+	}
+	pthread_mutex_unlock(&sim_mm_lock);
+	return mm;
+}
+
+void sim_mm_put(struct sva_bind *bind)
+{
+	struct sim_bind *sb = sim_bind_of(bind);
+	struct sim_mm *mm = sb->mm;
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&sim_mm_lock);
+	pthread_mutex_lock(&mm->lock);
+	list_del(&sb->mm_node);
+	pthread_mutex_unlock(&mm->lock);
+	if (--mm->refs == 0) {
+		if (mm->uffd >= 0) {
+			if (write(mm->stop_fd, &one, sizeof(one)) < 0)
+				pr_warn("can't stop the event thread\n");
+			pthread_join(mm->thread, NULL);
+		}
+		mm_destroy(mm);
+		the_mm = NULL;
+	}
+	pthread_mutex_unlock(&sim_mm_lock);
+}

@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later OR MIT */
+/*
+ * The software SVA device: an in-process model of a PASID-capable device
+ * behind an IOMMU. Its pieces, one file each:
+ *  - mm.c:     the IOMMU's view of this process's mm: page table walks
+ *              (pagemap), VMA permissions, and invalidations from
+ *              userfaultfd's non-cooperative events;
+ *  - atc.c:    the device's address translation cache;
+ *  - prq.c:    the page request queue and the fault service behind it;
+ *  - engine.c: descriptor execution (device reads and writes);
+ *  - dev.c:    the backend ops table, devices, PASIDs, bindings.
+ */
+#ifndef SVA_SIM_H
+#define SVA_SIM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../internal.h"
+
+#define SIM_NR_DEVICES 4
+#define SIM_CHUNK_PAGES 64		/* pages a device burst covers */
+#define SIM_CHUNK (SIM_CHUNK_PAGES * SVA_PAGE_SIZE)
+
+/* Translation permissions, as an ATS completion grants them. */
+enum sim_perm {
+	SIM_PERM_R = 1u << 0,
+	SIM_PERM_W = 1u << 1,
+};
+
+/* ---------------------------------------------------------------- ATC */
+
+struct sim_atc_entry {
+	uint64_t vpn;
+	uint32_t pasid;
+	uint8_t perm;		/* enum sim_perm, 0 = empty */
+};
+
+struct sim_atc {
+	pthread_mutex_t lock;	/* protects the entries and hand */
+	struct sim_atc_entry *e;
+	unsigned int nsets;	/* entries = nsets * SIM_ATC_WAYS */
+	unsigned int hand;	/* round-robin victim within a set */
+};
+
+int sim_atc_init(struct sim_atc *atc, unsigned int entries);
+void sim_atc_fini(struct sim_atc *atc);
+/* Permissions cached for @vpn, 0 on a miss. */
+unsigned int sim_atc_lookup(struct sim_atc *atc, uint32_t pasid,
+			    uint64_t vpn);
+void sim_atc_fill(struct sim_atc *atc, uint32_t pasid, uint64_t vpn,
+		  unsigned int perm);
+/* Drop [start, end) of @pasid; returns the entries dropped. */
+unsigned int sim_atc_invalidate(struct sim_atc *atc, uint32_t pasid,
+				uint64_t start, uint64_t end);
+
+/* ---------------------------------------------------------------- PRQ */
+
+enum sim_response {
+	SIM_RESP_SUCCESS,
+	SIM_RESP_INVALID,
+	SIM_RESP_FAILURE,
+};
+
+/* A page request group: one outstanding per requester, on its stack. */
+struct sim_prg {
+	uint32_t pasid;
+	unsigned int queued;		/* requests still in the queue */
+	bool responded;
+	bool overflowed;		/* cut short, answered by the IOMMU */
+	enum sim_response resp;
+	uint64_t fault_addr;		/* first page not resolved */
+	unsigned int fault_access;
+};
+
+struct sim_page_req {
+	uint64_t addr;
+	unsigned int access;		/* enum sva_fault_access */
+	bool last;			/* last page of its group */
+	struct sim_prg *prg;
+};
+
+struct sim_prq {
+	pthread_mutex_t lock;		/* protects all below */
+	pthread_cond_t req_cv;		/* service: requests queued */
+	pthread_cond_t resp_cv;		/* requesters: responses */
+	struct sim_page_req *ring;
+	unsigned int depth, head, count;
+	unsigned int batch;
+	bool exiting;
+	pthread_t thread;
+};
+
+struct sim_dev;
+int sim_prq_init(struct sim_dev *sd, unsigned int depth, unsigned int batch);
+void sim_prq_fini(struct sim_dev *sd);
+/*
+ * Raise one page request group for the @n pages in @addrs (with @access
+ * each) and wait for its response. A group the queue can't hold whole is
+ * cut short and answered SUCCESS by the IOMMU at once, as VT-d does when it
+ * drops the last request of a group: the device then asks again.
+ */
+enum sim_response sim_prq_request(struct sva_bind *bind,
+				  const uint64_t *addrs,
+				  const unsigned int *access, unsigned int n,
+				  struct sim_prg *prg);
+/* Resolve [addr, addr + len) as the fault service does. */
+enum sim_response sim_fault_resolve(uint64_t addr, uint64_t len,
+				    unsigned int access);
+
+/* ----------------------------------------------------------------- mm */
+
+struct sim_vma {
+	uint64_t start, end;
+	unsigned int prot;		/* enum sim_perm */
+	bool shared;
+	bool tracked;			/* registered with our userfaultfd */
+};
+
+/*
+ * The IOMMU's view of this process's mm, shared by every sim binding.
+ * inval_lock orders device accesses (read side: translate + access) against
+ * invalidations (write side): an invalidation is taken while the event
+ * that causes it is read from userfaultfd, so no device access starts on a
+ * stale translation once the munmap/madvise that caused it returns.
+ */
+struct sim_mm {
+	pid_t pid;
+	int refs;			/* bindings, under sim_mm_lock */
+	int uffd;			/* -1: no invalidation source */
+	int pagemap;
+	int stop_fd;			/* eventfd that stops the thread */
+	pthread_t thread;
+	pthread_rwlock_t inval_lock;
+	pthread_mutex_t lock;		/* protects binds and vmas */
+	struct list_head binds;		/* struct sim_bind.mm_node */
+	struct sim_vma vmas[64];	/* small cache of VMAs looked up */
+	unsigned int nr_vmas, vma_hand;
+	uint32_t pasid;
+};
+
+struct sim_mm *sim_mm_get(struct sva_bind *bind);
+void sim_mm_put(struct sva_bind *bind);
+/*
+ * Walk the CPU page table for @n pages from @vpn; perms[i] gets what a
+ * translation request may grant (enum sim_perm). @tracked says whether
+ * every page lies in a VMA whose invalidations we hear of (cacheable).
+ * Caller holds inval_lock for read.
+ */
+int sim_mm_translate(struct sim_mm *mm, uint64_t vpn, unsigned int n,
+		     uint8_t *perms, bool *tracked);
+/* Wait for an invalidation under way (its event read) to finish. */
+void sim_mm_sync(struct sim_mm *mm);
+/* Forget what we know of the VMA around @addr (it may have changed). */
+void sim_mm_vma_forget(struct sim_mm *mm, uint64_t addr);
+/* Make sure we hear of invalidations of [start, end) where we can. */
+void sim_mm_track_range(struct sim_mm *mm, uint64_t start, uint64_t end);
+int sim_mm_snapshot(struct sim_mm *mm, uint64_t addr, uint64_t len,
+		    uint8_t *states);
+
+/* -------------------------------------------------------- device, bind */
+
+struct sim_dev {
+	struct sva_dev *dev;
+	unsigned int index;
+	struct sim_atc atc;
+	struct sim_prq prq;
+};
+
+struct sim_bind {
+	struct sva_bind *bind;
+	struct sim_mm *mm;
+	struct list_head mm_node;	/* on mm->binds, mm->lock */
+	/* Bounce buffers for reads the device consumes itself. */
+	uint8_t *bounce[2];
+};
+
+static inline struct sim_dev *sim_dev_of(struct sva_bind *bind)
+{
+	return bind->dev->priv;
+}
+
+static inline struct sim_bind *sim_bind_of(struct sva_bind *bind)
+{
+	return bind->priv;
+}
+
+void sim_exec(struct sva_bind *bind, const struct sva_desc *desc,
+	      struct sva_completion *comp);
+
+#endif /* SVA_SIM_H */

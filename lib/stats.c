@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
+/* Statistics of bindings and devices. */
+#include <string.h>
+
+#include "internal.h"
+
+void sva__counters_read(const struct sva_counters *c, struct sva_stats *out)
+{
+	/* struct sva_stats lists its counters in enum sva_counter order. */
+	struct sva_stats s = { .sz = sizeof(s) };
+	uint64_t *v = &s.translations;
+	size_t sz = out->sz;
+
+	for (int i = 0; i < SVA_C_NR; i++)
+		v[i] = atomic_load_explicit(&c->v[i], memory_order_relaxed);
+	memcpy(out, &s, MIN(sz, sizeof(s)));
+	out->sz = sz;
+}
+
+void sva__counters_reset(struct sva_counters *c)
+{
+	for (int i = 0; i < SVA_C_NR; i++)
+		atomic_store_explicit(&c->v[i], 0, memory_order_relaxed);
+}
+
+static int stats_check(const void *h, const struct sva_stats *stats)
+{
+	if (!h || !stats)
+		return sva_err(-EINVAL, "NULL argument");
+	if (stats->sz < sizeof(size_t))
+		return sva_err(-EINVAL, "stats->sz %zu too small", stats->sz);
+	return 0;
+}
+
+int sva_bind_stats(const struct sva_bind *bind, struct sva_stats *stats)
+{
+	int err = stats_check(bind, stats);
+
+	if (err)
+		return err;
+	/* Count invalidations that munmap() & co. already started. */
+	if (bind->dev->ops->sync)
+		bind->dev->ops->sync((struct sva_bind *)bind);
+	sva__counters_read(&bind->stats, stats);
+	return err;
+}
+
+int sva_bind_stats_reset(struct sva_bind *bind)
+{
+	if (!bind)
+		return sva_err(-EINVAL, "NULL binding");
+	sva__counters_reset(&bind->stats);
+	return 0;
+}
+
+int sva_dev_stats(const struct sva_dev *dev, struct sva_stats *stats)
+{
+	int err = stats_check(dev, stats);
+
+	if (!err)
+		sva__counters_read(&dev->stats, stats);
+	return err;
+}
+
+int sva_dev_stats_reset(struct sva_dev *dev)
+{
+	if (!dev)
+		return sva_err(-EINVAL, "NULL device");
+	sva__counters_reset(&dev->stats);
+	return 0;
+}

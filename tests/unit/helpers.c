@@ -1,0 +1,94 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "unit.h"
+
+void open_bind(struct fixture *f, const struct sva_dev_opts *opts)
+{
+	ck_assert_int_eq(sva_dev_open("sim0", opts, &f->dev), 0);
+	ck_assert_int_eq(sva_bind(f->dev, NULL, &f->bind), 0);
+	ck_assert_int_eq(sva_bind_pasid(f->bind, &f->pasid), 0);
+}
+
+void close_bind(struct fixture *f)
+{
+	if (f->bind)
+		ck_assert_int_eq(sva_unbind(f->bind), 0);
+	sva_dev_close(f->dev);
+	f->bind = NULL;
+	f->dev = NULL;
+}
+
+void *map_fresh(size_t len, int prot)
+{
+	void *p = mmap(NULL, len, prot, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	ck_assert_ptr_ne(p, MAP_FAILED);
+	return p;
+}
+
+void fill_pattern(void *p, size_t len, unsigned int seed)
+{
+	uint8_t *b = p;
+
+	for (size_t i = 0; i < len; i++)
+		b[i] = (uint8_t)((i * 2654435761u + seed) >> 13);
+}
+
+void *map_filled(size_t len, unsigned int seed)
+{
+	void *p = map_fresh(len, PROT_READ | PROT_WRITE);
+
+	fill_pattern(p, len, seed);
+	return p;
+}
+
+unsigned int pages_present(const void *p, size_t len)
+{
+	uint64_t start = (uintptr_t)p / PAGE, n = (len + PAGE - 1) / PAGE;
+	unsigned int present = 0;
+	uint64_t e;
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+
+	ck_assert_int_ge(fd, 0);
+	for (uint64_t i = 0; i < n; i++) {
+		ck_assert_int_eq(pread(fd, &e, 8, (off_t)((start + i) * 8)), 8);
+		present += (unsigned int)(e >> 63);
+	}
+	close(fd);
+	return present;
+}
+
+struct sva_desc desc_make(const struct fixture *f, uint32_t op, uint32_t flags,
+			  const void *src, const void *dst, uint64_t len)
+{
+	struct sva_desc d = {
+		.opcode = op, .flags = flags, .pasid = f->pasid,
+		.src = (uintptr_t)src, .dst = (uintptr_t)dst, .len = len,
+		.user_data = 0x5a5a,
+	};
+
+	return d;
+}
+
+struct sva_completion run1(struct fixture *f, const struct sva_desc *d)
+{
+	struct sva_completion c;
+
+	memset(&c, 0xee, sizeof(c));
+	ck_assert_int_eq(sva_submit(f->bind, d, 1), 1);
+	ck_assert_int_eq(sva_wait(f->bind, &c, 1, 1, 5000), 1);
+	ck_assert_uint_eq(c.user_data, d->user_data);
+	return c;
+}
+
+struct sva_stats bind_stats(struct fixture *f)
+{
+	struct sva_stats s = { .sz = sizeof(s) };
+
+	ck_assert_int_eq(sva_bind_stats(f->bind, &s), 0);
+	return s;
+}

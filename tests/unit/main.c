@@ -1,0 +1,20 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
+/* The unit test runner: every suite, Check's fork mode (a test per child). */
+#include <stdlib.h>
+
+#include "unit.h"
+
+int main(void)
+{
+	SRunner *sr = srunner_create(api_suite());
+	int failed;
+
+	srunner_add_suite(sr, work_suite());
+	srunner_add_suite(sr, faults_suite());
+	srunner_add_suite(sr, mirror_suite());
+	srunner_add_suite(sr, lifecycle_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,228 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
+/* Lifetimes: fork, unbind with work and faults in flight, bind cycles. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "unit.h"
+
+static int count_dir(const char *path)
+{
+	DIR *d = opendir(path);
+	int n = 0;
+
+	ck_assert_ptr_nonnull(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+START_TEST(test_fork_eperm)
+{
+	struct fixture f = { 0 };
+	uint8_t *src = map_filled(4 * PAGE, 1), *dst = map_filled(4 * PAGE, 2);
+	struct sva_desc d;
+	int status;
+	pid_t pid;
+
+	open_bind(&f, NULL);
+	d = desc_make(&f, SVA_OP_COPY, 0, src, dst, 4 * PAGE);
+	run1(&f, &d);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (!pid) {
+		struct sva_completion c;
+		struct sva_mirror *m;
+		struct fixture g = { 0 };
+		int bad = 0;
+
+		/* The parent's handles are the parent's. */
+		bad |= sva_submit(f.bind, &d, 1) != -EPERM;
+		bad |= sva_wait(f.bind, &c, 1, 0, 0) != -EPERM;
+		bad |= sva_unbind(f.bind) != -EPERM;
+		bad |= sva_bind(f.dev, NULL, &g.bind) != -EPERM;
+		bad |= sva_mirror_register(f.bind, (uintptr_t)src, PAGE, NULL,
+					   &m) != -EPERM;
+		bad |= sva_queue_stop(f.bind) != -EPERM;
+		/* Its own binding works, on its own copy of the memory. */
+		if (sva_dev_open("sim0", NULL, &g.dev) ||
+		    sva_bind(g.dev, NULL, &g.bind) ||
+		    sva_bind_pasid(g.bind, &g.pasid))
+			_exit(2);
+		d.pasid = g.pasid;
+		d.flags = SVA_DESC_BLOCK_ON_FAULT;
+		memset(src, 0x77, 4 * PAGE);
+		if (sva_submit(g.bind, &d, 1) != 1 ||
+		    sva_wait(g.bind, &c, 1, 1, 5000) != 1 ||
+		    c.status != SVA_STATUS_SUCCESS || dst[100] != 0x77)
+			_exit(3);
+		sva_unbind(g.bind);
+		sva_dev_close(g.dev);
+		_exit(bad ? 1 : 0);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status));
+	ck_assert_int_eq(WEXITSTATUS(status), 0);
+	/* The parent's memory and binding are untouched by the child. */
+	ck_assert_uint_ne(dst[100], 0x77);
+	fill_pattern(src, 4 * PAGE, 9);
+	d.flags = SVA_DESC_BLOCK_ON_FAULT;
+	ck_assert_uint_eq(run1(&f, &d).status, SVA_STATUS_SUCCESS);
+	ck_assert_int_eq(memcmp(src, dst, 4 * PAGE), 0);
+	close_bind(&f);
+}
+END_TEST
+
+/* After fork, private pages are copy-on-write: device writes in the
+ * parent must land in the parent's copy only. */
+START_TEST(test_cow_after_fork)
+{
+	struct fixture f = { 0 };
+	uint8_t *buf = map_filled(4 * PAGE, 3);
+	struct sva_desc d;
+	int to_child[2], to_parent[2], status;
+	char go = 'g', res = 0;
+	pid_t pid;
+
+	open_bind(&f, NULL);
+	d = desc_make(&f, SVA_OP_FILL, SVA_DESC_BLOCK_ON_FAULT, NULL, buf,
+		      4 * PAGE);
+	d.pattern = 0x1111111111111111ull;
+	run1(&f, &d);	/* warm, writable translations cached */
+	ck_assert_int_eq(pipe(to_child), 0);
+	ck_assert_int_eq(pipe(to_parent), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (!pid) {
+		if (read(to_child[0], &go, 1) != 1)
+			_exit(2);
+		res = buf[0] == 0x11 && buf[4 * PAGE - 1] == 0x11 ? 'y' : 'n';
+		_exit(write(to_parent[1], &res, 1) == 1 ? 0 : 2);
+	}
+	d.pattern = 0x2222222222222222ull;
+	ck_assert_uint_eq(run1(&f, &d).status, SVA_STATUS_SUCCESS);
+	ck_assert_uint_eq(buf[0], 0x22);
+	ck_assert_uint_eq(buf[4 * PAGE - 1], 0x22);
+	ck_assert_int_eq(write(to_child[1], &go, 1), 1);
+	ck_assert_int_eq(read(to_parent[0], &res, 1), 1);
+	ck_assert_int_eq(res, 'y');
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	close_bind(&f);
+}
+END_TEST
+
+START_TEST(test_unbind_drains_work)
+{
+	enum { N = 32 };
+	size_t len = 1u << 20;
+	struct fixture f = { 0 };
+	uint8_t *src = map_filled(len, 4);
+	uint8_t *dst = map_fresh(N * len, PROT_READ | PROT_WRITE);
+	struct sva_desc d[N];
+
+	open_bind(&f, NULL);
+	for (int i = 0; i < N; i++)
+		d[i] = desc_make(&f, SVA_OP_COPY, SVA_DESC_BLOCK_ON_FAULT, src,
+				 dst + (size_t)i * len, len);
+	ck_assert_int_eq(sva_submit(f.bind, d, N), N);
+	/* Work queued and faulting fresh pages in: unbind waits for it. */
+	ck_assert_int_eq(sva_unbind(f.bind), 0);
+	f.bind = NULL;
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(memcmp(src, dst + (size_t)i * len, len), 0);
+	close_bind(&f);
+	munmap(src, len);
+	munmap(dst, N * len);
+}
+END_TEST
+
+START_TEST(test_unbind_stopped_queue)
+{
+	struct fixture f = { 0 };
+	uint8_t *dst = map_fresh(PAGE, PROT_READ | PROT_WRITE);
+	struct sva_desc d;
+
+	open_bind(&f, NULL);
+	d = desc_make(&f, SVA_OP_FILL, SVA_DESC_BLOCK_ON_FAULT, NULL, dst,
+		      PAGE);
+	d.pattern = ~0ull;
+	ck_assert_int_eq(sva_queue_stop(f.bind), 0);
+	ck_assert_int_eq(sva_submit(f.bind, &d, 1), 1);
+	ck_assert_int_eq(sva_unbind(f.bind), 0);	/* no hang */
+	f.bind = NULL;
+	ck_assert_uint_eq(dst[PAGE - 1], 0xff);
+	close_bind(&f);
+	munmap(dst, PAGE);
+}
+END_TEST
+
+START_TEST(test_close_with_bindings)
+{
+	struct sva_dev *dev;
+	struct sva_bind *b[3];
+	int fds = count_dir("/proc/self/fd");
+
+	ck_assert_int_eq(sva_dev_open("sim3", NULL, &dev), 0);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(sva_bind(dev, NULL, &b[i]), 0);
+	sva_dev_close(dev);
+	ck_assert_int_eq(count_dir("/proc/self/fd"), fds);
+}
+END_TEST
+
+/* 10k bind/unbind cycles: no fd, thread or (under ASan) memory leaks. */
+START_TEST(test_bind_unbind_cycles)
+{
+	uint8_t *src = map_filled(2 * PAGE, 6), *dst = map_fresh(2 * PAGE,
+						PROT_READ | PROT_WRITE);
+	struct sva_dev *dev;
+	int fds, tasks;
+
+	ck_assert_int_eq(sva_dev_open("sim0", NULL, &dev), 0);
+	fds = count_dir("/proc/self/fd");
+	tasks = count_dir("/proc/self/task");
+	for (int i = 0; i < 10000; i++) {
+		struct sva_bind *b;
+		struct sva_completion c;
+		struct sva_desc d;
+		uint32_t pasid;
+
+		ck_assert_int_eq(sva_bind(dev, NULL, &b), 0);
+		if (i % 100 == 0) {
+			ck_assert_int_eq(sva_bind_pasid(b, &pasid), 0);
+			d = (struct sva_desc){ .opcode = SVA_OP_COPY,
+				.flags = SVA_DESC_BLOCK_ON_FAULT,
+				.pasid = pasid, .src = (uintptr_t)src,
+				.dst = (uintptr_t)dst, .len = 2 * PAGE };
+			ck_assert_int_eq(sva_submit(b, &d, 1), 1);
+			ck_assert_int_eq(sva_wait(b, &c, 1, 1, 5000), 1);
+			ck_assert_uint_eq(c.status, SVA_STATUS_SUCCESS);
+		}
+		ck_assert_int_eq(sva_unbind(b), 0);
+	}
+	ck_assert_int_eq(count_dir("/proc/self/fd"), fds);
+	ck_assert_int_eq(count_dir("/proc/self/task"), tasks);
+	ck_assert_int_eq(memcmp(src, dst, 2 * PAGE), 0);
+	sva_dev_close(dev);
+}
+END_TEST
+
+Suite *lifecycle_suite(void)
+{
+	Suite *s = suite_create("lifecycle");
+	TCase *tc = tcase_create("lifecycle");
+
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, test_fork_eperm);
+	tcase_add_test(tc, test_cow_after_fork);
+	tcase_add_test(tc, test_unbind_drains_work);
+	tcase_add_test(tc, test_unbind_stopped_queue);
+	tcase_add_test(tc, test_close_with_bindings);
+	tcase_add_test(tc, test_bind_unbind_cycles);
+	suite_add_tcase(s, tc);
+	return s;
+}

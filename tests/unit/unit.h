@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later OR MIT */
+/* Shared helpers of the libsva unit tests (Check). */
+#ifndef SVA_UNIT_H
+#define SVA_UNIT_H
+
+#include <check.h>
+#include <stdint.h>
+#include <sys/mman.h>
+
+#include "sva/sva.h"
+
+#define PAGE 4096ul
+
+/* Each suite file provides one of these. */
+Suite *api_suite(void);
+Suite *work_suite(void);
+Suite *faults_suite(void);
+Suite *mirror_suite(void);
+Suite *lifecycle_suite(void);
+
+/* A fixture binding on a sim device; set up by open_bind(). */
+struct fixture {
+	struct sva_dev *dev;
+	struct sva_bind *bind;
+	uint32_t pasid;
+};
+
+void open_bind(struct fixture *f, const struct sva_dev_opts *opts);
+void close_bind(struct fixture *f);
+
+/* Anonymous private memory, never touched (no page present). */
+void *map_fresh(size_t len, int prot);
+/* Anonymous memory filled with a pattern derived from @seed. */
+void *map_filled(size_t len, unsigned int seed);
+void fill_pattern(void *p, size_t len, unsigned int seed);
+/* Pages of [p, p + len) present in the CPU page table. */
+unsigned int pages_present(const void *p, size_t len);
+
+struct sva_desc desc_make(const struct fixture *f, uint32_t op, uint32_t flags,
+			  const void *src, const void *dst, uint64_t len);
+/* Submit one descriptor and wait for its completion (5 s at most). */
+struct sva_completion run1(struct fixture *f, const struct sva_desc *d);
+struct sva_stats bind_stats(struct fixture *f);
+
+#endif /* SVA_UNIT_H */
