@@ -1,0 +1,38 @@
+#!/bin/sh
+# sva-bench runs, reports ratios (table, JSON, PNG) and fails cleanly.
+set -eu
+B=${top_builddir:-.}
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fail() { echo "FAIL: $*"; cat "$T/out" 2>/dev/null; exit 1; }
+
+"$B/tools/sva-bench" --quick --only copy,inval,bind > "$T/out" ||
+	fail "table run"
+grep -q '^copy .*device copy (warm ATC) *memcpy .*x ' "$T/out" ||
+	fail "copy ratio row"
+grep -q '^inval .*munmap, bound+warm *munmap, plain' "$T/out" ||
+	fail "inval row"
+grep -q '^ratio = subject time / baseline time' "$T/out" || fail "legend"
+
+"$B/tools/sva-bench" --quick --json --only fault,snapshot > "$T/out" ||
+	fail "json run"
+grep -q '"subject": "device fill, cold", "baseline": "MADV_POPULATE_WRITE"' \
+	"$T/out" || fail "fault vs populate"
+# Every ratio is a positive number.
+if grep -q '"ratio": 0.0000' "$T/out"; then fail "zero ratio"; fi
+if command -v python3 >/dev/null; then
+	python3 -m json.tool "$T/out" > /dev/null || fail "json syntax"
+fi
+
+if command -v gnuplot >/dev/null; then
+	"$B/tools/sva-bench" --quick --only bind,mirrors --plot "$T/png" \
+		> "$T/out" || fail "plot run"
+	[ -s "$T/png/mirrors.png" ] || fail "mirrors.png"
+	head -c 8 "$T/png/bind.png" | grep -q PNG || fail "bind.png is a PNG"
+fi
+
+"$B/tools/sva-bench" --backend kmod --only bind > "$T/out" 2>&1 &&
+	{ [ -e /dev/sva ] || fail "kmod without /dev/sva must fail"; }
+"$B/tools/sva-bench" --only nosuch > "$T/out" 2>&1 && fail "bad group"
+"$B/tools/sva-bench" --backend gpu > "$T/out" 2>&1 && fail "bad backend"
+echo "test-sva-bench: all passed"

@@ -1,0 +1,625 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
+/*
+ * sva-bench: what shared virtual addressing costs, each figure a ratio to a
+ * baseline measured in the same run (memcpy, the kernel's own populate,
+ * plain munmap, ...), so that it holds on a noisy machine.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "sva/sva.h"
+#include "bench.h"
+
+#define KiB 1024ul
+#define MiB (1024ul * 1024)
+#define PAGE 4096ul
+
+static struct {
+	bool quick;
+	bool json;
+	const char *plot;
+	const char *backend;
+	const char *only;
+	unsigned int max_threads;
+} opt = { .backend = "sim", .max_threads = 4 };
+
+static struct report rep;
+static unsigned int step, steps;
+
+static void die(const char *what, int err)
+{
+	fprintf(stderr, "sva-bench: %s: %s\n", what, strerror(-err));
+	exit(1);
+}
+
+/* A device of the chosen backend: "sim0", "kmod0", ... */
+static struct sva_dev *dev_open_n(unsigned int n,
+				  const struct sva_dev_opts *o)
+{
+	struct sva_dev *dev;
+	char name[SVA_NAME_MAX];
+	int err;
+
+	snprintf(name, sizeof(name), "%s%u", opt.backend, n);
+	err = sva_dev_open(name, o, &dev);
+	if (err) {
+		fprintf(stderr, "sva-bench: can't open %s: %s%s\n", name,
+			strerror(-err), strcmp(opt.backend, "sim") ?
+			" (is the kernel module loaded? --backend sim needs none)" : "");
+		exit(1);
+	}
+	return dev;
+}
+
+struct ctx {
+	struct sva_dev *dev;
+	struct sva_bind *bind;
+	uint32_t pasid;
+};
+
+static void ctx_open(struct ctx *c, unsigned int n,
+		     const struct sva_dev_opts *o)
+{
+	int err;
+
+	c->dev = dev_open_n(n, o);
+	err = sva_bind(c->dev, NULL, &c->bind);
+	if (err)
+		die("bind", err);
+	sva_bind_pasid(c->bind, &c->pasid);
+}
+
+static void ctx_close(struct ctx *c)
+{
+	sva_unbind(c->bind);
+	sva_dev_close(c->dev);
+}
+
+/* Run one descriptor to completion; exits on anything but success. */
+static void dev_run(struct ctx *c, uint32_t op, uint32_t flags, void *src,
+		    void *dst, size_t len)
+{
+	struct sva_desc d = {
+		/* Block on faults: the benchmarks measure, never fail. */
+		.opcode = op, .flags = flags | SVA_DESC_BLOCK_ON_FAULT,
+		.pasid = c->pasid,
+		.src = (uintptr_t)src, .dst = (uintptr_t)dst, .len = len,
+		.pattern = 0x5a5a5a5a5a5a5a5aull,
+	};
+	struct sva_completion comp;
+	int err;
+
+	err = sva_submit(c->bind, &d, 1);
+	if (err != 1)
+		die("submit", err < 0 ? err : -EAGAIN);
+	err = sva_wait(c->bind, &comp, 1, 1, -1);
+	if (err != 1)
+		die("wait", err < 0 ? err : -ETIMEDOUT);
+	if (comp.status != SVA_STATUS_SUCCESS) {
+		fprintf(stderr, "sva-bench: descriptor failed: %s at %#llx\n",
+			sva_status_str(comp.status),
+			(unsigned long long)comp.fault_addr);
+		exit(1);
+	}
+}
+
+static void *map_anon(size_t len, bool touch)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		die("mmap", -errno);
+	if (touch)
+		memset(p, 1, len);
+	return p;
+}
+
+static void size_name(char *buf, size_t len, size_t sz)
+{
+	if (sz >= MiB)
+		snprintf(buf, len, "%zuMiB", sz / MiB);
+	else
+		snprintf(buf, len, "%zuKiB", sz / KiB);
+}
+
+/*
+ * Fill @r from @n timed repetitions of subject and baseline (interleaved by
+ * the caller): medians, the subject's p50/p99 and the ratio.
+ */
+static void finish(struct result *r, double *subj, double *base, size_t n,
+		   double work, const char *unit)
+{
+	r->baseline_ns = percentile(base, n, 50);
+	r->p99_ns = percentile(subj, n, 99);
+	r->p50_ns = r->subject_ns = percentile(subj, n, 50);
+	r->ratio = r->baseline_ns > 0 ? r->subject_ns / r->baseline_ns : 0;
+	if (work > 0 && r->subject_ns > 0) {
+		r->rate = work / (r->subject_ns / 1e9);
+		snprintf(r->rate_unit, sizeof(r->rate_unit), "%s", unit);
+	}
+	progress("sva-bench", ++step, steps);
+}
+
+static void set_names(struct result *r, const char *group, const char *name,
+		      const char *subject, const char *baseline, double x)
+{
+	snprintf(r->group, sizeof(r->group), "%s", group);
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	snprintf(r->subject, sizeof(r->subject), "%s", subject);
+	snprintf(r->baseline, sizeof(r->baseline), "%s", baseline);
+	r->x = x;
+}
+
+static size_t reps_for(size_t bytes)
+{
+	size_t n = (opt.quick ? 64 : 256) * MiB / bytes;
+
+	if (n < 5)
+		n = 5;
+	return n > 2000 ? 2000 : n;
+}
+
+/* ---------------------------------------------------------------- copy */
+
+static void bench_copy(void)
+{
+	static const size_t sizes[] = { 4 * KiB, 64 * KiB, 1 * MiB,
+					16 * MiB, 64 * MiB };
+	size_t nsizes = opt.quick ? 3 : 5;
+	struct ctx c;
+
+	ctx_open(&c, 0, NULL);
+	for (size_t i = 0; i < nsizes; i++) {
+		size_t sz = sizes[i], n = reps_for(sz);
+		uint8_t *src = map_anon(sz, true), *dst = map_anon(sz, true);
+		double *s = calloc(n, sizeof(*s)), *b = calloc(n, sizeof(*b));
+		struct result *r = report_add(&rep);
+		char name[32];
+		uint64_t t;
+
+		dev_run(&c, SVA_OP_COPY, 0, src, dst, sz);	/* warm ATC */
+		for (size_t k = 0; k < n; k++) {
+			t = now_ns();
+			dev_run(&c, SVA_OP_COPY, 0, src, dst, sz);
+			s[k] = (double)(now_ns() - t);
+			t = now_ns();
+			memcpy(dst, src, sz);
+			__asm__ volatile("" ::: "memory");
+			b[k] = (double)(now_ns() - t);
+		}
+		size_name(name, sizeof(name), sz);
+		set_names(r, "copy", name, "device copy (warm ATC)",
+			  "memcpy", (double)sz);
+		finish(r, s, b, n, (double)sz / (1 << 30), "GiB/s");
+		free(s);
+		free(b);
+		munmap(src, sz);
+		munmap(dst, sz);
+	}
+	ctx_close(&c);
+}
+
+/* -------------------------------------------------------------- faults */
+
+static void bench_fault(void)
+{
+	size_t sz = (opt.quick ? 4 : 16) * MiB, n = opt.quick ? 3 : 7;
+	double *s = calloc(n, sizeof(*s)), *b1 = calloc(n, sizeof(*b1));
+	double *b2 = calloc(n, sizeof(*b2)), *s1 = calloc(n, sizeof(*s1));
+	SVA_OPTS_INIT(sva_dev_opts, one, .fault_batch = 1);
+	struct result *r;
+	struct ctx c, c1;
+	char name[32];
+	uint64_t t;
+	void *p;
+
+	ctx_open(&c, 0, NULL);
+	ctx_open(&c1, 1, &one);
+	for (size_t k = 0; k < n; k++) {
+		p = map_anon(sz, false);
+		t = now_ns();
+		dev_run(&c, SVA_OP_FILL, SVA_DESC_BLOCK_ON_FAULT, NULL, p, sz);
+		s[k] = (double)(now_ns() - t);
+		munmap(p, sz);
+
+		p = map_anon(sz, false);
+		t = now_ns();
+		dev_run(&c1, SVA_OP_FILL, SVA_DESC_BLOCK_ON_FAULT, NULL, p, sz);
+		s1[k] = (double)(now_ns() - t);
+		munmap(p, sz);
+
+		p = map_anon(sz, false);
+		t = now_ns();
+		if (madvise(p, sz, MADV_POPULATE_WRITE))
+			die("MADV_POPULATE_WRITE", -errno);
+		b1[k] = (double)(now_ns() - t);
+		munmap(p, sz);
+
+		p = map_anon(sz, false);
+		t = now_ns();
+		memset(p, 0x5a, sz);
+		__asm__ volatile("" ::: "memory");
+		b2[k] = (double)(now_ns() - t);
+		munmap(p, sz);
+	}
+	size_name(name, sizeof(name), sz);
+	/* Percentile sorts in place: copy the subject for each row. */
+	r = report_add(&rep);
+	set_names(r, "fault", name, "device fill, cold", "MADV_POPULATE_WRITE",
+		  1);
+	{
+		double *sc = malloc(n * sizeof(*sc));
+
+		memcpy(sc, s, n * sizeof(*sc));
+		finish(r, sc, b1, n, (double)(sz / PAGE), "pages/s");
+		r = report_add(&rep);
+		set_names(r, "fault", name, "device fill, cold",
+			  "CPU memset, cold", 2);
+		memcpy(sc, s, n * sizeof(*sc));
+		finish(r, sc, b2, n, (double)(sz / PAGE), "pages/s");
+		r = report_add(&rep);
+		set_names(r, "fault", name, "PRI batch=1",
+			  "PRI batch=32", 3);
+		memcpy(sc, s, n * sizeof(*sc));
+		finish(r, s1, sc, n, (double)(sz / PAGE), "pages/s");
+		free(sc);
+	}
+	free(s);
+	free(s1);
+	free(b1);
+	free(b2);
+	ctx_close(&c1);
+	ctx_close(&c);
+}
+
+/* -------------------------------------------------------- invalidation */
+
+static void bench_inval(void)
+{
+	size_t sz = 1 * MiB, n = opt.quick ? 50 : 200;
+	double *s = calloc(n, sizeof(*s)), *b = calloc(n, sizeof(*b));
+	struct result *r;
+	struct ctx c;
+	uint64_t t;
+	uint8_t *p, *q = map_anon(sz, true);
+
+	ctx_open(&c, 0, NULL);
+	/* munmap of a range the device has translations for. */
+	for (size_t k = 0; k < n; k++) {
+		p = map_anon(sz, true);
+		dev_run(&c, SVA_OP_COPY, 0, p, q, sz);
+		t = now_ns();
+		munmap(p, sz);
+		s[k] = (double)(now_ns() - t);
+		p = map_anon(sz, true);
+		t = now_ns();
+		munmap(p, sz);
+		b[k] = (double)(now_ns() - t);
+	}
+	r = report_add(&rep);
+	set_names(r, "inval", "munmap 1MiB", "munmap, bound+warm",
+		  "munmap, plain", 1);
+	finish(r, s, b, n, 1, "ops/s");
+
+	/* MADV_DONTNEED likewise. */
+	p = map_anon(sz, true);
+	for (size_t k = 0; k < n; k++) {
+		uint8_t *plain = map_anon(sz, true);
+
+		dev_run(&c, SVA_OP_COPY, 0, p, q, sz);
+		t = now_ns();
+		madvise(p, sz, MADV_DONTNEED);
+		s[k] = (double)(now_ns() - t);
+		t = now_ns();
+		madvise(plain, sz, MADV_DONTNEED);
+		b[k] = (double)(now_ns() - t);
+		munmap(plain, sz);
+	}
+	r = report_add(&rep);
+	set_names(r, "inval", "DONTNEED 1MiB", "DONTNEED, bound+warm",
+		  "DONTNEED, plain", 2);
+	finish(r, s, b, n, 1, "ops/s");
+	munmap(p, sz);
+	ctx_close(&c);
+	free(s);
+	free(b);
+	munmap(q, sz);
+}
+
+/* Cost of invalidating one page as the number of mirrors grows. */
+static void bench_mirrors(void)
+{
+	static const unsigned int counts[] = { 1, 16, 256, 4096 };
+	unsigned int max = counts[3], n = opt.quick ? 50 : 200;
+	size_t sz = (size_t)max * PAGE;
+	double *s = calloc(n, sizeof(*s)), *b = calloc(n, sizeof(*b));
+	struct sva_mirror **m = calloc(max, sizeof(*m));
+	uint8_t *p = map_anon(sz, true);
+	double base = 0;
+	struct ctx c;
+	uint64_t t;
+
+	ctx_open(&c, 0, NULL);
+	for (size_t ci = 0; ci < 4; ci++) {
+		unsigned int cnt = counts[ci];
+		struct result *r = report_add(&rep);
+		char name[24];
+
+		/* One mirror per page; the page invalidated is mirrored. */
+		for (unsigned int i = 0; i < cnt; i++)
+			if (sva_mirror_register(c.bind, (uintptr_t)p + i * PAGE,
+						PAGE, NULL, &m[i]))
+				die("mirror_register", -EINVAL);
+		for (unsigned int k = 0; k < n; k++) {
+			p[0] = 1;
+			t = now_ns();
+			madvise(p, PAGE, MADV_DONTNEED);
+			s[k] = (double)(now_ns() - t);
+		}
+		for (unsigned int i = 0; i < cnt; i++)
+			sva_mirror_unregister(m[i]);
+		if (ci == 0) {
+			memcpy(b, s, n * sizeof(*b));
+			base = percentile(b, n, 50);
+		}
+		for (unsigned int k = 0; k < n; k++)
+			b[k] = base;
+		snprintf(name, sizeof(name), "%u mirrors", cnt);
+		set_names(r, "mirrors", name, "DONTNEED 1 page",
+			  "same, 1 mirror", cnt);
+		finish(r, s, b, n, 1, "ops/s");
+	}
+	ctx_close(&c);
+	munmap(p, sz);
+	free(m);
+	free(s);
+	free(b);
+}
+
+/* ------------------------------------------------- bind, snapshot */
+
+static void *nop_thread(void *arg)
+{
+	return arg;
+}
+
+static void bench_bind(void)
+{
+	size_t n = opt.quick ? 200 : 1000;
+	double *s = calloc(n, sizeof(*s)), *b = calloc(n, sizeof(*b));
+	struct sva_dev *dev = dev_open_n(0, NULL);
+	struct result *r = report_add(&rep);
+	struct sva_bind *bind;
+	pthread_t th;
+	uint64_t t;
+
+	for (size_t k = 0; k < n; k++) {
+		t = now_ns();
+		if (sva_bind(dev, NULL, &bind))
+			die("bind", -EINVAL);
+		sva_unbind(bind);
+		s[k] = (double)(now_ns() - t);
+		/* A binding starts a worker: compare with a thread's life. */
+		t = now_ns();
+		pthread_create(&th, NULL, nop_thread, NULL);
+		pthread_join(th, NULL);
+		b[k] = (double)(now_ns() - t);
+	}
+	set_names(r, "bind", "bind+unbind", "bind+unbind",
+		  "pthread create+join", 1);
+	finish(r, s, b, n, 1, "ops/s");
+	sva_dev_close(dev);
+	free(s);
+	free(b);
+}
+
+static void bench_snapshot(void)
+{
+	size_t sz = (opt.quick ? 16 : 64) * MiB, pages = sz / PAGE;
+	size_t n = opt.quick ? 5 : 15;
+	double *s = calloc(n, sizeof(*s)), *b = calloc(n, sizeof(*b));
+	uint8_t *p = map_anon(sz, true), *st = malloc(pages);
+	uint64_t *pm = malloc(pages * 8), t;
+	struct result *r = report_add(&rep);
+	struct sva_mirror *m;
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+	char name[32];
+	struct ctx c;
+
+	ctx_open(&c, 0, NULL);
+	if (sva_mirror_register(c.bind, (uintptr_t)p, sz, NULL, &m))
+		die("mirror_register", -EINVAL);
+	for (size_t k = 0; k < n; k++) {
+		t = now_ns();
+		if (sva_mirror_snapshot(m, (uintptr_t)p, sz, st, 0))
+			die("snapshot", -EINVAL);
+		s[k] = (double)(now_ns() - t);
+		t = now_ns();
+		if (pread(fd, pm, pages * 8, (off_t)((uintptr_t)p / PAGE * 8)) < 0)
+			die("pagemap", -errno);
+		b[k] = (double)(now_ns() - t);
+	}
+	size_name(name, sizeof(name), sz);
+	set_names(r, "snapshot", name, "mirror snapshot", "pagemap pread",
+		  (double)sz);
+	finish(r, s, b, n, (double)pages, "pages/s");
+	sva_mirror_unregister(m);
+	ctx_close(&c);
+	close(fd);
+	free(pm);
+	free(st);
+	munmap(p, sz);
+	free(s);
+	free(b);
+}
+
+/* ------------------------------------------------------------- scaling */
+
+struct worker {
+	struct ctx *c;
+	uint8_t *src, *dst;
+	size_t len, iters;
+};
+
+static void *copy_worker(void *arg)
+{
+	struct worker *w = arg;
+	struct sva_bind *bind;
+	struct ctx mine;
+
+	/* A binding per thread: the device's queues are per binding. */
+	if (sva_bind(w->c->dev, NULL, &bind))
+		die("bind", -EINVAL);
+	mine = *w->c;
+	mine.bind = bind;
+	for (size_t i = 0; i < w->iters; i++)
+		dev_run(&mine, SVA_OP_COPY, 0, w->src, w->dst, w->len);
+	sva_unbind(bind);
+	return NULL;
+}
+
+/* Total time of @threads threads over @devs devices, @total copies. */
+static double scale_run(struct ctx *cs, unsigned int threads,
+			unsigned int devs, size_t total, size_t len,
+			uint8_t **bufs)
+{
+	struct worker w[16];
+	pthread_t th[16];
+	uint64_t t = now_ns();
+
+	for (unsigned int i = 0; i < threads; i++) {
+		w[i] = (struct worker){ .c = &cs[i % devs], .src = bufs[2 * i],
+					.dst = bufs[2 * i + 1], .len = len,
+					.iters = total / threads };
+		pthread_create(&th[i], NULL, copy_worker, &w[i]);
+	}
+	for (unsigned int i = 0; i < threads; i++)
+		pthread_join(th[i], NULL);
+	return (double)(now_ns() - t);
+}
+
+static void bench_scale(void)
+{
+	size_t len = 256 * KiB, total = opt.quick ? 256 : 1024;
+	unsigned int maxt = opt.max_threads > 8 ? 8 : opt.max_threads;
+	uint8_t *bufs[16];
+	struct ctx cs[4];
+	double s[3], b[3];
+
+	for (unsigned int i = 0; i < 2 * maxt; i++)
+		bufs[i] = map_anon(len, true);
+	for (unsigned int d = 0; d < 4; d++)
+		ctx_open(&cs[d], d, NULL);
+	for (unsigned int t = 1; t <= maxt; t *= 2) {
+		for (unsigned int devs = 1; devs <= 4 && devs <= t; devs *= 2) {
+			struct result *r = report_add(&rep);
+			char name[32], subj[32];
+
+			for (int k = 0; k < 3; k++) {
+				s[k] = scale_run(cs, t, devs, total, len, bufs);
+				b[k] = scale_run(cs, 1, 1, total, len, bufs);
+			}
+			snprintf(name, sizeof(name), "%ut/%udev", t, devs);
+			snprintf(subj, sizeof(subj), "%u threads, %u devices",
+				 t, devs);
+			set_names(r, "scale", name, subj, "1 thread, 1 device",
+				  t * 10 + devs);
+			finish(r, s, b, 3, (double)(total * len) / (1 << 30),
+			       "GiB/s");
+		}
+	}
+	for (unsigned int d = 0; d < 4; d++)
+		ctx_close(&cs[d]);
+	for (unsigned int i = 0; i < 2 * maxt; i++)
+		munmap(bufs[i], len);
+}
+
+/* ---------------------------------------------------------------- main */
+
+static const struct {
+	const char *name;
+	void (*fn)(void);
+	unsigned int steps;
+} benches[] = {
+	{ "copy", bench_copy, 5 },
+	{ "fault", bench_fault, 3 },
+	{ "inval", bench_inval, 2 },
+	{ "mirrors", bench_mirrors, 4 },
+	{ "bind", bench_bind, 1 },
+	{ "snapshot", bench_snapshot, 1 },
+	{ "scale", bench_scale, 6 },
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: sva-bench [--quick] [--json] [--plot DIR] [--backend sim|kmod]\n"
+		"                 [--only GROUP[,GROUP]] [--threads N]\n"
+		"groups: copy fault inval mirrors bind snapshot scale\n"
+		"Every figure is a ratio to a baseline timed in the same run.\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "quick", no_argument, NULL, 'q' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "plot", required_argument, NULL, 'p' },
+		{ "backend", required_argument, NULL, 'b' },
+		{ "only", required_argument, NULL, 'o' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int c, err;
+
+	while ((c = getopt_long(argc, argv, "qjp:b:o:t:h", lo, NULL)) != -1) {
+		switch (c) {
+		case 'q': opt.quick = true; break;
+		case 'j': opt.json = true; break;
+		case 'p': opt.plot = optarg; break;
+		case 'b': opt.backend = optarg; break;
+		case 'o': opt.only = optarg; break;
+		case 't': opt.max_threads = (unsigned int)atoi(optarg); break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc || !opt.max_threads ||
+	    (strcmp(opt.backend, "sim") && strcmp(opt.backend, "kmod"))) {
+		usage(stderr);
+		return 2;
+	}
+	for (size_t i = 0; i < sizeof(benches) / sizeof(benches[0]); i++)
+		if (!opt.only || strstr(opt.only, benches[i].name))
+			steps += benches[i].steps;
+	if (!steps) {
+		fprintf(stderr, "sva-bench: no group matches '%s'\n", opt.only);
+		return 2;
+	}
+	for (size_t i = 0; i < sizeof(benches) / sizeof(benches[0]); i++)
+		if (!opt.only || strstr(opt.only, benches[i].name))
+			benches[i].fn();
+	if (opt.json)
+		report_json(&rep, stdout, opt.backend, opt.quick);
+	else
+		report_table(&rep, stdout);
+	if (opt.plot) {
+		err = report_plot(&rep, opt.plot);
+		if (err) {
+			fprintf(stderr, "sva-bench: --plot %s: %s (is gnuplot installed?)\n",
+				opt.plot, strerror(-err));
+			return 1;
+		}
+	}
+	free(rep.r);
+	return 0;
+}
