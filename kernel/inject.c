@@ -1,0 +1,50 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Fault injection: each point fails every Nth call (<point>_every=N) or
+ * with a probability in percent (<point>_prob=P), set through the module's
+ * parameters in /sys/module/sva_shim/parameters/. The kernel's own fault
+ * injection framework is off in the distribution kernels we test on.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/atomic.h>
+#include <linux/moduleparam.h>
+#include <linux/random.h>
+
+#include "shim.h"
+
+static unsigned int every[SVA_INJECT_NR];
+static unsigned int prob[SVA_INJECT_NR];
+static atomic_t calls[SVA_INJECT_NR];
+static unsigned int fault_resp = SVA_SHIM_RESP_INVALID;
+
+module_param_named(bind_every, every[SVA_INJECT_BIND], uint, 0644);
+module_param_named(bind_prob, prob[SVA_INJECT_BIND], uint, 0644);
+module_param_named(pasid_every, every[SVA_INJECT_PASID], uint, 0644);
+module_param_named(pasid_prob, prob[SVA_INJECT_PASID], uint, 0644);
+module_param_named(alloc_every, every[SVA_INJECT_ALLOC], uint, 0644);
+module_param_named(alloc_prob, prob[SVA_INJECT_ALLOC], uint, 0644);
+module_param_named(fault_every, every[SVA_INJECT_FAULT], uint, 0644);
+module_param_named(fault_prob, prob[SVA_INJECT_FAULT], uint, 0644);
+module_param(fault_resp, uint, 0644);
+MODULE_PARM_DESC(bind_every, "fail every Nth bind (0: never)");
+MODULE_PARM_DESC(pasid_every, "fail every Nth PASID allocation");
+MODULE_PARM_DESC(alloc_every, "fail every Nth memory allocation");
+MODULE_PARM_DESC(fault_every, "fail every Nth fault resolution");
+MODULE_PARM_DESC(fault_resp, "injected fault response: 1 INVALID, 2 FAILURE");
+
+bool sva_should_fail(enum sva_inject_point point)
+{
+	unsigned int n = READ_ONCE(every[point]);
+	unsigned int p = READ_ONCE(prob[point]);
+
+	if (n && (unsigned int)atomic_inc_return(&calls[point]) % n == 0)
+		return true;
+	return p && get_random_u32_below(100) < p;
+}
+
+int sva_inject_fault_error(void)
+{
+	return READ_ONCE(fault_resp) == SVA_SHIM_RESP_FAILURE ?
+		-ENOMEM : -EFAULT;
+}

@@ -1,0 +1,293 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * sva_shim: /dev/sva, the kernel side of libsva's "kmod" backend.
+ *
+ * Each open file is a software SVA device context bound to the opening
+ * process's mm (mmgrab() and an MMU interval notifier over the whole mm).
+ * BIND gives it a PASID from the module's own IDA and, where the module was
+ * pointed at a PCI device (sva_pci=), tries a hardware bind with
+ * iommu_sva_bind_device(): the kernel may refuse (x86 6.12 always does,
+ * -EOPNOTSUPP), which is reported, never fatal. Every ioctl from a process
+ * other than the binder fails with -EPERM.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/fs.h>
+#include <linux/idr.h>
+#include <linux/miscdevice.h>
+#include <linux/module.h>
+#include <linux/pci.h>
+#include <linux/poll.h>
+#include <linux/sched/mm.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+
+#include "shim.h"
+
+static DEFINE_IDA(sva_pasid_ida);
+
+static char *sva_pci;
+module_param(sva_pci, charp, 0444);
+MODULE_PARM_DESC(sva_pci,
+		 "PCI device (DDDD:BB:DD.F) to try hardware SVA binds on");
+
+static int sva_open(struct inode *inode, struct file *file)
+{
+	struct sva_ctx *ctx;
+	int ret;
+
+	if (!current->mm)
+		return -EINVAL;
+	if (sva_should_fail(SVA_INJECT_ALLOC))
+		return -ENOMEM;
+	ctx = kzalloc(sizeof(*ctx), GFP_KERNEL);
+	if (!ctx)
+		return -ENOMEM;
+	mutex_init(&ctx->lock);
+	mutex_init(&ctx->bind_lock);
+	spin_lock_init(&ctx->ev_lock);
+	INIT_KFIFO(ctx->events);
+	init_waitqueue_head(&ctx->ev_wait);
+	ctx->hw_status = -ENODEV;
+	ctx->mm = current->mm;
+	mmgrab(ctx->mm);
+	ret = sva_mirror_init(ctx);
+	if (ret) {
+		mmdrop(ctx->mm);
+		kfree(ctx);
+		return ret;
+	}
+	file->private_data = ctx;
+	return 0;
+}
+
+/* A hardware SVA bond on the sva_pci device, or why there is none. */
+static int sva_hw_bind(struct sva_ctx *ctx)
+{
+	unsigned int domain, bus, dev, fn;
+	struct iommu_sva *handle;
+	struct pci_dev *pdev;
+
+	if (!sva_pci || sscanf(sva_pci, "%x:%x:%x.%x", &domain, &bus, &dev,
+			       &fn) != 4)
+		return -ENODEV;
+	pdev = pci_get_domain_bus_and_slot(domain, bus, PCI_DEVFN(dev, fn));
+	if (!pdev)
+		return -ENODEV;
+	handle = iommu_sva_bind_device(&pdev->dev, ctx->mm);
+	pci_dev_put(pdev);
+	if (IS_ERR(handle))
+		return PTR_ERR(handle);
+	ctx->hw = handle;
+	return 0;
+}
+
+static void sva_unbind_locked(struct sva_ctx *ctx)
+{
+	lockdep_assert_held(&ctx->bind_lock);
+	if (ctx->hw)
+		iommu_sva_unbind_device(ctx->hw);
+	ctx->hw = NULL;
+	ctx->hw_status = -ENODEV;
+	ida_free(&sva_pasid_ida, ctx->pasid);
+	ctx->pasid = 0;
+}
+
+static long sva_ioctl_bind(struct sva_ctx *ctx, void __user *uarg)
+{
+	struct sva_shim_bind b;
+	int ret;
+
+	if (copy_from_user(&b, uarg, sizeof(b)))
+		return -EFAULT;
+	if (b.flags || b.pasid || b.hw_status || b.pad)
+		return -EINVAL;
+	mutex_lock(&ctx->bind_lock);
+	ret = -EBUSY;
+	if (ctx->pasid)
+		goto unlock;
+	ret = -EIO;
+	if (sva_should_fail(SVA_INJECT_BIND))
+		goto unlock;
+	ret = -ENOSPC;
+	if (sva_should_fail(SVA_INJECT_PASID))
+		goto unlock;
+	ret = ida_alloc_range(&sva_pasid_ida, 1, (1u << SVA_PASID_BITS) - 1,
+			      GFP_KERNEL);
+	if (ret < 0)
+		goto unlock;
+	ctx->pasid = ret;
+	ctx->hw_status = sva_hw_bind(ctx);
+	if (ctx->hw_status && ctx->hw_status != -ENODEV)
+		pr_info("hardware SVA on %s unavailable (%d): HMM mirror only\n",
+			sva_pci, ctx->hw_status);
+	b.pasid = ctx->pasid;
+	b.hw_status = ctx->hw_status;
+	ret = 0;
+	if (copy_to_user(uarg, &b, sizeof(b))) {
+		sva_unbind_locked(ctx);
+		ret = -EFAULT;
+	}
+unlock:
+	mutex_unlock(&ctx->bind_lock);
+	return ret;
+}
+
+static long sva_ioctl_unbind(struct sva_ctx *ctx)
+{
+	long ret = -EINVAL;
+
+	mutex_lock(&ctx->bind_lock);
+	if (ctx->pasid) {
+		sva_unbind_locked(ctx);
+		ret = 0;
+	}
+	mutex_unlock(&ctx->bind_lock);
+	return ret;
+}
+
+static long sva_ioctl_stats(struct sva_ctx *ctx, void __user *uarg)
+{
+	struct sva_shim_stats s = { 0 };
+	u64 *v = &s.translations;
+	int i;
+
+	for (i = 0; i < SVA_ST_NR; i++)
+		v[i] = atomic64_read(&ctx->stats[i]);
+	return copy_to_user(uarg, &s, sizeof(s)) ? -EFAULT : 0;
+}
+
+static long sva_ioctl_version(void __user *uarg)
+{
+	struct sva_shim_version v = {
+		.abi = SVA_SHIM_ABI_VERSION,
+		.caps = SVA_SHIM_CAP_HMM | SVA_SHIM_CAP_INJECT,
+		.pasid_bits = SVA_PASID_BITS,
+	};
+
+	return copy_to_user(uarg, &v, sizeof(v)) ? -EFAULT : 0;
+}
+
+static bool sva_bound(struct sva_ctx *ctx)
+{
+	return READ_ONCE(ctx->pasid) != 0;
+}
+
+static long sva_ioctl_bound(struct sva_ctx *ctx, unsigned int cmd,
+			    void __user *uarg)
+{
+	switch (cmd) {
+	case SVA_SHIM_IOC_READ:
+		return sva_ioctl_access(ctx, uarg, false);
+	case SVA_SHIM_IOC_WRITE:
+		return sva_ioctl_access(ctx, uarg, true);
+	case SVA_SHIM_IOC_SNAPSHOT:
+		return sva_ioctl_snapshot(ctx, uarg);
+	case SVA_SHIM_IOC_MIRROR:
+		return sva_ioctl_mirror(ctx, uarg);
+	case SVA_SHIM_IOC_UNMIRROR:
+		return sva_ioctl_unmirror(ctx, uarg);
+	default:
+		return sva_ioctl_mirror_seq(ctx, uarg);
+	}
+}
+
+static long sva_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+{
+	struct sva_ctx *ctx = file->private_data;
+	void __user *uarg = (void __user *)arg;
+
+	if (cmd == SVA_SHIM_IOC_VERSION)
+		return sva_ioctl_version(uarg);
+	/* The context is the binder's: another mm may not drive it. */
+	if (current->mm != ctx->mm)
+		return -EPERM;
+	switch (cmd) {
+	case SVA_SHIM_IOC_BIND:
+		return sva_ioctl_bind(ctx, uarg);
+	case SVA_SHIM_IOC_UNBIND:
+		return sva_ioctl_unbind(ctx);
+	case SVA_SHIM_IOC_STATS:
+		return sva_ioctl_stats(ctx, uarg);
+	case SVA_SHIM_IOC_READ:
+	case SVA_SHIM_IOC_WRITE:
+	case SVA_SHIM_IOC_SNAPSHOT:
+	case SVA_SHIM_IOC_MIRROR:
+	case SVA_SHIM_IOC_UNMIRROR:
+	case SVA_SHIM_IOC_MIRROR_SEQ:
+		/* The device works for a PASID: bind first. */
+		if (!sva_bound(ctx))
+			return -ENOTCONN;
+		return sva_ioctl_bound(ctx, cmd, uarg);
+	default:
+		return -ENOTTY;
+	}
+}
+
+static ssize_t sva_read(struct file *file, char __user *buf, size_t len,
+			loff_t *ppos)
+{
+	struct sva_ctx *ctx = file->private_data;
+
+	if (current->mm != ctx->mm)
+		return -EPERM;
+	return sva_events_read(ctx, buf, len, file->f_flags & O_NONBLOCK);
+}
+
+static __poll_t sva_poll(struct file *file, poll_table *wait)
+{
+	return sva_events_poll(file->private_data, file, wait);
+}
+
+/* Last reference gone: no ioctl can be running on the context. */
+static int sva_release(struct inode *inode, struct file *file)
+{
+	struct sva_ctx *ctx = file->private_data;
+
+	mutex_lock(&ctx->bind_lock);
+	if (ctx->pasid)
+		sva_unbind_locked(ctx);
+	mutex_unlock(&ctx->bind_lock);
+	sva_mirror_fini(ctx);
+	mmdrop(ctx->mm);
+	kfree(ctx);
+	return 0;
+}
+
+static const struct file_operations sva_fops = {
+	.owner = THIS_MODULE,
+	.open = sva_open,
+	.release = sva_release,
+	.unlocked_ioctl = sva_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+	.read = sva_read,
+	.poll = sva_poll,
+	.llseek = noop_llseek,
+};
+
+static struct miscdevice sva_misc = {
+	.minor = MISC_DYNAMIC_MINOR,
+	.name = "sva",
+	.fops = &sva_fops,
+	.mode = 0666,
+};
+
+static int __init sva_init(void)
+{
+	int ret = misc_register(&sva_misc);
+
+	if (!ret)
+		pr_info("/dev/sva ready, ABI %u\n", SVA_SHIM_ABI_VERSION);
+	return ret;
+}
+
+static void __exit sva_exit(void)
+{
+	misc_deregister(&sva_misc);
+	ida_destroy(&sva_pasid_ida);
+}
+
+module_init(sva_init);
+module_exit(sva_exit);
+MODULE_DESCRIPTION("Software SVA device mirroring a process with HMM, for libsva");
+MODULE_LICENSE("GPL");

@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * sva_shim internals. One struct sva_ctx per open file of /dev/sva: a
+ * software SVA device context bound to the opener's mm, which it mirrors
+ * with HMM.
+ */
+#ifndef SVA_SHIM_INTERNAL_H
+#define SVA_SHIM_INTERNAL_H
+
+#include <linux/iommu.h>
+#include <linux/kfifo.h>
+#include <linux/list.h>
+#include <linux/mmu_notifier.h>
+#include <linux/mutex.h>
+#include <linux/poll.h>
+#include <linux/wait.h>
+#include <linux/xarray.h>
+
+#include <uapi/linux/sva_shim.h>
+
+#define SVA_FAULT_BATCH 64	/* pages per page request group */
+#define SVA_EVENTS 256		/* event records queued per context */
+#define SVA_PASID_BITS 20
+
+/* Counters, in struct sva_shim_stats order. */
+enum sva_stat {
+	SVA_ST_TRANSLATIONS,
+	SVA_ST_ATC_HITS,
+	SVA_ST_ATC_MISSES,
+	SVA_ST_PAGE_REQUESTS,
+	SVA_ST_PAGE_GROUPS,
+	SVA_ST_FAULTS_RESOLVED,
+	SVA_ST_FAULTS_FAILED,
+	SVA_ST_INVALIDATIONS,
+	SVA_ST_ATC_INVALIDATED,
+	SVA_ST_EVENTS_LOST,
+	SVA_ST_BYTES_DONE,
+	SVA_ST_NR,
+};
+
+struct sva_ctx {
+	struct mm_struct *mm;		/* mmgrab()ed at open */
+	/*
+	 * The device page table covers the whole mm through one interval
+	 * notifier, as lib/test_hmm.c does. pt maps a virtual page number
+	 * to its struct page, tagged writable or not. lock protects pt and
+	 * is the lock of the read_begin/read_retry pattern: the notifier
+	 * takes it to invalidate, the fault path to install.
+	 */
+	struct mmu_interval_notifier notifier;
+	struct mutex lock;
+	struct xarray pt;
+	struct list_head mirrors;	/* struct sva_mirror_range, lock */
+	u32 next_mirror_id;		/* lock */
+
+	struct mutex bind_lock;		/* protects the three below */
+	u32 pasid;			/* 0: not bound */
+	struct iommu_sva *hw;		/* hardware SVA bond, if any */
+	int hw_status;
+
+	spinlock_t ev_lock;		/* protects events */
+	DECLARE_KFIFO(events, struct sva_shim_event, SVA_EVENTS);
+	wait_queue_head_t ev_wait;
+
+	atomic64_t stats[SVA_ST_NR];
+};
+
+struct sva_mirror_range {
+	struct mmu_interval_notifier notifier;
+	struct sva_ctx *ctx;
+	struct list_head node;		/* on ctx->mirrors, ctx->lock */
+	u32 id;
+	atomic64_t seq;
+};
+
+static inline void sva_stat_add(struct sva_ctx *ctx, enum sva_stat s, u64 n)
+{
+	atomic64_add(n, &ctx->stats[s]);
+}
+
+/* mirror.c */
+int sva_mirror_init(struct sva_ctx *ctx);
+void sva_mirror_fini(struct sva_ctx *ctx);
+long sva_ioctl_access(struct sva_ctx *ctx, void __user *uarg, bool write);
+long sva_ioctl_snapshot(struct sva_ctx *ctx, void __user *uarg);
+long sva_ioctl_mirror(struct sva_ctx *ctx, void __user *uarg);
+long sva_ioctl_unmirror(struct sva_ctx *ctx, void __user *uarg);
+long sva_ioctl_mirror_seq(struct sva_ctx *ctx, void __user *uarg);
+
+/* events.c */
+void sva_event_push(struct sva_ctx *ctx, const struct sva_shim_event *ev);
+ssize_t sva_events_read(struct sva_ctx *ctx, char __user *buf, size_t len,
+			bool nonblock);
+__poll_t sva_events_poll(struct sva_ctx *ctx, struct file *file,
+			 poll_table *wait);
+
+/* inject.c: fault injection points, set through module parameters */
+enum sva_inject_point {
+	SVA_INJECT_BIND,
+	SVA_INJECT_PASID,
+	SVA_INJECT_ALLOC,
+	SVA_INJECT_FAULT,
+	SVA_INJECT_NR,
+};
+
+bool sva_should_fail(enum sva_inject_point point);
+/* The error an injected fault resolution fails with (-EFAULT/-ENOMEM). */
+int sva_inject_fault_error(void);
+
+#endif /* SVA_SHIM_INTERNAL_H */

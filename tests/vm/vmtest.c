@@ -1,0 +1,562 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+/*
+ * sva-vmtest: tests of sva_shim.ko through /dev/sva, run inside the test VM
+ * (tests/vm/run-vm.sh), modelled on the kernel's hmm-tests.c. Prints TAP-ish
+ * "ok"/"not ok" lines and a closing "N passed, N failed" line.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "uapi/linux/sva_shim.h"
+
+#define PAGE 4096ul
+
+static int passed, failed;
+static char why[256];
+
+#define CHECK(cond) do { \
+		if (!(cond)) { \
+			snprintf(why, sizeof(why), "%s:%d: %s (errno %d)", \
+				 __FILE__, __LINE__, #cond, errno); \
+			return -1; \
+		} \
+	} while (0)
+
+static int sva_open_bound(uint32_t *pasid)
+{
+	struct sva_shim_bind b = { 0 };
+	int fd = open("/dev/sva", O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	if (ioctl(fd, SVA_SHIM_IOC_BIND, &b)) {
+		close(fd);
+		return -1;
+	}
+	if (pasid)
+		*pasid = b.pasid;
+	return fd;
+}
+
+static int dev_access(int fd, unsigned long req, void *addr, size_t len,
+		      void *buf, uint32_t flags, struct sva_shim_access *out)
+{
+	struct sva_shim_access a = {
+		.addr = (uintptr_t)addr, .len = len, .buf = (uintptr_t)buf,
+		.flags = flags,
+	};
+	int ret = ioctl(fd, req, &a);
+
+	if (out)
+		*out = a;
+	return ret;
+}
+
+static void *map(size_t len, int prot, int flags)
+{
+	void *p = mmap(NULL, len, prot, flags | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static int set_param(const char *name, const char *val)
+{
+	char path[128];
+	int fd, n;
+
+	snprintf(path, sizeof(path), "/sys/module/sva_shim/parameters/%s",
+		 name);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -1;
+	n = (int)write(fd, val, strlen(val));
+	close(fd);
+	return n > 0 ? 0 : -1;
+}
+
+static struct sva_shim_stats stats(int fd)
+{
+	struct sva_shim_stats s;
+
+	memset(&s, 0, sizeof(s));
+	ioctl(fd, SVA_SHIM_IOC_STATS, &s);
+	return s;
+}
+
+/* ------------------------------------------------------------- cases */
+
+static int t_abi(void)
+{
+	struct sva_shim_version v;
+	struct sva_shim_bind b = { 0 };
+	struct sva_shim_access a;
+	int fd = open("/dev/sva", O_RDWR);
+	char buf[PAGE];
+
+	CHECK(fd >= 0);
+	CHECK(!ioctl(fd, SVA_SHIM_IOC_VERSION, &v));
+	CHECK(v.abi == SVA_SHIM_ABI_VERSION && (v.caps & SVA_SHIM_CAP_HMM));
+	CHECK(ioctl(fd, _IO('S', 0x7f)) < 0 && errno == ENOTTY);
+	/* Unbound: no device access. */
+	CHECK(dev_access(fd, SVA_SHIM_IOC_READ, buf, PAGE, buf, 0, NULL) < 0 &&
+	      errno == ENOTCONN);
+	b.flags = 1;
+	CHECK(ioctl(fd, SVA_SHIM_IOC_BIND, &b) < 0 && errno == EINVAL);
+	b.flags = 0;
+	CHECK(!ioctl(fd, SVA_SHIM_IOC_BIND, &b) && b.pasid > 0);
+	CHECK(b.hw_status < 0);	/* no hardware SVA here, reported */
+	memset(&b, 0, sizeof(b));
+	CHECK(ioctl(fd, SVA_SHIM_IOC_BIND, &b) < 0 && errno == EBUSY);
+	/* Argument validation. */
+	CHECK(dev_access(fd, SVA_SHIM_IOC_READ, buf + 1, PAGE, buf, 0, NULL) < 0 &&
+	      errno == EINVAL);
+	CHECK(dev_access(fd, SVA_SHIM_IOC_READ, buf, 100, buf, 0, NULL) < 0 &&
+	      errno == EINVAL);
+	CHECK(dev_access(fd, SVA_SHIM_IOC_READ, buf, PAGE, buf, 8, NULL) < 0 &&
+	      errno == EINVAL);
+	CHECK(dev_access(fd, SVA_SHIM_IOC_READ, (void *)(UINTPTR_MAX & ~4095ul),
+			 2 * PAGE, buf, 0, NULL) < 0 && errno == EINVAL);
+	CHECK(dev_access(fd, SVA_SHIM_IOC_READ, (void *)0x7ffffffff000ul,
+			 1ul << 40, buf, 0, NULL) < 0 && errno == EINVAL);
+	memset(&a, 0, sizeof(a));
+	a.status = 1;
+	CHECK(ioctl(fd, SVA_SHIM_IOC_READ, &a) < 0 && errno == EINVAL);
+	CHECK(!ioctl(fd, SVA_SHIM_IOC_UNBIND));
+	CHECK(ioctl(fd, SVA_SHIM_IOC_UNBIND) < 0 && errno == EINVAL);
+	close(fd);
+	return 0;
+}
+
+static int t_anon_read_write(void)
+{
+	size_t len = 64 * PAGE;
+	uint8_t *p = map(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	uint8_t *buf = map(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	struct sva_shim_access a;
+	struct sva_shim_stats s0, s1;
+	int fd = sva_open_bound(NULL);
+
+	CHECK(fd >= 0 && p && buf);
+	for (size_t i = 0; i < len; i++)
+		p[i] = (uint8_t)(i * 7);
+	CHECK(!dev_access(fd, SVA_SHIM_IOC_READ, p, len, buf, 0, &a));
+	CHECK(a.status == SVA_SHIM_STATUS_OK && a.bytes_done == len);
+	CHECK(a.faults > 0);
+	CHECK(!memcmp(p, buf, len));
+	/* Warm: the device page table holds it, no more faults. */
+	s0 = stats(fd);
+	CHECK(!dev_access(fd, SVA_SHIM_IOC_READ, p, len, buf, 0, &a));
+	CHECK(a.faults == 0);
+	s1 = stats(fd);
+	CHECK(s1.atc_hits - s0.atc_hits == len / PAGE);
+	/* Device writes, the CPU sees them. */
+	memset(buf, 0x5a, len);
+	CHECK(!dev_access(fd, SVA_SHIM_IOC_WRITE, p, len, buf, 0, &a));
+	CHECK(a.status == SVA_SHIM_STATUS_OK && a.bytes_done == len);
+	for (size_t i = 0; i < len; i++)
+		CHECK(p[i] == 0x5a);
+	close(fd);
+	munmap(p, len);
+	munmap(buf, len);
+	return 0;
+}
+
+static int t_fresh_and_no_fault(void)
+{
+	size_t len = 16 * PAGE;
+	uint8_t *p = map(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	uint8_t *buf = map(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	struct sva_shim_access a;
+	int fd = sva_open_bound(NULL);
+
+	CHECK(fd >= 0 && p && buf);
+	memset(buf, 1, len);
+	CHECK(!dev_access(fd, SVA_SHIM_IOC_READ, p, len, buf, 
+			  SVA_SHIM_ACCESS_NO_FAULT, &a));
+	CHECK(a.status == SVA_SHIM_STATUS_PAGE_FAULT && a.bytes_done == 0 &&
+	      a.fault_addr == (uintptr_t)p);
+	CHECK(!dev_access(fd, SVA_SHIM_IOC_READ, p, len, buf, 0, &a));
+	CHECK(a.status == SVA_SHIM_STATUS_OK);
+	for (size_t i = 0; i < len; i++)
+		CHECK(buf[i] == 0);
+	close(fd);
+	munmap(p, len);
+	munmap(buf, len);
+	return 0;
+}
+
+static int t_protection(void)
+{
+	size_t len = 4 * PAGE;
+	uint8_t *p = map(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	uint8_t buf[4 * PAGE];
+	struct sva_shim_access a;
+	int fd = sva_open_bound(NULL);
+
+	CHECK(fd >= 0 && p);
+	memset(p, 3, len);
+	CHECK(!mprotect(p + 2 * PAGE, 2 * PAGE, PROT_READ));
+	memset(buf, 9, len);
+	CHECK(!dev_access(fd, SVA_SHIM_IOC_WRITE, p, len, buf, 0, &a));
+	CHECK(a.status == SVA_SHIM_STATUS_INVALID);
+	CHECK(a.bytes_done == 2 * PAGE && a.fault_addr == (uintptr_t)p + 2 * PAGE);
+	CHECK(p[0] == 9 && p[2 * PAGE] == 3);
+	CHECK(!dev_access(fd, SVA_SHIM_IOC_READ, p, len, buf, 0, &a));
+	CHECK(a.status == SVA_SHIM_STATUS_OK);
+	/* PROT_NONE and a hole. */
+	CHECK(!mprotect(p + PAGE, PAGE, PROT_NONE));
+	CHECK(!dev_access(fd, SVA_SHIM_IOC_READ, p, len, buf, 0, &a));
+	CHECK(a.status == SVA_SHIM_STATUS_INVALID &&
+	      a.fault_addr == (uintptr_t)p + PAGE);
+	CHECK(!munmap(p + 3 * PAGE, PAGE));
+	CHECK(!dev_access(fd, SVA_SHIM_IOC_READ, p + 2 * PAGE, 2 * PAGE, buf, 0,
+			  &a));
+	CHECK(a.status == SVA_SHIM_STATUS_INVALID &&
+	      a.fault_addr == (uintptr_t)p + 3 * PAGE);
+	close(fd);
+	munmap(p, len);
+	return 0;
+}
+
+static int t_fork(void)
+{
+	size_t len = 4 * PAGE;
+	uint8_t *priv = map(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	uint8_t *shared = map(len, PROT_READ | PROT_WRITE, MAP_SHARED);
+	uint8_t buf[4 * PAGE];
+	int fd = sva_open_bound(NULL), status;
+	pid_t pid;
+
+	CHECK(fd >= 0 && priv && shared);
+	memset(priv, 1, len);
+	memset(shared, 1, len);
+	CHECK(!dev_access(fd, SVA_SHIM_IOC_READ, priv, len, buf, 0, NULL));
+	pid = fork();
+	CHECK(pid >= 0);
+	if (!pid) {
+		struct sva_shim_access a;
+		int cfd, bad = 0;
+
+		/* The parent's context is the parent's. */
+		bad |= dev_access(fd, SVA_SHIM_IOC_READ, priv, len, buf, 0,
+				  NULL) != -1 || errno != EPERM;
+		cfd = sva_open_bound(NULL);
+		memset(buf, 7, len);
+		bad |= cfd < 0;
+		bad |= dev_access(cfd, SVA_SHIM_IOC_WRITE, priv, len, buf, 0,
+				  &a) || a.status;
+		bad |= priv[0] != 7;
+		bad |= dev_access(cfd, SVA_SHIM_IOC_WRITE, shared, len, buf, 0,
+				  &a) || a.status;
+		_exit(bad);
+	}
+	CHECK(waitpid(pid, &status, 0) == pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK(priv[0] == 1);		/* copy-on-write kept ours */
+	CHECK(shared[len - 1] == 7);	/* shared saw the child's device */
+	/* And our warm mirror of priv is still right after the COW. */
+	memset(buf, 0, len);
+	CHECK(!dev_access(fd, SVA_SHIM_IOC_READ, priv, len, buf, 0, NULL));
+	CHECK(buf[0] == 1);
+	close(fd);
+	munmap(priv, len);
+	munmap(shared, len);
+	return 0;
+}
+
+static int t_file_backed(void)
+{
+	size_t len = 4 * PAGE;
+	uint8_t buf[4 * PAGE], back[4 * PAGE];
+	int fd = sva_open_bound(NULL);
+	int ffd = open("/tmp/sva-file", O_RDWR | O_CREAT | O_TRUNC, 0600);
+	uint8_t *p;
+
+	CHECK(fd >= 0 && ffd >= 0);
+	CHECK(!ftruncate(ffd, (off_t)len));
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, ffd, 0);
+	CHECK(p != MAP_FAILED);
+	memset(buf, 0x42, len);
+	CHECK(!dev_access(fd, SVA_SHIM_IOC_WRITE, p, len, buf, 0, NULL));
+	CHECK(pread(ffd, back, len, 0) == (ssize_t)len);
+	CHECK(!memcmp(back, buf, len));
+	CHECK(pwrite(ffd, "xyz", 3, PAGE) == 3);
+	CHECK(!dev_access(fd, SVA_SHIM_IOC_READ, p, len, buf, 0, NULL));
+	CHECK(!memcmp(buf + PAGE, "xyz", 3));
+	munmap(p, len);
+	close(ffd);
+	unlink("/tmp/sva-file");
+	close(fd);
+	return 0;
+}
+
+static int thp_enabled(void)
+{
+	char s[128] = "";
+	int fd = open("/sys/kernel/mm/transparent_hugepage/enabled", O_RDONLY);
+
+	if (fd < 0)
+		return 0;
+	if (read(fd, s, sizeof(s) - 1) < 0)
+		s[0] = 0;
+	close(fd);
+	return !strstr(s, "[never]");
+}
+
+static int t_snapshot_huge(void)
+{
+	size_t huge = 2ul << 20;
+	uint8_t *raw = map(3 * huge, PROT_READ | PROT_WRITE, MAP_PRIVATE), *p;
+	static uint8_t st[512];
+	struct sva_shim_snapshot s = { 0 };
+	int fd = sva_open_bound(NULL);
+
+	CHECK(fd >= 0 && raw);
+	p = (uint8_t *)(((uintptr_t)raw + huge - 1) & ~(huge - 1));
+	if (thp_enabled())
+		CHECK(!madvise(p, 2 * huge, MADV_HUGEPAGE));
+	s.addr = (uintptr_t)p;
+	s.len = 8 * PAGE;
+	s.states = (uintptr_t)st;
+	p[0] = 1;
+	CHECK(!mprotect(p + 4 * PAGE, 4 * PAGE, PROT_NONE));
+	CHECK(!ioctl(fd, SVA_SHIM_IOC_SNAPSHOT, &s));
+	CHECK(st[0] & SVA_SHIM_PAGE_VALID);
+	CHECK(st[4] == SVA_SHIM_PAGE_ERROR);
+	CHECK(!mprotect(p + 4 * PAGE, 4 * PAGE, PROT_READ | PROT_WRITE));
+	if (thp_enabled()) {
+		/* The next huge page: the mprotect above split the first. */
+		s.addr = (uintptr_t)p + huge;
+		s.len = huge;
+		s.flags = SVA_SHIM_SNAP_FAULT_WRITE;
+		CHECK(!ioctl(fd, SVA_SHIM_IOC_SNAPSHOT, &s));
+		CHECK(st[0] & SVA_SHIM_PAGE_WRITE);
+		CHECK(st[511] & SVA_SHIM_PAGE_VALID);
+		CHECK(st[100] & SVA_SHIM_PAGE_HUGE);
+	}
+	s.flags = 4;
+	CHECK(ioctl(fd, SVA_SHIM_IOC_SNAPSHOT, &s) < 0 && errno == EINVAL);
+	close(fd);
+	munmap(raw, 3 * huge);
+	return 0;
+}
+
+static int t_mirrors_and_events(void)
+{
+	enum { N = 64 };
+	uint8_t *p = map(N * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	struct sva_shim_mirror m[N];
+	struct sva_shim_event ev[64];
+	struct pollfd pfd;
+	uint8_t buf[PAGE];
+	int fd = sva_open_bound(NULL), n, inval = 0, preq = 0;
+	uint32_t id;
+
+	CHECK(fd >= 0 && p);
+	memset(p, 1, N * PAGE);
+	for (int i = 0; i < N; i++) {
+		memset(&m[i], 0, sizeof(m[i]));
+		m[i].addr = (uintptr_t)p + (uint64_t)i * PAGE;
+		m[i].len = PAGE;
+		CHECK(!ioctl(fd, SVA_SHIM_IOC_MIRROR, &m[i]) && m[i].id);
+	}
+	CHECK(!dev_access(fd, SVA_SHIM_IOC_READ, p, PAGE, buf, 0, NULL));
+	CHECK(!madvise(p + 10 * PAGE, 3 * PAGE, MADV_DONTNEED));
+	for (int i = 0; i < N; i++) {
+		CHECK(!ioctl(fd, SVA_SHIM_IOC_MIRROR_SEQ, &m[i]));
+		CHECK((m[i].seq > 0) == (i >= 10 && i < 13));
+	}
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+	CHECK(poll(&pfd, 1, 1000) == 1);
+	n = (int)read(fd, ev, sizeof(ev));
+	CHECK(n > 0 && n % (int)sizeof(ev[0]) == 0);
+	for (int i = 0; i < n / (int)sizeof(ev[0]); i++) {
+		preq += ev[i].type == SVA_SHIM_EVENT_PAGE_REQUEST &&
+			ev[i].response == SVA_SHIM_RESP_SUCCESS;
+		inval += ev[i].type == SVA_SHIM_EVENT_INVALIDATE &&
+			 ev[i].mirror == m[11].id &&
+			 ev[i].reason == SVA_SHIM_INVAL_CLEAR;
+	}
+	CHECK(preq >= 1 && inval == 1);
+	CHECK(read(fd, ev, 4) < 0 && errno == EINVAL);
+	id = m[0].id;
+	CHECK(!ioctl(fd, SVA_SHIM_IOC_UNMIRROR, &id));
+	CHECK(ioctl(fd, SVA_SHIM_IOC_UNMIRROR, &id) < 0 && errno == ENOENT);
+	/* The rest stay registered: close tears them down. */
+	close(fd);
+	munmap(p, N * PAGE);
+	return 0;
+}
+
+struct unmapper {
+	uint8_t *p;
+	size_t len;
+};
+
+static void *unmap_thread(void *arg)
+{
+	struct unmapper *u = arg;
+
+	usleep(2000);
+	munmap(u->p, u->len);
+	return NULL;
+}
+
+static int t_unmap_during_access(void)
+{
+	size_t len = 256 * PAGE;
+	uint8_t *p = map(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	uint8_t *buf = map(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	struct unmapper u = { p, len };
+	struct sva_shim_access a;
+	int fd = sva_open_bound(NULL), bad = 0;
+	pthread_t t;
+
+	CHECK(fd >= 0 && p && buf);
+	memset(p, 2, len);
+	CHECK(!pthread_create(&t, NULL, unmap_thread, &u));
+	for (int i = 0; i < 200; i++) {
+		if (dev_access(fd, SVA_SHIM_IOC_READ, p, len, buf, 0, &a))
+			bad = 1;
+		if (a.status == SVA_SHIM_STATUS_INVALID)
+			break;
+		if (a.status != SVA_SHIM_STATUS_OK)
+			bad = 1;
+	}
+	pthread_join(t, NULL);
+	CHECK(!bad);
+	CHECK(!dev_access(fd, SVA_SHIM_IOC_READ, p, len, buf, 0, &a));
+	CHECK(a.status == SVA_SHIM_STATUS_INVALID);
+	CHECK(stats(fd).invalidations > 0 && stats(fd).atc_invalidated > 0);
+	close(fd);
+	munmap(buf, len);
+	return 0;
+}
+
+static int t_teardown(void)
+{
+	uint8_t *p = map(16 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	int status;
+	pid_t pid;
+
+	CHECK(p);
+	memset(p, 1, 16 * PAGE);
+	/* A process that dies with its context bound, mirrored and warm. */
+	pid = fork();
+	CHECK(pid >= 0);
+	if (!pid) {
+		struct sva_shim_mirror m = { .addr = (uintptr_t)p,
+					     .len = 16 * PAGE };
+		uint8_t buf[16 * PAGE];
+		int fd = sva_open_bound(NULL);
+
+		if (fd < 0 || ioctl(fd, SVA_SHIM_IOC_MIRROR, &m) ||
+		    dev_access(fd, SVA_SHIM_IOC_READ, p, 16 * PAGE, buf, 0,
+			       NULL))
+			_exit(1);
+		_exit(0);	/* no close, no unbind */
+	}
+	CHECK(waitpid(pid, &status, 0) == pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* Many open/bind/close cycles. */
+	for (int i = 0; i < 2000; i++) {
+		int fd = sva_open_bound(NULL);
+
+		CHECK(fd >= 0);
+		close(fd);
+	}
+	munmap(p, 16 * PAGE);
+	return 0;
+}
+
+static int t_fault_injection(void)
+{
+	uint8_t *p = map(8 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	struct sva_shim_bind b = { 0 };
+	struct sva_shim_access a;
+	uint8_t buf[8 * PAGE];
+	int fd;
+
+	CHECK(p);
+	CHECK(!set_param("bind_every", "1"));
+	fd = open("/dev/sva", O_RDWR);
+	CHECK(fd >= 0);
+	CHECK(ioctl(fd, SVA_SHIM_IOC_BIND, &b) < 0 && errno == EIO);
+	CHECK(!set_param("bind_every", "0"));
+	CHECK(!set_param("pasid_every", "1"));
+	CHECK(ioctl(fd, SVA_SHIM_IOC_BIND, &b) < 0 && errno == ENOSPC);
+	CHECK(!set_param("pasid_every", "0"));
+	CHECK(!ioctl(fd, SVA_SHIM_IOC_BIND, &b));
+
+	/* Fault resolution answered INVALID, then FAILURE. */
+	CHECK(!set_param("fault_every", "1"));
+	CHECK(!set_param("fault_resp", "1"));
+	CHECK(!dev_access(fd, SVA_SHIM_IOC_READ, p, 8 * PAGE, buf, 0, &a));
+	CHECK(a.status == SVA_SHIM_STATUS_INVALID && a.bytes_done == 0);
+	CHECK(!set_param("fault_resp", "2"));
+	CHECK(!dev_access(fd, SVA_SHIM_IOC_READ, p, 8 * PAGE, buf, 0, &a));
+	CHECK(a.status == SVA_SHIM_STATUS_FAILURE);
+	/* Every 3rd: the first groups fail, retried per page. */
+	CHECK(!set_param("fault_every", "0"));
+	CHECK(!set_param("alloc_every", "1"));
+	CHECK(dev_access(fd, SVA_SHIM_IOC_READ, p, 8 * PAGE, buf, 0, &a) < 0 &&
+	      errno == ENOMEM);
+	CHECK(open("/dev/sva", O_RDWR) < 0 && errno == ENOMEM);
+	CHECK(!set_param("alloc_every", "0"));
+	CHECK(!dev_access(fd, SVA_SHIM_IOC_READ, p, 8 * PAGE, buf, 0, &a));
+	CHECK(a.status == SVA_SHIM_STATUS_OK);
+	CHECK(stats(fd).faults_failed >= 2);
+	close(fd);
+	munmap(p, 8 * PAGE);
+	return 0;
+}
+
+static const struct {
+	const char *name;
+	int (*fn)(void);
+} cases[] = {
+	{ "abi", t_abi },
+	{ "anon_read_write", t_anon_read_write },
+	{ "fresh_and_no_fault", t_fresh_and_no_fault },
+	{ "protection", t_protection },
+	{ "fork", t_fork },
+	{ "file_backed", t_file_backed },
+	{ "snapshot_huge", t_snapshot_huge },
+	{ "mirrors_and_events", t_mirrors_and_events },
+	{ "unmap_during_access", t_unmap_during_access },
+	{ "teardown", t_teardown },
+	{ "fault_injection", t_fault_injection },
+};
+
+int main(void)
+{
+	size_t n = sizeof(cases) / sizeof(cases[0]);
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	for (size_t i = 0; i < n; i++) {
+		why[0] = '\0';
+		if (cases[i].fn() == 0) {
+			passed++;
+			printf("ok %zu - kmod %s\n", i + 1, cases[i].name);
+		} else {
+			failed++;
+			printf("not ok %zu - kmod %s: %s\n", i + 1,
+			       cases[i].name, why);
+		}
+	}
+	printf("vmtest: %d passed, %d failed\n", passed, failed);
+	return failed ? 1 : 0;
+}
