@@ -160,6 +160,29 @@ static int range_fault_install(struct sva_ctx *ctx, struct hmm_range *range)
 	return ret;
 }
 
+/*
+ * Translate [start, end) without faulting, as an ATS translation request
+ * does: install what the CPU page table maps now. Errors are left to the
+ * page request that follows when a page is still missing.
+ */
+static void sva_translate(struct sva_ctx *ctx, unsigned long start,
+			  unsigned long end)
+{
+	unsigned long pfns[SVA_FAULT_BATCH];
+	struct hmm_range range = {
+		.notifier = &ctx->notifier,
+		.start = start,
+		.end = end,
+		.hmm_pfns = pfns,
+		.dev_private_owner = ctx,
+	};
+
+	if (mmget_not_zero(ctx->mm)) {
+		range_fault_install(ctx, &range);
+		mmput(ctx->mm);
+	}
+}
+
 /* Fault [start, end) in for the device, as one page request group. */
 static int sva_fault(struct sva_ctx *ctx, unsigned long start,
 		     unsigned long end, bool write)
@@ -253,6 +276,7 @@ static int access_page(struct sva_ctx *ctx, struct sva_shim_access *a,
 		       unsigned long addr, void *bounce, bool write)
 {
 	unsigned long end = a->addr + a->len, batch;
+	bool translated = false;
 	int ret;
 
 	for (;;) {
@@ -261,12 +285,18 @@ static int access_page(struct sva_ctx *ctx, struct sva_shim_access *a,
 		mutex_unlock(&ctx->lock);
 		if (ret != -ENOENT)
 			return ret;
+		batch = min(end, addr + SVA_FAULT_BATCH * PAGE_SIZE);
+		/* First ask for a translation of what is mapped now... */
+		if (!translated) {
+			sva_translate(ctx, addr, batch);
+			translated = true;
+			continue;
+		}
 		if (a->flags & SVA_SHIM_ACCESS_NO_FAULT) {
 			a->status = SVA_SHIM_STATUS_PAGE_FAULT;
 			return -ENOENT;
 		}
-		/* Ask for a batch; if that fails, for this page alone. */
-		batch = min(end, addr + SVA_FAULT_BATCH * PAGE_SIZE);
+		/* ...then raise a page request for a batch, else the page. */
 		ret = sva_fault(ctx, addr, batch, write);
 		if (ret && batch > addr + PAGE_SIZE)
 			ret = sva_fault(ctx, addr, addr + PAGE_SIZE, write);

@@ -8,6 +8,7 @@
 
 static const struct sva_backend_ops *const backends[] = {
 	&sva_sim_ops,
+	&sva_kmod_ops,
 };
 
 int sva__check_owner(pid_t owner, const char *what)

@@ -132,6 +132,7 @@ struct sva_mirror {
 	uint64_t start, end;
 	_Atomic uint64_t seq;
 	struct sva_mirror_opts opts;
+	uint64_t backend_id;		/* the backend's name for it */
 };
 
 /* Count @n events of kind @c on @bind and its device. */
@@ -194,6 +195,7 @@ struct sva_backend_ops {
 };
 
 extern const struct sva_backend_ops sva_sim_ops;
+extern const struct sva_backend_ops sva_kmod_ops;
 
 /* Fail with -EPERM when the handle was made by another process (fork). */
 int sva__check_owner(pid_t owner, const char *what);

@@ -55,11 +55,20 @@ int sva_bind_stats_reset(struct sva_bind *bind)
 
 int sva_dev_stats(const struct sva_dev *dev, struct sva_stats *stats)
 {
+	struct sva_dev *d = (struct sva_dev *)dev;
+	struct sva_bind *bind;
 	int err = stats_check(dev, stats);
 
-	if (!err)
-		sva__counters_read(&dev->stats, stats);
-	return err;
+	if (err)
+		return err;
+	if (d->ops->sync) {
+		pthread_mutex_lock(&d->lock);
+		list_for_each_entry(bind, &d->binds, dev_node)
+			d->ops->sync(bind);
+		pthread_mutex_unlock(&d->lock);
+	}
+	sva__counters_read(&dev->stats, stats);
+	return 0;
 }
 
 int sva_dev_stats_reset(struct sva_dev *dev)

@@ -242,6 +242,8 @@ enum sva_inval_event {
 	SVA_INVAL_DISCARD = 2,		/* MADV_DONTNEED / MADV_REMOVE */
 	SVA_INVAL_REMAP = 3,		/* mremap moved the range */
 	SVA_INVAL_RELEASE = 4,		/* the binding is going away */
+	SVA_INVAL_PROTECT = 5,		/* mprotect (where it is seen) */
+	SVA_INVAL_OTHER = 6,		/* migration, KSM, ... */
 };
 
 /*

@@ -6,9 +6,21 @@
 
 #include "unit.h"
 
+const char *test_device(void)
+{
+	const char *dev = getenv("SVA_TEST_DEVICE");
+
+	return dev && *dev ? dev : "sim0";
+}
+
+bool test_on_sim(void)
+{
+	return !strncmp(test_device(), "sim", 3);
+}
+
 void open_bind(struct fixture *f, const struct sva_dev_opts *opts)
 {
-	ck_assert_int_eq(sva_dev_open("sim0", opts, &f->dev), 0);
+	ck_assert_int_eq(sva_dev_open(test_device(), opts, &f->dev), 0);
 	ck_assert_int_eq(sva_bind(f->dev, NULL, &f->bind), 0);
 	ck_assert_int_eq(sva_bind_pasid(f->bind, &f->pasid), 0);
 }

@@ -299,7 +299,9 @@ Suite *faults_suite(void)
 	tcase_add_test(tc, test_unmap_during_queued_work);
 	tcase_add_test(tc, test_dontneed_invalidates);
 	tcase_add_test(tc, test_mremap_moves);
-	tcase_add_test(tc, test_prq_overflow);
+	/* Only the software device has a page request queue to overflow. */
+	if (test_on_sim())
+		tcase_add_test(tc, test_prq_overflow);
 	tcase_add_test(tc, test_shared_and_file_mappings);
 	suite_add_tcase(s, tc);
 	return s;

@@ -49,7 +49,7 @@ START_TEST(test_fork_eperm)
 					   &m) != -EPERM;
 		bad |= sva_queue_stop(f.bind) != -EPERM;
 		/* Its own binding works, on its own copy of the memory. */
-		if (sva_dev_open("sim0", NULL, &g.dev) ||
+		if (sva_dev_open(test_device(), NULL, &g.dev) ||
 		    sva_bind(g.dev, NULL, &g.bind) ||
 		    sva_bind_pasid(g.bind, &g.pasid))
 			_exit(2);
@@ -166,7 +166,7 @@ START_TEST(test_close_with_bindings)
 	struct sva_bind *b[3];
 	int fds = count_dir("/proc/self/fd");
 
-	ck_assert_int_eq(sva_dev_open("sim3", NULL, &dev), 0);
+	ck_assert_int_eq(sva_dev_open(test_device(), NULL, &dev), 0);
 	for (int i = 0; i < 3; i++)
 		ck_assert_int_eq(sva_bind(dev, NULL, &b[i]), 0);
 	sva_dev_close(dev);
@@ -179,13 +179,15 @@ START_TEST(test_bind_unbind_cycles)
 {
 	uint8_t *src = map_filled(2 * PAGE, 6), *dst = map_fresh(2 * PAGE,
 						PROT_READ | PROT_WRITE);
+	/* Fewer under emulation in the VM: each is a kernel context. */
+	int cycles = test_on_sim() ? 10000 : 2000;
 	struct sva_dev *dev;
 	int fds, tasks;
 
-	ck_assert_int_eq(sva_dev_open("sim0", NULL, &dev), 0);
+	ck_assert_int_eq(sva_dev_open(test_device(), NULL, &dev), 0);
 	fds = count_dir("/proc/self/fd");
 	tasks = count_dir("/proc/self/task");
-	for (int i = 0; i < 10000; i++) {
+	for (int i = 0; i < cycles; i++) {
 		struct sva_bind *b;
 		struct sva_completion c;
 		struct sva_desc d;

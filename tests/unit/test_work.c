@@ -225,10 +225,13 @@ START_TEST(test_queue_full_and_stop)
 	struct sva_bind *b;
 	struct sva_desc d[10];
 	struct sva_completion c[10];
+	uint32_t pasid;
 
 	ck_assert_int_eq(sva_bind(f.dev, &bo, &b), 0);
+	ck_assert_int_eq(sva_bind_pasid(b, &pasid), 0);
 	for (int i = 0; i < 10; i++) {
 		d[i] = desc_make(&f, SVA_OP_NOP, 0, NULL, NULL, 0);
+		d[i].pasid = pasid;
 		d[i].user_data = (uint64_t)i;
 	}
 	ck_assert_int_eq(sva_queue_stop(b), 0);
@@ -323,7 +326,9 @@ Suite *work_suite(void)
 	tcase_add_test(tc, test_fault_in_fresh_memory);
 	tcase_add_test(tc, test_partial_completion_resume);
 	tcase_add_test(tc, test_crc_resume);
-	tcase_add_test(tc, test_atc_warm);
+	/* Exact ATC counts are the software device's. */
+	if (test_on_sim())
+		tcase_add_test(tc, test_atc_warm);
 	tcase_add_test(tc, test_queue_full_and_stop);
 	tcase_add_test(tc, test_concurrent_submitters);
 	suite_add_tcase(s, tc);

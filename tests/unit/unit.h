@@ -4,6 +4,7 @@
 #define SVA_UNIT_H
 
 #include <check.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/mman.h>
 
@@ -24,6 +25,13 @@ struct fixture {
 	struct sva_bind *bind;
 	uint32_t pasid;
 };
+
+/*
+ * The device the generic tests run on: $SVA_TEST_DEVICE, else "sim0".
+ * The VM tests run them on "kmod0" (sva_shim.ko).
+ */
+const char *test_device(void);
+bool test_on_sim(void);
 
 void open_bind(struct fixture *f, const struct sva_dev_opts *opts);
 void close_bind(struct fixture *f);

@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
+/* The kernel backend's ops table, devices and bindings. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kmod.h"
+
+static int kmod_enumerate(struct sva_dev_desc *descs, unsigned int max)
+{
+	if (access(KMOD_DEV_PATH, R_OK | W_OK))
+		return 0;
+	if (max) {
+		memset(descs, 0, sizeof(*descs));
+		snprintf(descs->name, sizeof(descs->name), "kmod0");
+		snprintf(descs->backend, sizeof(descs->backend), "kmod");
+	}
+	return 1;
+}
+
+/* Is @fd a /dev/sva of a compatible ABI? */
+static int kmod_probe_fd(int fd, struct sva_shim_version *v)
+{
+	struct stat st;
+
+	if (fstat(fd, &st))
+		return -errno;
+	if (!S_ISCHR(st.st_mode) || ioctl(fd, SVA_SHIM_IOC_VERSION, v))
+		return -ENODEV;
+	if (v->abi != SVA_SHIM_ABI_VERSION)
+		return sva_err(-EPROTO, "sva_shim ABI %u, libsva speaks %u",
+			       v->abi, SVA_SHIM_ABI_VERSION);
+	return 0;
+}
+
+static int kmod_open(struct sva_dev *dev, const char *name, int fd)
+{
+	struct sva_dev_caps *caps = &dev->caps;
+	struct sva_shim_version v;
+	int err;
+
+	if (name && strcmp(name, "kmod0"))
+		return -ENODEV;
+	if (name) {
+		dev->fd = open(KMOD_DEV_PATH, O_RDWR | O_CLOEXEC);
+		if (dev->fd < 0)
+			return errno == ENOENT ?
+			       sva_err(-ENODEV, "%s: no such device (is sva_shim.ko loaded?)",
+				       KMOD_DEV_PATH) : -errno;
+	} else {
+		dev->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		if (dev->fd < 0)
+			return -errno;
+	}
+	err = kmod_probe_fd(dev->fd, &v);
+	if (err) {
+		close(dev->fd);
+		dev->fd = -1;
+		return err;
+	}
+	if (dev->opts.flags & SVA_DEV_NO_ATC) {
+		close(dev->fd);
+		dev->fd = -1;
+		return sva_err(-EOPNOTSUPP, "kmod0 always caches translations");
+	}
+	if (!dev->opts.queue_depth)
+		dev->opts.queue_depth = 1024;
+	snprintf(dev->name, sizeof(dev->name), "kmod0");
+	caps->flags = SVA_CAP_PASID | SVA_CAP_ATS | SVA_CAP_MIRROR;
+	if (!(dev->opts.flags & SVA_DEV_NO_PRI))
+		caps->flags |= SVA_CAP_PRI | SVA_CAP_BLOCK_ON_FAULT;
+	caps->pasid_bits = v.pasid_bits;
+	caps->page_sizes = (1ull << 12) | (1ull << 21);
+	caps->queue_depth = dev->opts.queue_depth;
+	caps->prq_depth = 0;		/* faults are served synchronously */
+	caps->atc_entries = 0;		/* the device page table is unbounded */
+	caps->fault_batch = 64;
+	caps->ops = (1u << SVA_OP_MAX) - 1;
+	caps->max_xfer = 1ull << 30;
+	return 0;
+}
+
+static void kmod_close(struct sva_dev *dev)
+{
+	close(dev->fd);
+}
+
+static int kmod_bind(struct sva_bind *bind)
+{
+	struct sva_shim_bind b = { 0 };
+	struct kmod_bind *kb;
+	int err;
+
+	kb = calloc(1, sizeof(*kb));
+	if (!kb)
+		return -ENOMEM;
+	kb->stop_fd = -1;
+	pthread_mutex_init(&kb->seen_lock, NULL);
+	for (int i = 0; i < 2; i++) {
+		kb->win[i] = aligned_alloc(SVA_PAGE_SIZE,
+					   KMOD_WINDOW + 2 * SVA_PAGE_SIZE);
+		if (!kb->win[i]) {
+			err = -ENOMEM;
+			goto free;
+		}
+	}
+	kb->fd = open(KMOD_DEV_PATH, O_RDWR | O_CLOEXEC);
+	if (kb->fd < 0) {
+		err = sva_err(-errno, "%s: %s", KMOD_DEV_PATH, strerror(errno));
+		goto free;
+	}
+	if (ioctl(kb->fd, SVA_SHIM_IOC_BIND, &b)) {
+		err = sva_err(-errno, "bind: %s", strerror(errno));
+		goto close;
+	}
+	if (b.hw_status && b.hw_status != -ENODEV)
+		pr_info("kmod0: hardware SVA unavailable (%s), HMM mirror only\n",
+			strerror(-b.hw_status));
+	bind->pasid = b.pasid;
+	bind->priv = kb;
+	err = kmod_events_start(bind);
+	if (err)
+		goto close;
+	return 0;
+close:
+	close(kb->fd);
+free:
+	free(kb->win[0]);
+	free(kb->win[1]);
+	pthread_mutex_destroy(&kb->seen_lock);
+	free(kb);
+	bind->priv = NULL;
+	return err;
+}
+
+static void kmod_unbind(struct sva_bind *bind)
+{
+	struct kmod_bind *kb = kmod_bind_of(bind);
+
+	kmod_events_stop(bind);
+	close(kb->fd);		/* the kernel unbinds and tears down */
+	free(kb->win[0]);
+	free(kb->win[1]);
+	pthread_mutex_destroy(&kb->seen_lock);
+	free(kb);
+}
+
+/* Fold what the kernel counted since last time into libsva's counters. */
+static void kmod_stats_sync(struct sva_bind *bind)
+{
+	static const enum sva_counter map[] = {
+		SVA_C_TRANSLATIONS, SVA_C_ATC_HITS, SVA_C_ATC_MISSES,
+		SVA_C_PAGE_REQUESTS, SVA_C_PAGE_GROUPS, SVA_C_FAULTS_RESOLVED,
+		SVA_C_FAULTS_FAILED, SVA_C_INVALIDATIONS,
+		SVA_C_ATC_INVALIDATED,
+	};
+	struct kmod_bind *kb = kmod_bind_of(bind);
+	struct sva_shim_stats now;
+	__u64 *n = &now.translations, *s;
+
+	if (ioctl(kb->fd, SVA_SHIM_IOC_STATS, &now))
+		return;
+	pthread_mutex_lock(&kb->seen_lock);
+	s = &kb->seen.translations;
+	for (size_t i = 0; i < ARRAY_SIZE(map); i++)
+		sva__count(bind, map[i], n[i] - s[i]);
+	kb->seen = now;
+	pthread_mutex_unlock(&kb->seen_lock);
+}
+
+static void kmod_sync(struct sva_bind *bind)
+{
+	kmod_stats_sync(bind);
+	kmod_mirrors_sync(bind);
+}
+
+const struct sva_backend_ops sva_kmod_ops = {
+	.name = "kmod",
+	.enumerate = kmod_enumerate,
+	.open = kmod_open,
+	.close = kmod_close,
+	.bind = kmod_bind,
+	.unbind = kmod_unbind,
+	.sync = kmod_sync,
+	.exec = kmod_exec,
+	.mirror_register = kmod_mirror_register,
+	.mirror_unregister = kmod_mirror_unregister,
+	.snapshot = kmod_snapshot,
+};

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later OR MIT */
+/*
+ * The kernel backend: devices "kmod0" backed by sva_shim.ko's /dev/sva.
+ * Each binding is an open /dev/sva context of its own, bound to our mm;
+ * the kernel mirrors the mm with HMM and moves whole pages for us. Pieces:
+ *  - dev.c:    the ops table, devices, bindings, statistics;
+ *  - exec.c:   descriptors as page reads and writes through the mirror;
+ *  - mirror.c: mirror ranges and the thread that turns the kernel's event
+ *              records into invalidation callbacks.
+ */
+#ifndef SVA_KMOD_H
+#define SVA_KMOD_H
+
+#include "../internal.h"
+#include "uapi/linux/sva_shim.h"
+
+#define KMOD_DEV_PATH "/dev/sva"
+#define KMOD_WINDOW (64 * SVA_PAGE_SIZE)	/* bytes a burst moves */
+
+struct kmod_bind {
+	int fd;				/* this binding's /dev/sva context */
+	int stop_fd;			/* eventfd: stop the event thread */
+	pthread_t events;
+	/* Page-aligned windows for src and dst, with a page either side. */
+	uint8_t *win[2];
+	/* Kernel counters as last folded into libsva's (dev.c). */
+	struct sva_shim_stats seen;
+	pthread_mutex_t seen_lock;
+};
+
+static inline struct kmod_bind *kmod_bind_of(struct sva_bind *bind)
+{
+	return bind->priv;
+}
+
+void kmod_exec(struct sva_bind *bind, const struct sva_desc *desc,
+	       struct sva_completion *comp);
+int kmod_events_start(struct sva_bind *bind);
+void kmod_events_stop(struct sva_bind *bind);
+int kmod_mirror_register(struct sva_mirror *m);
+void kmod_mirror_unregister(struct sva_mirror *m);
+int kmod_snapshot(struct sva_mirror *m, uint64_t addr, uint64_t len,
+		  uint8_t *states, unsigned int fault);
+void kmod_mirrors_sync(struct sva_bind *bind);
+
+#endif /* SVA_KMOD_H */

@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
+/*
+ * Mirror ranges on the kernel backend: each is a sva_shim mirror with an
+ * interval notifier of its own. Its sequence lives in the kernel and is
+ * bumped before the munmap/madvise that invalidates it returns; libsva's
+ * copy is refreshed from it on read_begin/read_retry (the sync op). The
+ * callbacks come from the kernel's event records, read by a thread per
+ * binding.
+ */
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "kmod.h"
+
+static enum sva_inval_event event_of(uint32_t reason)
+{
+	switch (reason) {
+	case SVA_SHIM_INVAL_UNMAP:
+		return SVA_INVAL_UNMAP;
+	case SVA_SHIM_INVAL_CLEAR:
+		return SVA_INVAL_DISCARD;
+	case SVA_SHIM_INVAL_PROTECTION:
+		return SVA_INVAL_PROTECT;
+	case SVA_SHIM_INVAL_RELEASE:
+		return SVA_INVAL_RELEASE;
+	default:
+		return SVA_INVAL_OTHER;
+	}
+}
+
+/* libsva's sequences start at 1, the kernel's at 0. */
+static void mirror_set_seq(struct sva_mirror *m, uint64_t kseq)
+{
+	atomic_store_explicit(&m->seq, kseq + 1, memory_order_release);
+}
+
+static void event_dispatch(struct sva_bind *bind,
+			   const struct sva_shim_event *ev)
+{
+	struct sva_mirror *m;
+
+	if (ev->type != SVA_SHIM_EVENT_INVALIDATE || !ev->mirror)
+		return;
+	pthread_mutex_lock(&bind->mirror_lock);
+	list_for_each_entry(m, &bind->mirrors, node) {
+		if (m->backend_id != ev->mirror)
+			continue;
+		if (atomic_load(&m->seq) < ev->seq + 1)
+			mirror_set_seq(m, ev->seq);
+		if (m->opts.invalidate)
+			m->opts.invalidate(m, ev->start, ev->end,
+					   event_of(ev->reason), ev->seq + 1,
+					   m->opts.ctx);
+		break;
+	}
+	pthread_mutex_unlock(&bind->mirror_lock);
+}
+
+static void *events_thread(void *arg)
+{
+	struct sva_bind *bind = arg;
+	struct kmod_bind *kb = kmod_bind_of(bind);
+	struct pollfd pfd[2] = {
+		{ .fd = kb->fd, .events = POLLIN },
+		{ .fd = kb->stop_fd, .events = POLLIN },
+	};
+	struct sva_shim_event ev[32];
+	ssize_t n;
+
+	for (;;) {
+		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (pfd[1].revents)
+			break;
+		if (!(pfd[0].revents & POLLIN))
+			continue;
+		n = read(kb->fd, ev, sizeof(ev));
+		for (ssize_t i = 0; n > 0 && i < n / (ssize_t)sizeof(ev[0]); i++)
+			event_dispatch(bind, &ev[i]);
+	}
+	return NULL;
+}
+
+int kmod_events_start(struct sva_bind *bind)
+{
+	struct kmod_bind *kb = kmod_bind_of(bind);
+	int err;
+
+	kb->stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (kb->stop_fd < 0)
+		return -errno;
+	err = -pthread_create(&kb->events, NULL, events_thread, bind);
+	if (err) {
+		close(kb->stop_fd);
+		kb->stop_fd = -1;
+	}
+	return err;
+}
+
+void kmod_events_stop(struct sva_bind *bind)
+{
+	struct kmod_bind *kb = kmod_bind_of(bind);
+	uint64_t one = 1;
+
+	if (kb->stop_fd < 0)
+		return;
+	if (write(kb->stop_fd, &one, sizeof(one)) != sizeof(one))
+		pr_warn("kmod: can't stop the event thread\n");
+	pthread_join(kb->events, NULL);
+	close(kb->stop_fd);
+	kb->stop_fd = -1;
+}
+
+int kmod_mirror_register(struct sva_mirror *m)
+{
+	struct sva_shim_mirror km = { .addr = m->start,
+				      .len = m->end - m->start };
+
+	if (ioctl(kmod_bind_of(m->bind)->fd, SVA_SHIM_IOC_MIRROR, &km))
+		return sva_err(-errno, "mirror %#llx+%#llx: %s",
+			       (unsigned long long)km.addr,
+			       (unsigned long long)km.len, strerror(errno));
+	m->backend_id = km.id;
+	return 0;
+}
+
+void kmod_mirror_unregister(struct sva_mirror *m)
+{
+	uint32_t id = (uint32_t)m->backend_id;
+
+	if (ioctl(kmod_bind_of(m->bind)->fd, SVA_SHIM_IOC_UNMIRROR, &id))
+		pr_warn("kmod: unmirror %u: %s\n", id, strerror(errno));
+}
+
+void kmod_mirrors_sync(struct sva_bind *bind)
+{
+	struct kmod_bind *kb = kmod_bind_of(bind);
+	struct sva_shim_mirror km;
+	struct sva_mirror *m;
+
+	pthread_mutex_lock(&bind->mirror_lock);
+	list_for_each_entry(m, &bind->mirrors, node) {
+		memset(&km, 0, sizeof(km));
+		km.id = (uint32_t)m->backend_id;
+		if (!ioctl(kb->fd, SVA_SHIM_IOC_MIRROR_SEQ, &km) &&
+		    atomic_load(&m->seq) < km.seq + 1)
+			mirror_set_seq(m, km.seq);
+	}
+	pthread_mutex_unlock(&bind->mirror_lock);
+}
+
+int kmod_snapshot(struct sva_mirror *m, uint64_t addr, uint64_t len,
+		  uint8_t *states, unsigned int fault)
+{
+	struct sva_shim_snapshot s = {
+		.flags = (fault & SVA_ACCESS_READ ? SVA_SHIM_SNAP_FAULT_READ : 0) |
+			 (fault & SVA_ACCESS_WRITE ? SVA_SHIM_SNAP_FAULT_WRITE : 0),
+	};
+	uint64_t done;
+
+	/* The states bits are the kernel's: SVA_PAGE_* == SVA_SHIM_PAGE_*. */
+	for (done = 0; done < len; done += s.len) {
+		s.addr = addr + done;
+		s.len = MIN(len - done, (uint64_t)SVA_SHIM_MAX_XFER);
+		s.states = (uintptr_t)(states + (done >> SVA_PAGE_SHIFT));
+		if (ioctl(kmod_bind_of(m->bind)->fd, SVA_SHIM_IOC_SNAPSHOT, &s))
+			return sva_err(-errno, "snapshot: %s", strerror(errno));
+	}
+	return 0;
+}
