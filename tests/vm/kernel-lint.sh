@@ -19,7 +19,7 @@ command -v sparse > /dev/null ||
 
 mkdir -p "$T/kernel"
 cp "$S"/kernel/*.c "$S"/kernel/*.h "$S/kernel/Kbuild" "$T/kernel/"
-make -C "$KDIR" M="$T/kernel" C=2 ccflags-y="-I$S/include" modules \
+env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -C "$KDIR" M="$T/kernel" C=2 ccflags-y="-I$S/include" modules \
 	> "$T/sparse.log" 2>&1 || { cat "$T/sparse.log"; exit 1; }
 if grep -E '(warning|error):' "$T/sparse.log"; then
 	echo "kernel-lint: sparse or compiler warnings above" >&2

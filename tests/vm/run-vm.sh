@@ -30,7 +30,7 @@ mkdir -p "$T/kernel" "$T/include/uapi/linux" "$T/root/bin" "$T/root/proc" \
 cp "$S"/kernel/*.c "$S"/kernel/*.h "$S/kernel/Kbuild" "$S/kernel/Makefile" \
 	"$T/kernel/"
 cp "$S/include/uapi/linux/sva_shim.h" "$T/include/uapi/linux/"
-make -s -C "$KDIR" M="$T/kernel" modules > "$T/build.log" 2>&1 ||
+env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C "$KDIR" M="$T/kernel" modules > "$T/build.log" 2>&1 ||
 	{ cat "$T/build.log"; exit 1; }
 if grep -E 'warning:' "$T/build.log"; then
 	echo "run-vm: the module builds with warnings" >&2
