@@ -56,7 +56,7 @@ timeout 300 qemu-system-x86_64 -machine q35,kernel-irqchip=split -accel tcg \
 	-append "console=ttyS0 intel_iommu=on,sm_on panic=-1 loglevel=4" \
 	< /dev/null > "$T/console" 2>&1 || true
 
-tr -d '\r' < "$T/console" | grep -E '^(ok|not ok|vm:|vmtest:|SVA-VM-RESULT|[0-9]+%: Checks)|WARNING|BUG|Oops|Call Trace' || true
+tr -d '\r' < "$T/console" | grep -E '^(ok|not ok|#|vm:|vmtest:|SVA-VM-RESULT|[0-9]+%: Checks)|WARNING|BUG|Oops|Call Trace' || true
 if grep -q 'SVA-VM-RESULT: PASS' "$T/console"; then
 	exit 0
 fi

@@ -116,7 +116,10 @@ static int t_abi(void)
 	CHECK(ioctl(fd, SVA_SHIM_IOC_BIND, &b) < 0 && errno == EINVAL);
 	b.flags = 0;
 	CHECK(!ioctl(fd, SVA_SHIM_IOC_BIND, &b) && b.pasid > 0);
-	CHECK(b.hw_status < 0);	/* no hardware SVA here, reported */
+	/* The VM's e1000e has no PASID: the kernel refuses, we report. */
+	printf("# hardware SVA bind on sva_pci: %d (%s)\n", b.hw_status,
+	       strerror(-b.hw_status));
+	CHECK(b.hw_status < 0 && b.hw_status != -ENODEV);
 	memset(&b, 0, sizeof(b));
 	CHECK(ioctl(fd, SVA_SHIM_IOC_BIND, &b) < 0 && errno == EBUSY);
 	/* Argument validation. */
@@ -327,6 +330,8 @@ static int t_snapshot_huge(void)
 
 	CHECK(fd >= 0 && raw);
 	p = (uint8_t *)(((uintptr_t)raw + huge - 1) & ~(huge - 1));
+	printf("# transparent huge pages: %s\n",
+	       thp_enabled() ? "on" : "off, huge checks skipped");
 	if (thp_enabled())
 		CHECK(!madvise(p, 2 * huge, MADV_HUGEPAGE));
 	s.addr = (uintptr_t)p;
@@ -451,6 +456,46 @@ static int t_unmap_during_access(void)
 	return 0;
 }
 
+struct reader {
+	int fd;
+	uint8_t *p, *buf;
+	size_t len;
+	int rounds, errors;
+};
+
+static void *read_loop(void *arg)
+{
+	struct reader *r = arg;
+	struct sva_shim_access a;
+
+	for (int i = 0; i < 50; i++, r->rounds++) {
+		if (dev_access(r->fd, SVA_SHIM_IOC_READ, r->p, r->len, r->buf,
+			       0, &a) && errno != EBADF)
+			r->errors++;
+	}
+	return NULL;
+}
+
+/* close() while another thread has device reads in flight on the fd. */
+static int t_close_in_flight(void)
+{
+	struct reader r = { .len = 256 * PAGE };
+	pthread_t t;
+
+	r.p = map(r.len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	r.buf = map(r.len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	r.fd = sva_open_bound(NULL);
+	CHECK(r.p && r.buf && r.fd >= 0);
+	CHECK(!pthread_create(&t, NULL, read_loop, &r));
+	usleep(1000);
+	CHECK(!close(r.fd));	/* the reads in flight keep it alive */
+	pthread_join(t, NULL);
+	CHECK(r.rounds == 50 && r.errors == 0);
+	munmap(r.p, r.len);
+	munmap(r.buf, r.len);
+	return 0;
+}
+
 static int t_teardown(void)
 {
 	uint8_t *p = map(16 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
@@ -542,6 +587,7 @@ static const struct {
 	{ "snapshot_huge", t_snapshot_huge },
 	{ "mirrors_and_events", t_mirrors_and_events },
 	{ "unmap_during_access", t_unmap_during_access },
+	{ "close_in_flight", t_close_in_flight },
 	{ "teardown", t_teardown },
 	{ "fault_injection", t_fault_injection },
 };
