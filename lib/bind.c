@@ -29,7 +29,9 @@ int sva_bind(struct sva_dev *dev, const struct sva_bind_opts *opts,
 		return sva_err(-EINVAL, "queue_depth %u over the device's %u",
 			       depth, dev->caps.queue_depth);
 
-	bind = calloc(1, sizeof(*bind));
+	if (sva__inject(SVA_INJECT_PASID))
+		return sva_err(-ENOSPC, "%s: PASID space exhausted", dev->name);
+	bind = sva__zalloc(sizeof(*bind));
 	if (!bind)
 		return -ENOMEM;
 	bind->dev = dev;

@@ -68,7 +68,7 @@ static int dev_open(const char *name, int fd, const struct sva_dev_opts *opts,
 	if (!devp)
 		return sva_err(-EINVAL, "devp is NULL");
 	*devp = NULL;
-	dev = calloc(1, sizeof(*dev));
+	dev = sva__zalloc(sizeof(*dev));
 	if (!dev)
 		return -ENOMEM;
 	err = sva__opts_copy(&dev->opts, sizeof(dev->opts), opts,
@@ -79,9 +79,12 @@ static int dev_open(const char *name, int fd, const struct sva_dev_opts *opts,
 		err = sva_err(-EINVAL, "unknown flags %#x", dev->opts.flags);
 		goto free;
 	}
+	if (!dev->opts.storm_threshold)
+		dev->opts.storm_threshold = 1000;
 	dev->fd = -1;
 	dev->owner = getpid();
 	pthread_mutex_init(&dev->lock, NULL);
+	pthread_mutex_init(&dev->storm_lock, NULL);
 	list_init(&dev->binds);
 	dev->caps.sz = sizeof(dev->caps);
 
@@ -99,6 +102,7 @@ static int dev_open(const char *name, int fd, const struct sva_dev_opts *opts,
 	*devp = dev;
 	return 0;
 destroy:
+	pthread_mutex_destroy(&dev->storm_lock);
 	pthread_mutex_destroy(&dev->lock);
 free:
 	free(dev);
@@ -141,6 +145,7 @@ void sva_dev_close(struct sva_dev *dev)
 	list_for_each_entry_safe(bind, tmp, &dev->binds, dev_node)
 		sva_unbind(bind);
 	dev->ops->close(dev);
+	pthread_mutex_destroy(&dev->storm_lock);
 	pthread_mutex_destroy(&dev->lock);
 	free(dev);
 }
@@ -166,6 +171,7 @@ const char *sva_status_str(uint32_t status)
 		[SVA_STATUS_PAGE_FAULT] = "page fault",
 		[SVA_STATUS_FAULT_INVALID] = "invalid access",
 		[SVA_STATUS_FAULT_FAILURE] = "fault resolution failed",
+		[SVA_STATUS_QUARANTINED] = "device quarantined",
 	};
 
 	return status < ARRAY_SIZE(names) ? names[status] : "unknown";

@@ -62,6 +62,7 @@ enum sva_counter {
 	SVA_C_PRQ_OVERFLOWS,
 	SVA_C_DESCS_COMPLETED,
 	SVA_C_BYTES_DONE,
+	SVA_C_QUARANTINES,
 	SVA_C_NR,
 };
 
@@ -111,6 +112,10 @@ struct sva_dev {
 	pthread_mutex_t lock;		/* protects binds */
 	struct list_head binds;
 	struct sva_counters stats;
+	pthread_mutex_t storm_lock;	/* protects the two below */
+	uint64_t storm_start;		/* window of failed page groups */
+	unsigned int storm_failed;
+	_Atomic bool quarantined;
 	void *priv;			/* backend's */
 };
 
@@ -185,6 +190,8 @@ struct sva_backend_ops {
 	void (*unbind)(struct sva_bind *bind);
 	/* Optional: wait for invalidations already under way to finish. */
 	void (*sync)(struct sva_bind *bind);
+	/* Optional: reset the device (drop cached translations). */
+	void (*reset)(struct sva_dev *dev);
 	/* Run one validated descriptor to its completion record. */
 	void (*exec)(struct sva_bind *bind, const struct sva_desc *desc,
 		     struct sva_completion *comp);
@@ -196,6 +203,20 @@ struct sva_backend_ops {
 
 extern const struct sva_backend_ops sva_sim_ops;
 extern const struct sva_backend_ops sva_kmod_ops;
+
+/* Fault injection (inject.c): true when this call at @point must fail. */
+bool sva__inject(enum sva_inject_point point);
+/* calloc/malloc that the ALLOC injection point can fail. */
+void *sva__zalloc(size_t size);
+void *sva__alloc(size_t size);
+
+/* A page request group of @bind failed: count it towards a fault storm. */
+void sva__fault_failed(struct sva_bind *bind);
+
+static inline bool sva__dev_quarantined(const struct sva_dev *dev)
+{
+	return atomic_load_explicit(&dev->quarantined, memory_order_relaxed);
+}
 
 /* Fail with -EPERM when the handle was made by another process (fork). */
 int sva__check_owner(pid_t owner, const char *what);

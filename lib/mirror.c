@@ -27,7 +27,7 @@ int sva_mirror_register(struct sva_bind *bind, uint64_t addr, uint64_t len,
 		return sva_err(-EINVAL, "range %#llx+%#llx not page aligned or wraps",
 			       (unsigned long long)addr,
 			       (unsigned long long)len);
-	m = calloc(1, sizeof(*m));
+	m = sva__zalloc(sizeof(*m));
 	if (!m)
 		return -ENOMEM;
 	err = sva__opts_copy(&m->opts, sizeof(m->opts), opts,

@@ -57,8 +57,8 @@ int sva__queue_init(struct sva_bind *bind, unsigned int depth)
 
 	memset(q, 0, sizeof(*q));
 	q->depth = depth + 1;	/* one slot stays free: full != empty */
-	q->descs = calloc(q->depth, sizeof(*q->descs));
-	q->comps = calloc(q->depth, sizeof(*q->comps));
+	q->descs = sva__zalloc(q->depth * sizeof(*q->descs));
+	q->comps = sva__zalloc(q->depth * sizeof(*q->comps));
 	if (!q->descs || !q->comps) {
 		err = -ENOMEM;
 		goto free;
@@ -155,6 +155,9 @@ int sva_submit(struct sva_bind *bind, const struct sva_desc *descs,
 	err = sva__check_owner(bind->owner, "binding");
 	if (err)
 		return err;
+	if (sva__dev_quarantined(bind->dev))
+		return sva_err(-EIO, "%s is quarantined after a fault storm (sva_dev_reset())",
+			       bind->dev->name);
 	q = &bind->q;
 	for (i = 0; i < n; i++) {
 		err = desc_check(bind, &descs[i]);
@@ -276,8 +279,11 @@ int sva_desc_resume(struct sva_desc *desc, const struct sva_completion *comp)
 	if (!desc || !comp)
 		return sva_err(-EINVAL, "NULL argument");
 	done = comp->bytes_done;
-	if (comp->status != SVA_STATUS_PAGE_FAULT || done >= desc->len ||
-	    desc->opcode == SVA_OP_NOP)
+	/* Any fault can be resumed once its cause is fixed. */
+	if ((comp->status != SVA_STATUS_PAGE_FAULT &&
+	     comp->status != SVA_STATUS_FAULT_INVALID &&
+	     comp->status != SVA_STATUS_FAULT_FAILURE) ||
+	    done >= desc->len || desc->opcode == SVA_OP_NOP)
 		return -EINVAL;
 	/* CRC32C carries its running value as the next seed. */
 	if (desc->opcode == SVA_OP_CRC32C)

@@ -82,6 +82,12 @@ struct sva_dev_opts {
 					 * batch, 0 = default 32 */
 	unsigned int pasid_bits;	/* PASID width (sim), 0 = default 20 */
 	unsigned int queue_depth;	/* max descriptors per queue, 0 = 1024 */
+	/* Fault storm control: the device is quarantined once this many
+	 * page request groups fail within one second (0 = default 1000),
+	 * and its fault service answers at most fault_rate groups per
+	 * second (0 = no limit). See sva_dev_reset(). */
+	unsigned int storm_threshold;
+	unsigned int fault_rate;
 };
 
 /* Open the device called @name; @opts may be NULL. */
@@ -99,6 +105,10 @@ SVA_API int sva_dev_fd(const struct sva_dev *dev);
 SVA_API const char *sva_dev_name(const struct sva_dev *dev);
 /* Close; any binding still open on the device is unbound first. */
 SVA_API void sva_dev_close(struct sva_dev *dev);
+/* 1 if a fault storm got the device quarantined, 0 if not, or -errno. */
+SVA_API int sva_dev_quarantined(const struct sva_dev *dev);
+/* Lift a quarantine (as a function level reset would): drops the ATC. */
+SVA_API int sva_dev_reset(struct sva_dev *dev);
 
 enum sva_cap_flags {
 	SVA_CAP_PASID = 1u << 0,
@@ -186,6 +196,8 @@ enum sva_status {
 	SVA_STATUS_FAULT_INVALID = 2,
 	/* Page request answered FAILURE (no memory, poisoned page, ...). */
 	SVA_STATUS_FAULT_FAILURE = 3,
+	/* Not run, or stopped: the device is quarantined (fault storm). */
+	SVA_STATUS_QUARANTINED = 4,
 };
 
 enum sva_fault_access {
@@ -222,8 +234,9 @@ SVA_API int sva_inflight(const struct sva_bind *bind);
 SVA_API int sva_queue_stop(struct sva_bind *bind);
 SVA_API int sva_queue_start(struct sva_bind *bind);
 /*
- * Turn @desc into the descriptor for the part that @comp (a partial
- * completion of it) did not do. Returns -EINVAL when nothing is left.
+ * Turn @desc into the descriptor for the part that @comp (a completion of
+ * it with a fault status) did not do. Returns -EINVAL when nothing is left
+ * or @comp reports no fault.
  */
 SVA_API int sva_desc_resume(struct sva_desc *desc,
 			    const struct sva_completion *comp);
@@ -299,6 +312,7 @@ struct sva_stats {
 	uint64_t prq_overflows;		/* page requests dropped, queue full */
 	uint64_t descs_completed;
 	uint64_t bytes_done;
+	uint64_t quarantines;		/* times a fault storm quarantined */
 };
 
 SVA_API int sva_bind_stats(const struct sva_bind *bind,
@@ -306,6 +320,34 @@ SVA_API int sva_bind_stats(const struct sva_bind *bind,
 SVA_API int sva_bind_stats_reset(struct sva_bind *bind);
 SVA_API int sva_dev_stats(const struct sva_dev *dev, struct sva_stats *stats);
 SVA_API int sva_dev_stats_reset(struct sva_dev *dev);
+
+/* -------------------------------------------------------- fault injection */
+
+/*
+ * Injection points of the runtime, for fault-injection tests: make the Nth
+ * call at a point fail from now on. Process wide.
+ */
+enum sva_inject_point {
+	SVA_INJECT_ALLOC,		/* memory allocation: -ENOMEM */
+	SVA_INJECT_PASID,		/* PASID allocation at bind: -ENOSPC */
+	SVA_INJECT_PRQ_FULL,		/* page request queue full: overflow */
+	SVA_INJECT_FAULT_INVALID,	/* fault service answers INVALID */
+	SVA_INJECT_FAULT_FAILURE,	/* fault service answers FAILURE */
+	SVA_INJECT_MAX,
+};
+
+struct sva_inject_opts {
+	size_t sz;
+	unsigned int nth;	/* fail the nth call from now (1: the next) */
+	unsigned int every;	/* then every Nth call after it, 0: once */
+	unsigned int times;	/* at most this many failures, 0: no limit */
+};
+
+/* Arm @point (@opts NULL or nth 0 disarms it); resets its counts. */
+SVA_API int sva_inject(enum sva_inject_point point,
+		       const struct sva_inject_opts *opts);
+/* Failures injected at @point since it was armed, or -EINVAL. */
+SVA_API long sva_inject_count(enum sva_inject_point point);
 
 /* ---------------------------------------------------------------- helpers */
 

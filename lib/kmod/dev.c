@@ -95,13 +95,14 @@ static int kmod_bind(struct sva_bind *bind)
 	struct kmod_bind *kb;
 	int err;
 
-	kb = calloc(1, sizeof(*kb));
+	kb = sva__zalloc(sizeof(*kb));
 	if (!kb)
 		return -ENOMEM;
 	kb->stop_fd = -1;
 	pthread_mutex_init(&kb->seen_lock, NULL);
 	for (int i = 0; i < 2; i++) {
-		kb->win[i] = aligned_alloc(SVA_PAGE_SIZE,
+		kb->win[i] = sva__inject(SVA_INJECT_ALLOC) ? NULL :
+			     aligned_alloc(SVA_PAGE_SIZE,
 					   KMOD_WINDOW + 2 * SVA_PAGE_SIZE);
 		if (!kb->win[i]) {
 			err = -ENOMEM;

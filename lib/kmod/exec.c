@@ -180,8 +180,10 @@ void kmod_exec(struct sva_bind *bind, const struct sva_desc *d,
 		.crc = (uint32_t)d->pattern,
 	};
 
-	/* Windows end on a source and destination page boundary at most
-	 * KMOD_WINDOW apart, so either side spans KMOD_WINDOW + 1 pages. */
+	if (sva__dev_quarantined(bind->dev)) {
+		comp->status = SVA_STATUS_QUARANTINED;
+		return;
+	}
 	while (d->opcode != SVA_OP_NOP && r.off < d->len &&
 	       window(&r, MIN(d->len - r.off, KMOD_WINDOW)))
 		;
@@ -190,6 +192,9 @@ void kmod_exec(struct sva_bind *bind, const struct sva_desc *d,
 		comp->status = r.f.status;
 		comp->fault_addr = r.f.addr;
 		comp->fault_access = r.f.access;
+		if (r.f.status == SVA_STATUS_FAULT_INVALID ||
+		    r.f.status == SVA_STATUS_FAULT_FAILURE)
+			sva__fault_failed(bind);
 	}
 	if (d->opcode == SVA_OP_CRC32C)
 		comp->result = r.crc;

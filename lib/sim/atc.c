@@ -5,6 +5,7 @@
  * is for a page whose invalidations the IOMMU model hears of (see mm.c).
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "sim.h"
 
@@ -21,7 +22,7 @@ static unsigned int atc_set(const struct sim_atc *atc, uint32_t pasid,
 int sim_atc_init(struct sim_atc *atc, unsigned int entries)
 {
 	atc->nsets = MAX(entries / SIM_ATC_WAYS, 1u);
-	atc->e = calloc((size_t)atc->nsets * SIM_ATC_WAYS, sizeof(*atc->e));
+	atc->e = sva__zalloc((size_t)atc->nsets * SIM_ATC_WAYS * sizeof(*atc->e));
 	if (!atc->e)
 		return -ENOMEM;
 	atc->hand = 0;
@@ -105,4 +106,11 @@ unsigned int sim_atc_invalidate(struct sim_atc *atc, uint32_t pasid,
 	}
 	pthread_mutex_unlock(&atc->lock);
 	return dropped;
+}
+
+void sim_atc_flush(struct sim_atc *atc)
+{
+	pthread_mutex_lock(&atc->lock);
+	memset(atc->e, 0, (size_t)atc->nsets * SIM_ATC_WAYS * sizeof(*atc->e));
+	pthread_mutex_unlock(&atc->lock);
 }

@@ -111,7 +111,7 @@ static int sim_open(struct sva_dev *dev, const char *name, int fd)
 	err = sim_opts(&dev->opts);
 	if (err)
 		return err;
-	sd = calloc(1, sizeof(*sd));
+	sd = sva__zalloc(sizeof(*sd));
 	if (!sd)
 		return -ENOMEM;
 	sd->dev = dev;
@@ -169,12 +169,12 @@ static int sim_bind(struct sva_bind *bind)
 	struct sim_bind *sb;
 	struct sim_mm *mm;
 
-	sb = calloc(1, sizeof(*sb));
+	sb = sva__zalloc(sizeof(*sb));
 	if (!sb)
 		return -ENOMEM;
 	sb->bind = bind;
-	sb->bounce[0] = malloc(SIM_CHUNK + 8);
-	sb->bounce[1] = malloc(SIM_CHUNK + 8);
+	sb->bounce[0] = sva__alloc(SIM_CHUNK + 8);
+	sb->bounce[1] = sva__alloc(SIM_CHUNK + 8);
 	if (!sb->bounce[0] || !sb->bounce[1])
 		goto nomem;
 	bind->priv = sb;
@@ -218,6 +218,13 @@ static void sim_unbind(struct sva_bind *bind)
 	free(sb->bounce[0]);
 	free(sb->bounce[1]);
 	free(sb);
+}
+
+static void sim_reset(struct sva_dev *dev)
+{
+	struct sim_dev *sd = dev->priv;
+
+	sim_atc_flush(&sd->atc);
 }
 
 static void sim_sync(struct sva_bind *bind)
@@ -287,6 +294,7 @@ const struct sva_backend_ops sva_sim_ops = {
 	.bind = sim_bind,
 	.unbind = sim_unbind,
 	.sync = sim_sync,
+	.reset = sim_reset,
 	.exec = sim_exec,
 	.mirror_register = sim_mirror_register,
 	.mirror_unregister = sim_mirror_unregister,

@@ -14,12 +14,27 @@
 #include <sched.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sim.h"
 
-/* Responses that resolved nothing before we give up on a descriptor. */
+/* Short accesses in a row before a page counts as inaccessible. */
 #define SIM_MAX_STALLS 64
+/*
+ * How long page requests may be answered SUCCESS with no progress (the
+ * pages invalidated again before the device got to them) before the
+ * descriptor fails, as HMM_RANGE_DEFAULT_TIMEOUT bounds hmm_range_fault().
+ */
+#define SIM_STALL_TIMEOUT_NS 1000000000ull
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 struct burst_faults {
 	uint64_t addr[2 * SIM_CHUNK_PAGES];	/* pages, for page requests */
@@ -238,14 +253,21 @@ void sim_exec(struct sva_bind *bind, const struct sva_desc *d,
 	enum sim_response resp;
 	struct sim_prg prg;
 	unsigned int stalls = 0;
+	uint64_t stalled_since = 0;
 
 	if (d->opcode == SVA_OP_FILL)
 		for (size_t i = 0; i < SIM_CHUNK + 8; i++)
 			st.b0[i] = (uint8_t)(d->pattern >> (8 * (i % 8)));
 
 	while (d->opcode != SVA_OP_NOP && st.off < d->len && !st.differ) {
+		/* A quarantined device stops, even mid-descriptor. */
+		if (sva__dev_quarantined(bind->dev)) {
+			comp->status = SVA_STATUS_QUARANTINED;
+			break;
+		}
 		if (burst(bind, &st, &bf)) {
 			stalls = 0;
+			stalled_since = 0;
 			continue;
 		}
 		if (!bf.n) {
@@ -278,7 +300,9 @@ void sim_exec(struct sva_bind *bind, const struct sva_desc *d,
 			continue;
 		}
 		/* Answered SUCCESS for every page, yet no progress. */
-		if (++stalls >= SIM_MAX_STALLS) {
+		if (!stalled_since)
+			stalled_since = mono_ns();
+		else if (mono_ns() - stalled_since > SIM_STALL_TIMEOUT_NS) {
 			complete_fault(comp, SVA_STATUS_FAULT_FAILURE,
 				       bf.first, bf.first_access);
 			break;

@@ -448,7 +448,7 @@ static int mm_create(struct sim_mm **mmp)
 	struct sim_mm *mm;
 	int err;
 
-	mm = calloc(1, sizeof(*mm));
+	mm = sva__zalloc(sizeof(*mm));
 	if (!mm)
 		return -ENOMEM;
 	mm->pid = getpid();

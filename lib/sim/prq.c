@@ -10,6 +10,7 @@
  */
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "sim.h"
 
@@ -40,6 +41,39 @@ enum sim_response sim_fault_resolve(uint64_t addr, uint64_t len,
 	return madvise_to_response(err);
 }
 
+static enum sim_response injected_response(void)
+{
+	if (sva__inject(SVA_INJECT_FAULT_INVALID))
+		return SIM_RESP_INVALID;
+	if (sva__inject(SVA_INJECT_FAULT_FAILURE))
+		return SIM_RESP_FAILURE;
+	return SIM_RESP_SUCCESS;
+}
+
+/*
+ * Fault storm control: serve at most opts.fault_rate groups per second.
+ * Sleeps with the queue unlocked; requests keep arriving meanwhile.
+ */
+static void prq_rate_limit(struct sim_dev *sd)
+{
+	unsigned int rate = sd->dev->opts.fault_rate;
+	struct timespec now, wait;
+	uint64_t t, gap;
+
+	if (!rate)
+		return;
+	gap = 1000000000ull / rate;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	t = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+	if (t < sd->prq.next_serve) {
+		wait.tv_sec = (time_t)((sd->prq.next_serve - t) / 1000000000ull);
+		wait.tv_nsec = (long)((sd->prq.next_serve - t) % 1000000000ull);
+		nanosleep(&wait, NULL);
+		t = sd->prq.next_serve;
+	}
+	sd->prq.next_serve = t + gap;
+}
+
 /* Record @resp for @req's page in its group (worst response wins). */
 static void prg_account(struct sim_page_req *req, enum sim_response resp)
 {
@@ -67,6 +101,12 @@ static void prq_serve(struct sim_page_req *reqs, unsigned int n)
 		for (j = i + 1; j < n && reqs[j].access == reqs[i].access &&
 		     reqs[j].addr == reqs[j - 1].addr + SVA_PAGE_SIZE; j++)
 			;
+		resp = injected_response();
+		if (resp != SIM_RESP_SUCCESS) {
+			prg_account(&reqs[i], resp);
+			i = j;
+			continue;
+		}
 		resp = sim_fault_resolve(reqs[i].addr,
 					 (j - i) * SVA_PAGE_SIZE,
 					 reqs[i].access);
@@ -103,6 +143,7 @@ static void *prq_thread(void *arg)
 		prq->count -= n;
 		pthread_mutex_unlock(&prq->lock);
 
+		prq_rate_limit(sd);
 		prq_serve(batch, n);
 
 		pthread_mutex_lock(&prq->lock);
@@ -133,8 +174,11 @@ enum sim_response sim_prq_request(struct sva_bind *bind,
 	prg->fault_addr = 0;
 	prg->fault_access = 0;
 
+	/* An injected overflow: the queue takes none of the group. */
+	bool full = sva__inject(SVA_INJECT_PRQ_FULL);
+
 	pthread_mutex_lock(&prq->lock);
-	for (; queued < n && prq->count < prq->depth; queued++) {
+	for (; !full && queued < n && prq->count < prq->depth; queued++) {
 		tail = (prq->head + prq->count++) % prq->depth;
 		prq->ring[tail] = (struct sim_page_req) {
 			.addr = addrs[queued],
@@ -161,6 +205,8 @@ enum sim_response sim_prq_request(struct sva_bind *bind,
 	sva__count(bind, SVA_C_PAGE_GROUPS, 1);
 	sva__count(bind, prg->resp == SIM_RESP_SUCCESS ?
 		   SVA_C_FAULTS_RESOLVED : SVA_C_FAULTS_FAILED, 1);
+	if (prg->resp != SIM_RESP_SUCCESS)
+		sva__fault_failed(bind);
 	return prg->resp;
 }
 
@@ -169,7 +215,7 @@ int sim_prq_init(struct sim_dev *sd, unsigned int depth, unsigned int batch)
 	struct sim_prq *prq = &sd->prq;
 	int err;
 
-	prq->ring = calloc(depth, sizeof(*prq->ring));
+	prq->ring = sva__zalloc(depth * sizeof(*prq->ring));
 	if (!prq->ring)
 		return -ENOMEM;
 	prq->depth = depth;

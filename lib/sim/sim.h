@@ -50,6 +50,8 @@ unsigned int sim_atc_lookup(struct sim_atc *atc, uint32_t pasid,
 			    uint64_t vpn);
 void sim_atc_fill(struct sim_atc *atc, uint32_t pasid, uint64_t vpn,
 		  unsigned int perm);
+/* Drop every entry (device reset). */
+void sim_atc_flush(struct sim_atc *atc);
 /* Drop [start, end) of @pasid; returns the entries dropped. */
 unsigned int sim_atc_invalidate(struct sim_atc *atc, uint32_t pasid,
 				uint64_t start, uint64_t end);
@@ -88,6 +90,7 @@ struct sim_prq {
 	unsigned int depth, head, count;
 	unsigned int batch;
 	bool exiting;
+	uint64_t next_serve;		/* rate limit: service thread only */
 	pthread_t thread;
 };
 

@@ -1,0 +1,72 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
+/*
+ * Fault storms: a device whose page requests keep failing (a runaway
+ * kernel, a buggy driver, an attack) is quarantined once
+ * opts.storm_threshold groups failed within one second, as an IOMMU driver
+ * disables PRI on a misbehaving function. A quarantined device runs no
+ * descriptor until sva_dev_reset(); other devices, each with its own fault
+ * service, are not held up by it.
+ */
+#include <time.h>
+
+#include "internal.h"
+
+#define STORM_WINDOW_NS 1000000000ull
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void sva__fault_failed(struct sva_bind *bind)
+{
+	struct sva_dev *dev = bind->dev;
+	uint64_t now = mono_ns();
+	bool quarantine = false;
+
+	pthread_mutex_lock(&dev->storm_lock);
+	if (now - dev->storm_start > STORM_WINDOW_NS) {
+		dev->storm_start = now;
+		dev->storm_failed = 0;
+	}
+	if (++dev->storm_failed >= dev->opts.storm_threshold &&
+	    !atomic_load(&dev->quarantined)) {
+		atomic_store(&dev->quarantined, true);
+		quarantine = true;
+	}
+	pthread_mutex_unlock(&dev->storm_lock);
+	if (quarantine) {
+		sva__count(bind, SVA_C_QUARANTINES, 1);
+		pr_warn("%s: %u page request groups failed within a second: device quarantined until sva_dev_reset()\n",
+			dev->name, dev->opts.storm_threshold);
+	}
+}
+
+int sva_dev_quarantined(const struct sva_dev *dev)
+{
+	if (!dev)
+		return sva_err(-EINVAL, "NULL device");
+	return atomic_load(&dev->quarantined);
+}
+
+int sva_dev_reset(struct sva_dev *dev)
+{
+	int err;
+
+	if (!dev)
+		return sva_err(-EINVAL, "NULL device");
+	err = sva__check_owner(dev->owner, "device");
+	if (err)
+		return err;
+	pthread_mutex_lock(&dev->storm_lock);
+	dev->storm_failed = 0;
+	dev->storm_start = 0;
+	atomic_store(&dev->quarantined, false);
+	pthread_mutex_unlock(&dev->storm_lock);
+	if (dev->ops->reset)
+		dev->ops->reset(dev);
+	return 0;
+}
