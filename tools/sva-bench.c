@@ -39,7 +39,22 @@ static void die(const char *what, int err)
 	exit(1);
 }
 
-/* A device of the chosen backend: "sim0", "kmod0", ... */
+/* How many devices the chosen backend has (at least 1, to fail clearly). */
+static unsigned int backend_devices(void)
+{
+	struct sva_dev_desc d[16];
+	int n = sva_devices(d, 16);
+	unsigned int count = 0;
+
+	for (int i = 0; i < n && i < 16; i++)
+		count += !strcmp(d[i].backend, opt.backend);
+	return count ? count : 1;
+}
+
+/*
+ * The @n-th device of the chosen backend: "sim0", "kmod0", ... wrapping
+ * around when the backend has fewer (kmod has one).
+ */
 static struct sva_dev *dev_open_n(unsigned int n,
 				  const struct sva_dev_opts *o)
 {
@@ -47,7 +62,8 @@ static struct sva_dev *dev_open_n(unsigned int n,
 	char name[SVA_NAME_MAX];
 	int err;
 
-	snprintf(name, sizeof(name), "%s%u", opt.backend, n);
+	snprintf(name, sizeof(name), "%s%u", opt.backend,
+		 n % backend_devices());
 	err = sva_dev_open(name, o, &dev);
 	if (err) {
 		fprintf(stderr, "sva-bench: can't open %s: %s%s\n", name,
@@ -518,8 +534,13 @@ static void bench_scale(void)
 		bufs[i] = map_anon(len, true);
 	for (unsigned int d = 0; d < 4; d++)
 		ctx_open(&cs[d], d, NULL);
+	unsigned int maxd = backend_devices() < 4 ? backend_devices() : 4;
+
+	scale_run(cs, 1, 1, total, len, bufs);	/* warm up */
+
 	for (unsigned int t = 1; t <= maxt; t *= 2) {
-		for (unsigned int devs = 1; devs <= 4 && devs <= t; devs *= 2) {
+		for (unsigned int devs = 1; devs <= maxd && devs <= t;
+		     devs *= 2) {
 			struct result *r = report_add(&rep);
 			char name[32], subj[32];
 

@@ -39,16 +39,18 @@ fi
 
 cc -static -O1 -Wall -Wextra -Werror -I"$S/include" -pthread \
 	"$S/tests/vm/vmtest.c" -o "$T/root/sva-vmtest"
-if [ -x "$B/tests/unit/sva-unit-kmod" ]; then
-	cp "$B/tests/unit/sva-unit-kmod" "$T/root/"
-fi
+for prog in tests/unit/sva-unit-kmod tests/vm/sva-bench-static; do
+	if [ -x "$B/$prog" ]; then
+		cp "$B/$prog" "$T/root/"
+	fi
+done
 cp "$T/kernel/sva_shim.ko" "$T/root/"
 cp /bin/busybox "$T/root/bin/busybox"
 cp "$S/tests/vm/init" "$T/root/init"
 chmod +x "$T/root/init"
 (cd "$T/root" && find . | cpio -o -H newc 2>/dev/null | gzip -1) > "$T/initrd"
 
-timeout 300 qemu-system-x86_64 -machine q35,kernel-irqchip=split -accel tcg \
+timeout 400 qemu-system-x86_64 -machine q35,kernel-irqchip=split -accel tcg \
 	-device intel-iommu,intremap=on,x-scalable-mode=on \
 	-device e1000e,addr=03.0 -nic none \
 	-cpu max -smp 2 -m 1024 -nographic -no-reboot \
