@@ -160,6 +160,28 @@ static int range_fault_install(struct sva_ctx *ctx, struct hmm_range *range)
 	return ret;
 }
 
+/* hmm_range_fault() [start, end) with @flags; install what it found. */
+static int mirror_range(struct sva_ctx *ctx, unsigned long start,
+			unsigned long end, unsigned long flags)
+{
+	unsigned long pfns[SVA_FAULT_BATCH];
+	struct hmm_range range = {
+		.notifier = &ctx->notifier,
+		.start = start,
+		.end = end,
+		.hmm_pfns = pfns,
+		.default_flags = flags,
+		.dev_private_owner = ctx,
+	};
+	int ret;
+
+	if (!mmget_not_zero(ctx->mm))
+		return -EFAULT;	/* the process is exiting */
+	ret = range_fault_install(ctx, &range);
+	mmput(ctx->mm);
+	return ret;
+}
+
 /*
  * Translate [start, end) without faulting, as an ATS translation request
  * does: install what the CPU page table maps now. Errors are left to the
@@ -168,35 +190,13 @@ static int range_fault_install(struct sva_ctx *ctx, struct hmm_range *range)
 static void sva_translate(struct sva_ctx *ctx, unsigned long start,
 			  unsigned long end)
 {
-	unsigned long pfns[SVA_FAULT_BATCH];
-	struct hmm_range range = {
-		.notifier = &ctx->notifier,
-		.start = start,
-		.end = end,
-		.hmm_pfns = pfns,
-		.dev_private_owner = ctx,
-	};
-
-	if (mmget_not_zero(ctx->mm)) {
-		range_fault_install(ctx, &range);
-		mmput(ctx->mm);
-	}
+	mirror_range(ctx, start, end, 0);
 }
 
 /* Fault [start, end) in for the device, as one page request group. */
 static int sva_fault(struct sva_ctx *ctx, unsigned long start,
 		     unsigned long end, bool write)
 {
-	unsigned long pfns[SVA_FAULT_BATCH];
-	struct hmm_range range = {
-		.notifier = &ctx->notifier,
-		.start = start,
-		.end = end,
-		.hmm_pfns = pfns,
-		.default_flags = HMM_PFN_REQ_FAULT |
-				 (write ? HMM_PFN_REQ_WRITE : 0),
-		.dev_private_owner = ctx,
-	};
 	struct sva_shim_event ev = {
 		.type = SVA_SHIM_EVENT_PAGE_REQUEST,
 		.pasid = ctx->pasid, .start = start, .end = end,
@@ -206,12 +206,9 @@ static int sva_fault(struct sva_ctx *ctx, unsigned long start,
 
 	if (sva_should_fail(SVA_INJECT_FAULT))
 		ret = sva_inject_fault_error();
-	else if (!mmget_not_zero(ctx->mm))
-		ret = -EFAULT;	/* the process is exiting */
-	else {
-		ret = range_fault_install(ctx, &range);
-		mmput(ctx->mm);
-	}
+	else
+		ret = mirror_range(ctx, start, end, HMM_PFN_REQ_FAULT |
+				   (write ? HMM_PFN_REQ_WRITE : 0));
 	ev.response = !ret ? SVA_SHIM_RESP_SUCCESS :
 		      ret == -EFAULT || ret == -EPERM ? SVA_SHIM_RESP_INVALID :
 		      SVA_SHIM_RESP_FAILURE;

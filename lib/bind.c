@@ -64,9 +64,7 @@ int sva_unbind(struct sva_bind *bind)
 	struct sva_dev *dev;
 	int err;
 
-	if (!bind)
-		return sva_err(-EINVAL, "NULL binding");
-	err = sva__check_owner(bind->owner, "binding");
+	err = sva__bind_usable(bind);
 	if (err)
 		return err;
 	dev = bind->dev;

@@ -221,4 +221,19 @@ static inline bool sva__dev_quarantined(const struct sva_dev *dev)
 /* Fail with -EPERM when the handle was made by another process (fork). */
 int sva__check_owner(pid_t owner, const char *what);
 
+/* -EINVAL for NULL, -EPERM for another process's handle, else 0. */
+static inline int sva__bind_usable(const struct sva_bind *bind)
+{
+	if (!bind)
+		return sva_err(-EINVAL, "NULL binding");
+	return sva__check_owner(bind->owner, "binding");
+}
+
+static inline int sva__dev_usable(const struct sva_dev *dev)
+{
+	if (!dev)
+		return sva_err(-EINVAL, "NULL device");
+	return sva__check_owner(dev->owner, "device");
+}
+
 #endif /* SVA_INTERNAL_H */

@@ -248,11 +248,8 @@ int sva_inflight(const struct sva_bind *bind)
 
 static int queue_set_stopped(struct sva_bind *bind, bool stopped)
 {
-	int err;
+	int err = sva__bind_usable(bind);
 
-	if (!bind)
-		return sva_err(-EINVAL, "NULL binding");
-	err = sva__check_owner(bind->owner, "binding");
 	if (err)
 		return err;
 	pthread_mutex_lock(&bind->q.lock);

@@ -54,11 +54,8 @@ int sva_dev_quarantined(const struct sva_dev *dev)
 
 int sva_dev_reset(struct sva_dev *dev)
 {
-	int err;
+	int err = sva__dev_usable(dev);
 
-	if (!dev)
-		return sva_err(-EINVAL, "NULL device");
-	err = sva__check_owner(dev->owner, "device");
 	if (err)
 		return err;
 	pthread_mutex_lock(&dev->storm_lock);
