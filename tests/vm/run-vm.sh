@@ -52,7 +52,7 @@ chmod +x "$T/root/init"
 
 timeout 400 qemu-system-x86_64 -machine q35,kernel-irqchip=split -accel tcg \
 	-device intel-iommu,intremap=on,x-scalable-mode=on \
-	-device e1000e,addr=03.0 -nic none \
+	-device e1000e,addr=03.0,romfile= -nic none \
 	-cpu max -smp 2 -m 1024 -nographic -no-reboot \
 	-kernel "$KERNEL" -initrd "$T/initrd" \
 	-append "console=ttyS0 intel_iommu=on,sm_on panic=-1 loglevel=4" \
