@@ -326,6 +326,7 @@ Suite *api_suite(void)
 	Suite *s = suite_create("api");
 	TCase *tc = tcase_create("api");
 
+	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_devices_enumerate);
 	tcase_add_test(tc, test_open_bad);
 	tcase_add_test(tc, test_opts_size);
