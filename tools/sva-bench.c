@@ -528,7 +528,8 @@ static void bench_scale(void)
 	unsigned int maxt = opt.max_threads > 8 ? 8 : opt.max_threads;
 	uint8_t *bufs[16];
 	struct ctx cs[4];
-	double s[3], b[3];
+	double s[7], b[7];
+	int reps = opt.quick ? 3 : 7;
 
 	for (unsigned int i = 0; i < 2 * maxt; i++)
 		bufs[i] = map_anon(len, true);
@@ -544,7 +545,7 @@ static void bench_scale(void)
 			struct result *r = report_add(&rep);
 			char name[32], subj[32];
 
-			for (int k = 0; k < 3; k++) {
+			for (int k = 0; k < reps; k++) {
 				s[k] = scale_run(cs, t, devs, total, len, bufs);
 				b[k] = scale_run(cs, 1, 1, total, len, bufs);
 			}
@@ -553,7 +554,8 @@ static void bench_scale(void)
 				 t, devs);
 			set_names(r, "scale", name, subj, "1 thread, 1 device",
 				  t * 10 + devs);
-			finish(r, s, b, 3, (double)(total * len) / (1 << 30),
+			finish(r, s, b, (size_t)reps,
+			       (double)(total * len) / (1 << 30),
 			       "GiB/s");
 		}
 	}

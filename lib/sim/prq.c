@@ -166,7 +166,6 @@ enum sim_response sim_prq_request(struct sva_bind *bind,
 	struct sim_prq *prq = &sim_dev_of(bind)->prq;
 	unsigned int queued = 0, tail;
 
-	prg->pasid = bind->pasid;
 	prg->queued = 0;
 	prg->responded = false;
 	prg->overflowed = false;

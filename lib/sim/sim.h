@@ -66,7 +66,6 @@ enum sim_response {
 
 /* A page request group: one outstanding per requester, on its stack. */
 struct sim_prg {
-	uint32_t pasid;
 	unsigned int queued;		/* requests still in the queue */
 	bool responded;
 	bool overflowed;		/* cut short, answered by the IOMMU */
