@@ -20,11 +20,40 @@
 #include <linux/poll.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
+#include <linux/sysfs.h>
 #include <linux/uaccess.h>
 
 #include "shim.h"
 
 static DEFINE_IDA(sva_pasid_ida);
+
+/*
+ * Contexts and mirror ranges alive, read-only in
+ * /sys/module/sva_shim/parameters/live_objects: tests check it drops back
+ * to 0 once every file is closed, whatever way its process went.
+ */
+static atomic_t sva_live = ATOMIC_INIT(0);
+
+void sva_live_get(void)
+{
+	atomic_inc(&sva_live);
+}
+
+void sva_live_put(void)
+{
+	atomic_dec(&sva_live);
+}
+
+static int sva_live_show(char *buf, const struct kernel_param *kp)
+{
+	return sysfs_emit(buf, "%d\n", atomic_read(&sva_live));
+}
+
+static const struct kernel_param_ops sva_live_ops = {
+	.get = sva_live_show,
+};
+module_param_cb(live_objects, &sva_live_ops, NULL, 0444);
+MODULE_PARM_DESC(live_objects, "contexts and mirror ranges alive");
 
 static char *sva_pci;
 module_param(sva_pci, charp, 0444);
@@ -58,6 +87,7 @@ static int sva_open(struct inode *inode, struct file *file)
 		return ret;
 	}
 	file->private_data = ctx;
+	sva_live_get();
 	return 0;
 }
 
@@ -251,6 +281,7 @@ static int sva_release(struct inode *inode, struct file *file)
 	sva_mirror_fini(ctx);
 	mmdrop(ctx->mm);
 	kfree(ctx);
+	sva_live_put();
 	return 0;
 }
 

@@ -512,6 +512,7 @@ long sva_ioctl_mirror(struct sva_ctx *ctx, void __user *uarg)
 	r->id = ++ctx->next_mirror_id;
 	list_add_tail(&r->node, &ctx->mirrors);
 	mutex_unlock(&ctx->lock);
+	sva_live_get();
 	m.id = r->id;
 	m.seq = 0;
 	return copy_to_user(uarg, &m, sizeof(m)) ? -EFAULT : 0;
@@ -545,6 +546,7 @@ long sva_ioctl_unmirror(struct sva_ctx *ctx, void __user *uarg)
 	/* Not under ctx->lock: removal waits for callbacks that take it. */
 	mmu_interval_notifier_remove(&r->notifier);
 	kfree(r);
+	sva_live_put();
 	return 0;
 }
 
@@ -576,6 +578,7 @@ void sva_mirror_fini(struct sva_ctx *ctx)
 		list_del(&r->node);
 		mmu_interval_notifier_remove(&r->notifier);
 		kfree(r);
+		sva_live_put();
 	}
 	mmu_interval_notifier_remove(&ctx->notifier);
 	xa_destroy(&ctx->pt);

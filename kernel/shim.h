@@ -78,6 +78,10 @@ static inline void sva_stat_add(struct sva_ctx *ctx, enum sva_stat s, u64 n)
 	atomic64_add(n, &ctx->stats[s]);
 }
 
+/* main.c: contexts and mirror ranges alive, for leak checks */
+void sva_live_get(void);
+void sva_live_put(void);
+
 /* mirror.c */
 int sva_mirror_init(struct sva_ctx *ctx);
 void sva_mirror_fini(struct sva_ctx *ctx);

@@ -86,6 +86,21 @@ static int set_param(const char *name, const char *val)
 	return n > 0 ? 0 : -1;
 }
 
+/* Contexts and mirrors the module holds (its leak counter). */
+static int live_objects(void)
+{
+	char buf[32] = "";
+	int fd = open("/sys/module/sva_shim/parameters/live_objects",
+		      O_RDONLY);
+
+	if (fd < 0)
+		return -1;
+	if (read(fd, buf, sizeof(buf) - 1) < 0)
+		buf[0] = '\0';
+	close(fd);
+	return atoi(buf);
+}
+
 static struct sva_shim_stats stats(int fd)
 {
 	struct sva_shim_stats s;
@@ -521,6 +536,7 @@ static int t_teardown(void)
 	}
 	CHECK(waitpid(pid, &status, 0) == pid);
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK(live_objects() == 0);	/* its context and mirror are gone */
 	/* Many open/bind/close cycles. */
 	for (int i = 0; i < 2000; i++) {
 		int fd = sva_open_bound(NULL);
@@ -528,6 +544,7 @@ static int t_teardown(void)
 		CHECK(fd >= 0);
 		close(fd);
 	}
+	CHECK(live_objects() == 0);
 	munmap(p, 16 * PAGE);
 	return 0;
 }
@@ -574,6 +591,13 @@ static int t_fault_injection(void)
 	return 0;
 }
 
+/* Last: every case closed what it opened; the module holds nothing. */
+static int t_no_leaks(void)
+{
+	CHECK(live_objects() == 0);
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(void);
@@ -590,6 +614,7 @@ static const struct {
 	{ "close_in_flight", t_close_in_flight },
 	{ "teardown", t_teardown },
 	{ "fault_injection", t_fault_injection },
+	{ "no_leaks", t_no_leaks },
 };
 
 int main(void)
