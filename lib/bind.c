@@ -36,7 +36,6 @@ int sva_bind(struct sva_dev *dev, const struct sva_bind_opts *opts,
 		return -ENOMEM;
 	bind->dev = dev;
 	bind->owner = getpid();
-	list_init(&bind->mirrors);
 	pthread_mutex_init(&bind->mirror_lock, NULL);
 	err = dev->ops->bind(bind);
 	if (err)
@@ -60,7 +59,7 @@ free:
 
 int sva_unbind(struct sva_bind *bind)
 {
-	struct sva_mirror *m, *tmp;
+	struct sva_mirror *m;
 	struct sva_dev *dev;
 	int err;
 
@@ -71,7 +70,8 @@ int sva_unbind(struct sva_bind *bind)
 
 	/* Drain first: queued work may still fault and be invalidated. */
 	sva__queue_fini(bind);
-	list_for_each_entry_safe(m, tmp, &bind->mirrors, node) {
+	while (bind->mirrors.n) {
+		m = bind->mirrors.v[0];
 		sva__mirrors_advance(bind, m->start, m->end);
 		sva__mirrors_notify(bind, m->start, m->end,
 				    SVA_INVAL_RELEASE);
@@ -83,6 +83,7 @@ int sva_unbind(struct sva_bind *bind)
 	list_del(&bind->dev_node);
 	pthread_mutex_unlock(&dev->lock);
 	pthread_mutex_destroy(&bind->mirror_lock);
+	mirror_index_fini(&bind->mirrors);
 	free(bind);
 	return 0;
 }

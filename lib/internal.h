@@ -15,6 +15,7 @@
 
 #include "sva/sva.h"
 #include "list.h"
+#include "mirror_index.h"
 
 #define SVA_PAGE_SIZE 4096ul
 #define SVA_PAGE_SHIFT 12
@@ -126,14 +127,13 @@ struct sva_bind {
 	uint32_t pasid;
 	struct sva_queue q;
 	pthread_mutex_t mirror_lock;	/* protects mirrors */
-	struct list_head mirrors;
+	struct mirror_index mirrors;
 	struct sva_counters stats;
 	void *priv;			/* backend's */
 };
 
 struct sva_mirror {
-	struct sva_bind *bind;
-	struct list_head node;		/* on bind->mirrors, mirror_lock */
+	struct sva_bind *bind;		/* in bind->mirrors, mirror_lock */
 	uint64_t start, end;
 	_Atomic uint64_t seq;
 	struct sva_mirror_opts opts;

@@ -42,8 +42,12 @@ int sva_mirror_register(struct sva_bind *bind, uint64_t addr, uint64_t len,
 	if (err)
 		goto free;
 	pthread_mutex_lock(&bind->mirror_lock);
-	list_add_tail(&m->node, &bind->mirrors);
+	err = mirror_index_insert(&bind->mirrors, m);
 	pthread_mutex_unlock(&bind->mirror_lock);
+	if (err) {
+		bind->dev->ops->mirror_unregister(m);
+		goto free;
+	}
 	*mirrorp = m;
 	return 0;
 free:
@@ -64,7 +68,7 @@ int sva_mirror_unregister(struct sva_mirror *m)
 		return err;
 	/* Taking mirror_lock waits out a callback running on the mirror. */
 	pthread_mutex_lock(&bind->mirror_lock);
-	list_del(&m->node);
+	mirror_index_remove(&bind->mirrors, m);
 	pthread_mutex_unlock(&bind->mirror_lock);
 	bind->dev->ops->mirror_unregister(m);
 	free(m);
@@ -117,12 +121,11 @@ void sva__mirrors_advance(struct sva_bind *bind, uint64_t start,
 			  uint64_t end)
 {
 	struct sva_mirror *m;
+	size_t i;
 
 	pthread_mutex_lock(&bind->mirror_lock);
-	list_for_each_entry(m, &bind->mirrors, node)
-		if (m->start < end && start < m->end)
-			atomic_fetch_add_explicit(&m->seq, 1,
-						  memory_order_acq_rel);
+	mirror_index_for_each(m, &bind->mirrors, start, end, i)
+		atomic_fetch_add_explicit(&m->seq, 1, memory_order_acq_rel);
 	pthread_mutex_unlock(&bind->mirror_lock);
 }
 
@@ -130,13 +133,14 @@ void sva__mirrors_notify(struct sva_bind *bind, uint64_t start, uint64_t end,
 			 enum sva_inval_event event)
 {
 	struct sva_mirror *m;
+	size_t i;
 
 	pthread_mutex_lock(&bind->mirror_lock);
-	list_for_each_entry(m, &bind->mirrors, node) {
-		if (m->end <= start || m->start >= end || !m->opts.invalidate)
-			continue;
-		m->opts.invalidate(m, MAX(start, m->start), MIN(end, m->end),
-				   event, atomic_load(&m->seq), m->opts.ctx);
+	mirror_index_for_each(m, &bind->mirrors, start, end, i) {
+		if (m->opts.invalidate)
+			m->opts.invalidate(m, MAX(start, m->start),
+					   MIN(end, m->end), event,
+					   atomic_load(&m->seq), m->opts.ctx);
 	}
 	pthread_mutex_unlock(&bind->mirror_lock);
 }

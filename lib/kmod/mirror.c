@@ -42,11 +42,13 @@ static void event_dispatch(struct sva_bind *bind,
 			   const struct sva_shim_event *ev)
 {
 	struct sva_mirror *m;
+	size_t i;
 
 	if (ev->type != SVA_SHIM_EVENT_INVALIDATE || !ev->mirror)
 		return;
 	pthread_mutex_lock(&bind->mirror_lock);
-	list_for_each_entry(m, &bind->mirrors, node) {
+	/* The event's range lies inside its mirror. */
+	mirror_index_for_each(m, &bind->mirrors, ev->start, ev->end, i) {
 		if (m->backend_id != ev->mirror)
 			continue;
 		if (atomic_load(&m->seq) < ev->seq + 1)
@@ -143,7 +145,8 @@ void kmod_mirrors_sync(struct sva_bind *bind)
 	struct sva_mirror *m;
 
 	pthread_mutex_lock(&bind->mirror_lock);
-	list_for_each_entry(m, &bind->mirrors, node) {
+	for (size_t i = 0; i < bind->mirrors.n; i++) {
+		m = bind->mirrors.v[i];
 		memset(&km, 0, sizeof(km));
 		km.id = (uint32_t)m->backend_id;
 		if (!ioctl(kb->fd, SVA_SHIM_IOC_MIRROR_SEQ, &km) &&

@@ -225,17 +225,34 @@ START_TEST(test_many_mirrors)
 	uint8_t *p = map_filled(N * PAGE, 2);
 	static struct sva_mirror *m[N];
 	static uint64_t seq[N];
+	struct sva_mirror *big;
+	uint64_t bseq;
 
-	for (int i = 0; i < N; i++) {
+	/* Registered out of order, and one long mirror over them all. */
+	for (int k = 0; k < N; k++) {
+		int i = (k * 37) % N;
+
 		ck_assert_int_eq(sva_mirror_register(f.bind,
 					(uintptr_t)p + (uint64_t)i * PAGE,
 					PAGE, NULL, &m[i]), 0);
-		seq[i] = sva_mirror_read_begin(m[i]);
 	}
+	ck_assert_int_eq(sva_mirror_register(f.bind, (uintptr_t)p, N * PAGE,
+					     NULL, &big), 0);
+	for (int i = 0; i < N; i++)
+		seq[i] = sva_mirror_read_begin(m[i]);
+	bseq = sva_mirror_read_begin(big);
 	ck_assert_int_eq(madvise(p + 10 * PAGE, 5 * PAGE, MADV_DONTNEED), 0);
 	for (int i = 0; i < N; i++)
 		ck_assert_int_eq(sva_mirror_read_retry(m[i], seq[i]),
 				 i >= 10 && i < 15);
+	ck_assert(sva_mirror_read_retry(big, bseq));
+	/* Without the long one, a far page is still found. */
+	ck_assert_int_eq(sva_mirror_unregister(big), 0);
+	for (int i = 0; i < N; i++)
+		seq[i] = sva_mirror_read_begin(m[i]);
+	ck_assert_int_eq(madvise(p + 200 * PAGE, PAGE, MADV_DONTNEED), 0);
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(sva_mirror_read_retry(m[i], seq[i]), i == 200);
 	for (int i = 0; i < N; i++)
 		ck_assert_int_eq(sva_mirror_unregister(m[i]), 0);
 	munmap(p, N * PAGE);
