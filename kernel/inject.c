@@ -18,13 +18,29 @@ static unsigned int prob[SVA_INJECT_NR];
 static atomic_t calls[SVA_INJECT_NR];
 static unsigned int fault_resp = SVA_SHIM_RESP_INVALID;
 
-module_param_named(bind_every, every[SVA_INJECT_BIND], uint, 0644);
+/* Setting <point>_every restarts its count: the Nth call from now fails. */
+static int every_set(const char *val, const struct kernel_param *kp)
+{
+	unsigned int *n = kp->arg;
+	int ret = param_set_uint(val, kp);
+
+	if (!ret)
+		atomic_set(&calls[n - every], 0);
+	return ret;
+}
+
+static const struct kernel_param_ops every_ops = {
+	.set = every_set,
+	.get = param_get_uint,
+};
+
+module_param_cb(bind_every, &every_ops, &every[SVA_INJECT_BIND], 0644);
 module_param_named(bind_prob, prob[SVA_INJECT_BIND], uint, 0644);
-module_param_named(pasid_every, every[SVA_INJECT_PASID], uint, 0644);
+module_param_cb(pasid_every, &every_ops, &every[SVA_INJECT_PASID], 0644);
 module_param_named(pasid_prob, prob[SVA_INJECT_PASID], uint, 0644);
-module_param_named(alloc_every, every[SVA_INJECT_ALLOC], uint, 0644);
+module_param_cb(alloc_every, &every_ops, &every[SVA_INJECT_ALLOC], 0644);
 module_param_named(alloc_prob, prob[SVA_INJECT_ALLOC], uint, 0644);
-module_param_named(fault_every, every[SVA_INJECT_FAULT], uint, 0644);
+module_param_cb(fault_every, &every_ops, &every[SVA_INJECT_FAULT], 0644);
 module_param_named(fault_prob, prob[SVA_INJECT_FAULT], uint, 0644);
 module_param(fault_resp, uint, 0644);
 MODULE_PARM_DESC(bind_every, "fail every Nth bind (0: never)");
