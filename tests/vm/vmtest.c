@@ -202,7 +202,7 @@ static int t_fresh_and_no_fault(void)
 
 	CHECK(fd >= 0 && p && buf);
 	memset(buf, 1, len);
-	CHECK(!dev_access(fd, SVA_SHIM_IOC_READ, p, len, buf, 
+	CHECK(!dev_access(fd, SVA_SHIM_IOC_READ, p, len, buf,
 			  SVA_SHIM_ACCESS_NO_FAULT, &a));
 	CHECK(a.status == SVA_SHIM_STATUS_PAGE_FAULT && a.bytes_done == 0 &&
 	      a.fault_addr == (uintptr_t)p);
