@@ -261,10 +261,10 @@ enum sva_inval_event {
 
 /*
  * Called after cached translations of [start, end) were dropped and the
- * mirror's sequence advanced to @seq. Runs on a libsva thread that munmap()
- * and madvise() of bound memory wait on: it must not call sva_unbind() or
- * sva_mirror_unregister() on its own binding, nor unmap or free memory the
- * device has accessed (hand such work to another thread).
+ * mirror's sequence advanced to @seq (callbacks may cover a wider range
+ * than one invalidation when many come at once). Runs on a libsva thread:
+ * it may unmap and free memory, but must not call sva_unbind() or
+ * sva_mirror_unregister() on the binding.
  */
 typedef void (*sva_inval_fn_t)(struct sva_mirror *mirror, uint64_t start,
 			       uint64_t end, enum sva_inval_event event,

@@ -313,17 +313,6 @@ void sim_mm_sync(struct sim_mm *mm)
 	pthread_rwlock_unlock(&mm->inval_lock);
 }
 
-static void mm_notify(struct sim_mm *mm, uint64_t start, uint64_t end,
-		      enum sva_inval_event ev)
-{
-	struct sim_bind *sb;
-
-	pthread_mutex_lock(&mm->lock);
-	list_for_each_entry(sb, &mm->binds, mm_node)
-		sva__mirrors_notify(sb->bind, start, end, ev);
-	pthread_mutex_unlock(&mm->lock);
-}
-
 struct inval {
 	uint64_t start, end;
 	enum sva_inval_event ev;
@@ -398,7 +387,8 @@ static void *mm_event_thread(void *arg)
 			mm_invalidate_locked(mm, inv[i].start, inv[i].end);
 		pthread_rwlock_unlock(&mm->inval_lock);
 		for (int i = 0; i < ninv; i++)
-			mm_notify(mm, inv[i].start, inv[i].end, inv[i].ev);
+			sim_notify_push(mm, inv[i].start, inv[i].end,
+					inv[i].ev);
 	}
 	return NULL;
 }
@@ -438,6 +428,7 @@ static void mm_destroy(struct sim_mm *mm)
 	if (mm->pagemap >= 0)
 		close(mm->pagemap);
 	pthread_rwlock_destroy(&mm->inval_lock);
+	pthread_mutex_destroy(&mm->notify_lock);
 	pthread_mutex_destroy(&mm->lock);
 	free(mm);
 }
@@ -456,6 +447,7 @@ static int mm_create(struct sim_mm **mmp)
 	mm->uffd = mm->stop_fd = -1;
 	list_init(&mm->binds);
 	pthread_mutex_init(&mm->lock, NULL);
+	pthread_mutex_init(&mm->notify_lock, NULL);
 	/* Writers first: an invalidation must not wait behind a stream of
 	 * device bursts while munmap() waits on it. */
 	pthread_rwlockattr_init(&ra);
@@ -483,9 +475,14 @@ static int mm_create(struct sim_mm **mmp)
 		err = -errno;
 		goto destroy;
 	}
-	err = -pthread_create(&mm->thread, NULL, mm_event_thread, mm);
+	err = sim_notify_start(mm);
 	if (err)
 		goto destroy;
+	err = -pthread_create(&mm->thread, NULL, mm_event_thread, mm);
+	if (err) {
+		sim_notify_stop(mm);
+		goto destroy;
+	}
 	*mmp = mm;
 	return 0;
 destroy:
@@ -536,9 +533,11 @@ struct sim_mm *sim_mm_get(struct sva_bind *bind)
 	if (mm) {
 		mm->refs++;
 		sb->mm = mm;
+		pthread_mutex_lock(&mm->notify_lock);
 		pthread_mutex_lock(&mm->lock);
 		list_add_tail(&sb->mm_node, &mm->binds);
 		pthread_mutex_unlock(&mm->lock);
+		pthread_mutex_unlock(&mm->notify_lock);
 	}
 	pthread_mutex_unlock(&sim_mm_lock);
 	return mm;
@@ -551,15 +550,19 @@ void sim_mm_put(struct sva_bind *bind)
 	uint64_t one = 1;
 
 	pthread_mutex_lock(&sim_mm_lock);
+	/* notify_lock waits out callbacks running on this binding. */
+	pthread_mutex_lock(&mm->notify_lock);
 	pthread_mutex_lock(&mm->lock);
 	list_del(&sb->mm_node);
 	pthread_mutex_unlock(&mm->lock);
+	pthread_mutex_unlock(&mm->notify_lock);
 	if (--mm->refs == 0) {
 		if (mm->uffd >= 0) {
 			if (write(mm->stop_fd, &one, sizeof(one)) < 0)
 				pr_warn("can't stop the event thread\n");
 			pthread_join(mm->thread, NULL);
 		}
+		sim_notify_stop(mm);
 		mm_destroy(mm);
 		the_mm = NULL;
 	}

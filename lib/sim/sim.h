@@ -119,6 +119,24 @@ struct sim_vma {
 	bool tracked;			/* registered with our userfaultfd */
 };
 
+#define SIM_NOTIFY_RING 256
+
+struct sim_notify_ent {
+	uint64_t start, end;
+	enum sva_inval_event ev;
+};
+
+/* Invalidation callbacks queued for the notifier thread (notify.c). */
+struct sim_notifier {
+	pthread_mutex_t lock;		/* protects the ring and exiting */
+	pthread_cond_t cv;
+	struct sim_notify_ent ring[SIM_NOTIFY_RING];
+	unsigned int head, count;
+	bool exiting;
+	bool started;
+	pthread_t thread;
+};
+
 /*
  * The IOMMU's view of this process's mm, shared by every sim binding.
  * inval_lock orders device accesses (read side: translate + access) against
@@ -135,7 +153,11 @@ struct sim_mm {
 	pthread_t thread;
 	pthread_rwlock_t inval_lock;
 	pthread_mutex_t lock;		/* protects binds and vmas */
+	/* binds changes under notify_lock and lock (in that order); the
+	 * notifier thread walks it under notify_lock alone. */
+	pthread_mutex_t notify_lock;
 	struct list_head binds;		/* struct sim_bind.mm_node */
+	struct sim_notifier notify;
 	struct sim_vma vmas[64];	/* small cache of VMAs looked up */
 	unsigned int nr_vmas, vma_hand;
 	uint32_t pasid;
@@ -151,6 +173,11 @@ void sim_mm_put(struct sva_bind *bind);
  */
 int sim_mm_translate(struct sim_mm *mm, uint64_t vpn, unsigned int n,
 		     uint8_t *perms, bool *tracked);
+/* Queue callbacks for [start, end); never blocks (notify.c). */
+void sim_notify_push(struct sim_mm *mm, uint64_t start, uint64_t end,
+		     enum sva_inval_event ev);
+int sim_notify_start(struct sim_mm *mm);
+void sim_notify_stop(struct sim_mm *mm);
 /* Wait for an invalidation under way (its event read) to finish. */
 void sim_mm_sync(struct sim_mm *mm);
 /* Forget what we know of the VMA around @addr (it may have changed). */

@@ -218,6 +218,60 @@ START_TEST(test_invalidate_callback_and_retry)
 }
 END_TEST
 
+struct unmapper {
+	uint8_t *victim;
+	size_t len;
+	int calls;
+};
+
+static void unmap_in_callback(struct sva_mirror *m, uint64_t start,
+			      uint64_t end, enum sva_inval_event ev,
+			      uint64_t seq, void *ctx)
+{
+	struct unmapper *u = ctx;
+
+	(void)m, (void)start, (void)end, (void)ev, (void)seq;
+	if (u->victim) {
+		munmap(u->victim, u->len);	/* memory the device touched */
+		u->victim = NULL;
+	}
+	__atomic_add_fetch(&u->calls, 1, __ATOMIC_RELEASE);
+}
+
+/*
+ * A callback may unmap (or free) memory the device has touched: munmap()
+ * then waits on libsva's event thread, which must not be the one running
+ * the callback.
+ */
+START_TEST(test_callback_may_unmap)
+{
+	size_t len = 4 * PAGE;
+	uint8_t *p = map_filled(len, 1), *victim = map_filled(len, 2);
+	uint8_t *dst = map_filled(len, 3);
+	struct unmapper u = { .victim = victim, .len = len };
+	SVA_OPTS_INIT(sva_mirror_opts, mo, .invalidate = unmap_in_callback,
+		      .ctx = &u);
+	struct sva_desc d = desc_make(&f, SVA_OP_COPY, SVA_DESC_BLOCK_ON_FAULT,
+				      victim, dst, len);
+	struct sva_mirror *m;
+
+	ck_assert_uint_eq(run1(&f, &d).status, SVA_STATUS_SUCCESS);
+	ck_assert_int_eq(sva_mirror_register(f.bind, (uintptr_t)p, len, &mo,
+					     &m), 0);
+	ck_assert_int_eq(madvise(p, PAGE, MADV_DONTNEED), 0);
+	for (int i = 0; i < 2000 &&
+	     !__atomic_load_n(&u.calls, __ATOMIC_ACQUIRE); i++)
+		usleep(1000);
+	ck_assert_int_ge(__atomic_load_n(&u.calls, __ATOMIC_ACQUIRE), 1);
+	ck_assert_ptr_null(u.victim);
+	/* The device saw that unmap too. */
+	ck_assert_uint_eq(run1(&f, &d).status, SVA_STATUS_FAULT_INVALID);
+	ck_assert_int_eq(sva_mirror_unregister(m), 0);
+	munmap(p, len);
+	munmap(dst, len);
+}
+END_TEST
+
 /* Many mirrors: an invalidation tells only the ones it overlaps. */
 START_TEST(test_many_mirrors)
 {
@@ -271,6 +325,7 @@ Suite *mirror_suite(void)
 	tcase_add_test(tc, test_snapshot_huge);
 	tcase_add_test(tc, test_invalidate_callback_and_retry);
 	tcase_add_test(tc, test_many_mirrors);
+	tcase_add_test(tc, test_callback_may_unmap);
 	suite_add_tcase(s, tc);
 	return s;
 }
