@@ -174,6 +174,30 @@ START_TEST(test_close_with_bindings)
 }
 END_TEST
 
+/* Any backend: a device opened again from its fd is the same device. */
+START_TEST(test_reopen_from_fd)
+{
+	struct fixture f = { 0 }, g = { 0 };
+	uint8_t *src = map_filled(2 * PAGE, 8), *dst = map_fresh(2 * PAGE,
+						PROT_READ | PROT_WRITE);
+	struct sva_desc d;
+
+	open_bind(&f, NULL);
+	ck_assert_int_eq(sva_dev_open_fd(sva_dev_fd(f.dev), NULL, &g.dev), 0);
+	ck_assert_str_eq(sva_dev_name(g.dev), test_device());
+	ck_assert_int_eq(sva_bind(g.dev, NULL, &g.bind), 0);
+	ck_assert_int_eq(sva_bind_pasid(g.bind, &g.pasid), 0);
+	d = desc_make(&g, SVA_OP_COPY, SVA_DESC_BLOCK_ON_FAULT, src, dst,
+		      2 * PAGE);
+	ck_assert_uint_eq(run1(&g, &d).status, SVA_STATUS_SUCCESS);
+	ck_assert_int_eq(memcmp(src, dst, 2 * PAGE), 0);
+	close_bind(&g);
+	close_bind(&f);
+	munmap(src, 2 * PAGE);
+	munmap(dst, 2 * PAGE);
+}
+END_TEST
+
 /* 10k bind/unbind cycles: no fd, thread or (under ASan) memory leaks. */
 START_TEST(test_bind_unbind_cycles)
 {
@@ -227,6 +251,7 @@ Suite *lifecycle_suite(void)
 	tcase_add_test(tc, test_unbind_drains_work);
 	tcase_add_test(tc, test_unbind_stopped_queue);
 	tcase_add_test(tc, test_close_with_bindings);
+	tcase_add_test(tc, test_reopen_from_fd);
 	tcase_add_test(tc, test_bind_unbind_cycles);
 	suite_add_tcase(s, tc);
 	return s;
