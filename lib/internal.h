@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "sva/sva.h"
 #include "list.h"
@@ -36,6 +37,15 @@ void sva__log(enum sva_print_level level, const char *fmt, ...);
 /* Log @fmt as a warning and return @err (a negative errno). */
 #define sva_err(err, fmt, ...) \
 	({ pr_warn("%s: " fmt "\n", __func__, ##__VA_ARGS__); (err); })
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+static inline uint64_t sva__now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 /* ------------------------------------------------------------ options */
 

@@ -7,24 +7,15 @@
  * descriptor until sva_dev_reset(); other devices, each with its own fault
  * service, are not held up by it.
  */
-#include <time.h>
 
 #include "internal.h"
 
 #define STORM_WINDOW_NS 1000000000ull
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 void sva__fault_failed(struct sva_bind *bind)
 {
 	struct sva_dev *dev = bind->dev;
-	uint64_t now = mono_ns();
+	uint64_t now = sva__now_ns();
 	bool quarantine = false;
 
 	pthread_mutex_lock(&dev->storm_lock);

@@ -14,7 +14,6 @@
 #include <sched.h>
 #include <string.h>
 #include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "sim.h"
@@ -27,14 +26,6 @@
  * descriptor fails, as HMM_RANGE_DEFAULT_TIMEOUT bounds hmm_range_fault().
  */
 #define SIM_STALL_TIMEOUT_NS 1000000000ull
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 struct burst_faults {
 	uint64_t addr[2 * SIM_CHUNK_PAGES];	/* pages, for page requests */
@@ -78,7 +69,7 @@ static uint64_t burst_translate(struct sva_bind *bind, uint64_t addr,
 		if (sim_mm_translate(mm, vpn, n, perm, &tracked))
 			memset(perm, 0, n);
 		for (unsigned int i = 0; use_atc && tracked && i < n; i++)
-			if (!hit[i] && perm[i])
+			if (!hit[i] && (perm[i] & SIM_PERM_RW))
 				sim_atc_fill(&sd->atc, bind->pasid, vpn + i,
 					     perm[i]);
 	}
@@ -301,8 +292,8 @@ void sim_exec(struct sva_bind *bind, const struct sva_desc *d,
 		}
 		/* Answered SUCCESS for every page, yet no progress. */
 		if (!stalled_since)
-			stalled_since = mono_ns();
-		else if (mono_ns() - stalled_since > SIM_STALL_TIMEOUT_NS) {
+			stalled_since = sva__now_ns();
+		else if (sva__now_ns() - stalled_since > SIM_STALL_TIMEOUT_NS) {
 			complete_fault(comp, SVA_STATUS_FAULT_FAILURE,
 				       bf.first, bf.first_access);
 			break;

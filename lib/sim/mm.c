@@ -205,13 +205,14 @@ int sim_mm_translate(struct sim_mm *mm, uint64_t vpn, unsigned int n,
 		if (!have_vma || addr < vma.start || addr >= vma.end)
 			have_vma = vma_get(mm, addr, &vma);
 		if (!have_vma) {
-			perms[i] = 0;
+			perms[i] = SIM_PERM_NONE;
 			*tracked = false;
 			continue;
 		}
 		if (!vma.tracked)
 			*tracked = false;
-		perms[i] = (uint8_t)pte_perm(pm[i], &vma);
+		perms[i] = (uint8_t)(pte_perm(pm[i], &vma) |
+				     (vma.prot & SIM_PERM_R ? 0 : SIM_PERM_NONE));
 	}
 	pthread_mutex_unlock(&mm->lock);
 	return 0;
@@ -252,7 +253,6 @@ int sim_mm_snapshot(struct sim_mm *mm, uint64_t addr, uint64_t len,
 {
 	uint64_t npages = len >> SVA_PAGE_SHIFT, vpn = addr >> SVA_PAGE_SHIFT;
 	uint8_t perms[SIM_CHUNK_PAGES];
-	struct sim_vma vma;
 	bool tracked;
 	int err;
 
@@ -265,21 +265,17 @@ int sim_mm_snapshot(struct sim_mm *mm, uint64_t addr, uint64_t len,
 			return err;
 		for (unsigned int j = 0; j < n; j++) {
 			states[i + j] = 0;
+			/* No VMA, or one the device may not read: error. */
+			if (perms[j] & SIM_PERM_NONE) {
+				states[i + j] = SVA_PAGE_ERROR;
+				continue;
+			}
 			if (perms[j] & SIM_PERM_R)
 				states[i + j] |= SVA_PAGE_VALID;
 			if (perms[j] & SIM_PERM_W)
 				states[i + j] |= SVA_PAGE_WRITE;
 		}
 	}
-	/* Pages in no VMA, or in one the device may not read, are errors. */
-	pthread_mutex_lock(&mm->lock);
-	for (uint64_t i = 0; i < npages; i++) {
-		uint64_t a = addr + (i << SVA_PAGE_SHIFT);
-
-		if (!vma_get(mm, a, &vma) || !(vma.prot & SIM_PERM_R))
-			states[i] = SVA_PAGE_ERROR;
-	}
-	pthread_mutex_unlock(&mm->lock);
 	snapshot_huge(mm, addr, len, states);
 	return 0;
 }

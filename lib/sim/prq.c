@@ -57,14 +57,13 @@ static enum sim_response injected_response(void)
 static void prq_rate_limit(struct sim_dev *sd)
 {
 	unsigned int rate = sd->dev->opts.fault_rate;
-	struct timespec now, wait;
+	struct timespec wait;
 	uint64_t t, gap;
 
 	if (!rate)
 		return;
 	gap = 1000000000ull / rate;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	t = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+	t = sva__now_ns();
 	if (t < sd->prq.next_serve) {
 		wait.tv_sec = (time_t)((sd->prq.next_serve - t) / 1000000000ull);
 		wait.tv_nsec = (long)((sd->prq.next_serve - t) % 1000000000ull);

@@ -26,7 +26,12 @@
 enum sim_perm {
 	SIM_PERM_R = 1u << 0,
 	SIM_PERM_W = 1u << 1,
+	/* Not a grant, a mark: no VMA there, or one the device can't read. */
+	SIM_PERM_NONE = 1u << 2,
 };
+
+/* The sim_perm bits that grant access. */
+#define SIM_PERM_RW (SIM_PERM_R | SIM_PERM_W)
 
 /* ---------------------------------------------------------------- ATC */
 
@@ -167,7 +172,8 @@ struct sim_mm *sim_mm_get(struct sva_bind *bind);
 void sim_mm_put(struct sva_bind *bind);
 /*
  * Walk the CPU page table for @n pages from @vpn; perms[i] gets what a
- * translation request may grant (enum sim_perm). @tracked says whether
+ * translation request may grant (enum sim_perm), marked SIM_PERM_NONE
+ * where no VMA is, or the VMA isn't readable. @tracked says whether
  * every page lies in a VMA whose invalidations we hear of (cacheable).
  * Caller holds inval_lock for read.
  */
