@@ -1,21 +1,48 @@
 #!/bin/sh
-# VM tests of sva_shim.ko: build the module against the Debian 6.12 headers,
-# pack a busybox initramfs with it and the static test programs, boot the
-# 6.12 kernel under QEMU (TCG, q35 with an intel-iommu in scalable mode),
-# and turn the result on the serial console into an exit status.
+# VM tests of sva_shim.ko: build the module against a 6.12 kbuild tree,
+# pack a busybox initramfs with it and the static test programs, boot that
+# kernel under QEMU (TCG, q35 with an intel-iommu in scalable mode), and
+# turn the result on the serial console into an exit status.
+#
+# SVA_VM_KERNEL picks the kernel:
+#   stock  Debian's linux-image-6.12, what users run (default): the unit
+#          suite on kmod0 and sim0 under each THP mode, a short fuzz run;
+#   debug  the debug test kernel (build-debug-kernel.sh: KASAN, lockdep,
+#          kmemleak, fault injection), built once per machine: the same
+#          tests, a longer fuzz run, a kmemleak scan, and the positive
+#          control (deliberate bugs) that the harness must see.
 set -eu
 S=${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
 B=${top_builddir:-$S}
 S=$(cd "$S" && pwd)
 B=$(cd "$B" && pwd)
+KIND=${SVA_VM_KERNEL:-stock}
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 
-# The kbuild tree configure found (or the newest 6.12 one), and the kernel
-# image of the same version to boot.
-KDIR=${KDIR:-$(ls -d /lib/modules/6.12*/build 2>/dev/null | sort -V | tail -n 1)}
-KVER=$(cat "$KDIR/include/config/kernel.release" 2>/dev/null || true)
-KERNEL=/boot/vmlinuz-$KVER
+case $KIND in
+stock)
+	# The kbuild tree configure found (or the newest 6.12 one), and the
+	# kernel image of the same version to boot.
+	KDIR=${KDIR:-$(ls -d /lib/modules/6.12*/build 2>/dev/null | sort -V | tail -n 1)}
+	KVER=$(cat "$KDIR/include/config/kernel.release" 2>/dev/null || true)
+	KERNEL=/boot/vmlinuz-$KVER
+	CMDLINE="sva.kernel=stock sva.thp=always,madvise,never sva.fuzz=${SVA_VM_FUZZ:-20}"
+	MEM=1024
+	LIMIT=900
+	;;
+debug)
+	KDIR=$("$S/tests/vm/build-debug-kernel.sh")
+	KERNEL=$KDIR/arch/x86/boot/bzImage
+	CMDLINE="sva.kernel=debug sva.fuzz=${SVA_VM_FUZZ:-90} kasan.fault=report"
+	MEM=1536
+	LIMIT=1500
+	;;
+*)
+	echo "run-vm: SVA_VM_KERNEL=$KIND: stock or debug" >&2
+	exit 1
+	;;
+esac
 for need in "$KERNEL" "$KDIR" /bin/busybox; do
 	if [ -z "$need" ] || [ ! -e "$need" ]; then
 		echo "run-vm: missing ${need:-a 6.12 kernel or its headers}:" \
@@ -26,24 +53,40 @@ done
 command -v qemu-system-x86_64 > /dev/null ||
 	{ echo "run-vm: qemu-system-x86_64 missing: run scripts/install-deps" >&2; exit 1; }
 
-# The module: the one `make` built (kernel-build/), else built here out of
-# tree in a copy, so a read-only or VPATH source tree works too. Warnings
-# are kernel-lint.sh's business.
+# Build the out-of-tree module in $2 (a copy of $1) against $KDIR; kbuild
+# must not inherit make check's jobserver.
+kbuild() {
+	mkdir -p "$2"
+	cp "$1"/*.c "$1/Kbuild" "$2/"
+	cp "$1"/*.h "$2/" 2> /dev/null || true
+	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C "$KDIR" \
+		M="$2" ccflags-y="-I$S/include" modules \
+		> "$2/build.log" 2>&1 || { cat "$2/build.log"; exit 1; }
+}
+
+# The module: for the stock kernel the one `make` built (kernel-build/),
+# else built here out of tree in a copy, so a read-only or VPATH source
+# tree works too. Warnings are kernel-lint.sh's business.
 mkdir -p "$T/root/bin" "$T/root/proc" "$T/root/sys" "$T/root/dev" \
 	"$T/root/tmp"
-if [ -f "$B/kernel-build/sva_shim.ko" ]; then
+if [ "$KIND" = stock ] && [ -f "$B/kernel-build/sva_shim.ko" ]; then
 	cp "$B/kernel-build/sva_shim.ko" "$T/root/"
 else
-	mkdir -p "$T/kernel"
-	cp "$S"/kernel/*.c "$S"/kernel/*.h "$S/kernel/Kbuild" "$T/kernel/"
-	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C "$KDIR" \
-		M="$T/kernel" ccflags-y="-I$S/include" modules \
-		> "$T/build.log" 2>&1 || { cat "$T/build.log"; exit 1; }
+	kbuild "$S/kernel" "$T/kernel"
 	cp "$T/kernel/sva_shim.ko" "$T/root/"
+fi
+if [ "$KIND" = debug ]; then
+	kbuild "$S/tests/vm/control" "$T/control"
+	cp "$T/control/sva_control.ko" "$T/root/"
+	cp "$KDIR/lib/test_hmm.ko" "$T/root/" 2> /dev/null || true
 fi
 
 cc -static -O1 -Wall -Wextra -Werror -I"$S/include" -pthread \
 	"$S/tests/vm/vmtest.c" -o "$T/root/sva-vmtest"
+if [ -f "$S/tests/vm/fuzz.c" ]; then
+	cc -static -O1 -Wall -Wextra -Werror -I"$S/include" -pthread \
+		"$S/tests/vm/fuzz.c" -o "$T/root/sva-fuzz"
+fi
 for prog in tests/unit/sva-unit-kmod tests/vm/sva-bench-static; do
 	if [ -x "$B/$prog" ]; then
 		cp "$B/$prog" "$T/root/"
@@ -54,18 +97,37 @@ cp "$S/tests/vm/init" "$T/root/init"
 chmod +x "$T/root/init"
 (cd "$T/root" && find . | cpio -o -H newc 2>/dev/null | gzip -1) > "$T/initrd"
 
-timeout 400 qemu-system-x86_64 -machine q35,kernel-irqchip=split -accel tcg \
+start=$(date +%s)
+timeout "$LIMIT" qemu-system-x86_64 -machine q35,kernel-irqchip=split -accel tcg \
 	-device intel-iommu,intremap=on,x-scalable-mode=on \
 	-device e1000e,addr=03.0,romfile= -nic none \
-	-cpu max -smp 2 -m 1024 -nographic -no-reboot \
+	-cpu max -smp 2 -m "$MEM" -nographic -no-reboot \
 	-kernel "$KERNEL" -initrd "$T/initrd" \
-	-append "console=ttyS0 intel_iommu=on,sm_on panic=-1 loglevel=4" \
+	-append "console=ttyS0 intel_iommu=on,sm_on panic=-1 loglevel=4 $CMDLINE" \
 	< /dev/null > "$T/console" 2>&1 || true
+tr -d '\r' < "$T/console" > "$T/log"
+echo "run-vm: $KIND kernel, $(( $(date +%s) - start )) s in the VM"
 
-tr -d '\r' < "$T/console" | grep -E '^(ok|not ok|#|vm:|vmtest:|SVA-VM-RESULT|[0-9]+%: Checks)|WARNING|BUG|Oops|Call Trace' || true
-if grep -q 'SVA-VM-RESULT: PASS' "$T/console"; then
-	exit 0
+grep -E '^(ok|not ok|#|vm:|vmtest:|fuzz:|SVA-VM-RESULT|[0-9]+%: Checks)|WARNING|BUG|Oops|Call Trace|KASAN|circular locking|unreferenced object' "$T/log" || true
+
+ok=yes
+grep -q 'SVA-VM-RESULT: PASS' "$T/log" || ok=no
+# The harness looks for itself too: no checker's report before the result
+# line (the positive control comes after it).
+if sed '/SVA-VM-RESULT/q' "$T/log" |
+	grep -E 'BUG:|WARNING:|KASAN|circular locking|recursive locking|unreferenced object|Oops' > /dev/null; then
+	echo "run-vm: kernel checker reports before the result" >&2
+	ok=no
 fi
+if [ "$KIND" = debug ]; then
+	for c in kasan lockdep kmemleak grep; do
+		if ! grep -Eq "^vm: positive control seen:.* $c( |$)" "$T/log"; then
+			echo "run-vm: the positive control's $c bug went unseen: the harness is blind" >&2
+			ok=no
+		fi
+	done
+fi
+[ "$ok" = yes ] && exit 0
 echo "run-vm: FAILED; the console:" >&2
-tr -d '\r' < "$T/console" | tail -60 >&2
+tail -80 "$T/log" >&2
 exit 1
