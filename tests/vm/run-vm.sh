@@ -20,6 +20,8 @@ KIND=${SVA_VM_KERNEL:-stock}
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 
+# SVA_FUZZ_SECONDS (0: off), SVA_FUZZ_SEED and SVA_FUZZ_THREADS reach the
+# fuzzer through the kernel command line.
 case $KIND in
 stock)
 	# The kbuild tree configure found (or the newest 6.12 one), and the
@@ -27,14 +29,16 @@ stock)
 	KDIR=${KDIR:-$(ls -d /lib/modules/6.12*/build 2>/dev/null | sort -V | tail -n 1)}
 	KVER=$(cat "$KDIR/include/config/kernel.release" 2>/dev/null || true)
 	KERNEL=/boot/vmlinuz-$KVER
-	CMDLINE="sva.kernel=stock sva.thp=always,madvise,never sva.fuzz=${SVA_VM_FUZZ:-20}"
+	FUZZ=${SVA_FUZZ_SECONDS:-20}
+	CMDLINE="sva.kernel=stock sva.thp=always,madvise,never"
 	MEM=1024
 	LIMIT=900
 	;;
 debug)
 	KDIR=$("$S/tests/vm/build-debug-kernel.sh")
 	KERNEL=$KDIR/arch/x86/boot/bzImage
-	CMDLINE="sva.kernel=debug sva.fuzz=${SVA_VM_FUZZ:-90} kasan.fault=report"
+	FUZZ=${SVA_FUZZ_SECONDS:-90}
+	CMDLINE="sva.kernel=debug kasan.fault=report"
 	MEM=1536
 	LIMIT=1500
 	;;
@@ -43,6 +47,8 @@ debug)
 	exit 1
 	;;
 esac
+CMDLINE="$CMDLINE sva.fuzz=$FUZZ${SVA_FUZZ_SEED:+ sva.fuzz_seed=$SVA_FUZZ_SEED}${SVA_FUZZ_THREADS:+ sva.fuzz_threads=$SVA_FUZZ_THREADS}"
+LIMIT=$((LIMIT + FUZZ))
 for need in "$KERNEL" "$KDIR" /bin/busybox; do
 	if [ -z "$need" ] || [ ! -e "$need" ]; then
 		echo "run-vm: missing ${need:-a 6.12 kernel or its headers}:" \
@@ -83,10 +89,8 @@ fi
 
 cc -static -O1 -Wall -Wextra -Werror -I"$S/include" -pthread \
 	"$S/tests/vm/vmtest.c" -o "$T/root/sva-vmtest"
-if [ -f "$S/tests/vm/fuzz.c" ]; then
-	cc -static -O1 -Wall -Wextra -Werror -I"$S/include" -pthread \
-		"$S/tests/vm/fuzz.c" -o "$T/root/sva-fuzz"
-fi
+cc -static -O1 -Wall -Wextra -Werror -I"$S/include" -pthread \
+	"$S/tests/vm/fuzz.c" -o "$T/root/sva-fuzz"
 for prog in tests/unit/sva-unit-kmod tests/vm/sva-bench-static; do
 	if [ -x "$B/$prog" ]; then
 		cp "$B/$prog" "$T/root/"
@@ -103,7 +107,7 @@ timeout "$LIMIT" qemu-system-x86_64 -machine q35,kernel-irqchip=split -accel tcg
 	-device e1000e,addr=03.0,romfile= -nic none \
 	-cpu max -smp 2 -m "$MEM" -nographic -no-reboot \
 	-kernel "$KERNEL" -initrd "$T/initrd" \
-	-append "console=ttyS0 intel_iommu=on,sm_on panic=-1 loglevel=4 $CMDLINE" \
+	-append "console=ttyS0 intel_iommu=on,sm_on panic=-1 loglevel=4 no_timer_check $CMDLINE" \
 	< /dev/null > "$T/console" 2>&1 || true
 tr -d '\r' < "$T/console" > "$T/log"
 echo "run-vm: $KIND kernel, $(( $(date +%s) - start )) s in the VM"
