@@ -363,7 +363,7 @@ START_TEST(test_regress_fork_no_child_hangs)
 	struct forked x;
 	struct hammer h = { .x = &x };
 	pthread_t t[THREADS];
-	int hung = 0, failed = 0, rc;
+	int hung = 0, failed = 0, first_rc = 0, rc;
 
 	forked_setup(&x);
 	for (int i = 0; i < THREADS; i++)
@@ -378,12 +378,15 @@ START_TEST(test_regress_fork_no_child_hangs)
 		rc = wait_bounded(pid, 20000);
 		hung += rc == -1;
 		failed += rc > 0;
+		if (rc && !first_rc)
+			first_rc = rc;
 	}
 	__atomic_store_n(&h.stop, 1, __ATOMIC_RELEASE);
 	for (int i = 0; i < THREADS; i++)
 		pthread_join(t[i], NULL);
 	ck_assert_int_eq(hung, 0);
-	ck_assert_int_eq(failed, 0);
+	ck_assert_msg(!failed, "%d children failed, the first with %d", failed,
+		      first_rc);
 	forked_teardown(&x);
 }
 END_TEST

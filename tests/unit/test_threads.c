@@ -200,24 +200,32 @@ static void *device_caller(void *arg)
 	return NULL;
 }
 
+/*
+ * _i 0: threads each with a device handle and a binding of their own (as
+ * issue 7 saw unbind hang on kmod0); _i 1: bindings of one device too,
+ * with device-wide calls racing them coming and going.
+ */
 START_TEST(test_regress_unbind_concurrent_bindings)
 {
-	enum { OWN = 3, SHARED = 3 };
-	struct racer r[OWN + SHARED];
-	pthread_t t[OWN + SHARED], dc;
+	enum { MAX = 6 };
+	int own = _i ? 2 : 3, shared = _i ? 3 : 0;
+	struct racer r[MAX];
+	pthread_t t[MAX], dc;
 	struct timespec deadline;
 	struct sva_dev *dev;
 
 	ck_assert_int_eq(sva_dev_open(test_device(), NULL, &dev), 0);
 	__atomic_store_n(&stop_racers, 0, __ATOMIC_RELEASE);
-	ck_assert_int_eq(pthread_create(&dc, NULL, device_caller, dev), 0);
-	for (int i = 0; i < OWN + SHARED; i++) {
-		r[i] = (struct racer){ .shared = dev, .own_dev = i < OWN,
+	if (shared)
+		ck_assert_int_eq(pthread_create(&dc, NULL, device_caller, dev),
+				 0);
+	for (int i = 0; i < own + shared; i++) {
+		r[i] = (struct racer){ .shared = dev, .own_dev = i < own,
 				       .rounds = 8 };
 		ck_assert_int_eq(pthread_create(&t[i], NULL, racer_thread,
 						&r[i]), 0);
 	}
-	for (int i = 0; i < OWN + SHARED; i++) {
+	for (int i = 0; i < own + shared; i++) {
 		clock_gettime(CLOCK_REALTIME, &deadline);
 		deadline.tv_sec += 240;
 		ck_assert_msg(!pthread_timedjoin_np(t[i], NULL, &deadline),
@@ -226,8 +234,59 @@ START_TEST(test_regress_unbind_concurrent_bindings)
 			      r[i].err);
 	}
 	__atomic_store_n(&stop_racers, 1, __ATOMIC_RELEASE);
-	pthread_join(dc, NULL);
+	if (shared)
+		pthread_join(dc, NULL);
 	sva_dev_close(dev);
+}
+END_TEST
+
+struct neighbour {
+	volatile uint64_t *counter;
+	uint64_t done;
+	int stop;
+};
+
+static void *neighbour_thread(void *arg)
+{
+	struct neighbour *n = arg;
+
+	while (!__atomic_load_n(&n->stop, __ATOMIC_ACQUIRE)) {
+		(*n->counter)++;
+		n->done++;
+	}
+	return NULL;
+}
+
+/*
+ * The root cause of issue 7's unbind hang (defect 12): a device write into
+ * part of a page rewrote the whole page from a stale copy, undoing CPU
+ * writes beside it; a small heap buffer shares its page with libsva's own
+ * binding (its queue's condition variable: lost wake-ups, then
+ * pthread_cond_destroy() forever). A device writes exactly its bytes:
+ * a CPU counter on the destination's page never goes back.
+ */
+START_TEST(test_regress_device_write_spares_page_neighbours)
+{
+	uint8_t *page = map_filled(PAGE, 1), *src = map_filled(PAGE, 2);
+	struct neighbour n = { .counter = (uint64_t *)(page + 3000) };
+	struct fixture f = { 0 };
+	struct sva_desc d;
+	pthread_t t;
+
+	open_bind(&f, NULL);
+	*n.counter = 0;
+	d = desc_make(&f, SVA_OP_COPY, SVA_DESC_BLOCK_ON_FAULT, src,
+		      page + 1000, 1000);
+	ck_assert_int_eq(pthread_create(&t, NULL, neighbour_thread, &n), 0);
+	for (int i = 0; i < 2000; i++)
+		ck_assert_uint_eq(run1(&f, &d).status, SVA_STATUS_SUCCESS);
+	__atomic_store_n(&n.stop, 1, __ATOMIC_RELEASE);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	ck_assert_uint_eq(*n.counter, n.done);
+	ck_assert_int_eq(memcmp(page + 1000, src, 1000), 0);
+	close_bind(&f);
+	munmap(page, PAGE);
+	munmap(src, PAGE);
 }
 END_TEST
 
@@ -239,7 +298,8 @@ Suite *threads_suite(void)
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, test_regress_library_threads_block_signals);
 	tcase_add_test(tc, test_regress_out_struct_tail_zeroed);
-	tcase_add_test(tc, test_regress_unbind_concurrent_bindings);
+	tcase_add_loop_test(tc, test_regress_unbind_concurrent_bindings, 0, 2);
+	tcase_add_test(tc, test_regress_device_write_spares_page_neighbours);
 	suite_add_tcase(s, tc);
 	return s;
 }
