@@ -19,6 +19,9 @@ int sva_bind(struct sva_dev *dev, const struct sva_bind_opts *opts,
 	err = sva__check_owner(dev->owner, "device");
 	if (err)
 		return err;
+	err = sva__forbidden_in_callback("sva_bind()");
+	if (err)
+		return err;
 	err = sva__opts_copy(&o, sizeof(o), opts, "sva_bind_opts");
 	if (err)
 		return err;
@@ -37,6 +40,7 @@ int sva_bind(struct sva_dev *dev, const struct sva_bind_opts *opts,
 	bind->dev = dev;
 	bind->owner = getpid();
 	pthread_mutex_init(&bind->mirror_lock, NULL);
+	pthread_cond_init(&bind->cb_done, NULL);
 	err = dev->ops->bind(bind);
 	if (err)
 		goto free;
@@ -52,6 +56,7 @@ int sva_bind(struct sva_dev *dev, const struct sva_bind_opts *opts,
 unbind:
 	dev->ops->unbind(bind);
 free:
+	pthread_cond_destroy(&bind->cb_done);
 	pthread_mutex_destroy(&bind->mirror_lock);
 	free(bind);
 	return err;
@@ -59,29 +64,33 @@ free:
 
 int sva_unbind(struct sva_bind *bind)
 {
-	struct sva_mirror *m;
 	struct sva_dev *dev;
 	int err;
 
 	err = sva__bind_usable(bind);
 	if (err)
 		return err;
+	/* It would wait for the very callback that calls it. */
+	err = sva__forbidden_in_callback("sva_unbind()");
+	if (err)
+		return err;
 	dev = bind->dev;
 
 	/* Drain first: queued work may still fault and be invalidated. */
 	sva__queue_fini(bind);
-	while (bind->mirrors.n) {
-		m = bind->mirrors.v[0];
-		sva__mirrors_advance(bind, m->start, m->end);
-		sva__mirrors_notify(bind, m->start, m->end,
-				    SVA_INVAL_RELEASE);
-		sva_mirror_unregister(m);
-	}
-	dev->ops->unbind(bind);
+	while (sva__mirror_release_first(bind))
+		;
+	/* A mirror its own callback unregistered lives until it returns. */
+	sva__mirrors_wait_callbacks(bind);
 
+	/* Out of the device's list before the backend lets go of it:
+	 * sva_dev_stats() syncs the bindings it finds there. */
 	pthread_mutex_lock(&dev->lock);
 	list_del(&bind->dev_node);
 	pthread_mutex_unlock(&dev->lock);
+	dev->ops->unbind(bind);
+
+	pthread_cond_destroy(&bind->cb_done);
 	pthread_mutex_destroy(&bind->mirror_lock);
 	mirror_index_fini(&bind->mirrors);
 	free(bind);
@@ -90,8 +99,13 @@ int sva_unbind(struct sva_bind *bind)
 
 int sva_bind_pasid(const struct sva_bind *bind, uint32_t *pasid)
 {
+	int err;
+
 	if (!bind || !pasid)
 		return sva_err(-EINVAL, "NULL argument");
+	err = sva__check_owner(bind->owner, "binding");
+	if (err)
+		return err;
 	*pasid = bind->pasid;
 	return 0;
 }

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
 /* Devices: enumeration across backends, open, capabilities, close. */
+#include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -17,6 +20,135 @@ int sva__check_owner(pid_t owner, const char *what)
 		return sva_err(-EPERM, "%s belongs to process %d, not %d (fork?)",
 			       what, (int)owner, (int)getpid());
 	return 0;
+}
+
+/* ------------------------------------------------- fds and fork() */
+
+/*
+ * Every fd libsva holds that a child must not keep (a /dev/sva context
+ * keeps the parent's PASID and notifier alive for as long as any process
+ * has it open). fd_lock is taken around fork(): each fd is either in the
+ * table and closed in the child, or not open yet, or closed already.
+ */
+static pthread_mutex_t fd_lock = PTHREAD_MUTEX_INITIALIZER;
+static int *fd_table;			/* fd_lock */
+static size_t fd_count, fd_cap;		/* fd_lock */
+static pthread_once_t fd_once = PTHREAD_ONCE_INIT;
+
+static void fd_atfork_prepare(void)
+{
+	pthread_mutex_lock(&fd_lock);
+}
+
+static void fd_atfork_parent(void)
+{
+	pthread_mutex_unlock(&fd_lock);
+}
+
+static void fd_atfork_child(void)
+{
+	for (size_t i = 0; i < fd_count; i++)
+		close(fd_table[i]);
+	fd_count = 0;
+	pthread_mutex_unlock(&fd_lock);
+}
+
+static void fd_atfork_register(void)
+{
+	pthread_atfork(fd_atfork_prepare, fd_atfork_parent, fd_atfork_child);
+}
+
+/* Caller holds fd_lock. Closes @fd when it can't be tracked. */
+static int fd_track_locked(int fd)
+{
+	if (fd < 0)
+		return -errno;
+	if (fd_count == fd_cap) {
+		size_t cap = fd_cap ? 2 * fd_cap : 16;
+		int *t = realloc(fd_table, cap * sizeof(*t));
+
+		if (!t) {
+			close(fd);
+			return -ENOMEM;
+		}
+		fd_table = t;
+		fd_cap = cap;
+	}
+	fd_table[fd_count++] = fd;
+	return fd;
+}
+
+int sva__fd_open(const char *path, int flags)
+{
+	int fd;
+
+	pthread_once(&fd_once, fd_atfork_register);
+	pthread_mutex_lock(&fd_lock);
+	fd = fd_track_locked(open(path, flags | O_CLOEXEC));
+	pthread_mutex_unlock(&fd_lock);
+	return fd;
+}
+
+int sva__fd_dup(int old)
+{
+	int fd;
+
+	pthread_once(&fd_once, fd_atfork_register);
+	pthread_mutex_lock(&fd_lock);
+	fd = fd_track_locked(fcntl(old, F_DUPFD_CLOEXEC, 0));
+	pthread_mutex_unlock(&fd_lock);
+	return fd;
+}
+
+int sva__fd_eventfd(void)
+{
+	int fd;
+
+	pthread_once(&fd_once, fd_atfork_register);
+	pthread_mutex_lock(&fd_lock);
+	fd = fd_track_locked(eventfd(0, EFD_CLOEXEC));
+	pthread_mutex_unlock(&fd_lock);
+	return fd;
+}
+
+void sva__fd_close(int fd)
+{
+	if (fd < 0)
+		return;
+	pthread_mutex_lock(&fd_lock);
+	for (size_t i = 0; i < fd_count; i++) {
+		if (fd_table[i] == fd) {
+			fd_table[i] = fd_table[--fd_count];
+			break;
+		}
+	}
+	close(fd);
+	if (!fd_count) {
+		free(fd_table);
+		fd_table = NULL;
+		fd_cap = 0;
+	}
+	pthread_mutex_unlock(&fd_lock);
+}
+
+int sva__thread_create(pthread_t *thread, void *(*fn)(void *), void *arg)
+{
+	sigset_t all, old;
+	int err;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	err = pthread_create(thread, NULL, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return -err;
+}
+
+void sva__out_copy(void *dst, size_t dst_sz, const void *src, size_t known)
+{
+	memcpy(dst, src, MIN(dst_sz, known));
+	if (dst_sz > known)
+		memset((char *)dst + known, 0, dst_sz - known);
+	*(size_t *)dst = dst_sz;
 }
 
 int sva__opts_copy(void *dst, size_t dst_sz, const void *src,
@@ -127,19 +259,28 @@ int sva_dev_open_fd(int fd, const struct sva_dev_opts *opts,
 
 int sva_dev_fd(const struct sva_dev *dev)
 {
-	return dev ? dev->fd : -EINVAL;
+	int err = sva__dev_usable(dev);
+
+	return err ? err : dev->fd;
 }
 
 const char *sva_dev_name(const struct sva_dev *dev)
 {
-	return dev ? dev->name : NULL;
+	return sva__dev_usable(dev) ? NULL : dev->name;
 }
 
 void sva_dev_close(struct sva_dev *dev)
 {
 	struct sva_bind *bind, *tmp;
+	bool busy;
 
 	if (!dev || sva__check_owner(dev->owner, "device"))
+		return;
+	/* Unbinding waits for callbacks to return: not from one. */
+	pthread_mutex_lock(&dev->lock);
+	busy = !list_empty(&dev->binds);
+	pthread_mutex_unlock(&dev->lock);
+	if (busy && sva__forbidden_in_callback("sva_dev_close() of a device with bindings"))
 		return;
 	/* Unbind under no lock: sva_unbind() takes dev->lock itself. */
 	list_for_each_entry_safe(bind, tmp, &dev->binds, dev_node)
@@ -152,15 +293,16 @@ void sva_dev_close(struct sva_dev *dev)
 
 int sva_dev_caps(const struct sva_dev *dev, struct sva_dev_caps *caps)
 {
-	size_t sz;
+	int err;
 
 	if (!dev || !caps)
 		return sva_err(-EINVAL, "NULL argument");
-	sz = caps->sz;
-	if (sz < sizeof(size_t))
-		return sva_err(-EINVAL, "caps->sz %zu too small", sz);
-	memcpy(caps, &dev->caps, MIN(sz, sizeof(dev->caps)));
-	caps->sz = sz;
+	err = sva__check_owner(dev->owner, "device");
+	if (err)
+		return err;
+	if (caps->sz < sizeof(size_t))
+		return sva_err(-EINVAL, "caps->sz %zu too small", caps->sz);
+	sva__out_copy(caps, caps->sz, &dev->caps, sizeof(dev->caps));
 	return 0;
 }
 

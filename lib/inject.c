@@ -20,6 +20,28 @@ static struct inject_point points[SVA_INJECT_MAX] = {
 	[0 ... SVA_INJECT_MAX - 1] = { .lock = PTHREAD_MUTEX_INITIALIZER },
 };
 
+/*
+ * A child of fork() may use libsva afresh: it must not find a point's lock
+ * held forever by a parent's thread that held it at fork().
+ */
+static void inject_atfork_prepare(void)
+{
+	for (int i = 0; i < SVA_INJECT_MAX; i++)
+		pthread_mutex_lock(&points[i].lock);
+}
+
+static void inject_atfork_release(void)
+{
+	for (int i = SVA_INJECT_MAX - 1; i >= 0; i--)
+		pthread_mutex_unlock(&points[i].lock);
+}
+
+__attribute__((constructor)) static void inject_atfork_register(void)
+{
+	pthread_atfork(inject_atfork_prepare, inject_atfork_release,
+		       inject_atfork_release);
+}
+
 int sva_inject(enum sva_inject_point point, const struct sva_inject_opts *opts)
 {
 	struct inject_point *p;

@@ -136,7 +136,14 @@ struct sva_bind {
 	pid_t owner;
 	uint32_t pasid;
 	struct sva_queue q;
-	pthread_mutex_t mirror_lock;	/* protects mirrors */
+	/*
+	 * Protects mirrors and each mirror's callback state. Held only for
+	 * short walks of the index, never across a callback or a backend
+	 * call, so advancing a sequence never waits behind user code.
+	 */
+	pthread_mutex_t mirror_lock;
+	pthread_cond_t cb_done;		/* a callback returned (mirror_lock) */
+	unsigned int cb_running;	/* callbacks running (mirror_lock) */
 	struct mirror_index mirrors;
 	struct sva_counters stats;
 	void *priv;			/* backend's */
@@ -148,6 +155,10 @@ struct sva_mirror {
 	_Atomic uint64_t seq;
 	struct sva_mirror_opts opts;
 	uint64_t backend_id;		/* the backend's name for it */
+	/* Under bind->mirror_lock: */
+	unsigned int cb_running;	/* callbacks running on it now */
+	bool unregistered;		/* out of the index */
+	bool free_on_return;		/* unregistered by its own callback */
 };
 
 /* Count @n events of kind @c on @bind and its device. */
@@ -170,13 +181,38 @@ static inline void sva__dev_count(struct sva_dev *dev, enum sva_counter c,
  * An invalidation of [start, end) reached @bind: advance the sequence of
  * the mirrors it overlaps. Backends call it while no device access can use
  * the dropped translations, before the cause returns where they can (so a
- * read_retry() after munmap() returns sees it). Takes bind->mirror_lock.
+ * read_retry() after munmap() returns sees it). Takes bind->mirror_lock
+ * briefly; never waits for a callback.
  */
 void sva__mirrors_advance(struct sva_bind *bind, uint64_t start,
 			  uint64_t end);
-/* Then, from a context that may block, run the mirrors' callbacks. */
+/*
+ * Then, from a context that may block, run the mirrors' callbacks. No
+ * library lock of the core is held while a callback runs; the caller must
+ * hold none either (a callback may call back into libsva).
+ */
 void sva__mirrors_notify(struct sva_bind *bind, uint64_t start, uint64_t end,
 			 enum sva_inval_event event);
+/*
+ * Run the callback of the mirror of @bind the backend calls @backend_id,
+ * for [start, end) inside it, first raising its sequence to at least
+ * @seq. Same rules as sva__mirrors_notify().
+ */
+void sva__mirror_notify_id(struct sva_bind *bind, uint64_t backend_id,
+			   uint64_t start, uint64_t end,
+			   enum sva_inval_event event, uint64_t seq);
+/*
+ * Unbind: advance the first mirror of @bind, run its callback with
+ * SVA_INVAL_RELEASE and unregister it. False when there is none left.
+ */
+bool sva__mirror_release_first(struct sva_bind *bind);
+/* Wait until no callback of @bind runs (unbind: its mirrors are gone). */
+void sva__mirrors_wait_callbacks(struct sva_bind *bind);
+/*
+ * -EDEADLK (with a message naming @what) when the calling thread is
+ * running an invalidation callback, for calls a callback must not make.
+ */
+int sva__forbidden_in_callback(const char *what);
 
 int sva__queue_init(struct sva_bind *bind, unsigned int depth);
 /* Wait until nothing is queued or running, then stop the worker. */
@@ -228,8 +264,33 @@ static inline bool sva__dev_quarantined(const struct sva_dev *dev)
 	return atomic_load_explicit(&dev->quarantined, memory_order_relaxed);
 }
 
-/* Fail with -EPERM when the handle was made by another process (fork). */
+/*
+ * Fail with -EPERM when the handle was made by another process (fork).
+ * Every public call on a handle checks this first, before it takes any
+ * lock: a lock held by a parent's thread at fork() stays held forever in
+ * the child.
+ */
 int sva__check_owner(pid_t owner, const char *what);
+
+/*
+ * File descriptors a child of fork() must not keep (kernel contexts, event
+ * fds): opened and closed under a lock that fork() takes, so a child gets
+ * every one of them closed by an atfork handler, and none half open.
+ */
+int sva__fd_open(const char *path, int flags);
+int sva__fd_dup(int fd);		/* F_DUPFD_CLOEXEC */
+int sva__fd_eventfd(void);		/* EFD_CLOEXEC */
+void sva__fd_close(int fd);
+
+/*
+ * pthread_create() for library threads: they run with every signal
+ * blocked, so a process-directed signal goes to an application thread.
+ */
+int sva__thread_create(pthread_t *thread, void *(*fn)(void *), void *arg);
+
+/* Copy @known bytes of @src to @dst of @dst_sz bytes (an out struct that
+ * carries its size), zeroing the tail the library doesn't know of. */
+void sva__out_copy(void *dst, size_t dst_sz, const void *src, size_t known);
 
 /* -EINVAL for NULL, -EPERM for another process's handle, else 0. */
 static inline int sva__bind_usable(const struct sva_bind *bind)

@@ -69,7 +69,7 @@ int sva__queue_init(struct sva_bind *bind, unsigned int depth)
 	pthread_cond_init(&q->work_cv, &ca);
 	pthread_cond_init(&q->comp_cv, &ca);
 	pthread_condattr_destroy(&ca);
-	err = -pthread_create(&q->worker, NULL, queue_worker, bind);
+	err = sva__thread_create(&q->worker, queue_worker, bind);
 	if (err) {
 		sva_err(err, "can't start the queue worker");
 		pthread_cond_destroy(&q->work_cv);
@@ -200,11 +200,11 @@ int sva_wait(struct sva_bind *bind, struct sva_completion *comps,
 	unsigned int n = 0;
 	int err;
 
-	if (!bind || !comps || !max || min > max)
-		return sva_err(-EINVAL, "bad arguments");
-	err = sva__check_owner(bind->owner, "binding");
+	err = sva__bind_usable(bind);
 	if (err)
 		return err;
+	if (!comps || !max || min > max)
+		return sva_err(-EINVAL, "bad arguments");
 	q = &bind->q;
 	if (timeout_ms >= 0)
 		deadline_after(&ts, timeout_ms);
@@ -235,10 +235,10 @@ int sva_wait(struct sva_bind *bind, struct sva_completion *comps,
 int sva_inflight(const struct sva_bind *bind)
 {
 	struct sva_queue *q;
-	int n;
+	int n = sva__bind_usable(bind);
 
-	if (!bind)
-		return sva_err(-EINVAL, "NULL binding");
+	if (n)
+		return n;
 	q = (struct sva_queue *)&bind->q;
 	pthread_mutex_lock(&q->lock);
 	n = (int)q->inflight;

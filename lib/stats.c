@@ -9,12 +9,11 @@ void sva__counters_read(const struct sva_counters *c, struct sva_stats *out)
 	/* struct sva_stats lists its counters in enum sva_counter order. */
 	struct sva_stats s = { .sz = sizeof(s) };
 	uint64_t *v = &s.translations;
-	size_t sz = out->sz;
 
 	for (int i = 0; i < SVA_C_NR; i++)
 		v[i] = atomic_load_explicit(&c->v[i], memory_order_relaxed);
-	memcpy(out, &s, MIN(sz, sizeof(s)));
-	out->sz = sz;
+	/* A newer caller's struct: its fields we don't know read 0. */
+	sva__out_copy(out, out->sz, &s, sizeof(s));
 }
 
 void sva__counters_reset(struct sva_counters *c)
@@ -23,10 +22,16 @@ void sva__counters_reset(struct sva_counters *c)
 		atomic_store_explicit(&c->v[i], 0, memory_order_relaxed);
 }
 
-static int stats_check(const void *h, const struct sva_stats *stats)
+static int stats_check(const void *h, pid_t owner,
+		       const struct sva_stats *stats)
 {
+	int err;
+
 	if (!h || !stats)
 		return sva_err(-EINVAL, "NULL argument");
+	err = sva__check_owner(owner, "handle");
+	if (err)
+		return err;
 	if (stats->sz < sizeof(size_t))
 		return sva_err(-EINVAL, "stats->sz %zu too small", stats->sz);
 	return 0;
@@ -34,7 +39,7 @@ static int stats_check(const void *h, const struct sva_stats *stats)
 
 int sva_bind_stats(const struct sva_bind *bind, struct sva_stats *stats)
 {
-	int err = stats_check(bind, stats);
+	int err = stats_check(bind, bind ? bind->owner : 0, stats);
 
 	if (err)
 		return err;
@@ -47,8 +52,10 @@ int sva_bind_stats(const struct sva_bind *bind, struct sva_stats *stats)
 
 int sva_bind_stats_reset(struct sva_bind *bind)
 {
-	if (!bind)
-		return sva_err(-EINVAL, "NULL binding");
+	int err = sva__bind_usable(bind);
+
+	if (err)
+		return err;
 	sva__counters_reset(&bind->stats);
 	return 0;
 }
@@ -57,7 +64,7 @@ int sva_dev_stats(const struct sva_dev *dev, struct sva_stats *stats)
 {
 	struct sva_dev *d = (struct sva_dev *)dev;
 	struct sva_bind *bind;
-	int err = stats_check(dev, stats);
+	int err = stats_check(dev, dev ? dev->owner : 0, stats);
 
 	if (err)
 		return err;
@@ -73,8 +80,10 @@ int sva_dev_stats(const struct sva_dev *dev, struct sva_stats *stats)
 
 int sva_dev_stats_reset(struct sva_dev *dev)
 {
-	if (!dev)
-		return sva_err(-EINVAL, "NULL device");
+	int err = sva__dev_usable(dev);
+
+	if (err)
+		return err;
 	sva__counters_reset(&dev->stats);
 	return 0;
 }

@@ -38,8 +38,10 @@ void sva__fault_failed(struct sva_bind *bind)
 
 int sva_dev_quarantined(const struct sva_dev *dev)
 {
-	if (!dev)
-		return sva_err(-EINVAL, "NULL device");
+	int err = sva__dev_usable(dev);
+
+	if (err)
+		return err;
 	return atomic_load(&dev->quarantined);
 }
 

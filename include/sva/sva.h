@@ -100,7 +100,8 @@ SVA_API int sva_dev_open(const char *name, const struct sva_dev_opts *opts,
  */
 SVA_API int sva_dev_open_fd(int fd, const struct sva_dev_opts *opts,
 			    struct sva_dev **devp);
-/* The device's own fd (owned by the handle; don't close it). */
+/* The device's own fd (owned by the handle; don't close it). It is closed
+ * in a child after fork(): dup() it before to hand the device over. */
 SVA_API int sva_dev_fd(const struct sva_dev *dev);
 SVA_API const char *sva_dev_name(const struct sva_dev *dev);
 /* Close; any binding still open on the device is unbound first. */
@@ -262,9 +263,12 @@ enum sva_inval_event {
 /*
  * Called after cached translations of [start, end) were dropped and the
  * mirror's sequence advanced to @seq (callbacks may cover a wider range
- * than one invalidation when many come at once). Runs on a libsva thread:
- * it may unmap and free memory, but must not call sva_unbind() or
- * sva_mirror_unregister() on the binding.
+ * than one invalidation when many come at once). Runs on a libsva thread
+ * with no library lock held: it may unmap and free memory and call
+ * read_begin/read_retry/snapshot, the stats calls, submit/wait,
+ * sva_mirror_register() and sva_mirror_unregister() (of its own mirror
+ * too). sva_bind() and sva_unbind() fail there with -EDEADLK. See
+ * sva_mirror_register(3).
  */
 typedef void (*sva_inval_fn_t)(struct sva_mirror *mirror, uint64_t start,
 			       uint64_t end, enum sva_inval_event event,
@@ -295,6 +299,8 @@ SVA_API int sva_mirror_snapshot(struct sva_mirror *mirror, uint64_t addr,
  * if read_retry() says the sequence moved, an invalidation raced with the
  * snapshot: take it again.
  */
+/* read_begin() returns 0, never a valid sequence, on a NULL or inherited
+ * (fork) mirror; read_retry() of 0 is always true. */
 SVA_API uint64_t sva_mirror_read_begin(struct sva_mirror *mirror);
 SVA_API bool sva_mirror_read_retry(struct sva_mirror *mirror, uint64_t seq);
 

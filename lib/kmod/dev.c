@@ -46,24 +46,24 @@ static int kmod_open(struct sva_dev *dev, const char *name, int fd)
 	if (name && strcmp(name, "kmod0"))
 		return -ENODEV;
 	if (name) {
-		dev->fd = open(KMOD_DEV_PATH, O_RDWR | O_CLOEXEC);
+		dev->fd = sva__fd_open(KMOD_DEV_PATH, O_RDWR);
 		if (dev->fd < 0)
-			return errno == ENOENT ?
+			return dev->fd == -ENOENT ?
 			       sva_err(-ENODEV, "%s: no such device (is sva_shim.ko loaded?)",
-				       KMOD_DEV_PATH) : -errno;
+				       KMOD_DEV_PATH) : dev->fd;
 	} else {
-		dev->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		dev->fd = sva__fd_dup(fd);
 		if (dev->fd < 0)
-			return -errno;
+			return dev->fd;
 	}
 	err = kmod_probe_fd(dev->fd, &v);
 	if (err) {
-		close(dev->fd);
+		sva__fd_close(dev->fd);
 		dev->fd = -1;
 		return err;
 	}
 	if (dev->opts.flags & SVA_DEV_NO_ATC) {
-		close(dev->fd);
+		sva__fd_close(dev->fd);
 		dev->fd = -1;
 		return sva_err(-EOPNOTSUPP, "kmod0 always caches translations");
 	}
@@ -86,7 +86,7 @@ static int kmod_open(struct sva_dev *dev, const char *name, int fd)
 
 static void kmod_close(struct sva_dev *dev)
 {
-	close(dev->fd);
+	sva__fd_close(dev->fd);
 }
 
 static int kmod_bind(struct sva_bind *bind)
@@ -109,9 +109,9 @@ static int kmod_bind(struct sva_bind *bind)
 			goto free;
 		}
 	}
-	kb->fd = open(KMOD_DEV_PATH, O_RDWR | O_CLOEXEC);
+	kb->fd = sva__fd_open(KMOD_DEV_PATH, O_RDWR);
 	if (kb->fd < 0) {
-		err = sva_err(-errno, "%s: %s", KMOD_DEV_PATH, strerror(errno));
+		err = sva_err(kb->fd, "%s: %s", KMOD_DEV_PATH, strerror(-kb->fd));
 		goto free;
 	}
 	if (ioctl(kb->fd, SVA_SHIM_IOC_BIND, &b)) {
@@ -128,7 +128,7 @@ static int kmod_bind(struct sva_bind *bind)
 		goto close;
 	return 0;
 close:
-	close(kb->fd);
+	sva__fd_close(kb->fd);
 free:
 	free(kb->win[0]);
 	free(kb->win[1]);
@@ -143,7 +143,7 @@ static void kmod_unbind(struct sva_bind *bind)
 	struct kmod_bind *kb = kmod_bind_of(bind);
 
 	kmod_events_stop(bind);
-	close(kb->fd);		/* the kernel unbinds and tears down */
+	sva__fd_close(kb->fd);	/* the kernel unbinds and tears down */
 	free(kb->win[0]);
 	free(kb->win[1]);
 	pthread_mutex_destroy(&kb->seen_lock);

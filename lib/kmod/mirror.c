@@ -41,25 +41,12 @@ static void mirror_set_seq(struct sva_mirror *m, uint64_t kseq)
 static void event_dispatch(struct sva_bind *bind,
 			   const struct sva_shim_event *ev)
 {
-	struct sva_mirror *m;
-	size_t i;
-
 	if (ev->type != SVA_SHIM_EVENT_INVALIDATE || !ev->mirror)
 		return;
-	pthread_mutex_lock(&bind->mirror_lock);
-	/* The event's range lies inside its mirror. */
-	mirror_index_for_each(m, &bind->mirrors, ev->start, ev->end, i) {
-		if (m->backend_id != ev->mirror)
-			continue;
-		if (atomic_load(&m->seq) < ev->seq + 1)
-			mirror_set_seq(m, ev->seq);
-		if (m->opts.invalidate)
-			m->opts.invalidate(m, ev->start, ev->end,
-					   event_of(ev->reason), ev->seq + 1,
-					   m->opts.ctx);
-		break;
-	}
-	pthread_mutex_unlock(&bind->mirror_lock);
+	/* The event's range lies inside its mirror. No lock is held
+	 * across the callback: it may call back into libsva. */
+	sva__mirror_notify_id(bind, ev->mirror, ev->start, ev->end,
+			      event_of(ev->reason), ev->seq + 1);
 }
 
 static void *events_thread(void *arg)
@@ -92,12 +79,12 @@ int kmod_events_start(struct sva_bind *bind)
 	struct kmod_bind *kb = kmod_bind_of(bind);
 	int err;
 
-	kb->stop_fd = eventfd(0, EFD_CLOEXEC);
+	kb->stop_fd = sva__fd_eventfd();
 	if (kb->stop_fd < 0)
 		return -errno;
-	err = -pthread_create(&kb->events, NULL, events_thread, bind);
+	err = sva__thread_create(&kb->events, events_thread, bind);
 	if (err) {
-		close(kb->stop_fd);
+		sva__fd_close(kb->stop_fd);
 		kb->stop_fd = -1;
 	}
 	return err;
@@ -113,7 +100,7 @@ void kmod_events_stop(struct sva_bind *bind)
 	if (write(kb->stop_fd, &one, sizeof(one)) != sizeof(one))
 		pr_warn("kmod: can't stop the event thread\n");
 	pthread_join(kb->events, NULL);
-	close(kb->stop_fd);
+	sva__fd_close(kb->stop_fd);
 	kb->stop_fd = -1;
 }
 

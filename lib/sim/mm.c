@@ -474,7 +474,7 @@ static int mm_create(struct sim_mm **mmp)
 	err = sim_notify_start(mm);
 	if (err)
 		goto destroy;
-	err = -pthread_create(&mm->thread, NULL, mm_event_thread, mm);
+	err = sva__thread_create(&mm->thread, mm_event_thread, mm);
 	if (err) {
 		sim_notify_stop(mm);
 		goto destroy;

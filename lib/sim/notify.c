@@ -71,7 +71,7 @@ int sim_notify_start(struct sim_mm *mm)
 	pthread_cond_init(&n->cv, NULL);
 	n->head = n->count = 0;
 	n->exiting = false;
-	err = -pthread_create(&n->thread, NULL, notify_thread, mm);
+	err = sva__thread_create(&n->thread, notify_thread, mm);
 	if (err) {
 		pthread_cond_destroy(&n->cv);
 		pthread_mutex_destroy(&n->lock);

@@ -139,18 +139,26 @@ START_TEST(test_open_fd)
 	close(pfd[0]);
 	close(pfd[1]);
 
-	/* Another process opens it from the fd it inherited. */
+	/*
+	 * Another process opens it from an fd it inherited: the
+	 * application's own dup (the handle, and its fd, are the parent's:
+	 * -EPERM in the child).
+	 */
+	pfd[0] = dup(sva_dev_fd(dev));
+	ck_assert_int_ge(pfd[0], 0);
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (!pid) {
 		struct sva_dev *c;
-		int ok = !sva_dev_open_fd(sva_dev_fd(dev), NULL, &c) &&
+		int ok = sva_dev_fd(dev) == -EPERM &&
+			 !sva_dev_open_fd(pfd[0], NULL, &c) &&
 			 !strcmp(sva_dev_name(c), "sim2");
 
 		_exit(ok ? 0 : 1);
 	}
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	close(pfd[0]);
 	sva_dev_close(dev);
 }
 END_TEST

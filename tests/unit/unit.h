@@ -18,6 +18,9 @@ Suite *work_suite(void);
 Suite *faults_suite(void);
 Suite *mirror_suite(void);
 Suite *lifecycle_suite(void);
+Suite *callback_suite(void);
+Suite *fork_suite(void);
+Suite *threads_suite(void);
 
 /* A fixture binding on a sim device; set up by open_bind(). */
 struct fixture {

@@ -1,0 +1,305 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
+/*
+ * Threads (issue 7, defects 10 and 12): library threads don't take the
+ * application's signals; out structs larger than the library knows get a
+ * zeroed tail; unbind and wait, racing every other call from many threads
+ * and bindings, always finish.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "unit.h"
+
+struct sigwaiter {
+	sigset_t set;
+	int got;
+};
+
+static void *sigwait_thread(void *arg)
+{
+	struct sigwaiter *w = arg;
+	int sig;
+
+	for (int i = 0; i < 5; i++) {
+		if (sigwait(&w->set, &sig) || sig != SIGTERM)
+			break;
+		__atomic_add_fetch(&w->got, 1, __ATOMIC_RELEASE);
+	}
+	return NULL;
+}
+
+/*
+ * The application's threads block SIGTERM but one, which sigwait()s for
+ * it; libsva's threads, started before, must not take it (its default
+ * action would end the process).
+ */
+START_TEST(test_regress_library_threads_block_signals)
+{
+	uint8_t *p = map_filled(4 * PAGE, 1);
+	struct fixture f = { 0 };
+	struct sigwaiter w = { 0 };
+	struct sva_mirror *m;
+	struct sva_desc d;
+	sigset_t old;
+	pthread_t t;
+
+	/* Every library thread there is, started with SIGTERM open. */
+	open_bind(&f, NULL);
+	ck_assert_int_eq(sva_mirror_register(f.bind, (uintptr_t)p, 4 * PAGE,
+					     NULL, &m), 0);
+	d = desc_make(&f, SVA_OP_COPY, SVA_DESC_BLOCK_ON_FAULT, p,
+		      p + 2 * PAGE, 2 * PAGE);
+	ck_assert_uint_eq(run1(&f, &d).status, SVA_STATUS_SUCCESS);
+
+	sigemptyset(&w.set);
+	sigaddset(&w.set, SIGTERM);
+	ck_assert_int_eq(pthread_sigmask(SIG_BLOCK, &w.set, &old), 0);
+	ck_assert_int_eq(pthread_create(&t, NULL, sigwait_thread, &w), 0);
+	for (int i = 0; i < 5; i++) {
+		ck_assert_int_eq(kill(getpid(), SIGTERM), 0);
+		for (int j = 0; j < 5000 &&
+		     __atomic_load_n(&w.got, __ATOMIC_ACQUIRE) <= i; j++)
+			usleep(1000);
+		/* The device keeps working meanwhile. */
+		ck_assert_uint_eq(run1(&f, &d).status, SVA_STATUS_SUCCESS);
+	}
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	ck_assert_int_eq(w.got, 5);
+	ck_assert_int_eq(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
+	ck_assert_int_eq(sva_mirror_unregister(m), 0);
+	close_bind(&f);
+	munmap(p, 4 * PAGE);
+}
+END_TEST
+
+/* A struct @extra bytes larger than the library's, tail set to 0xAA. */
+#define BIG(type, name, extra)						\
+	union { type s; uint8_t b[sizeof(type) + (extra)]; } name;	\
+	memset(&name, 0xaa, sizeof(name));				\
+	name.s.sz = sizeof(name)
+
+static void assert_tail_zero(const uint8_t *b, size_t from, size_t to)
+{
+	for (size_t i = from; i < to; i++)
+		ck_assert_msg(!b[i], "byte %zu of %zu is %#x", i, to, b[i]);
+}
+
+START_TEST(test_regress_out_struct_tail_zeroed)
+{
+	struct fixture f = { 0 };
+	BIG(struct sva_stats, bs, 64);
+	BIG(struct sva_stats, ds, 64);
+	BIG(struct sva_dev_caps, caps, 64);
+
+	open_bind(&f, NULL);
+	ck_assert_int_eq(sva_bind_stats(f.bind, &bs.s), 0);
+	ck_assert_uint_eq(bs.s.sz, sizeof(bs));
+	assert_tail_zero(bs.b, sizeof(bs.s), sizeof(bs));
+	ck_assert_int_eq(sva_dev_stats(f.dev, &ds.s), 0);
+	ck_assert_uint_eq(ds.s.sz, sizeof(ds));
+	assert_tail_zero(ds.b, sizeof(ds.s), sizeof(ds));
+	ck_assert_int_eq(sva_dev_caps(f.dev, &caps.s), 0);
+	ck_assert_uint_eq(caps.s.sz, sizeof(caps));
+	assert_tail_zero(caps.b, sizeof(caps.s), sizeof(caps));
+	ck_assert_uint_ne(caps.s.queue_depth, 0);
+	close_bind(&f);
+}
+END_TEST
+
+/* ------------------------------------------------ unbind racing */
+
+struct racer {
+	struct sva_dev *shared;		/* a device other threads bind too */
+	bool own_dev;			/* open a device of its own */
+	int rounds;
+	int done;
+	int err;			/* line of the first failure */
+};
+
+static int stop_racers;
+
+#define RACE_EXPECT(cond) do { if (!(cond)) { r->err = __LINE__; goto out; } } while (0)
+
+/*
+ * Bind, a few COPYs between small heap buffers (libsva's own structures
+ * live beside them), every other call, unbind: again and again.
+ */
+static void *racer_thread(void *arg)
+{
+	struct racer *r = arg;
+	struct sva_stats s = { .sz = sizeof(s) };
+	struct sva_completion c[4];
+	struct fixture f = { 0 };
+	struct sva_mirror *m;
+	uint8_t *p = map_filled(4 * PAGE, 3), st[4];
+	uint64_t seq;
+
+	for (int round = 0; round < r->rounds && !r->err; round++) {
+		char *src = malloc(3000), *dst = malloc(3000);
+		struct sva_desc d[3];
+
+		RACE_EXPECT(src && dst);
+		memset(src, round & 0xff, 3000);
+		f.dev = r->shared;
+		if (r->own_dev)
+			RACE_EXPECT(!sva_dev_open(test_device(), NULL, &f.dev));
+		RACE_EXPECT(!sva_bind(f.dev, NULL, &f.bind));
+		RACE_EXPECT(!sva_bind_pasid(f.bind, &f.pasid));
+		RACE_EXPECT(!sva_mirror_register(f.bind, (uintptr_t)p, 4 * PAGE,
+						 NULL, &m));
+		for (int i = 0; i < 3; i++)
+			d[i] = desc_make(&f, SVA_OP_COPY,
+					 SVA_DESC_BLOCK_ON_FAULT, src + i * 1000,
+					 dst + i * 1000, 1000);
+		RACE_EXPECT(sva_submit(f.bind, d, 3) == 3);
+		seq = sva_mirror_read_begin(m);
+		RACE_EXPECT(!sva_mirror_snapshot(m, (uintptr_t)p, 4 * PAGE, st,
+						 SVA_ACCESS_WRITE));
+		(void)sva_mirror_read_retry(m, seq);
+		RACE_EXPECT(sva_inflight(f.bind) >= 0);
+		RACE_EXPECT(!sva_bind_stats(f.bind, &s));
+		RACE_EXPECT(!sva_dev_stats(f.dev, &s));
+		RACE_EXPECT(sva_wait(f.bind, c, 4, 3, 30000) == 3);
+		for (int i = 0; i < 3; i++)
+			RACE_EXPECT(c[i].status == SVA_STATUS_SUCCESS);
+		RACE_EXPECT(!memcmp(src, dst, 3000));
+		/* Unbind with work and an invalidation still under way. */
+		RACE_EXPECT(sva_submit(f.bind, d, 3) == 3);
+		madvise(p, PAGE, MADV_DONTNEED);
+		if (round & 1)
+			RACE_EXPECT(!sva_mirror_unregister(m));
+		RACE_EXPECT(!sva_unbind(f.bind));
+		f.bind = NULL;
+		if (r->own_dev)
+			sva_dev_close(f.dev);
+		free(src);
+		free(dst);
+	}
+out:
+	munmap(p, 4 * PAGE);
+	__atomic_store_n(&r->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* Device-wide calls racing the bindings coming and going on it. */
+static void *device_caller(void *arg)
+{
+	struct sva_dev *dev = arg;
+	struct sva_stats s = { .sz = sizeof(s) };
+
+	while (!__atomic_load_n(&stop_racers, __ATOMIC_ACQUIRE)) {
+		sva_dev_stats(dev, &s);
+		sva_dev_stats_reset(dev);
+		sva_dev_quarantined(dev);
+	}
+	return NULL;
+}
+
+/*
+ * _i 0: threads each with a device handle and a binding of their own (as
+ * issue 7 saw unbind hang on kmod0); _i 1: bindings of one device too,
+ * with device-wide calls racing them coming and going.
+ */
+START_TEST(test_regress_unbind_concurrent_bindings)
+{
+	enum { MAX = 6 };
+	int own = _i ? 2 : 3, shared = _i ? 3 : 0;
+	struct racer r[MAX];
+	pthread_t t[MAX], dc;
+	struct timespec deadline;
+	struct sva_dev *dev;
+
+	ck_assert_int_eq(sva_dev_open(test_device(), NULL, &dev), 0);
+	__atomic_store_n(&stop_racers, 0, __ATOMIC_RELEASE);
+	if (shared)
+		ck_assert_int_eq(pthread_create(&dc, NULL, device_caller, dev),
+				 0);
+	for (int i = 0; i < own + shared; i++) {
+		r[i] = (struct racer){ .shared = dev, .own_dev = i < own,
+				       .rounds = 8 };
+		ck_assert_int_eq(pthread_create(&t[i], NULL, racer_thread,
+						&r[i]), 0);
+	}
+	for (int i = 0; i < own + shared; i++) {
+		clock_gettime(CLOCK_REALTIME, &deadline);
+		deadline.tv_sec += 240;
+		ck_assert_msg(!pthread_timedjoin_np(t[i], NULL, &deadline),
+			      "racer %d hangs", i);
+		ck_assert_msg(!r[i].err, "racer %d failed at line %d", i,
+			      r[i].err);
+	}
+	__atomic_store_n(&stop_racers, 1, __ATOMIC_RELEASE);
+	if (shared)
+		pthread_join(dc, NULL);
+	sva_dev_close(dev);
+}
+END_TEST
+
+struct neighbour {
+	volatile uint64_t *counter;
+	uint64_t done;
+	int stop;
+};
+
+static void *neighbour_thread(void *arg)
+{
+	struct neighbour *n = arg;
+
+	while (!__atomic_load_n(&n->stop, __ATOMIC_ACQUIRE)) {
+		(*n->counter)++;
+		n->done++;
+	}
+	return NULL;
+}
+
+/*
+ * The root cause of issue 7's unbind hang (defect 12): a device write into
+ * part of a page rewrote the whole page from a stale copy, undoing CPU
+ * writes beside it; a small heap buffer shares its page with libsva's own
+ * binding (its queue's condition variable: lost wake-ups, then
+ * pthread_cond_destroy() forever). A device writes exactly its bytes:
+ * a CPU counter on the destination's page never goes back.
+ */
+START_TEST(test_regress_device_write_spares_page_neighbours)
+{
+	uint8_t *page = map_filled(PAGE, 1), *src = map_filled(PAGE, 2);
+	struct neighbour n = { .counter = (uint64_t *)(page + 3000) };
+	struct fixture f = { 0 };
+	struct sva_desc d;
+	pthread_t t;
+
+	open_bind(&f, NULL);
+	*n.counter = 0;
+	d = desc_make(&f, SVA_OP_COPY, SVA_DESC_BLOCK_ON_FAULT, src,
+		      page + 1000, 1000);
+	ck_assert_int_eq(pthread_create(&t, NULL, neighbour_thread, &n), 0);
+	for (int i = 0; i < 2000; i++)
+		ck_assert_uint_eq(run1(&f, &d).status, SVA_STATUS_SUCCESS);
+	__atomic_store_n(&n.stop, 1, __ATOMIC_RELEASE);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	ck_assert_uint_eq(*n.counter, n.done);
+	ck_assert_int_eq(memcmp(page + 1000, src, 1000), 0);
+	close_bind(&f);
+	munmap(page, PAGE);
+	munmap(src, PAGE);
+}
+END_TEST
+
+Suite *threads_suite(void)
+{
+	Suite *s = suite_create("threads");
+	TCase *tc = tcase_create("threads");
+
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, test_regress_library_threads_block_signals);
+	tcase_add_test(tc, test_regress_out_struct_tail_zeroed);
+	tcase_add_loop_test(tc, test_regress_unbind_concurrent_bindings, 0, 2);
+	tcase_add_test(tc, test_regress_device_write_spares_page_neighbours);
+	suite_add_tcase(s, tc);
+	return s;
+}
