@@ -74,9 +74,7 @@ static int sva_open(struct inode *inode, struct file *file)
 		return -ENOMEM;
 	mutex_init(&ctx->lock);
 	mutex_init(&ctx->bind_lock);
-	spin_lock_init(&ctx->ev_lock);
-	INIT_KFIFO(ctx->events);
-	init_waitqueue_head(&ctx->ev_wait);
+	sva_events_init(ctx);
 	ctx->hw_status = -ENODEV;
 	ctx->mm = current->mm;
 	mmgrab(ctx->mm);

@@ -102,8 +102,7 @@ static int kmod_bind(struct sva_bind *bind)
 	pthread_mutex_init(&kb->seen_lock, NULL);
 	for (int i = 0; i < 2; i++) {
 		kb->win[i] = sva__inject(SVA_INJECT_ALLOC) ? NULL :
-			     aligned_alloc(SVA_PAGE_SIZE,
-					   KMOD_WINDOW + 2 * SVA_PAGE_SIZE);
+			     aligned_alloc(SVA_PAGE_SIZE, KMOD_WINDOW);
 		if (!kb->win[i]) {
 			err = -ENOMEM;
 			goto free;
