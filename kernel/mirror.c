@@ -18,13 +18,36 @@
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
+#include <asm/syscall.h>
 
 #include "shim.h"
+
+/*
+ * mremap() moving pages issues MMU_NOTIFY_UNMAP for the old range, like
+ * munmap(); userspace (and the software device, which hears userfaultfd's
+ * REMAP) tells them apart. Tell by the caller: the mm's own task in the
+ * mremap syscall, the old VMA still in place (it is moving the page
+ * tables; when mremap() unmaps, the VMA has left the tree already). The
+ * caller holds the mmap lock. 32-bit mremap() is reported as an unmap.
+ */
+static bool range_is_mremap_move(const struct mmu_notifier_range *range)
+{
+	struct pt_regs *regs;
+
+	if (!in_task() || current->mm != range->mm || in_compat_syscall())
+		return false;
+	regs = task_pt_regs(current);
+	if (!regs || syscall_get_nr(current, regs) != __NR_mremap)
+		return false;
+	return vma_lookup(range->mm, range->start);
+}
 
 static u32 inval_reason(const struct mmu_notifier_range *range)
 {
 	switch (range->event) {
 	case MMU_NOTIFY_UNMAP:
+		if (range_is_mremap_move(range))
+			return SVA_SHIM_INVAL_REMAP;
 		return SVA_SHIM_INVAL_UNMAP;
 	case MMU_NOTIFY_CLEAR:
 		return SVA_SHIM_INVAL_CLEAR;

@@ -66,6 +66,12 @@ long sva_ioctl_mirror(struct sva_ctx *ctx, void __user *uarg)
 		return ret == -EBUSY ? -ENOSPC : ret;
 	}
 	mutex_lock(&ctx->lock);
+	if (!sva_mirror_room(ctx)) {
+		mutex_unlock(&ctx->lock);
+		xa_erase(&ctx->range_ids, r->id);
+		kfree(r);
+		return -ENOSPC;
+	}
 	interval_tree_insert(&r->it, &ctx->ranges);
 	ctx->nr_ranges++;
 	/* A reserved slot is replaced without allocating. */

@@ -40,8 +40,11 @@ enum sva_stat {
 	SVA_ST_NR,
 };
 
+struct sva_user;
+
 struct sva_ctx {
-	struct mm_struct *mm;		/* mmgrab()ed at open */
+	struct mm_struct *mm;		/* mmgrab()ed at creation */
+	struct sva_user *user;		/* whose contexts count this one */
 	/*
 	 * The device page table covers the whole mm through one interval
 	 * notifier, as lib/test_hmm.c does. pt maps a virtual page number
@@ -64,7 +67,7 @@ struct sva_ctx {
 	u64 inval_seq;			/* lock: invalidations told */
 
 	struct mutex bind_lock;		/* protects the three below */
-	u32 pasid;			/* 0: not bound */
+	u32 pasid;			/* 0: not bound; else mm's (pasid.c) */
 	struct iommu_sva *hw;		/* hardware SVA bond, if any */
 	int hw_status;
 
@@ -114,6 +117,16 @@ unsigned int sva_ranges_advance(struct sva_ctx *ctx, unsigned long start,
 long sva_ioctl_mirror(struct sva_ctx *ctx, void __user *uarg);
 long sva_ioctl_unmirror(struct sva_ctx *ctx, void __user *uarg);
 long sva_ioctl_mirror_seq(struct sva_ctx *ctx, void __user *uarg);
+
+/* limits.c: what users may make the module allocate */
+struct sva_user *sva_user_get(void);
+void sva_user_put(struct sva_user *user);
+bool sva_mirror_room(struct sva_ctx *ctx);
+
+/* pasid.c: one PASID per bound mm */
+int sva_pasid_get(struct mm_struct *mm);
+void sva_pasid_put(struct mm_struct *mm);
+void sva_pasids_fini(void);
 
 /* events.c */
 void sva_events_init(struct sva_ctx *ctx);

@@ -108,9 +108,16 @@ static int kmod_bind(struct sva_bind *bind)
 			goto free;
 		}
 	}
-	kb->fd = open(KMOD_DEV_PATH, O_RDWR | O_CLOEXEC);
+	/*
+	 * A context of our own mm, made through the device's fd rather than
+	 * by path: the fd may have come from another process (SCM_RIGHTS)
+	 * into a sandbox where /dev/sva can't be opened.
+	 */
+	kb->fd = ioctl(bind->dev->fd, SVA_SHIM_IOC_CONTEXT);
 	if (kb->fd < 0) {
-		err = sva_err(-errno, "%s: %s", KMOD_DEV_PATH, strerror(errno));
+		err = errno == EMFILE ?
+		      sva_err(-EMFILE, "kmod0: too many contexts for this user (sva_shim max_contexts_per_user)") :
+		      sva_err(-errno, "kmod0: new context: %s", strerror(errno));
 		goto free;
 	}
 	if (ioctl(kb->fd, SVA_SHIM_IOC_BIND, &b)) {

@@ -146,7 +146,9 @@ int kmod_mirror_register(struct sva_mirror *m)
 				      .len = m->end - m->start };
 
 	if (ioctl(kmod_bind_of(m->bind)->fd, SVA_SHIM_IOC_MIRROR, &km))
-		return sva_err(-errno, "mirror %#llx+%#llx: %s",
+		return errno == ENOSPC ?
+		       sva_err(-ENOSPC, "kmod0: too many mirrors on this binding (sva_shim max_mirrors_per_context)") :
+		       sva_err(-errno, "mirror %#llx+%#llx: %s",
 			       (unsigned long long)km.addr,
 			       (unsigned long long)km.len, strerror(errno));
 	m->backend_id = km.id;
