@@ -59,8 +59,9 @@ bool sva_should_fail(enum sva_inject_point point)
 	return p && get_random_u32_below(100) < p;
 }
 
+/* -EPERM: the mapping forbids it; -ENOMEM: the MM could not resolve it. */
 int sva_inject_fault_error(void)
 {
 	return READ_ONCE(fault_resp) == SVA_SHIM_RESP_FAILURE ?
-		-ENOMEM : -EFAULT;
+		-ENOMEM : -EPERM;
 }

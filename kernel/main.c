@@ -4,16 +4,19 @@
  *
  * Each open file is a software SVA device context bound to the opening
  * process's mm (mmgrab() and an MMU interval notifier over the whole mm).
- * BIND gives it a PASID from the module's own IDA and, where the module was
- * pointed at a PCI device (sva_pci=), tries a hardware bind with
+ * CONTEXT, on any open file of the device, whoever opened it, makes a new
+ * context for the caller's mm: a process handed the device's fd (over a
+ * socket, into a sandbox without /dev) can bind itself. BIND gives a
+ * context its mm's PASID (pasid.c) and, where the module was pointed at a
+ * PCI device (sva_pci=), tries a hardware bind with
  * iommu_sva_bind_device(): the kernel may refuse (x86 6.12 always does,
- * -EOPNOTSUPP), which is reported, never fatal. Every ioctl from a process
- * other than the binder fails with -EPERM.
+ * -EOPNOTSUPP), which is reported, never fatal. Every other ioctl from a
+ * process other than the context's fails with -EPERM.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/anon_inodes.h>
 #include <linux/fs.h>
-#include <linux/idr.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
 #include <linux/pci.h>
@@ -24,8 +27,6 @@
 #include <linux/uaccess.h>
 
 #include "shim.h"
-
-static DEFINE_IDA(sva_pasid_ida);
 
 /*
  * Contexts and mirror ranges alive, read-only in
@@ -60,23 +61,32 @@ module_param(sva_pci, charp, 0444);
 MODULE_PARM_DESC(sva_pci,
 		 "PCI device (DDDD:BB:DD.F) to try hardware SVA binds on");
 
-static int sva_open(struct inode *inode, struct file *file)
+static const struct file_operations sva_fops;
+static void sva_unbind_locked(struct sva_ctx *ctx);
+
+/* A new context bound to the caller's mm, counted against its user. */
+static struct sva_ctx *sva_ctx_create(void)
 {
+	struct sva_user *user;
 	struct sva_ctx *ctx;
 	int ret;
 
 	if (!current->mm)
-		return -EINVAL;
+		return ERR_PTR(-EINVAL);
 	if (sva_should_fail(SVA_INJECT_ALLOC))
-		return -ENOMEM;
-	ctx = kzalloc(sizeof(*ctx), GFP_KERNEL);
-	if (!ctx)
-		return -ENOMEM;
+		return ERR_PTR(-ENOMEM);
+	user = sva_user_get();
+	if (IS_ERR(user))
+		return ERR_CAST(user);
+	ctx = kzalloc(sizeof(*ctx), GFP_KERNEL_ACCOUNT);
+	if (!ctx) {
+		sva_user_put(user);
+		return ERR_PTR(-ENOMEM);
+	}
+	ctx->user = user;
 	mutex_init(&ctx->lock);
 	mutex_init(&ctx->bind_lock);
-	spin_lock_init(&ctx->ev_lock);
-	INIT_KFIFO(ctx->events);
-	init_waitqueue_head(&ctx->ev_wait);
+	sva_events_init(ctx);
 	ctx->hw_status = -ENODEV;
 	ctx->mm = current->mm;
 	mmgrab(ctx->mm);
@@ -84,11 +94,49 @@ static int sva_open(struct inode *inode, struct file *file)
 	if (ret) {
 		mmdrop(ctx->mm);
 		kfree(ctx);
-		return ret;
+		sva_user_put(user);
+		return ERR_PTR(ret);
 	}
-	file->private_data = ctx;
 	sva_live_get();
+	return ctx;
+}
+
+/* Last reference gone: no ioctl can be running on the context. */
+static void sva_ctx_destroy(struct sva_ctx *ctx)
+{
+	mutex_lock(&ctx->bind_lock);
+	if (ctx->pasid)
+		sva_unbind_locked(ctx);
+	mutex_unlock(&ctx->bind_lock);
+	sva_mirror_fini(ctx);
+	mmdrop(ctx->mm);
+	sva_user_put(ctx->user);
+	kfree(ctx);
+	sva_live_put();
+}
+
+static int sva_open(struct inode *inode, struct file *file)
+{
+	struct sva_ctx *ctx = sva_ctx_create();
+
+	if (IS_ERR(ctx))
+		return PTR_ERR(ctx);
+	file->private_data = ctx;
 	return 0;
+}
+
+/* SVA_SHIM_IOC_CONTEXT: a new fd, a context for the caller's mm. */
+static long sva_ioctl_context(void)
+{
+	struct sva_ctx *ctx = sva_ctx_create();
+	int fd;
+
+	if (IS_ERR(ctx))
+		return PTR_ERR(ctx);
+	fd = anon_inode_getfd("[sva]", &sva_fops, ctx, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		sva_ctx_destroy(ctx);
+	return fd;
 }
 
 /* A hardware SVA bond on the sva_pci device, or why there is none. */
@@ -119,7 +167,7 @@ static void sva_unbind_locked(struct sva_ctx *ctx)
 		iommu_sva_unbind_device(ctx->hw);
 	ctx->hw = NULL;
 	ctx->hw_status = -ENODEV;
-	ida_free(&sva_pasid_ida, ctx->pasid);
+	sva_pasid_put(ctx->mm);
 	ctx->pasid = 0;
 }
 
@@ -142,15 +190,15 @@ static long sva_ioctl_bind(struct sva_ctx *ctx, void __user *uarg)
 	ret = -ENOSPC;
 	if (sva_should_fail(SVA_INJECT_PASID))
 		goto unlock;
-	ret = ida_alloc_range(&sva_pasid_ida, 1, (1u << SVA_PASID_BITS) - 1,
-			      GFP_KERNEL);
+	ret = sva_pasid_get(ctx->mm);
 	if (ret < 0)
 		goto unlock;
 	ctx->pasid = ret;
 	ctx->hw_status = sva_hw_bind(ctx);
+	/* Any user can bind at will: don't let them flood the log. */
 	if (ctx->hw_status && ctx->hw_status != -ENODEV)
-		pr_info("hardware SVA on %s unavailable (%d): HMM mirror only\n",
-			sva_pci, ctx->hw_status);
+		pr_info_ratelimited("hardware SVA on %s unavailable (%d): HMM mirror only\n",
+				    sva_pci, ctx->hw_status);
 	b.pasid = ctx->pasid;
 	b.hw_status = ctx->hw_status;
 	ret = 0;
@@ -229,6 +277,9 @@ static long sva_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 
 	if (cmd == SVA_SHIM_IOC_VERSION)
 		return sva_ioctl_version(uarg);
+	/* Any holder of the device may make a context of its own. */
+	if (cmd == SVA_SHIM_IOC_CONTEXT)
+		return sva_ioctl_context();
 	/* The context is the binder's: another mm may not drive it. */
 	if (current->mm != ctx->mm)
 		return -EPERM;
@@ -269,19 +320,9 @@ static __poll_t sva_poll(struct file *file, poll_table *wait)
 	return sva_events_poll(file->private_data, file, wait);
 }
 
-/* Last reference gone: no ioctl can be running on the context. */
 static int sva_release(struct inode *inode, struct file *file)
 {
-	struct sva_ctx *ctx = file->private_data;
-
-	mutex_lock(&ctx->bind_lock);
-	if (ctx->pasid)
-		sva_unbind_locked(ctx);
-	mutex_unlock(&ctx->bind_lock);
-	sva_mirror_fini(ctx);
-	mmdrop(ctx->mm);
-	kfree(ctx);
-	sva_live_put();
+	sva_ctx_destroy(file->private_data);
 	return 0;
 }
 
@@ -315,7 +356,7 @@ static int __init sva_init(void)
 static void __exit sva_exit(void)
 {
 	misc_deregister(&sva_misc);
-	ida_destroy(&sva_pasid_ida);
+	sva_pasids_fini();
 }
 
 module_init(sva_init);

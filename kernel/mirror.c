@@ -6,8 +6,8 @@
  * has not invalidated, filled through hmm_range_fault() under the canonical
  * mmu_interval_read_begin()/read_retry() loop. Device reads and writes go
  * through that table; a page not in it is faulted through the MM (the page
- * request path). User-registered mirror ranges have notifiers of their own,
- * whose sequences tell userspace a snapshot went stale.
+ * request path). The same notifier advances the sequences of the mirror
+ * ranges (ranges.c) an invalidation overlaps, and tells userspace once.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -15,17 +15,39 @@
 #include <linux/hmm.h>
 #include <linux/mm.h>
 #include <linux/sched/mm.h>
+#include <linux/sched/signal.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
+#include <asm/syscall.h>
 
 #include "shim.h"
 
-#define SVA_PT_WRITE 1	/* xarray pointer tag: mapped writable */
-
-static u32 inval_reason(enum mmu_notifier_event ev)
+/*
+ * mremap() moving pages issues MMU_NOTIFY_UNMAP for the old range, like
+ * munmap(); userspace (and the software device, which hears userfaultfd's
+ * REMAP) tells them apart. Tell by the caller: the mm's own task in the
+ * mremap syscall, the old VMA still in place (it is moving the page
+ * tables; when mremap() unmaps, the VMA has left the tree already). The
+ * caller holds the mmap lock. 32-bit mremap() is reported as an unmap.
+ */
+static bool range_is_mremap_move(const struct mmu_notifier_range *range)
 {
-	switch (ev) {
+	struct pt_regs *regs;
+
+	if (!in_task() || current->mm != range->mm || in_compat_syscall())
+		return false;
+	regs = task_pt_regs(current);
+	if (!regs || syscall_get_nr(current, regs) != __NR_mremap)
+		return false;
+	return vma_lookup(range->mm, range->start);
+}
+
+static u32 inval_reason(const struct mmu_notifier_range *range)
+{
+	switch (range->event) {
 	case MMU_NOTIFY_UNMAP:
+		if (range_is_mremap_move(range))
+			return SVA_SHIM_INVAL_REMAP;
 		return SVA_SHIM_INVAL_UNMAP;
 	case MMU_NOTIFY_CLEAR:
 		return SVA_SHIM_INVAL_CLEAR;
@@ -73,7 +95,7 @@ static bool sva_pt_invalidate(struct mmu_interval_notifier *mni,
 	struct sva_shim_event ev = {
 		.type = SVA_SHIM_EVENT_INVALIDATE,
 		.start = range->start, .end = range->end,
-		.reason = inval_reason(range->event),
+		.reason = inval_reason(range),
 	};
 	unsigned long dropped;
 
@@ -81,13 +103,16 @@ static bool sva_pt_invalidate(struct mmu_interval_notifier *mni,
 		return false;
 	mmu_interval_set_seq(mni, cur_seq);
 	dropped = pt_zap(ctx, range->start, range->end);
+	ev.mirror = sva_ranges_advance(ctx, range->start, range->end);
+	if (dropped || ev.mirror)
+		ev.seq = ++ctx->inval_seq;
 	ev.pasid = ctx->pasid;
 	mutex_unlock(&ctx->lock);
 
 	sva_stat_add(ctx, SVA_ST_INVALIDATIONS, 1);
 	sva_stat_add(ctx, SVA_ST_ATC_INVALIDATED, dropped);
-	/* Only invalidations that cost the device something are told. */
-	if (dropped)
+	/* Only invalidations that cost the device or a mirror are told. */
+	if (dropped || ev.mirror)
 		sva_event_push(ctx, &ev);
 	return true;
 }
@@ -98,8 +123,8 @@ static const struct mmu_interval_notifier_ops sva_pt_ops = {
 
 int sva_mirror_init(struct sva_ctx *ctx)
 {
-	xa_init(&ctx->pt);
-	INIT_LIST_HEAD(&ctx->mirrors);
+	xa_init_flags(&ctx->pt, XA_FLAGS_ACCOUNT);
+	sva_ranges_init(ctx);
 	return mmu_interval_notifier_insert(&ctx->notifier, ctx->mm, 0,
 					    ULONG_MAX & PAGE_MASK,
 					    &sva_pt_ops);
@@ -123,8 +148,9 @@ static int pt_install(struct sva_ctx *ctx, struct hmm_range *range)
 		entry = hmm_pfn_to_page(*pfns);
 		if (*pfns & HMM_PFN_WRITE)
 			entry = xa_tag_pointer(entry, SVA_PT_WRITE);
+		/* No reclaim: it may invalidate and wait for ctx->lock. */
 		entry = xa_store(&ctx->pt, addr >> PAGE_SHIFT, entry,
-				 GFP_ATOMIC);
+				 GFP_NOWAIT);
 		if (xa_is_err(entry))
 			return xa_err(entry);
 	}
@@ -139,6 +165,9 @@ static int range_fault_install(struct sva_ctx *ctx, struct hmm_range *range)
 	int ret;
 
 	for (;;) {
+		/* An OOM-killed task must not go on faulting for the device. */
+		if (fatal_signal_pending(current))
+			return -EINTR;
 		if (time_after(jiffies, timeout))
 			return -EBUSY;
 		range->notifier_seq = mmu_interval_read_begin(range->notifier);
@@ -187,15 +216,65 @@ static int mirror_range(struct sva_ctx *ctx, unsigned long start,
  * does: install what the CPU page table maps now. Errors are left to the
  * page request that follows when a page is still missing.
  */
-static void sva_translate(struct sva_ctx *ctx, unsigned long start,
-			  unsigned long end)
+void sva_translate(struct sva_ctx *ctx, unsigned long start,
+		   unsigned long end)
 {
 	mirror_range(ctx, start, end, 0);
 }
 
+/*
+ * Does the mm allow the device's access at @addr? hmm_range_fault() says
+ * -EFAULT both for an address no VMA allows and for a fault the MM could
+ * not resolve (poisoned page, OOM, SIGBUS past a file's end): look.
+ */
+static bool access_allowed(struct sva_ctx *ctx, unsigned long addr,
+			   bool write)
+{
+	vm_flags_t need = write ? VM_WRITE : VM_READ;
+	struct vm_area_struct *vma;
+	bool allowed;
+
+	if (!mmget_not_zero(ctx->mm))
+		return false;
+	mmap_read_lock(ctx->mm);
+	vma = vma_lookup(ctx->mm, addr);
+	allowed = vma && (vma->vm_flags & need) &&
+		  !(vma->vm_flags & (VM_IO | VM_PFNMAP));
+	mmap_read_unlock(ctx->mm);
+	mmput(ctx->mm);
+	return allowed;
+}
+
+/*
+ * SVA_SHIM_STATUS_* for a page request at @addr that failed with @err:
+ * INVALID when the mapping forbids the access (a CPU would get SIGSEGV),
+ * FAILURE when the MM could not resolve an access it allows.
+ */
+u32 sva_fault_status(struct sva_ctx *ctx, int err, unsigned long addr,
+		     bool write)
+{
+	if (err == -EPERM)
+		return SVA_SHIM_STATUS_INVALID;
+	if (err == -EFAULT && !access_allowed(ctx, addr, write))
+		return SVA_SHIM_STATUS_INVALID;
+	return SVA_SHIM_STATUS_FAILURE;
+}
+
+static u32 fault_response(u32 status)
+{
+	switch (status) {
+	case SVA_SHIM_STATUS_OK:
+		return SVA_SHIM_RESP_SUCCESS;
+	case SVA_SHIM_STATUS_INVALID:
+		return SVA_SHIM_RESP_INVALID;
+	default:
+		return SVA_SHIM_RESP_FAILURE;
+	}
+}
+
 /* Fault [start, end) in for the device, as one page request group. */
-static int sva_fault(struct sva_ctx *ctx, unsigned long start,
-		     unsigned long end, bool write)
+int sva_fault(struct sva_ctx *ctx, unsigned long start, unsigned long end,
+	      bool write)
 {
 	struct sva_shim_event ev = {
 		.type = SVA_SHIM_EVENT_PAGE_REQUEST,
@@ -209,148 +288,15 @@ static int sva_fault(struct sva_ctx *ctx, unsigned long start,
 	else
 		ret = mirror_range(ctx, start, end, HMM_PFN_REQ_FAULT |
 				   (write ? HMM_PFN_REQ_WRITE : 0));
-	ev.response = !ret ? SVA_SHIM_RESP_SUCCESS :
-		      ret == -EFAULT || ret == -EPERM ? SVA_SHIM_RESP_INVALID :
-		      SVA_SHIM_RESP_FAILURE;
+	ev.response = fault_response(ret ? sva_fault_status(ctx, ret, start,
+							    write) :
+				     SVA_SHIM_STATUS_OK);
 	sva_stat_add(ctx, SVA_ST_PAGE_REQUESTS, (end - start) >> PAGE_SHIFT);
 	sva_stat_add(ctx, SVA_ST_PAGE_GROUPS, 1);
 	sva_stat_add(ctx, ret ? SVA_ST_FAULTS_FAILED : SVA_ST_FAULTS_RESOLVED,
 		     1);
 	sva_event_push(ctx, &ev);
 	return ret;
-}
-
-/* --------------------------------------------------------- device I/O */
-
-/*
- * Move one page between @bounce and the page mirrored at @addr. Returns
- * -ENOENT when the device page table has no (writable, for @write) entry.
- * Caller holds ctx->lock, which keeps the page from being invalidated.
- */
-static int pt_access(struct sva_ctx *ctx, unsigned long addr, void *bounce,
-		     bool write)
-{
-	void *entry = xa_load(&ctx->pt, addr >> PAGE_SHIFT);
-	struct page *page;
-	void *va;
-
-	sva_stat_add(ctx, SVA_ST_TRANSLATIONS, 1);
-	if (!entry || (write && xa_pointer_tag(entry) != SVA_PT_WRITE)) {
-		sva_stat_add(ctx, SVA_ST_ATC_MISSES, 1);
-		return -ENOENT;
-	}
-	sva_stat_add(ctx, SVA_ST_ATC_HITS, 1);
-	page = xa_untag_pointer(entry);
-	va = kmap_local_page(page);
-	if (write)
-		memcpy(va, bounce, PAGE_SIZE);
-	else
-		memcpy(bounce, va, PAGE_SIZE);
-	kunmap_local(va);
-	return 0;
-}
-
-static int access_check(const struct sva_shim_access *a)
-{
-	if (a->flags & ~SVA_SHIM_ACCESS_NO_FAULT || a->status ||
-	    a->bytes_done || a->fault_addr || a->faults)
-		return -EINVAL;
-	if (!a->len || !PAGE_ALIGNED(a->addr) || !PAGE_ALIGNED(a->len) ||
-	    a->len > SVA_SHIM_MAX_XFER || a->addr + a->len < a->addr ||
-	    a->addr + a->len > TASK_SIZE)
-		return -EINVAL;
-	return 0;
-}
-
-static u32 fault_status(int err)
-{
-	return err == -EFAULT || err == -EPERM ? SVA_SHIM_STATUS_INVALID :
-						 SVA_SHIM_STATUS_FAILURE;
-}
-
-/* One page at @addr: fault it in as needed, then move it. */
-static int access_page(struct sva_ctx *ctx, struct sva_shim_access *a,
-		       unsigned long addr, void *bounce, bool write)
-{
-	unsigned long end = a->addr + a->len, batch;
-	bool translated = false;
-	int ret;
-
-	for (;;) {
-		mutex_lock(&ctx->lock);
-		ret = pt_access(ctx, addr, bounce, write);
-		mutex_unlock(&ctx->lock);
-		if (ret != -ENOENT)
-			return ret;
-		batch = min(end, addr + SVA_FAULT_BATCH * PAGE_SIZE);
-		/* First ask for a translation of what is mapped now... */
-		if (!translated) {
-			sva_translate(ctx, addr, batch);
-			translated = true;
-			continue;
-		}
-		if (a->flags & SVA_SHIM_ACCESS_NO_FAULT) {
-			a->status = SVA_SHIM_STATUS_PAGE_FAULT;
-			return -ENOENT;
-		}
-		/* ...then raise a page request for a batch, else the page. */
-		ret = sva_fault(ctx, addr, batch, write);
-		if (ret && batch > addr + PAGE_SIZE)
-			ret = sva_fault(ctx, addr, addr + PAGE_SIZE, write);
-		a->faults++;
-		if (ret) {
-			a->status = fault_status(ret);
-			return ret;
-		}
-	}
-}
-
-long sva_ioctl_access(struct sva_ctx *ctx, void __user *uarg, bool write)
-{
-	struct sva_shim_access a;
-	unsigned long addr;
-	void *bounce;
-	int ret = 0;
-
-	if (copy_from_user(&a, uarg, sizeof(a)))
-		return -EFAULT;
-	ret = access_check(&a);
-	if (ret)
-		return ret;
-	if (sva_should_fail(SVA_INJECT_ALLOC))
-		return -ENOMEM;
-	bounce = kmalloc(PAGE_SIZE, GFP_KERNEL);
-	if (!bounce)
-		return -ENOMEM;
-
-	for (addr = a.addr; addr < a.addr + a.len; addr += PAGE_SIZE) {
-		void __user *ubuf = u64_to_user_ptr(a.buf + (addr - a.addr));
-
-		/*
-		 * The user buffer is copied with ctx->lock dropped: it may
-		 * be mirrored memory itself and fault.
-		 */
-		if (write && copy_from_user(bounce, ubuf, PAGE_SIZE)) {
-			ret = -EFAULT;
-			break;
-		}
-		ret = access_page(ctx, &a, addr, bounce, write);
-		if (ret) {
-			a.fault_addr = addr;
-			ret = 0;	/* reported in status */
-			break;
-		}
-		if (!write && copy_to_user(ubuf, bounce, PAGE_SIZE)) {
-			ret = -EFAULT;
-			break;
-		}
-		a.bytes_done += PAGE_SIZE;
-	}
-	kfree(bounce);
-	sva_stat_add(ctx, SVA_ST_BYTES_DONE, a.bytes_done);
-	if (ret)
-		return ret;
-	return copy_to_user(uarg, &a, sizeof(a)) ? -EFAULT : 0;
 }
 
 /* ----------------------------------------------------------- snapshot */
@@ -387,6 +333,8 @@ static int snapshot_batch(struct sva_ctx *ctx, unsigned long start,
 	int ret;
 
 	do {
+		if (fatal_signal_pending(current))
+			return -EINTR;
 		if (time_after(jiffies, timeout))
 			return -EBUSY;
 		range.notifier_seq = mmu_interval_read_begin(&ctx->notifier);
@@ -408,7 +356,8 @@ static void snapshot_fault(struct sva_ctx *ctx, unsigned long start,
 	u8 want = SVA_SHIM_PAGE_VALID | (write ? SVA_SHIM_PAGE_WRITE : 0);
 	unsigned long addr;
 
-	for (addr = start; addr < end; addr += PAGE_SIZE, st++)
+	for (addr = start; addr < end && !fatal_signal_pending(current);
+	     addr += PAGE_SIZE, st++)
 		if ((*st & want) != want && !(*st & SVA_SHIM_PAGE_ERROR))
 			sva_fault(ctx, addr, addr + PAGE_SIZE, write);
 }
@@ -452,134 +401,9 @@ long sva_ioctl_snapshot(struct sva_ctx *ctx, void __user *uarg)
 	return ret;
 }
 
-/* ------------------------------------------------------ mirror ranges */
-
-static bool sva_range_invalidate(struct mmu_interval_notifier *mni,
-				 const struct mmu_notifier_range *range,
-				 unsigned long cur_seq)
-{
-	struct sva_mirror_range *r =
-		container_of(mni, struct sva_mirror_range, notifier);
-	struct sva_ctx *ctx = r->ctx;
-	struct sva_shim_event ev = {
-		.type = SVA_SHIM_EVENT_INVALIDATE,
-		.start = max(range->start, mni->interval_tree.start),
-		.end = min(range->end, mni->interval_tree.last + 1),
-		.reason = inval_reason(range->event),
-		.mirror = r->id,
-	};
-
-	if (!notifier_lock(ctx, range))
-		return false;
-	mmu_interval_set_seq(mni, cur_seq);
-	ev.seq = atomic64_inc_return(&r->seq);
-	ev.pasid = ctx->pasid;
-	mutex_unlock(&ctx->lock);
-	sva_event_push(ctx, &ev);
-	return true;
-}
-
-static const struct mmu_interval_notifier_ops sva_range_ops = {
-	.invalidate = sva_range_invalidate,
-};
-
-long sva_ioctl_mirror(struct sva_ctx *ctx, void __user *uarg)
-{
-	struct sva_mirror_range *r;
-	struct sva_shim_mirror m;
-	int ret;
-
-	if (copy_from_user(&m, uarg, sizeof(m)))
-		return -EFAULT;
-	if (m.flags || m.id || m.seq || !m.len || !PAGE_ALIGNED(m.addr) ||
-	    !PAGE_ALIGNED(m.len) || m.addr + m.len < m.addr ||
-	    m.addr + m.len > TASK_SIZE)
-		return -EINVAL;
-	if (sva_should_fail(SVA_INJECT_ALLOC))
-		return -ENOMEM;
-	r = kzalloc(sizeof(*r), GFP_KERNEL);
-	if (!r)
-		return -ENOMEM;
-	r->ctx = ctx;
-	atomic64_set(&r->seq, 0);
-	ret = mmu_interval_notifier_insert(&r->notifier, ctx->mm, m.addr,
-					   m.len, &sva_range_ops);
-	if (ret) {
-		kfree(r);
-		return ret;
-	}
-	mutex_lock(&ctx->lock);
-	r->id = ++ctx->next_mirror_id;
-	list_add_tail(&r->node, &ctx->mirrors);
-	mutex_unlock(&ctx->lock);
-	sva_live_get();
-	m.id = r->id;
-	m.seq = 0;
-	return copy_to_user(uarg, &m, sizeof(m)) ? -EFAULT : 0;
-}
-
-/* Find mirror @id; caller holds ctx->lock. */
-static struct sva_mirror_range *mirror_find(struct sva_ctx *ctx, u32 id)
-{
-	struct sva_mirror_range *r;
-
-	list_for_each_entry(r, &ctx->mirrors, node)
-		if (r->id == id)
-			return r;
-	return NULL;
-}
-
-long sva_ioctl_unmirror(struct sva_ctx *ctx, void __user *uarg)
-{
-	struct sva_mirror_range *r;
-	u32 id;
-
-	if (get_user(id, (u32 __user *)uarg))
-		return -EFAULT;
-	mutex_lock(&ctx->lock);
-	r = mirror_find(ctx, id);
-	if (r)
-		list_del(&r->node);
-	mutex_unlock(&ctx->lock);
-	if (!r)
-		return -ENOENT;
-	/* Not under ctx->lock: removal waits for callbacks that take it. */
-	mmu_interval_notifier_remove(&r->notifier);
-	kfree(r);
-	sva_live_put();
-	return 0;
-}
-
-long sva_ioctl_mirror_seq(struct sva_ctx *ctx, void __user *uarg)
-{
-	struct sva_mirror_range *r;
-	struct sva_shim_mirror m;
-
-	if (copy_from_user(&m, uarg, sizeof(m)))
-		return -EFAULT;
-	mutex_lock(&ctx->lock);
-	r = mirror_find(ctx, m.id);
-	if (r) {
-		m.addr = r->notifier.interval_tree.start;
-		m.len = r->notifier.interval_tree.last + 1 - m.addr;
-		m.seq = atomic64_read(&r->seq);
-	}
-	mutex_unlock(&ctx->lock);
-	if (!r)
-		return -ENOENT;
-	return copy_to_user(uarg, &m, sizeof(m)) ? -EFAULT : 0;
-}
-
 void sva_mirror_fini(struct sva_ctx *ctx)
 {
-	struct sva_mirror_range *r, *tmp;
-
-	list_for_each_entry_safe(r, tmp, &ctx->mirrors, node) {
-		list_del(&r->node);
-		mmu_interval_notifier_remove(&r->notifier);
-		kfree(r);
-		sva_live_put();
-	}
 	mmu_interval_notifier_remove(&ctx->notifier);
+	sva_ranges_fini(ctx);
 	xa_destroy(&ctx->pt);
 }

@@ -7,6 +7,7 @@
 #ifndef SVA_SHIM_INTERNAL_H
 #define SVA_SHIM_INTERNAL_H
 
+#include <linux/interval_tree.h>
 #include <linux/iommu.h>
 #include <linux/kfifo.h>
 #include <linux/list.h>
@@ -21,6 +22,7 @@
 #define SVA_FAULT_BATCH 64	/* pages per page request group */
 #define SVA_EVENTS 256		/* event records queued per context */
 #define SVA_PASID_BITS 20
+#define SVA_PT_WRITE 1		/* device page table pointer tag: writable */
 
 /* Counters, in struct sva_shim_stats order. */
 enum sva_stat {
@@ -38,8 +40,11 @@ enum sva_stat {
 	SVA_ST_NR,
 };
 
+struct sva_user;
+
 struct sva_ctx {
-	struct mm_struct *mm;		/* mmgrab()ed at open */
+	struct mm_struct *mm;		/* mmgrab()ed at creation */
+	struct sva_user *user;		/* whose contexts count this one */
 	/*
 	 * The device page table covers the whole mm through one interval
 	 * notifier, as lib/test_hmm.c does. pt maps a virtual page number
@@ -50,27 +55,35 @@ struct sva_ctx {
 	struct mmu_interval_notifier notifier;
 	struct mutex lock;
 	struct xarray pt;
-	struct list_head mirrors;	/* struct sva_mirror_range, lock */
-	u32 next_mirror_id;		/* lock */
+	/*
+	 * Mirror ranges: by address in ranges (lock), by id in range_ids
+	 * (its own lock; an id is reserved before its range is inserted).
+	 * The notifier above advances their sequences: they need no
+	 * notifiers of their own.
+	 */
+	struct rb_root_cached ranges;
+	unsigned int nr_ranges;		/* lock */
+	struct xarray range_ids;
+	u64 inval_seq;			/* lock: invalidations told */
 
 	struct mutex bind_lock;		/* protects the three below */
-	u32 pasid;			/* 0: not bound */
+	u32 pasid;			/* 0: not bound; else mm's (pasid.c) */
 	struct iommu_sva *hw;		/* hardware SVA bond, if any */
 	int hw_status;
 
-	spinlock_t ev_lock;		/* protects events */
+	spinlock_t ev_lock;		/* protects events and ev_lost */
 	DECLARE_KFIFO(events, struct sva_shim_event, SVA_EVENTS);
+	u64 ev_lost;			/* dropped since the last LOST record */
+	struct mutex ev_read_lock;	/* kfifo's single consumer */
 	wait_queue_head_t ev_wait;
 
 	atomic64_t stats[SVA_ST_NR];
 };
 
 struct sva_mirror_range {
-	struct mmu_interval_notifier notifier;
-	struct sva_ctx *ctx;
-	struct list_head node;		/* on ctx->mirrors, ctx->lock */
+	struct interval_tree_node it;	/* in ctx->ranges, ctx->lock */
 	u32 id;
-	atomic64_t seq;
+	u64 seq;			/* ctx->lock */
 };
 
 static inline void sva_stat_add(struct sva_ctx *ctx, enum sva_stat s, u64 n)
@@ -82,16 +95,41 @@ static inline void sva_stat_add(struct sva_ctx *ctx, enum sva_stat s, u64 n)
 void sva_live_get(void);
 void sva_live_put(void);
 
-/* mirror.c */
+/* mirror.c: the device page table and the page request path */
 int sva_mirror_init(struct sva_ctx *ctx);
 void sva_mirror_fini(struct sva_ctx *ctx);
-long sva_ioctl_access(struct sva_ctx *ctx, void __user *uarg, bool write);
+void sva_translate(struct sva_ctx *ctx, unsigned long start,
+		   unsigned long end);
+int sva_fault(struct sva_ctx *ctx, unsigned long start, unsigned long end,
+	      bool write);
+u32 sva_fault_status(struct sva_ctx *ctx, int err, unsigned long addr,
+		     bool write);
 long sva_ioctl_snapshot(struct sva_ctx *ctx, void __user *uarg);
+
+/* access.c: device reads and writes */
+long sva_ioctl_access(struct sva_ctx *ctx, void __user *uarg, bool write);
+
+/* ranges.c: mirror ranges and their sequences */
+void sva_ranges_init(struct sva_ctx *ctx);
+void sva_ranges_fini(struct sva_ctx *ctx);
+unsigned int sva_ranges_advance(struct sva_ctx *ctx, unsigned long start,
+				unsigned long end);
 long sva_ioctl_mirror(struct sva_ctx *ctx, void __user *uarg);
 long sva_ioctl_unmirror(struct sva_ctx *ctx, void __user *uarg);
 long sva_ioctl_mirror_seq(struct sva_ctx *ctx, void __user *uarg);
 
+/* limits.c: what users may make the module allocate */
+struct sva_user *sva_user_get(void);
+void sva_user_put(struct sva_user *user);
+bool sva_mirror_room(struct sva_ctx *ctx);
+
+/* pasid.c: one PASID per bound mm */
+int sva_pasid_get(struct mm_struct *mm);
+void sva_pasid_put(struct mm_struct *mm);
+void sva_pasids_fini(void);
+
 /* events.c */
+void sva_events_init(struct sva_ctx *ctx);
 void sva_event_push(struct sva_ctx *ctx, const struct sva_shim_event *ev);
 ssize_t sva_events_read(struct sva_ctx *ctx, char __user *buf, size_t len,
 			bool nonblock);
@@ -108,7 +146,7 @@ enum sva_inject_point {
 };
 
 bool sva_should_fail(enum sva_inject_point point);
-/* The error an injected fault resolution fails with (-EFAULT/-ENOMEM). */
+/* The error an injected fault resolution fails with (-EPERM/-ENOMEM). */
 int sva_inject_fault_error(void);
 
 #endif /* SVA_SHIM_INTERNAL_H */

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
 /* Devices: enumeration across backends, open, capabilities, close. */
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +108,17 @@ int sva__fd_eventfd(void)
 	pthread_once(&fd_once, fd_atfork_register);
 	pthread_mutex_lock(&fd_lock);
 	fd = fd_track_locked(eventfd(0, EFD_CLOEXEC));
+	pthread_mutex_unlock(&fd_lock);
+	return fd;
+}
+
+int sva__fd_ioctl(int dev_fd, unsigned long request)
+{
+	int fd;
+
+	pthread_once(&fd_once, fd_atfork_register);
+	pthread_mutex_lock(&fd_lock);
+	fd = fd_track_locked(ioctl(dev_fd, request));
 	pthread_mutex_unlock(&fd_lock);
 	return fd;
 }

@@ -280,6 +280,8 @@ int sva__check_owner(pid_t owner, const char *what);
 int sva__fd_open(const char *path, int flags);
 int sva__fd_dup(int fd);		/* F_DUPFD_CLOEXEC */
 int sva__fd_eventfd(void);		/* EFD_CLOEXEC */
+/* A new fd that an ioctl on @dev_fd returns (close-on-exec already). */
+int sva__fd_ioctl(int dev_fd, unsigned long request);
 void sva__fd_close(int fd);
 
 /*

@@ -102,16 +102,22 @@ static int kmod_bind(struct sva_bind *bind)
 	pthread_mutex_init(&kb->seen_lock, NULL);
 	for (int i = 0; i < 2; i++) {
 		kb->win[i] = sva__inject(SVA_INJECT_ALLOC) ? NULL :
-			     aligned_alloc(SVA_PAGE_SIZE,
-					   KMOD_WINDOW + 2 * SVA_PAGE_SIZE);
+			     aligned_alloc(SVA_PAGE_SIZE, KMOD_WINDOW);
 		if (!kb->win[i]) {
 			err = -ENOMEM;
 			goto free;
 		}
 	}
-	kb->fd = sva__fd_open(KMOD_DEV_PATH, O_RDWR);
+	/*
+	 * A context of our own mm, made through the device's fd rather than
+	 * by path: the fd may have come from another process (SCM_RIGHTS)
+	 * into a sandbox where /dev/sva can't be opened.
+	 */
+	kb->fd = sva__fd_ioctl(bind->dev->fd, SVA_SHIM_IOC_CONTEXT);
 	if (kb->fd < 0) {
-		err = sva_err(kb->fd, "%s: %s", KMOD_DEV_PATH, strerror(-kb->fd));
+		err = kb->fd == -EMFILE ?
+		      sva_err(-EMFILE, "kmod0: too many contexts for this user (sva_shim max_contexts_per_user)") :
+		      sva_err(kb->fd, "kmod0: new context: %s", strerror(-kb->fd));
 		goto free;
 	}
 	if (ioctl(kb->fd, SVA_SHIM_IOC_BIND, &b)) {

@@ -1,12 +1,11 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
 /*
- * Descriptors on the kernel backend. sva_shim moves whole pages between
- * the mirror and a buffer of ours, so a descriptor runs as windows of up
- * to KMOD_WINDOW bytes: read what the operation reads into a page-aligned
- * window, compute, and write what it writes back. A destination that
- * starts or ends inside a page is written read-modify-write: bytes of that
- * page outside the descriptor that the CPU changes meanwhile can be lost,
- * a limit of this backend (the software device has none).
+ * Descriptors on the kernel backend. sva_shim moves bytes between the
+ * mirror and a buffer of ours, so a descriptor runs as windows of up to
+ * KMOD_WINDOW bytes: read what the operation reads into a window, compute,
+ * and write what it writes. The kernel writes exactly the destination's
+ * bytes into the mirrored pages, so the CPU's stores to the rest of those
+ * pages are never undone.
  */
 #include <string.h>
 #include <sys/ioctl.h>
@@ -32,80 +31,42 @@ static uint32_t status_of(uint32_t shim_status)
 }
 
 /*
- * Move pages [pstart, pend) between the mirror and @win. Returns the bytes
- * from @from (an address in the range) that were moved before a fault,
- * which goes to @f (attributed to @access).
+ * Move [addr, addr + len) between the mirror and @buf. Returns the bytes
+ * moved before a fault, which goes to @f (attributed to @access).
  */
-static uint64_t pages_io(int fd, bool write, uint64_t pstart, uint64_t pend,
-			 uint8_t *win, bool block, uint64_t from,
-			 unsigned int access, struct fault *f)
+static uint64_t bytes_io(int fd, bool write, uint64_t addr, uint64_t len,
+			 uint8_t *buf, bool block, unsigned int access,
+			 struct fault *f)
 {
 	struct sva_shim_access a = {
-		.addr = pstart, .len = pend - pstart, .buf = (uintptr_t)win,
+		.addr = addr, .len = len, .buf = (uintptr_t)buf,
 		.flags = block ? 0 : SVA_SHIM_ACCESS_NO_FAULT,
 	};
 
+	if (!len)
+		return 0;
 	if (ioctl(fd, write ? SVA_SHIM_IOC_WRITE : SVA_SHIM_IOC_READ, &a)) {
 		/* Refused outright (past TASK_SIZE): an invalid access. */
-		*f = (struct fault){ SVA_STATUS_FAULT_INVALID, from, access };
+		*f = (struct fault){ SVA_STATUS_FAULT_INVALID, addr, access };
 		return 0;
 	}
 	if (a.status == SVA_SHIM_STATUS_OK)
-		return pend - from;
-	*f = (struct fault){ status_of(a.status), MAX(a.fault_addr, from),
-			     access };
-	return a.fault_addr > from ? a.fault_addr - from : 0;
+		return len;
+	*f = (struct fault){ status_of(a.status), a.fault_addr, access };
+	return a.bytes_done;
 }
 
-static uint64_t page_down(uint64_t a)
-{
-	return a & SVA_PAGE_MASK;
-}
-
-static uint64_t page_up(uint64_t a)
-{
-	return (a + SVA_PAGE_SIZE - 1) & SVA_PAGE_MASK;
-}
-
-/* Read [addr, addr + len) into @win (at addr's page offset). */
 static uint64_t win_read(int fd, uint64_t addr, uint64_t len, uint8_t *win,
 			 bool block, struct fault *f)
 {
-	uint64_t got = pages_io(fd, false, page_down(addr), page_up(addr + len),
-				win, block, addr, SVA_ACCESS_READ, f);
-
-	return MIN(got, len);
+	return bytes_io(fd, false, addr, len, win, block, SVA_ACCESS_READ, f);
 }
 
-/*
- * Write @len bytes of @data to [dst, dst + len) through @win. Partial
- * pages at either end are read first so their other bytes survive.
- */
 static uint64_t win_write(int fd, uint64_t dst, uint64_t len,
-			  const uint8_t *data, uint8_t *win, bool block,
-			  struct fault *f)
+			  const uint8_t *data, bool block, struct fault *f)
 {
-	uint64_t pstart = page_down(dst), pend = page_up(dst + len), tail;
-
-	if (dst != pstart &&
-	    pages_io(fd, false, pstart, pstart + SVA_PAGE_SIZE, win, block,
-		     pstart, SVA_ACCESS_WRITE, f) < SVA_PAGE_SIZE) {
-		f->addr = dst;
-		return 0;
-	}
-	tail = pend - SVA_PAGE_SIZE;
-	if ((dst + len) != pend && (tail != pstart || dst == pstart) &&
-	    pages_io(fd, false, tail, pend, win + (tail - pstart), block, tail,
-		     SVA_ACCESS_WRITE, f) < SVA_PAGE_SIZE) {
-		/* Write what lies before the page that failed. */
-		if (tail <= dst)
-			return 0;
-		len = tail - dst;
-		pend = tail;
-	}
-	memcpy(win + (dst - pstart), data, len);
-	return MIN(pages_io(fd, true, pstart, pend, win, block, dst,
-			    SVA_ACCESS_WRITE, f), len);
+	return bytes_io(fd, true, dst, len, (uint8_t *)data, block,
+			SVA_ACCESS_WRITE, f);
 }
 
 struct run {
@@ -131,8 +92,7 @@ static bool window(struct run *r, uint64_t n)
 	switch (d->opcode) {
 	case SVA_OP_COPY:
 		got = win_read(fd, src, n, w0, r->block, &r->f);
-		put = win_write(fd, dst, got, w0 + (src - page_down(src)), w1,
-				r->block, &f2);
+		put = win_write(fd, dst, got, w0, r->block, &f2);
 		if (put < got)
 			r->f = f2;
 		r->off += put;
@@ -140,12 +100,12 @@ static bool window(struct run *r, uint64_t n)
 	case SVA_OP_FILL:
 		for (uint64_t i = 0; i < n; i++)
 			w0[i] = (uint8_t)(d->pattern >> (8 * ((r->off + i) % 8)));
-		put = win_write(fd, dst, n, w0, w1, r->block, &r->f);
+		put = win_write(fd, dst, n, w0, r->block, &r->f);
 		r->off += put;
 		return put == n;
 	case SVA_OP_CRC32C:
 		got = win_read(fd, src, n, w0, r->block, &r->f);
-		r->crc = sva_crc32c(r->crc, w0 + (src - page_down(src)), got);
+		r->crc = sva_crc32c(r->crc, w0, got);
 		r->off += got;
 		return got == n;
 	case SVA_OP_COMPARE:
@@ -156,8 +116,7 @@ static bool window(struct run *r, uint64_t n)
 			r->f = f2;
 		}
 		for (uint64_t i = 0; i < got; i++) {
-			if (w0[src - page_down(src) + i] !=
-			    w1[dst - page_down(dst) + i]) {
+			if (w0[i] != w1[i]) {
 				r->off += i;
 				r->differ = true;
 				return false;

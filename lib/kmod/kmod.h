@@ -2,7 +2,7 @@
 /*
  * The kernel backend: devices "kmod0" backed by sva_shim.ko's /dev/sva.
  * Each binding is an open /dev/sva context of its own, bound to our mm;
- * the kernel mirrors the mm with HMM and moves whole pages for us. Pieces:
+ * the kernel mirrors the mm with HMM and moves the bytes for us. Pieces:
  *  - dev.c:    the ops table, devices, bindings, statistics;
  *  - exec.c:   descriptors as page reads and writes through the mirror;
  *  - mirror.c: mirror ranges and the thread that turns the kernel's event
@@ -21,7 +21,7 @@ struct kmod_bind {
 	int fd;				/* this binding's /dev/sva context */
 	int stop_fd;			/* eventfd: stop the event thread */
 	pthread_t events;
-	/* Page-aligned windows for src and dst, with a page either side. */
+	/* Windows for src and dst, KMOD_WINDOW bytes each. */
 	uint8_t *win[2];
 	/* Kernel counters as last folded into libsva's (dev.c). */
 	struct sva_shim_stats seen;

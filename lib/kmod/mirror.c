@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
 /*
- * Mirror ranges on the kernel backend: each is a sva_shim mirror with an
- * interval notifier of its own. Its sequence lives in the kernel and is
- * bumped before the munmap/madvise that invalidates it returns; libsva's
- * copy is refreshed from it on read_begin/read_retry (the sync op). The
- * callbacks come from the kernel's event records, read by a thread per
- * binding.
+ * Mirror ranges on the kernel backend: each is a sva_shim mirror range. Its
+ * sequence lives in the kernel and is advanced before the munmap/madvise
+ * that invalidates it returns; libsva's copy follows it (never runs ahead
+ * of it), refreshed on read_begin/read_retry (the sync op) and before a
+ * callback. The callbacks come from the kernel's event records, one per
+ * invalidation, read by a thread per binding. When the kernel's queue
+ * overflowed, a LOST record says so: every mirror is then told it was
+ * invalidated whole, so no invalidation goes untold.
  */
 #include <poll.h>
 #include <stdlib.h>
@@ -27,6 +29,8 @@ static enum sva_inval_event event_of(uint32_t reason)
 		return SVA_INVAL_PROTECT;
 	case SVA_SHIM_INVAL_RELEASE:
 		return SVA_INVAL_RELEASE;
+	case SVA_SHIM_INVAL_REMAP:
+		return SVA_INVAL_REMAP;
 	default:
 		return SVA_INVAL_OTHER;
 	}
@@ -38,15 +42,47 @@ static void mirror_set_seq(struct sva_mirror *m, uint64_t kseq)
 	atomic_store_explicit(&m->seq, kseq + 1, memory_order_release);
 }
 
+/* Refresh the sequences of the mirrors overlapping [start, end). */
+static void mirrors_sync_range(struct sva_bind *bind, uint64_t start,
+			       uint64_t end)
+{
+	struct kmod_bind *kb = kmod_bind_of(bind);
+	struct sva_shim_mirror km;
+	struct sva_mirror *m;
+	size_t i;
+
+	pthread_mutex_lock(&bind->mirror_lock);
+	mirror_index_for_each(m, &bind->mirrors, start, end, i) {
+		memset(&km, 0, sizeof(km));
+		km.id = (uint32_t)m->backend_id;
+		if (!ioctl(kb->fd, SVA_SHIM_IOC_MIRROR_SEQ, &km) &&
+		    atomic_load(&m->seq) < km.seq + 1)
+			mirror_set_seq(m, km.seq);
+	}
+	pthread_mutex_unlock(&bind->mirror_lock);
+}
+
 static void event_dispatch(struct sva_bind *bind,
 			   const struct sva_shim_event *ev)
 {
-	if (ev->type != SVA_SHIM_EVENT_INVALIDATE || !ev->mirror)
+	switch (ev->type) {
+	case SVA_SHIM_EVENT_INVALIDATE:
+		if (!ev->mirror)	/* it overlapped no mirror */
+			return;
+		mirrors_sync_range(bind, ev->start, ev->end);
+		sva__mirrors_notify(bind, ev->start, ev->end,
+				    event_of(ev->reason));
 		return;
-	/* The event's range lies inside its mirror. No lock is held
-	 * across the callback: it may call back into libsva. */
-	sva__mirror_notify_id(bind, ev->mirror, ev->start, ev->end,
-			      event_of(ev->reason), ev->seq + 1);
+	case SVA_SHIM_EVENT_LOST:
+		/* Callbacks were lost, not sequences: tell every mirror. */
+		pr_debug("kmod: %llu event records lost: whole-mirror invalidations\n",
+			 (unsigned long long)ev->seq);
+		mirrors_sync_range(bind, 0, UINT64_MAX);
+		sva__mirrors_notify(bind, 0, UINT64_MAX, SVA_INVAL_OTHER);
+		return;
+	default:
+		return;
+	}
 }
 
 static void *events_thread(void *arg)
@@ -110,7 +146,9 @@ int kmod_mirror_register(struct sva_mirror *m)
 				      .len = m->end - m->start };
 
 	if (ioctl(kmod_bind_of(m->bind)->fd, SVA_SHIM_IOC_MIRROR, &km))
-		return sva_err(-errno, "mirror %#llx+%#llx: %s",
+		return errno == ENOSPC ?
+		       sva_err(-ENOSPC, "kmod0: too many mirrors on this binding (sva_shim max_mirrors_per_context)") :
+		       sva_err(-errno, "mirror %#llx+%#llx: %s",
 			       (unsigned long long)km.addr,
 			       (unsigned long long)km.len, strerror(errno));
 	m->backend_id = km.id;
@@ -127,20 +165,7 @@ void kmod_mirror_unregister(struct sva_mirror *m)
 
 void kmod_mirrors_sync(struct sva_bind *bind)
 {
-	struct kmod_bind *kb = kmod_bind_of(bind);
-	struct sva_shim_mirror km;
-	struct sva_mirror *m;
-
-	pthread_mutex_lock(&bind->mirror_lock);
-	for (size_t i = 0; i < bind->mirrors.n; i++) {
-		m = bind->mirrors.v[i];
-		memset(&km, 0, sizeof(km));
-		km.id = (uint32_t)m->backend_id;
-		if (!ioctl(kb->fd, SVA_SHIM_IOC_MIRROR_SEQ, &km) &&
-		    atomic_load(&m->seq) < km.seq + 1)
-			mirror_set_seq(m, km.seq);
-	}
-	pthread_mutex_unlock(&bind->mirror_lock);
+	mirrors_sync_range(bind, 0, UINT64_MAX);
 }
 
 int kmod_snapshot(struct sva_mirror *m, uint64_t addr, uint64_t len,

@@ -21,6 +21,7 @@ Suite *lifecycle_suite(void);
 Suite *callback_suite(void);
 Suite *fork_suite(void);
 Suite *threads_suite(void);
+Suite *regress_dev_suite(void);
 
 /* A fixture binding on a sim device; set up by open_bind(). */
 struct fixture {

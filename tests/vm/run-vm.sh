@@ -96,6 +96,14 @@ for prog in tests/unit/sva-unit-kmod tests/vm/sva-bench-static; do
 		cp "$B/$prog" "$T/root/"
 	fi
 done
+# loop.ko, for the tests that swap to a loop device, where the kernel has
+# loop as a module (Debian's does; a kernel with it built in needs none).
+loop=$(ls /lib/modules/"${KVER:-none}"/kernel/drivers/block/loop.ko* 2>/dev/null |
+	head -n 1)
+case $loop in
+*.xz) xz -dc "$loop" > "$T/root/loop.ko" ;;
+?*) cp "$loop" "$T/root/loop.ko" ;;
+esac
 cp /bin/busybox "$T/root/bin/busybox"
 cp "$S/tests/vm/init" "$T/root/init"
 chmod +x "$T/root/init"

@@ -14,8 +14,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -110,6 +115,68 @@ static struct sva_shim_stats stats(int fd)
 	return s;
 }
 
+
+/* /proc/self/pagemap entry of the page at @p (bit 63 present, 62 swap). */
+static uint64_t pagemap(const void *p)
+{
+	uint64_t e = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+
+	if (fd >= 0) {
+		if (pread(fd, &e, sizeof(e), (off_t)((uintptr_t)p / PAGE * 8)) !=
+		    sizeof(e))
+			e = 0;
+		close(fd);
+	}
+	return e;
+}
+
+#define PM_PRESENT (1ull << 63)
+#define PM_SWAP (1ull << 62)
+
+/*
+ * Swap on a loop device over a file in tmpfs, once: the reclaim tests need
+ * somewhere to page anonymous and shmem pages out to. loop is a module in
+ * Debian's kernel (init loads it) and built into the debug one.
+ */
+static int swap_on(void)
+{
+	static int state;	/* 0: not tried, 1: on, -1: failed */
+
+	if (!state)
+		state = system("dd if=/dev/zero of=/tmp/swapfile bs=1M count=64 "
+			       "2>/dev/null && losetup /dev/loop0 /tmp/swapfile && "
+			       "mkswap /dev/loop0 > /dev/null && swapon /dev/loop0")
+			? -1 : 1;
+	if (state < 0)
+		snprintf(why, sizeof(why), "no swap on /dev/loop0");
+	return state > 0 ? 0 : -1;
+}
+
+#ifndef MADV_PAGEOUT
+#define MADV_PAGEOUT 21
+#endif
+
+/* Reclaim [p, p + len); false if a page stayed mapped (writeback). */
+static int page_out(uint8_t *p, size_t len)
+{
+	for (int i = 0; i < 200; i++) {
+		size_t left = 0;
+
+		if (madvise(p, len, MADV_PAGEOUT))
+			return 0;
+		for (size_t off = 0; off < len; off += PAGE)
+			left += !!(pagemap(p + off) & PM_PRESENT);
+		if (!left)
+			return 1;
+		usleep(10000);
+	}
+	return 0;
+}
+
+/* Pages of the device-write-dirty tests: each one a chance to lose. */
+#define DIRTY_PAGES 16
+
 /* ------------------------------------------------------------- cases */
 
 static int t_abi(void)
@@ -137,11 +204,11 @@ static int t_abi(void)
 	CHECK(b.hw_status < 0 && b.hw_status != -ENODEV);
 	memset(&b, 0, sizeof(b));
 	CHECK(ioctl(fd, SVA_SHIM_IOC_BIND, &b) < 0 && errno == EBUSY);
-	/* Argument validation. */
-	CHECK(dev_access(fd, SVA_SHIM_IOC_READ, buf + 1, PAGE, buf, 0, NULL) < 0 &&
+	/* Argument validation: any bytes, but some. */
+	CHECK(dev_access(fd, SVA_SHIM_IOC_READ, buf, 0, buf, 0, NULL) < 0 &&
 	      errno == EINVAL);
-	CHECK(dev_access(fd, SVA_SHIM_IOC_READ, buf, 100, buf, 0, NULL) < 0 &&
-	      errno == EINVAL);
+	CHECK(dev_access(fd, SVA_SHIM_IOC_READ, buf, SVA_SHIM_MAX_XFER + 1ul,
+			 buf, 0, NULL) < 0 && errno == EINVAL);
 	CHECK(dev_access(fd, SVA_SHIM_IOC_READ, buf, PAGE, buf, 8, NULL) < 0 &&
 	      errno == EINVAL);
 	CHECK(dev_access(fd, SVA_SHIM_IOC_READ, (void *)(UINTPTR_MAX & ~4095ul),
@@ -385,6 +452,7 @@ static int t_mirrors_and_events(void)
 	struct pollfd pfd;
 	uint8_t buf[PAGE];
 	int fd = sva_open_bound(NULL), n, inval = 0, preq = 0;
+	uint64_t m11 = (uintptr_t)p + 11 * PAGE;
 	uint32_t id;
 
 	CHECK(fd >= 0 && p);
@@ -410,8 +478,10 @@ static int t_mirrors_and_events(void)
 	for (int i = 0; i < n / (int)sizeof(ev[0]); i++) {
 		preq += ev[i].type == SVA_SHIM_EVENT_PAGE_REQUEST &&
 			ev[i].response == SVA_SHIM_RESP_SUCCESS;
+		/* One record for the madvise, over the 3 ranges it hit. */
 		inval += ev[i].type == SVA_SHIM_EVENT_INVALIDATE &&
-			 ev[i].mirror == m[11].id &&
+			 ev[i].start <= m11 && ev[i].end > m11 &&
+			 ev[i].mirror == 3 &&
 			 ev[i].reason == SVA_SHIM_INVAL_CLEAR;
 	}
 	CHECK(preq >= 1 && inval == 1);
@@ -640,6 +710,582 @@ static int t_alloc_sweep(void)
 	return 0;
 }
 
+
+/*
+ * Defect 1: a device write must dirty the page as a CPU write would. A
+ * shmem page the CPU only read is clean behind a writable PTE: written by
+ * the device, then reclaimed, it came back zero (dropped, not swapped).
+ */
+static int t_regress_device_write_dirty_shmem(void)
+{
+	size_t len = DIRTY_PAGES * PAGE;
+	uint8_t *p = map(len, PROT_READ | PROT_WRITE, MAP_SHARED);
+	uint8_t *buf = map(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	struct sva_shim_access a;
+	int fd = sva_open_bound(NULL);
+	volatile uint8_t sink;
+
+	CHECK(fd >= 0 && p && buf);
+	if (swap_on())
+		return -1;
+	for (size_t off = 0; off < len; off += PAGE) {
+		sink = p[off + 100];	/* only read: the page is clean */
+		(void)sink;
+		CHECK(pagemap(p + off) & PM_PRESENT);
+	}
+	memset(buf, 0xa5, len);
+	CHECK(!dev_access(fd, SVA_SHIM_IOC_WRITE, p, len, buf, 0, &a));
+	CHECK(a.status == SVA_SHIM_STATUS_OK && a.bytes_done == len);
+	CHECK(page_out(p, len));
+	for (size_t off = 0; off < len; off += PAGE)
+		CHECK(!memcmp(p + off, buf, PAGE));
+	close(fd);
+	munmap(p, len);
+	munmap(buf, len);
+	return 0;
+}
+
+/*
+ * Defect 1, anonymous: a page swapped out, swapped back in by a CPU read
+ * (clean, writable, still in the swap cache), written by the device and
+ * reclaimed again read back its old contents from swap.
+ */
+static int t_regress_device_write_dirty_swapcache(void)
+{
+	size_t len = DIRTY_PAGES * PAGE;
+	uint8_t *p = map(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	uint8_t *buf = map(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	struct sva_shim_access a;
+	int fd = sva_open_bound(NULL);
+
+	CHECK(fd >= 0 && p && buf);
+	if (swap_on())
+		return -1;
+	memset(p, 0x11, len);
+	CHECK(page_out(p, len));
+	for (size_t off = 0; off < len; off += PAGE) {
+		CHECK(pagemap(p + off) & PM_SWAP);
+		CHECK(p[off + 7] == 0x11);	/* swapped in by a read */
+		CHECK(pagemap(p + off) & PM_PRESENT);
+	}
+	memset(buf, 0x22, len);
+	CHECK(!dev_access(fd, SVA_SHIM_IOC_WRITE, p, len, buf, 0, &a));
+	CHECK(a.status == SVA_SHIM_STATUS_OK && a.bytes_done == len);
+	CHECK(page_out(p, len));
+	for (size_t off = 0; off < len; off += PAGE)
+		CHECK(!memcmp(p + off, buf, PAGE));
+	close(fd);
+	munmap(p, len);
+	munmap(buf, len);
+	return 0;
+}
+
+struct incrementer {
+	volatile uint64_t *counter;
+	volatile int stop;
+	uint64_t done;
+};
+
+static void *increment_loop(void *arg)
+{
+	struct incrementer *in = arg;
+
+	while (!in->stop) {
+		__atomic_fetch_add(in->counter, 1, __ATOMIC_RELAXED);
+		in->done++;
+	}
+	return NULL;
+}
+
+/*
+ * Defect 2: the device writes exactly the bytes it is told to. A CPU
+ * thread increments a counter in the first bytes of a page while the
+ * device writes the rest of it, over and over: no increment is undone.
+ * Also bytes_done/fault_addr of a write that starts inside a page.
+ */
+static int t_regress_partial_page_write(void)
+{
+	uint8_t *p = map(2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	struct incrementer in = { 0 };
+	uint8_t buf[2 * PAGE];
+	struct sva_shim_access a;
+	int fd = sva_open_bound(NULL), bad = 0;
+	pthread_t t;
+
+	CHECK(fd >= 0 && p);
+	memset(p, 0, 2 * PAGE);
+	in.counter = (volatile uint64_t *)p;
+	memset(buf, 0x77, sizeof(buf));
+	CHECK(!pthread_create(&t, NULL, increment_loop, &in));
+	for (int i = 0; i < 3000; i++)
+		bad |= dev_access(fd, SVA_SHIM_IOC_WRITE, p + 64, PAGE - 64,
+				  buf, 0, &a) || a.bytes_done != PAGE - 64;
+	in.stop = 1;
+	pthread_join(t, NULL);
+	CHECK(!bad);
+	CHECK(*in.counter == in.done);
+	CHECK(p[63] == 0 && p[64] == 0x77 && p[PAGE - 1] == 0x77);
+	/* A read of 10 bytes straddling two pages. */
+	p[PAGE + 3] = 9;
+	CHECK(!dev_access(fd, SVA_SHIM_IOC_READ, p + PAGE - 6, 10, buf, 0, &a));
+	CHECK(a.bytes_done == 10 && buf[5] == 0x77 && buf[9] == 9);
+	/* Stopped by the next page: fault_addr is its first byte. */
+	CHECK(!mprotect(p + PAGE, PAGE, PROT_READ));
+	CHECK(!dev_access(fd, SVA_SHIM_IOC_WRITE, p + 100, PAGE, buf, 0, &a));
+	CHECK(a.status == SVA_SHIM_STATUS_INVALID &&
+	      a.bytes_done == PAGE - 100 &&
+	      a.fault_addr == (uintptr_t)p + PAGE);
+	CHECK(p[PAGE + 3] == 9);
+	close(fd);
+	munmap(p, 2 * PAGE);
+	return 0;
+}
+
+/*
+ * Defect 3: a full event queue must not lose invalidations silently. The
+ * sequences advance regardless; the records dropped are told by a LOST
+ * record, first in line, with their count.
+ */
+static int t_regress_event_overflow(void)
+{
+	enum { N = 600 };
+	uint8_t *p = map(N * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	struct sva_shim_mirror m = { .addr = (uintptr_t)p, .len = N * PAGE };
+	struct sva_shim_event ev[16];
+	struct sva_shim_stats st;
+	int fd = sva_open_bound(NULL), n, total = 0;
+
+	CHECK(fd >= 0 && p);
+	CHECK(!ioctl(fd, SVA_SHIM_IOC_MIRROR, &m));
+	for (int i = 0; i < N; i++)
+		CHECK(!madvise(p + (size_t)i * PAGE, PAGE, MADV_DONTNEED));
+	CHECK(!ioctl(fd, SVA_SHIM_IOC_MIRROR_SEQ, &m) && m.seq == N);
+	st = stats(fd);
+	CHECK(st.events_lost == N - 256);
+	n = (int)read(fd, ev, sizeof(ev));
+	CHECK(n == (int)sizeof(ev));
+	CHECK(ev[0].type == SVA_SHIM_EVENT_LOST && ev[0].seq == N - 256);
+	CHECK(ev[1].type == SVA_SHIM_EVENT_INVALIDATE && ev[1].mirror == 1);
+	total = 15;
+	CHECK(!fcntl(fd, F_SETFL, O_NONBLOCK));
+	while ((n = (int)read(fd, ev, sizeof(ev))) > 0 || errno == EINTR)
+		total += n / (int)sizeof(ev[0]);
+	CHECK(total == 256 && errno == EAGAIN);
+	close(fd);
+	munmap(p, N * PAGE);
+	return 0;
+}
+
+/*
+ * Defect 10: read() into a buffer that faults returns -EFAULT and leaves
+ * the record queued; it was consumed (and lost, uncounted) before.
+ */
+static int t_regress_read_efault_keeps_record(void)
+{
+	uint8_t *p = map(PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	struct sva_shim_mirror m = { .addr = (uintptr_t)p, .len = PAGE };
+	struct sva_shim_event ev[2];
+	void *bad = map(PAGE, PROT_READ, MAP_PRIVATE);
+	int fd = sva_open_bound(NULL);
+
+	CHECK(fd >= 0 && p && bad);
+	CHECK(!ioctl(fd, SVA_SHIM_IOC_MIRROR, &m));
+	CHECK(!madvise(p, PAGE, MADV_DONTNEED));
+	CHECK(read(fd, bad, sizeof(ev)) < 0 && errno == EFAULT);
+	CHECK(read(fd, ev, sizeof(ev)) == sizeof(ev[0]));
+	CHECK(ev[0].type == SVA_SHIM_EVENT_INVALIDATE &&
+	      ev[0].start == (uintptr_t)p);
+	close(fd);
+	munmap(p, PAGE);
+	munmap(bad, PAGE);
+	return 0;
+}
+
+static int send_fd(int sock, int fd)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 }, byte = 0;
+	struct iovec iov = { &byte, 1 };
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = cbuf, .msg_controllen = sizeof(cbuf),
+	};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	return sendmsg(sock, &msg, 0) == 1 ? 0 : -1;
+}
+
+static int recv_fd(int sock)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 }, byte;
+	struct iovec iov = { &byte, 1 };
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = cbuf, .msg_controllen = sizeof(cbuf),
+	};
+	struct cmsghdr *c;
+	int fd;
+
+	if (recvmsg(sock, &msg, 0) != 1)
+		return -1;
+	c = CMSG_FIRSTHDR(&msg);
+	if (!c || c->cmsg_type != SCM_RIGHTS)
+		return -1;
+	memcpy(&fd, CMSG_DATA(c), sizeof(int));
+	return fd;
+}
+
+/* Child of t_regress_context_from_passed_fd: 0 when all went right. */
+static int sandboxed_bind(int sock)
+{
+	uint8_t *p = map(PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	struct sva_shim_bind b = { 0 };
+	struct sva_shim_access a;
+	uint8_t buf[PAGE];
+	int dev, ctx;
+
+	/* A sandbox without /dev/sva: a mount namespace of our own. */
+	if (unshare(CLONE_NEWNS) ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) ||
+	    mount("none", "/dev", "tmpfs", 0, NULL))
+		return 10;
+	if (open("/dev/sva", O_RDWR) >= 0 || errno != ENOENT)
+		return 11;
+	dev = recv_fd(sock);
+	if (dev < 0 || !p)
+		return 12;
+	/* The passed context is its opener's ... */
+	if (ioctl(dev, SVA_SHIM_IOC_BIND, &b) >= 0 || errno != EPERM)
+		return 13;
+	/* ... but it makes contexts of ours, which bind and work. */
+	ctx = ioctl(dev, SVA_SHIM_IOC_CONTEXT);
+	if (ctx < 0 || ioctl(ctx, SVA_SHIM_IOC_BIND, &b) || !b.pasid)
+		return 14;
+	if (!(fcntl(ctx, F_GETFD) & FD_CLOEXEC))
+		return 15;
+	memset(buf, 0x3c, PAGE);
+	if (dev_access(ctx, SVA_SHIM_IOC_WRITE, p, PAGE, buf, 0, &a) ||
+	    a.status || p[PAGE - 1] != 0x3c)
+		return 16;
+	close(ctx);
+	close(dev);
+	return 0;
+}
+
+/*
+ * Defect 8: a device fd passed over SCM_RIGHTS into a sandbox without
+ * /dev/sva could not be bound (libsva reopened /dev/sva by path; BIND on
+ * the passed fd is EPERM). CONTEXT on it makes a context of the caller.
+ */
+static int t_regress_context_from_passed_fd(void)
+{
+	int sv[2], status, dev;
+	pid_t pid;
+
+	CHECK(!socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+	pid = fork();
+	CHECK(pid >= 0);
+	if (!pid)
+		_exit(sandboxed_bind(sv[1]));
+	dev = open("/dev/sva", O_RDWR | O_CLOEXEC);
+	CHECK(dev >= 0);
+	CHECK(!send_fd(sv[0], dev));
+	close(dev);
+	CHECK(waitpid(pid, &status, 0) == pid);
+	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+		snprintf(why, sizeof(why), "child status %#x", status);
+		return -1;
+	}
+	close(sv[0]);
+	close(sv[1]);
+	CHECK(live_objects() == 0);
+	return 0;
+}
+
+/*
+ * Defect 10: one PASID per process and device (sva_bind(3)); each binding
+ * got a PASID of its own. It lasts while any binding of the mm does.
+ */
+static int t_regress_same_pasid(void)
+{
+	uint32_t p1, p2, p3, pc;
+	int fd1 = sva_open_bound(&p1), fd2 = sva_open_bound(&p2), fd3;
+	int sv[2], status;
+	pid_t pid;
+
+	CHECK(fd1 >= 0 && fd2 >= 0);
+	CHECK(p1 == p2);
+	CHECK(!pipe(sv));
+	pid = fork();
+	CHECK(pid >= 0);
+	if (!pid) {
+		int fd = sva_open_bound(&pc);
+
+		_exit(fd < 0 || write(sv[1], &pc, 4) != 4);
+	}
+	CHECK(read(sv[0], &pc, 4) == 4);
+	CHECK(waitpid(pid, &status, 0) == pid && status == 0);
+	CHECK(pc != p1);		/* another mm, another PASID */
+	close(sv[0]);
+	close(sv[1]);
+	close(fd1);
+	fd3 = sva_open_bound(&p3);
+	CHECK(fd3 >= 0 && p3 == p2);	/* fd2 still holds it */
+	close(fd2);
+	close(fd3);
+	return 0;
+}
+
+static int open_contexts(int *fds, int max)
+{
+	int n = 0;
+
+	while (n < max && (fds[n] = open("/dev/sva", O_RDWR)) >= 0)
+		n++;
+	return n;
+}
+
+/*
+ * Defect 9: contexts per user and mirror ranges per context are bounded
+ * (module parameters), with specific errors: EMFILE, ENOSPC.
+ */
+static int t_regress_limits(void)
+{
+	uint8_t *p = map(16 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	int fds[16], n, fd, status, err;
+	struct sva_shim_mirror m;
+	pid_t pid;
+
+	CHECK(p);
+	CHECK(!set_param("max_contexts_per_user", "4"));
+	n = open_contexts(fds, 16);
+	err = errno;
+	CHECK(n == 4 && err == EMFILE);
+	/* CONTEXT counts too. */
+	CHECK(ioctl(fds[0], SVA_SHIM_IOC_CONTEXT) < 0 && errno == EMFILE);
+	/* Another user has a count of its own. */
+	pid = fork();
+	CHECK(pid >= 0);
+	if (!pid) {
+		int mine[16];
+
+		_exit(setuid(65534) ? 2 : open_contexts(mine, 16) != 4 ||
+		      errno != EMFILE);
+	}
+	CHECK(waitpid(pid, &status, 0) == pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	close(fds[3]);
+	fd = open("/dev/sva", O_RDWR);
+	CHECK(fd >= 0);
+	fds[3] = fd;
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+	CHECK(!set_param("max_contexts_per_user", "256"));
+
+	CHECK(!set_param("max_mirrors_per_context", "8"));
+	fd = sva_open_bound(NULL);
+	CHECK(fd >= 0);
+	for (int i = 0; i < 9; i++) {
+		memset(&m, 0, sizeof(m));
+		m.addr = (uintptr_t)p + (uint64_t)i * PAGE;
+		m.len = PAGE;
+		err = ioctl(fd, SVA_SHIM_IOC_MIRROR, &m) ? errno : 0;
+		CHECK(i < 8 ? !err : err == ENOSPC);
+	}
+	memset(&m, 0, sizeof(m));
+	m.id = 1;
+	CHECK(!ioctl(fd, SVA_SHIM_IOC_UNMIRROR, &m.id));
+	m.addr = (uintptr_t)p;
+	m.len = PAGE;
+	m.id = 0;
+	CHECK(!ioctl(fd, SVA_SHIM_IOC_MIRROR, &m));
+	CHECK(!set_param("max_mirrors_per_context", "16384"));
+	close(fd);
+	munmap(p, 16 * PAGE);
+	CHECK(live_objects() == 0);
+	return 0;
+}
+
+static long long memcg_current(const char *cg)
+{
+	char path[128], buf[32] = "";
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/memory.current", cg);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -1;
+	if (read(fd, buf, sizeof(buf) - 1) < 0)
+		buf[0] = 0;
+	close(fd);
+	return atoll(buf);
+}
+
+static int write_file(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY), ok;
+
+	if (fd < 0)
+		return -1;
+	ok = write(fd, val, strlen(val)) == (ssize_t)strlen(val);
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+/*
+ * Defect 9: contexts are charged to the opener's memory cgroup: 100 of
+ * them (some 13 KiB each) raise memory.current by at least 500 KiB.
+ */
+static int t_regress_memcg_accounting(void)
+{
+	const char *cg = "/sys/fs/cgroup/sva";
+	int go[2], done[2], status, fds[100], n = 0;
+	long long before, after;
+	char c = 0, pidbuf[16];
+	pid_t pid;
+
+	mkdir("/sys/fs/cgroup", 0755);
+	if (mount("none", "/sys/fs/cgroup", "cgroup2", 0, NULL) &&
+	    errno != EBUSY) {
+		printf("# cgroup2 not mountable (%s): accounting not checked\n",
+		       strerror(errno));
+		return 0;
+	}
+	CHECK(!write_file("/sys/fs/cgroup/cgroup.subtree_control", "+memory"));
+	CHECK(!mkdir(cg, 0755) || errno == EEXIST);
+	CHECK(!pipe(go) && !pipe(done));
+	pid = fork();
+	CHECK(pid >= 0);
+	if (!pid) {
+		/* Wait to be moved into the cgroup, then open. */
+		if (read(go[0], &c, 1) != 1)
+			_exit(1);
+		n = open_contexts(fds, 100);
+		if (write(done[1], &c, 1) != 1 || read(go[0], &c, 1) != 1)
+			_exit(1);
+		_exit(n == 100 ? 0 : 2);
+	}
+	snprintf(pidbuf, sizeof(pidbuf), "%d", (int)pid);
+	CHECK(!write_file("/sys/fs/cgroup/sva/cgroup.procs", pidbuf));
+	before = memcg_current(cg);
+	CHECK(write(go[1], &c, 1) == 1);
+	CHECK(read(done[0], &c, 1) == 1);
+	after = memcg_current(cg);
+	CHECK(write(go[1], &c, 1) == 1);
+	CHECK(waitpid(pid, &status, 0) == pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	printf("# 100 contexts: memory.current %lld -> %lld\n", before, after);
+	CHECK(before >= 0 && after - before >= 500 * 1024);
+	for (int i = 0; i < 2; i++) {
+		close(go[i]);
+		close(done[i]);
+	}
+	rmdir(cg);
+	CHECK(live_objects() == 0);
+	return 0;
+}
+
+#ifndef MADV_HWPOISON
+#define MADV_HWPOISON 100
+#endif
+
+/* MADV_HWPOISON on a dirty page sends SIGBUS (BUS_MCEERR_AR) at once. */
+static void on_sigbus(int sig)
+{
+	(void)sig;
+}
+
+/*
+ * Defect 10: a page the MM can't give the device (poisoned) is a FAILURE
+ * response, not INVALID: the mapping allows the access. In a child, which
+ * then exits without touching the poisoned page.
+ */
+static int t_regress_poison_is_failure(void)
+{
+	int status;
+	pid_t pid = fork();
+
+	CHECK(pid >= 0);
+	if (!pid) {
+		uint8_t *p = map(2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+		struct sva_shim_access a;
+		uint8_t buf[2 * PAGE];
+		int fd = sva_open_bound(NULL);
+
+		if (fd < 0 || !p)
+			_exit(1);
+		signal(SIGBUS, on_sigbus);
+		memset(p, 1, 2 * PAGE);
+		if (madvise(p + PAGE, PAGE, MADV_HWPOISON))
+			_exit(errno == EINVAL || errno == EPERM ? 77 : 2);
+		if (dev_access(fd, SVA_SHIM_IOC_READ, p, 2 * PAGE, buf, 0, &a))
+			_exit(3);
+		if (a.status != SVA_SHIM_STATUS_FAILURE ||
+		    a.bytes_done != PAGE || a.fault_addr != (uintptr_t)p + PAGE)
+			_exit(4);
+		_exit(0);
+	}
+	CHECK(waitpid(pid, &status, 0) == pid);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
+		printf("# MADV_HWPOISON unavailable: poison not checked\n");
+		return 0;
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+		snprintf(why, sizeof(why), "child status %#x", status);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Defect 10: mremap() moving a mirrored range is told as REMAP (as the
+ * software device tells it), munmap() as UNMAP.
+ */
+static int t_regress_mremap_reason(void)
+{
+	uint8_t *p = map(8 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE), *q;
+	struct sva_shim_mirror m = { .addr = (uintptr_t)p, .len = 4 * PAGE };
+	struct sva_shim_event ev[16];
+	int fd = sva_open_bound(NULL), n, remap = 0, unmap = 0;
+
+	CHECK(fd >= 0 && p);
+	memset(p, 1, 8 * PAGE);
+	CHECK(!munmap(p + 4 * PAGE, 4 * PAGE));	/* room to move into */
+	CHECK(!ioctl(fd, SVA_SHIM_IOC_MIRROR, &m));
+	q = mremap(p, 4 * PAGE, 4 * PAGE, MREMAP_MAYMOVE | MREMAP_FIXED,
+		   p + 4 * PAGE);
+	CHECK(q == p + 4 * PAGE);
+	CHECK(!fcntl(fd, F_SETFL, O_NONBLOCK));
+	n = (int)read(fd, ev, sizeof(ev));
+	CHECK(n > 0);
+	for (int i = 0; i < n / (int)sizeof(ev[0]); i++) {
+		if (ev[i].type != SVA_SHIM_EVENT_INVALIDATE ||
+		    ev[i].start > (uintptr_t)p || ev[i].end < m.addr + m.len)
+			continue;
+		remap += ev[i].reason == SVA_SHIM_INVAL_REMAP;
+		unmap += ev[i].reason == SVA_SHIM_INVAL_UNMAP && !remap;
+	}
+	CHECK(remap >= 1 && unmap == 0);
+	/* munmap of the moved range, now mirrored nowhere: nothing; of a
+	 * mirrored one: UNMAP. */
+	q = map(4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	CHECK(q);
+	memset(&m, 0, sizeof(m));
+	m.addr = (uintptr_t)q;
+	m.len = 4 * PAGE;
+	CHECK(!ioctl(fd, SVA_SHIM_IOC_MIRROR, &m));
+	CHECK(!munmap(q, 4 * PAGE));
+	n = (int)read(fd, ev, sizeof(ev));
+	CHECK(n == sizeof(ev[0]) && ev[0].reason == SVA_SHIM_INVAL_UNMAP &&
+	      ev[0].start == (uintptr_t)q);
+	close(fd);
+	munmap(p + 4 * PAGE, 4 * PAGE);
+	return 0;
+}
+
 /* Last: every case closed what it opened; the module holds nothing. */
 static int t_no_leaks(void)
 {
@@ -664,6 +1310,20 @@ static const struct {
 	{ "teardown", t_teardown },
 	{ "fault_injection", t_fault_injection },
 	{ "alloc_sweep", t_alloc_sweep },
+	{ "regress_device_write_dirty_shmem",
+	  t_regress_device_write_dirty_shmem },
+	{ "regress_device_write_dirty_swapcache",
+	  t_regress_device_write_dirty_swapcache },
+	{ "regress_partial_page_write", t_regress_partial_page_write },
+	{ "regress_event_overflow", t_regress_event_overflow },
+	{ "regress_read_efault_keeps_record",
+	  t_regress_read_efault_keeps_record },
+	{ "regress_context_from_passed_fd", t_regress_context_from_passed_fd },
+	{ "regress_same_pasid", t_regress_same_pasid },
+	{ "regress_limits", t_regress_limits },
+	{ "regress_memcg_accounting", t_regress_memcg_accounting },
+	{ "regress_poison_is_failure", t_regress_poison_is_failure },
+	{ "regress_mremap_reason", t_regress_mremap_reason },
 	{ "no_leaks", t_no_leaks },
 };
 

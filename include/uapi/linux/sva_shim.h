@@ -7,7 +7,9 @@
  * An open file of /dev/sva is a software SVA device context bound to the
  * opening process's mm. It mirrors that mm with HMM: a device page table
  * that holds only what no MMU notifier has invalidated, filled through
- * hmm_range_fault() (the page request path).
+ * hmm_range_fault() (the page request path). SVA_SHIM_IOC_CONTEXT on any
+ * open file of the device, whoever opened it (an fd passed over a socket),
+ * makes a new context bound to the caller's mm.
  */
 #ifndef _UAPI_LINUX_SVA_SHIM_H
 #define _UAPI_LINUX_SVA_SHIM_H
@@ -15,7 +17,7 @@
 #include <linux/ioctl.h>
 #include <linux/types.h>
 
-#define SVA_SHIM_ABI_VERSION 1
+#define SVA_SHIM_ABI_VERSION 2
 #define SVA_SHIM_MAX_XFER (64u << 20)	/* bytes per read/write ioctl */
 
 /* struct sva_shim_version.caps */
@@ -51,13 +53,15 @@ struct sva_shim_bind {
 #define SVA_SHIM_STATUS_FAILURE		3	/* the MM could not resolve it */
 
 /*
- * Device read (mirror -> buf) or write (buf -> mirror) of whole pages at
- * addr. Stops at the first page it can't access: bytes_done bytes were
- * moved, fault_addr is that page.
+ * Device read (mirror -> buf) or write (buf -> mirror) of exactly the
+ * bytes [addr, addr + len): a write touches no other byte of the pages it
+ * writes, and leaves them dirty as a CPU write would. Stops at the first
+ * page it can't access: bytes_done bytes were moved, fault_addr is the
+ * first byte not moved (that page's first byte, or addr).
  */
 struct sva_shim_access {
-	__u64 addr;		/* in: page aligned */
-	__u64 len;		/* in: page multiple, <= SVA_SHIM_MAX_XFER */
+	__u64 addr;		/* in: any byte */
+	__u64 len;		/* in: 1 to SVA_SHIM_MAX_XFER bytes */
 	__u64 buf;		/* in: the caller's buffer (user pointer) */
 	__u32 flags;		/* in: SVA_SHIM_ACCESS_* */
 	__u32 status;		/* out: SVA_SHIM_STATUS_* */
@@ -89,7 +93,7 @@ struct sva_shim_mirror {
 	__u64 addr;		/* in: page aligned */
 	__u64 len;		/* in: page multiple */
 	__u32 flags;		/* in: 0 */
-	__u32 id;		/* out: for UNMIRROR and in events */
+	__u32 id;		/* out: for UNMIRROR and MIRROR_SEQ */
 	__u64 seq;		/* out: invalidations seen so far */
 };
 
@@ -103,14 +107,24 @@ struct sva_shim_stats {
 	__u64 faults_failed;
 	__u64 invalidations;	/* notifier callbacks on this context */
 	__u64 atc_invalidated;	/* device page table entries dropped */
-	__u64 events_lost;	/* event records dropped: queue full */
+	__u64 events_lost;	/* records a full queue dropped (told) */
 	__u64 bytes_done;
 	__u64 rsvd[5];
 };
 
-/* Records read() returns, whole records only. */
+/*
+ * Records read() returns, whole records only; a record is consumed only
+ * once it was copied out. PAGE_REQUEST: one per page request group.
+ * INVALIDATE: one per invalidation of the mm that dropped device
+ * translations or overlapped mirror ranges (whose sequences it advanced
+ * before the invalidation returned: start/end are the whole invalidated
+ * range, mirror is how many ranges it overlapped). LOST: the queue was full
+ * and seq records were dropped; every mirror range must be treated as
+ * invalidated (their sequences are right, the callbacks were lost).
+ */
 #define SVA_SHIM_EVENT_PAGE_REQUEST	1
 #define SVA_SHIM_EVENT_INVALIDATE	2
+#define SVA_SHIM_EVENT_LOST		3
 
 /* struct sva_shim_event.response, for page requests */
 #define SVA_SHIM_RESP_SUCCESS	0
@@ -123,6 +137,7 @@ struct sva_shim_stats {
 #define SVA_SHIM_INVAL_PROTECTION	2
 #define SVA_SHIM_INVAL_OTHER		3
 #define SVA_SHIM_INVAL_RELEASE		4
+#define SVA_SHIM_INVAL_REMAP		5	/* mremap() moved the range */
 
 struct sva_shim_event {
 	__u32 type;		/* SVA_SHIM_EVENT_* */
@@ -132,8 +147,10 @@ struct sva_shim_event {
 	__u32 access;		/* page request: 1 read, 2 write */
 	__u32 response;		/* page request: SVA_SHIM_RESP_* */
 	__u32 reason;		/* invalidation: SVA_SHIM_INVAL_* */
-	__u32 mirror;		/* invalidation: mirror id, 0 = none */
-	__u64 seq;		/* invalidation: the mirror's new sequence */
+	__u32 mirror;		/* invalidation: mirror ranges overlapped */
+	__u64 seq;		/* invalidation: the context's count;
+				 * lost: how many records were lost
+				 */
 };
 
 #define SVA_SHIM_IOC_MAGIC 'S'
@@ -147,5 +164,7 @@ struct sva_shim_event {
 #define SVA_SHIM_IOC_UNMIRROR	_IOW(SVA_SHIM_IOC_MAGIC, 0x07, __u32)
 #define SVA_SHIM_IOC_MIRROR_SEQ	_IOWR(SVA_SHIM_IOC_MAGIC, 0x08, struct sva_shim_mirror)
 #define SVA_SHIM_IOC_STATS	_IOR(SVA_SHIM_IOC_MAGIC, 0x09, struct sva_shim_stats)
+/* Returns a new fd: a context of the same device bound to the caller's mm. */
+#define SVA_SHIM_IOC_CONTEXT	_IO(SVA_SHIM_IOC_MAGIC, 0x0a)
 
 #endif /* _UAPI_LINUX_SVA_SHIM_H */
