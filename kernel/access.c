@@ -116,8 +116,9 @@ long sva_ioctl_access(struct sva_ctx *ctx, void __user *uarg, bool write)
 	ret = access_check(&a);
 	if (ret)
 		return ret;
-	if (sva_should_fail(SVA_INJECT_ALLOC))
-		return -ENOMEM;
+	ret = sva_inject_alloc();
+	if (ret)
+		return ret;
 	bounce = kmalloc(PAGE_SIZE, GFP_KERNEL_ACCOUNT);
 	if (!bounce)
 		return -ENOMEM;

@@ -3,11 +3,14 @@
  * Fault injection: each point fails every Nth call (<point>_every=N) or
  * with a probability in percent (<point>_prob=P), set through the module's
  * parameters in /sys/module/sva_shim/parameters/. The kernel's own fault
- * injection framework is off in the distribution kernels we test on.
+ * injection framework is off in the distribution kernels we test on; where
+ * it is on (the debug test kernel), fail_function can fail the allocation
+ * and fault resolution points too, with its task filter and probability.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/atomic.h>
+#include <linux/error-injection.h>
 #include <linux/moduleparam.h>
 #include <linux/random.h>
 
@@ -65,3 +68,21 @@ int sva_inject_fault_error(void)
 	return READ_ONCE(fault_resp) == SVA_SHIM_RESP_FAILURE ?
 		-ENOMEM : -EPERM;
 }
+
+/*
+ * The allocation and fault resolution points, as functions of their own so
+ * that the kernel's fail_function (CONFIG_FUNCTION_ERROR_INJECTION) can
+ * make them return an errno: each call site fails exactly as when the
+ * module's own knobs fail it.
+ */
+noinline int sva_inject_alloc(void)
+{
+	return sva_should_fail(SVA_INJECT_ALLOC) ? -ENOMEM : 0;
+}
+ALLOW_ERROR_INJECTION(sva_inject_alloc, ERRNO);
+
+noinline int sva_inject_fault(void)
+{
+	return sva_should_fail(SVA_INJECT_FAULT) ? sva_inject_fault_error() : 0;
+}
+ALLOW_ERROR_INJECTION(sva_inject_fault, ERRNO);

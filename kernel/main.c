@@ -73,8 +73,9 @@ static struct sva_ctx *sva_ctx_create(void)
 
 	if (!current->mm)
 		return ERR_PTR(-EINVAL);
-	if (sva_should_fail(SVA_INJECT_ALLOC))
-		return ERR_PTR(-ENOMEM);
+	ret = sva_inject_alloc();
+	if (ret)
+		return ERR_PTR(ret);
 	user = sva_user_get();
 	if (IS_ERR(user))
 		return ERR_CAST(user);

@@ -283,9 +283,8 @@ int sva_fault(struct sva_ctx *ctx, unsigned long start, unsigned long end,
 	};
 	int ret;
 
-	if (sva_should_fail(SVA_INJECT_FAULT))
-		ret = sva_inject_fault_error();
-	else
+	ret = sva_inject_fault();
+	if (!ret)
 		ret = mirror_range(ctx, start, end, HMM_PFN_REQ_FAULT |
 				   (write ? HMM_PFN_REQ_WRITE : 0));
 	ev.response = fault_response(ret ? sva_fault_status(ctx, ret, start,

@@ -50,8 +50,9 @@ long sva_ioctl_mirror(struct sva_ctx *ctx, void __user *uarg)
 	    !PAGE_ALIGNED(m.len) || m.addr + m.len < m.addr ||
 	    m.addr + m.len > TASK_SIZE)
 		return -EINVAL;
-	if (sva_should_fail(SVA_INJECT_ALLOC))
-		return -ENOMEM;
+	ret = sva_inject_alloc();
+	if (ret)
+		return ret;
 	/* Allocations happen outside ctx->lock, which reclaim may need. */
 	r = kzalloc(sizeof(*r), GFP_KERNEL_ACCOUNT);
 	if (!r)
@@ -77,6 +78,12 @@ long sva_ioctl_mirror(struct sva_ctx *ctx, void __user *uarg)
 	/* A reserved slot is replaced without allocating. */
 	xa_store(&ctx->range_ids, r->id, r, GFP_NOWAIT);
 	mutex_unlock(&ctx->lock);
+	/*
+	 * An invalidation already in flight advanced no sequence of this
+	 * range; wait for it to end, so that what userspace reads of the
+	 * range after MIRROR returns was not changed behind its sequence.
+	 */
+	mmu_interval_read_begin(&ctx->notifier);
 	sva_live_get();
 	m.id = r->id;
 	m.seq = 0;

@@ -146,6 +146,9 @@ enum sva_inject_point {
 };
 
 bool sva_should_fail(enum sva_inject_point point);
+/* 0, or the errno an allocation / a fault resolution is to fail with. */
+int sva_inject_alloc(void);
+int sva_inject_fault(void);
 /* The error an injected fault resolution fails with (-EPERM/-ENOMEM). */
 int sva_inject_fault_error(void);
 
