@@ -118,9 +118,11 @@ timeout "$LIMIT" qemu-system-x86_64 -machine q35,kernel-irqchip=split -accel tcg
 	-append "console=ttyS0 intel_iommu=on,sm_on panic=-1 loglevel=4 no_timer_check $CMDLINE" \
 	< /dev/null > "$T/console" 2>&1 || true
 tr -d '\r' < "$T/console" > "$T/log"
+# The whole console stays beside the test's log, for the post-mortem.
+cp "$T/log" "$B/tests/vm/console-$KIND.log" 2> /dev/null || true
 echo "run-vm: $KIND kernel, $(( $(date +%s) - start )) s in the VM"
 
-grep -E '^(ok|not ok|#|vm:|vmtest:|fuzz:|SVA-VM-RESULT|[0-9]+%: Checks)|WARNING|BUG|Oops|Call Trace|KASAN|circular locking|unreferenced object' "$T/log" || true
+grep -E '^(ok|not ok|#|vm:|vmtest:|fuzz:|SVA-VM-RESULT|[0-9]+%: Checks)|:[EF]:|WARNING|BUG|Oops|Call Trace|KASAN|circular locking|unreferenced object' "$T/log" || true
 
 ok=yes
 grep -q 'SVA-VM-RESULT: PASS' "$T/log" || ok=no

@@ -21,7 +21,7 @@ static DEFINE_MUTEX(control_b);
 static char * volatile control_obj;
 static void * volatile control_leak;
 
-static void control_kasan(void)
+static noinline void control_kasan(void)
 {
 	char *p = kmalloc(24, GFP_KERNEL);
 
@@ -33,7 +33,7 @@ static void control_kasan(void)
 	kfree(p);
 }
 
-static void control_lockdep(void)
+static noinline void control_lockdep(void)
 {
 	mutex_lock(&control_a);
 	mutex_lock(&control_b);
@@ -46,18 +46,24 @@ static void control_lockdep(void)
 	mutex_unlock(&control_b);
 }
 
-static void control_kmemleak(void)
+static noinline void control_kmemleak(void)
 {
 	control_leak = kmalloc(128, GFP_KERNEL);
 	/* Forget it: only a pointer kmemleak can't see remains. */
 	control_leak = (void *)((unsigned long)control_leak ^ ~0ul);
 }
 
+/*
+ * Lockdep first: a KASAN report taints the kernel with
+ * LOCKDEP_NOW_UNRELIABLE, which turns lockdep off. The bugs live outside
+ * .init.text, so that the reports' backtraces still name this module after
+ * its init code is freed.
+ */
 static int __init control_init(void)
 {
-	control_kasan();
 	control_lockdep();
 	control_kmemleak();
+	control_kasan();
 	return 0;
 }
 
