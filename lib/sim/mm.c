@@ -34,7 +34,13 @@
 
 #define PM_PRESENT (1ull << 63)
 #define PM_FILE (1ull << 61)
+#define PM_UFFD_WP (1ull << 57)
 #define PM_EXCLUSIVE (1ull << 56)
+#define PM_PFN ((1ull << 55) - 1)	/* 0 without CAP_SYS_ADMIN */
+
+/* /proc/kpageflags bits */
+#define KPF_ANON 12
+#define KPF_SWAPBACKED 14
 
 /* One IOMMU view per process; a child after fork() builds its own. */
 static pthread_mutex_t sim_mm_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -158,6 +164,210 @@ void sim_mm_track_range(struct sim_mm *mm, uint64_t start, uint64_t end)
 	pthread_mutex_unlock(&mm->lock);
 }
 
+/* ------------------------------------------------ discards in progress */
+
+/*
+ * UFFD_EVENT_REMOVE comes *before* the zap: madvise(MADV_DONTNEED) sends
+ * it, sleeps until we have read it, then takes mmap_lock again and zaps.
+ * (Measured on 6.18: right after the read, the page was still mapped in
+ * about half of 200 rounds; the zap showed in pagemap 0.8 ms later on
+ * average, 15 ms at worst, on a loaded 2-core machine.) Advancing the
+ * sequences when the event is read is then like invalidate_range_start()
+ * with nothing standing for invalidate_range_end(): a snapshot taken
+ * between the read and the zap sees the doomed pages and read_retry()
+ * accepts it.
+ *
+ * So the range stays an invalidation in progress from the read until its
+ * zap is seen done, as the kernel keeps an mmu_interval_notifier's
+ * sequence odd until invalidate_range_end(): read_begin/read_retry (sync)
+ * and snapshots of the range wait for it, and no translation of it enters
+ * the ATC meanwhile. No userfaultfd event marks the end, and the thread
+ * that called madvise() can't be told apart, so the end is read from
+ * pagemap: a page was zapped when it is seen not present, or present with
+ * another PFN than when the event was read (zapped and refaulted; PFNs are
+ * visible to CAP_SYS_ADMIN only), or lazily freed (MADV_FREE, seen in
+ * /proc/kpageflags: anonymous and no longer swap backed). Pages are
+ * checked in order from the start of the range, each once seen zapped.
+ *
+ * What remains: a page seen absent that is faulted in again before the
+ * zap reaches it (a CPU access racing the madvise() of the same page) is
+ * missed; and a page refaulted with the same PFN before we looked (page
+ * cache, or a page freed and reallocated at once) or never zapped (the
+ * madvise() failed after the event: the VMA changed) keeps the range in
+ * progress until SIM_PENDING_TIMEOUT_NS, when the event thread retires it
+ * with a second invalidation (sequences advanced, callbacks told again).
+ */
+
+static bool page_lazyfree(struct sim_mm *mm, uint64_t pfn)
+{
+	uint64_t f;
+
+	if (mm->kpageflags < 0 || !pfn ||
+	    pread(mm->kpageflags, &f, sizeof(f), (off_t)(pfn * sizeof(f))) !=
+	    sizeof(f))
+		return false;
+	return (f & (1ull << KPF_ANON)) && !(f & (1ull << KPF_SWAPBACKED));
+}
+
+static bool page_zapped(struct sim_mm *mm, const struct sim_pending *p,
+			uint64_t addr, uint64_t pm)
+{
+	uint64_t i = (addr - p->start) >> SVA_PAGE_SHIFT, pfn = pm & PM_PFN;
+
+	if (!(pm & PM_PRESENT))
+		return true;
+	if (i < SIM_PENDING_PFNS && p->pfn[i] && pfn && pfn != p->pfn[i])
+		return true;
+	return page_lazyfree(mm, pfn);
+}
+
+/* Move p->next past the pages seen zapped; true when all are. */
+static bool pending_advance(struct sim_mm *mm, struct sim_pending *p)
+{
+	uint64_t pm[SIM_CHUNK_PAGES];
+	unsigned int n;
+	ssize_t got;
+
+	while (p->next < p->end) {
+		n = (unsigned int)MIN((p->end - p->next) >> SVA_PAGE_SHIFT,
+				      (uint64_t)SIM_CHUNK_PAGES);
+		got = pread(mm->pagemap, pm, n * sizeof(pm[0]),
+			    (off_t)((p->next >> SVA_PAGE_SHIFT) * sizeof(pm[0])));
+		if (got < 0)
+			return true;	/* past the address space */
+		memset((char *)pm + got, 0, n * sizeof(pm[0]) - (size_t)got);
+		for (unsigned int i = 0; i < n; i++) {
+			if (!page_zapped(mm, p, p->next, pm[i]))
+				return false;
+			p->next += SVA_PAGE_SIZE;
+		}
+	}
+	return true;
+}
+
+static void pending_del_locked(struct sim_mm *mm, unsigned int i)
+{
+	unsigned int n = atomic_load(&mm->npend) - 1;
+
+	mm->pend[i] = mm->pend[n];
+	atomic_store(&mm->npend, n);
+	pthread_cond_broadcast(&mm->pend_cv);
+}
+
+/*
+ * Retire the discards seen done. With @close (the event thread), mark
+ * those past their time closing and return how many; they are retired by
+ * pending_close().
+ */
+static unsigned int pending_scan_locked(struct sim_mm *mm, bool close)
+{
+	uint64_t now = sva__now_ns();
+	unsigned int closing = 0;
+
+	for (unsigned int i = 0; i < atomic_load(&mm->npend);) {
+		struct sim_pending *p = &mm->pend[i];
+
+		if (!p->closing && pending_advance(mm, p)) {
+			pending_del_locked(mm, i);
+			continue;
+		}
+		if (close && !p->closing &&
+		    now - p->since > SIM_PENDING_TIMEOUT_NS) {
+			pr_debug("discard %#llx-%#llx not seen done: retired\n",
+				 (unsigned long long)p->start,
+				 (unsigned long long)p->end);
+			p->closing = true;
+		}
+		closing += p->closing;
+		i++;
+	}
+	return closing;
+}
+
+static bool pending_overlaps_locked(struct sim_mm *mm, uint64_t start,
+				    uint64_t end)
+{
+	for (unsigned int i = 0; i < atomic_load(&mm->npend); i++)
+		if (mm->pend[i].start < end && start < mm->pend[i].end)
+			return true;
+	return false;
+}
+
+/* A discard's event was read. Caller holds inval_lock for writing. */
+static void pending_add(struct sim_mm *mm, uint64_t start, uint64_t end)
+{
+	uint64_t pm[SIM_PENDING_PFNS];
+	unsigned int n = atomic_load(&mm->npend), npages;
+	struct sim_pending *p;
+	ssize_t got;
+
+	start &= SVA_PAGE_MASK;
+	end = (end + SVA_PAGE_SIZE - 1) & SVA_PAGE_MASK;
+	if (start >= end)
+		return;
+	pthread_mutex_lock(&mm->pend_lock);
+	if (n == SIM_PENDING_MAX) {
+		/* Full: fold into the last one, whose PFNs are then lost. */
+		p = &mm->pend[n - 1];
+		start = MIN(start, p->start);
+		end = MAX(end, p->end);
+	} else {
+		p = &mm->pend[n];
+		atomic_store(&mm->npend, n + 1);
+	}
+	memset(p, 0, sizeof(*p));
+	p->start = p->next = start;
+	p->end = end;
+	p->since = sva__now_ns();
+	if (n < SIM_PENDING_MAX) {
+		npages = (unsigned int)MIN((end - start) >> SVA_PAGE_SHIFT,
+					   (uint64_t)SIM_PENDING_PFNS);
+		got = pread(mm->pagemap, pm, npages * sizeof(pm[0]),
+			    (off_t)((start >> SVA_PAGE_SHIFT) * sizeof(pm[0])));
+		for (unsigned int i = 0; got > 0 && i < got / sizeof(pm[0]);
+		     i++)
+			p->pfn[i] = pm[i] & PM_PRESENT ? pm[i] & PM_PFN : 0;
+	}
+	pthread_mutex_unlock(&mm->pend_lock);
+}
+
+/* Does [start, end) overlap a discard in progress? */
+static bool pending_overlaps(struct sim_mm *mm, uint64_t start, uint64_t end)
+{
+	bool ret;
+
+	if (!atomic_load(&mm->npend))
+		return false;
+	pthread_mutex_lock(&mm->pend_lock);
+	ret = pending_overlaps_locked(mm, start, end);
+	pthread_mutex_unlock(&mm->pend_lock);
+	return ret;
+}
+
+/* Wait until no discard in progress overlaps [start, end). */
+static void pending_wait(struct sim_mm *mm, uint64_t start, uint64_t end)
+{
+	struct timespec ts;
+
+	if (!atomic_load(&mm->npend))
+		return;
+	pthread_mutex_lock(&mm->pend_lock);
+	for (;;) {
+		pending_scan_locked(mm, false);
+		if (!pending_overlaps_locked(mm, start, end))
+			break;
+		/* Nothing signals a zap: look again in a while. */
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += 200000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&mm->pend_cv, &mm->pend_lock, &ts);
+	}
+	pthread_mutex_unlock(&mm->pend_lock);
+}
+
 /* ------------------------------------------------------- translations */
 
 static unsigned int pte_perm(uint64_t pm, const struct sim_vma *vma)
@@ -215,6 +425,10 @@ int sim_mm_translate(struct sim_mm *mm, uint64_t vpn, unsigned int n,
 				     (vma.prot & SIM_PERM_R ? 0 : SIM_PERM_NONE));
 	}
 	pthread_mutex_unlock(&mm->lock);
+	/* A discard in progress: its zap may not have happened yet. */
+	if (*tracked && pending_overlaps(mm, vpn << SVA_PAGE_SHIFT,
+					 (vpn + n) << SVA_PAGE_SHIFT))
+		*tracked = false;
 	return 0;
 }
 
@@ -256,6 +470,8 @@ int sim_mm_snapshot(struct sim_mm *mm, uint64_t addr, uint64_t len,
 	bool tracked;
 	int err;
 
+	/* Not while a discard of the range may still be zapping it. */
+	pending_wait(mm, addr, addr + len);
 	for (uint64_t i = 0; i < npages; i += SIM_CHUNK_PAGES) {
 		unsigned int n = (unsigned int)MIN(npages - i,
 						   (uint64_t)SIM_CHUNK_PAGES);
@@ -307,6 +523,46 @@ void sim_mm_sync(struct sim_mm *mm)
 {
 	pthread_rwlock_rdlock(&mm->inval_lock);
 	pthread_rwlock_unlock(&mm->inval_lock);
+	pending_wait(mm, 0, UINT64_MAX);
+}
+
+/*
+ * Retire the discards past their time: invalidate them again (their zap
+ * may have come after everything we told of the first time), then let the
+ * waiters go. Event thread only.
+ */
+static void pending_close(struct sim_mm *mm)
+{
+	struct { uint64_t start, end; } c[SIM_PENDING_MAX];
+	unsigned int n = 0;
+
+	pthread_mutex_lock(&mm->pend_lock);
+	if (pending_scan_locked(mm, true)) {
+		for (unsigned int i = 0; i < atomic_load(&mm->npend); i++) {
+			if (!mm->pend[i].closing)
+				continue;
+			c[n].start = mm->pend[i].start;
+			c[n++].end = mm->pend[i].end;
+		}
+	}
+	pthread_mutex_unlock(&mm->pend_lock);
+	if (!n)
+		return;
+	pthread_rwlock_wrlock(&mm->inval_lock);
+	for (unsigned int i = 0; i < n; i++)
+		mm_invalidate_locked(mm, c[i].start, c[i].end);
+	pthread_rwlock_unlock(&mm->inval_lock);
+	/* Only this thread closes: the closing entries are still there. */
+	pthread_mutex_lock(&mm->pend_lock);
+	for (unsigned int i = 0; i < atomic_load(&mm->npend);) {
+		if (mm->pend[i].closing)
+			pending_del_locked(mm, i);
+		else
+			i++;
+	}
+	pthread_mutex_unlock(&mm->pend_lock);
+	for (unsigned int i = 0; i < n; i++)
+		sim_notify_push(mm, c[i].start, c[i].end, SVA_INVAL_DISCARD);
 }
 
 struct inval {
@@ -351,11 +607,14 @@ static void *mm_event_thread(void *arg)
 	int n, ninv;
 
 	for (;;) {
-		if (poll(pfd, 2, -1) < 0) {
+		/* While a discard is in progress, look for its zap often. */
+		if (poll(pfd, 2, atomic_load(&mm->npend) ? 1 : -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
 		}
+		if (atomic_load(&mm->npend))
+			pending_close(mm);
 		if (pfd[1].revents) {
 			/*
 			 * Stop hearing events before this thread winds down:
@@ -379,8 +638,12 @@ static void *mm_event_thread(void *arg)
 		ninv = 0;
 		for (int i = 0; n > 0 && i < n / (int)sizeof(msgs[0]); i++)
 			ninv += msg_to_invals(&msgs[i], &inv[ninv]);
-		for (int i = 0; i < ninv; i++)
+		for (int i = 0; i < ninv; i++) {
 			mm_invalidate_locked(mm, inv[i].start, inv[i].end);
+			/* Its zap comes after this read: in progress. */
+			if (inv[i].ev == SVA_INVAL_DISCARD)
+				pending_add(mm, inv[i].start, inv[i].end);
+		}
 		pthread_rwlock_unlock(&mm->inval_lock);
 		for (int i = 0; i < ninv; i++)
 			sim_notify_push(mm, inv[i].start, inv[i].end,
@@ -423,6 +686,10 @@ static void mm_destroy(struct sim_mm *mm)
 		close(mm->stop_fd);
 	if (mm->pagemap >= 0)
 		close(mm->pagemap);
+	if (mm->kpageflags >= 0)
+		close(mm->kpageflags);
+	pthread_cond_destroy(&mm->pend_cv);
+	pthread_mutex_destroy(&mm->pend_lock);
 	pthread_rwlock_destroy(&mm->inval_lock);
 	pthread_mutex_destroy(&mm->notify_lock);
 	pthread_mutex_destroy(&mm->lock);
@@ -440,8 +707,17 @@ static int mm_create(struct sim_mm **mmp)
 		return -ENOMEM;
 	mm->pid = getpid();
 	mm->pasid = 1;	/* PASID 0 is RID_PASID: DMA without a PASID */
-	mm->uffd = mm->stop_fd = -1;
+	mm->uffd = mm->stop_fd = mm->pagemap = mm->kpageflags = -1;
 	list_init(&mm->binds);
+	pthread_mutex_init(&mm->pend_lock, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&mm->pend_cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	pthread_mutex_init(&mm->lock, NULL);
 	pthread_mutex_init(&mm->notify_lock, NULL);
 	/* Writers first: an invalidation must not wait behind a stream of
@@ -458,6 +734,8 @@ static int mm_create(struct sim_mm **mmp)
 			      strerror(errno));
 		goto destroy;
 	}
+	/* Root only: tells lazily freed pages (MADV_FREE) apart. */
+	mm->kpageflags = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
 	mm->uffd = uffd_open();
 	if (mm->uffd < 0) {
 		pr_info("userfaultfd unavailable (%s): translations won't be cached\n",
@@ -503,6 +781,8 @@ static void mm_atfork_child(void)
 		close(the_mm->stop_fd);
 	if (the_mm->pagemap >= 0)
 		close(the_mm->pagemap);
+	if (the_mm->kpageflags >= 0)
+		close(the_mm->kpageflags);
 	the_mm = NULL;
 	pthread_mutex_init(&sim_mm_lock, NULL);
 }

@@ -143,6 +143,27 @@ struct sim_notifier {
 };
 
 /*
+ * A discard (UFFD_EVENT_REMOVE: MADV_DONTNEED, MADV_REMOVE, MADV_FREE)
+ * whose event we read but whose zap we have not seen done yet. The event
+ * comes before the zap; until the zap shows in pagemap the range is an
+ * invalidation in progress (see mm.c).
+ */
+#define SIM_PENDING_MAX 16
+#define SIM_PENDING_PFNS 64	/* pages whose PFN is remembered */
+/* A zap not seen done after this long is taken as done (mm.c). */
+#define SIM_PENDING_TIMEOUT_NS 500000000ull
+
+struct sim_pending {
+	uint64_t start, end;		/* page aligned */
+	uint64_t next;			/* pages below it seen zapped */
+	uint64_t since;			/* when the event was read (ns) */
+	bool closing;			/* timed out, being retired */
+	/* PFNs of the first pages when the event was read, 0: absent or
+	 * hidden. A page mapping another PFN was zapped and refaulted. */
+	uint64_t pfn[SIM_PENDING_PFNS];
+};
+
+/*
  * The IOMMU's view of this process's mm, shared by every sim binding.
  * inval_lock orders device accesses (read side: translate + access) against
  * invalidations (write side): an invalidation is taken while the event
@@ -166,6 +187,13 @@ struct sim_mm {
 	struct sim_vma vmas[64];	/* small cache of VMAs looked up */
 	unsigned int nr_vmas, vma_hand;
 	uint32_t pasid;
+	int kpageflags;			/* -1 unless readable (root) */
+	/* Discards in progress: pend_lock is a leaf lock, taken alone or
+	 * under inval_lock (read or write) or mm->lock. */
+	pthread_mutex_t pend_lock;	/* protects pend, npend */
+	pthread_cond_t pend_cv;		/* a discard finished */
+	struct sim_pending pend[SIM_PENDING_MAX];
+	_Atomic unsigned int npend;	/* read unlocked as a hint */
 };
 
 struct sim_mm *sim_mm_get(struct sva_bind *bind);
@@ -184,7 +212,11 @@ void sim_notify_push(struct sim_mm *mm, uint64_t start, uint64_t end,
 		     enum sva_inval_event ev);
 int sim_notify_start(struct sim_mm *mm);
 void sim_notify_stop(struct sim_mm *mm);
-/* Wait for an invalidation under way (its event read) to finish. */
+/*
+ * Wait for invalidations under way to finish: an event being read, and a
+ * discard whose event was read until its zap is seen done. As
+ * mmu_interval_read_begin() waits for invalidate_range_end().
+ */
 void sim_mm_sync(struct sim_mm *mm);
 /* Forget what we know of the VMA around @addr (it may have changed). */
 void sim_mm_vma_forget(struct sim_mm *mm, uint64_t addr);

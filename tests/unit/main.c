@@ -15,6 +15,7 @@ int main(void)
 	srunner_add_suite(sr, faults_suite());
 	srunner_add_suite(sr, mirror_suite());
 	srunner_add_suite(sr, lifecycle_suite());
+	srunner_add_suite(sr, coherence_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -18,6 +18,7 @@ Suite *work_suite(void);
 Suite *faults_suite(void);
 Suite *mirror_suite(void);
 Suite *lifecycle_suite(void);
+Suite *coherence_suite(void);
 
 /* A fixture binding on a sim device; set up by open_bind(). */
 struct fixture {
