@@ -97,6 +97,7 @@ static uint64_t burst_translate(struct sva_bind *bind, uint64_t addr,
 struct exec_state {
 	const struct sva_desc *d;
 	uint64_t off;		/* bytes done */
+	uint64_t limit;		/* bytes to do: len, or up to a fault */
 	uint32_t crc;
 	bool differ;		/* COMPARE found a difference at off */
 	uint8_t *b0, *b1;
@@ -182,7 +183,7 @@ static uint64_t burst(struct sva_bind *bind, struct exec_state *st,
 		in_page = (d->src + st->off) & ~SVA_PAGE_MASK;
 	if (d->dst)
 		in_page = MAX(in_page, (d->dst + st->off) & ~SVA_PAGE_MASK);
-	len = MIN(d->len - st->off, SIM_CHUNK - in_page);
+	len = MIN(st->limit - st->off, SIM_CHUNK - in_page);
 	bf->n = 0;
 
 	pthread_rwlock_rdlock(&mm->inval_lock);
@@ -230,12 +231,33 @@ static void complete_fault(struct sva_completion *comp, uint32_t status,
 	comp->fault_access = access;
 }
 
+/*
+ * The offset into @d of the first byte in @page (a page a request was
+ * answered INVALID or FAILURE for) that the device would have accessed:
+ * the page's first byte, or the descriptor's own address on that side
+ * when the page is the one it starts in. fault_addr is that byte.
+ */
+static uint64_t fault_offset(const struct sva_desc *d, uint64_t off,
+			     uint64_t page, unsigned int access,
+			     uint64_t *base)
+{
+	bool on_src = d->src && page + SVA_PAGE_SIZE > d->src + off &&
+		      page < d->src + d->len;
+
+	/* A write is always the destination's; a read may be either. */
+	*base = on_src && !(access & SVA_ACCESS_WRITE) ? d->src :
+		d->dst ? d->dst : d->src;
+	if (page + SVA_PAGE_SIZE <= *base + off || page >= *base + d->len)
+		return off;	/* not the descriptor's: fault where we are */
+	return MAX(page, *base + off) - *base;
+}
+
 void sim_exec(struct sva_bind *bind, const struct sva_desc *d,
 	      struct sva_completion *comp)
 {
 	struct sim_bind *sb = sim_bind_of(bind);
 	struct exec_state st = {
-		.d = d, .crc = (uint32_t)d->pattern,
+		.d = d, .crc = (uint32_t)d->pattern, .limit = d->len,
 		.b0 = sb->bounce[0], .b1 = sb->bounce[1],
 	};
 	bool block = (d->flags & SVA_DESC_BLOCK_ON_FAULT) &&
@@ -244,13 +266,19 @@ void sim_exec(struct sva_bind *bind, const struct sva_desc *d,
 	enum sim_response resp;
 	struct sim_prg prg;
 	unsigned int stalls = 0;
-	uint64_t stalled_since = 0;
+	uint64_t stalled_since = 0, fault_off;
+	/* A fault to report once the bytes before it are done. */
+	struct {
+		uint32_t status;
+		unsigned int access;
+		uint64_t base;		/* the side that faulted */
+	} at_limit = { 0, 0, 0 };
 
 	if (d->opcode == SVA_OP_FILL)
 		for (size_t i = 0; i < SIM_CHUNK + 8; i++)
 			st.b0[i] = (uint8_t)(d->pattern >> (8 * (i % 8)));
 
-	while (d->opcode != SVA_OP_NOP && st.off < d->len && !st.differ) {
+	while (d->opcode != SVA_OP_NOP && st.off < st.limit && !st.differ) {
 		/* A quarantined device stops, even mid-descriptor. */
 		if (sva__dev_quarantined(bind->dev)) {
 			comp->status = SVA_STATUS_QUARANTINED;
@@ -277,11 +305,21 @@ void sim_exec(struct sva_bind *bind, const struct sva_desc *d,
 		}
 		resp = sim_prq_request(bind, bf.addr, bf.access, bf.n, &prg);
 		if (resp != SIM_RESP_SUCCESS) {
-			complete_fault(comp, resp == SIM_RESP_INVALID ?
-				       SVA_STATUS_FAULT_INVALID :
-				       SVA_STATUS_FAULT_FAILURE,
-				       prg.fault_addr, prg.fault_access);
-			break;
+			/*
+			 * The group's pages before the one that failed were
+			 * resolved: a device translating in order does the
+			 * bytes before it, then reports the fault.
+			 */
+			at_limit.status = resp == SIM_RESP_INVALID ?
+					  SVA_STATUS_FAULT_INVALID :
+					  SVA_STATUS_FAULT_FAILURE;
+			at_limit.access = prg.fault_access;
+			fault_off = fault_offset(d, st.off, prg.fault_addr,
+						 prg.fault_access,
+						 &at_limit.base);
+			st.limit = MAX(fault_off, st.off);
+			stalled_since = 0;
+			continue;
 		}
 		/* Resolved: the VMA may have changed under us (mprotect). */
 		for (unsigned int i = 0; i < bf.n; i++)
@@ -299,6 +337,10 @@ void sim_exec(struct sva_bind *bind, const struct sva_desc *d,
 			break;
 		}
 	}
+	if (at_limit.status && st.off == st.limit && !st.differ &&
+	    comp->status == SVA_STATUS_SUCCESS)
+		complete_fault(comp, at_limit.status, at_limit.base + st.off,
+			       at_limit.access);
 	comp->bytes_done = st.off;
 	if (d->opcode == SVA_OP_CRC32C)
 		comp->result = st.crc;

@@ -42,6 +42,36 @@
 #define KPF_ANON 12
 #define KPF_SWAPBACKED 14
 
+/*
+ * PROCMAP_QUERY (Linux 6.11): one VMA from /proc/self/maps by address,
+ * without reading the file. Debian 12's 6.1 headers lack it; the layout is
+ * the kernel's ABI, copied from linux/fs.h.
+ */
+#ifndef PROCMAP_QUERY
+struct procmap_query {
+	__u64 size;
+	__u64 query_flags;
+	__u64 query_addr;
+	__u64 vma_start;
+	__u64 vma_end;
+	__u64 vma_flags;
+	__u64 vma_page_size;
+	__u64 vma_offset;
+	__u64 inode;
+	__u32 dev_major;
+	__u32 dev_minor;
+	__u32 vma_name_size;
+	__u32 build_id_size;
+	__u64 vma_name_addr;
+	__u64 build_id_addr;
+};
+
+#define PROCMAP_QUERY _IOWR('f', 17, struct procmap_query)
+#define PROCMAP_QUERY_VMA_READABLE 0x01
+#define PROCMAP_QUERY_VMA_WRITABLE 0x02
+#define PROCMAP_QUERY_VMA_SHARED 0x08
+#endif
+
 /* One IOMMU view per process; a child after fork() builds its own. */
 static pthread_mutex_t sim_mm_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct sim_mm *the_mm;
@@ -99,6 +129,37 @@ static bool vma_read(uint64_t addr, struct sim_vma *out)
 	return found;
 }
 
+/*
+ * The VMA around @addr as the kernel has it now: PROCMAP_QUERY where the
+ * kernel has it (6.11+), else a walk of /proc/self/maps. No malloc (see
+ * vma_read()).
+ */
+static bool vma_query(struct sim_mm *mm, uint64_t addr, struct sim_vma *out)
+{
+	struct procmap_query q = { .size = sizeof(q), .query_addr = addr };
+
+	if (mm->maps < 0 || atomic_load(&mm->no_procmap_query))
+		return vma_read(addr, out);
+	if (ioctl(mm->maps, PROCMAP_QUERY, &q)) {
+		if (errno == ENOENT)
+			return false;	/* no VMA covers @addr */
+		if (errno == ENOTTY || errno == EINVAL) {
+			/* Before 6.11: parse the file from now on. */
+			pr_debug("no PROCMAP_QUERY (%s): parsing maps\n",
+				 strerror(errno));
+			atomic_store(&mm->no_procmap_query, true);
+		}
+		return vma_read(addr, out);
+	}
+	out->start = q.vma_start;
+	out->end = q.vma_end;
+	out->prot = (q.vma_flags & PROCMAP_QUERY_VMA_READABLE ? SIM_PERM_R : 0) |
+		    (q.vma_flags & PROCMAP_QUERY_VMA_WRITABLE ? SIM_PERM_W : 0);
+	out->shared = q.vma_flags & PROCMAP_QUERY_VMA_SHARED;
+	out->tracked = false;
+	return true;
+}
+
 static void vma_track(struct sim_mm *mm, struct sim_vma *vma)
 {
 	struct uffdio_register reg = {
@@ -125,7 +186,7 @@ static bool vma_get(struct sim_mm *mm, uint64_t addr, struct sim_vma *out)
 			return true;
 		}
 	}
-	if (!vma_read(addr, out))
+	if (!vma_query(mm, addr, out))
 		return false;
 	vma_track(mm, out);
 	if (mm->nr_vmas < ARRAY_SIZE(mm->vmas))
@@ -382,16 +443,21 @@ static unsigned int pte_perm(uint64_t pm, const struct sim_vma *vma)
 	 * The PTE's write bit isn't in pagemap. A shared mapping's present
 	 * page is writable if the VMA is; a private one's only if it's an
 	 * anonymous page mapped once (not the zero page, not shared
-	 * copy-on-write, not page cache awaiting its copy).
+	 * copy-on-write, not page cache awaiting its copy). A page
+	 * write-protected by a userfaultfd (the application's) faults.
 	 */
-	if ((vma->prot & SIM_PERM_W) &&
+	if ((vma->prot & SIM_PERM_W) && !(pm & PM_UFFD_WP) &&
 	    (vma->shared || ((pm & PM_EXCLUSIVE) && !(pm & PM_FILE))))
 		perm |= SIM_PERM_W;
 	return perm;
 }
 
-int sim_mm_translate(struct sim_mm *mm, uint64_t vpn, unsigned int n,
-		     uint8_t *perms, bool *tracked)
+/*
+ * With @fresh, VMAs come from the kernel, not the cache: protections
+ * changed by mprotect() (which sends no event) are seen.
+ */
+static int mm_translate(struct sim_mm *mm, uint64_t vpn, unsigned int n,
+			uint8_t *perms, bool *tracked, bool fresh)
 {
 	uint64_t pm[SIM_CHUNK_PAGES];
 	struct sim_vma vma = { 0 };
@@ -413,7 +479,8 @@ int sim_mm_translate(struct sim_mm *mm, uint64_t vpn, unsigned int n,
 		uint64_t addr = (vpn + i) << SVA_PAGE_SHIFT;
 
 		if (!have_vma || addr < vma.start || addr >= vma.end)
-			have_vma = vma_get(mm, addr, &vma);
+			have_vma = fresh ? vma_query(mm, addr, &vma) :
+					   vma_get(mm, addr, &vma);
 		if (!have_vma) {
 			perms[i] = SIM_PERM_NONE;
 			*tracked = false;
@@ -430,6 +497,12 @@ int sim_mm_translate(struct sim_mm *mm, uint64_t vpn, unsigned int n,
 					 (vpn + n) << SVA_PAGE_SHIFT))
 		*tracked = false;
 	return 0;
+}
+
+int sim_mm_translate(struct sim_mm *mm, uint64_t vpn, unsigned int n,
+		     uint8_t *perms, bool *tracked)
+{
+	return mm_translate(mm, vpn, n, perms, tracked, false);
 }
 
 static void snapshot_huge(struct sim_mm *mm, uint64_t addr, uint64_t len,
@@ -453,9 +526,13 @@ static void snapshot_huge(struct sim_mm *mm, uint64_t addr, uint64_t len,
 			return;	/* before 6.7: huge pages aren't reported */
 		for (int i = 0; i < n; i++)
 			for (uint64_t a = regs[i].start; a < regs[i].end;
-			     a += SVA_PAGE_SIZE)
-				states[(a - addr) >> SVA_PAGE_SHIFT] |=
-					SVA_PAGE_HUGE;
+			     a += SVA_PAGE_SIZE) {
+				uint8_t *st = &states[(a - addr) >> SVA_PAGE_SHIFT];
+
+				/* An error page is an error, nothing more. */
+				if (!(*st & SVA_PAGE_ERROR))
+					*st |= SVA_PAGE_HUGE;
+			}
 		if (arg.walk_end <= arg.start)
 			break;
 		arg.start = arg.walk_end;
@@ -476,7 +553,8 @@ int sim_mm_snapshot(struct sim_mm *mm, uint64_t addr, uint64_t len,
 		unsigned int n = (unsigned int)MIN(npages - i,
 						   (uint64_t)SIM_CHUNK_PAGES);
 
-		err = sim_mm_translate(mm, vpn + i, n, perms, &tracked);
+		/* The protections in force now, not the ones cached. */
+		err = mm_translate(mm, vpn + i, n, perms, &tracked, true);
 		if (err)
 			return err;
 		for (unsigned int j = 0; j < n; j++) {
@@ -688,6 +766,8 @@ static void mm_destroy(struct sim_mm *mm)
 		close(mm->pagemap);
 	if (mm->kpageflags >= 0)
 		close(mm->kpageflags);
+	if (mm->maps >= 0)
+		close(mm->maps);
 	pthread_cond_destroy(&mm->pend_cv);
 	pthread_mutex_destroy(&mm->pend_lock);
 	pthread_rwlock_destroy(&mm->inval_lock);
@@ -707,7 +787,7 @@ static int mm_create(struct sim_mm **mmp)
 		return -ENOMEM;
 	mm->pid = getpid();
 	mm->pasid = 1;	/* PASID 0 is RID_PASID: DMA without a PASID */
-	mm->uffd = mm->stop_fd = mm->pagemap = mm->kpageflags = -1;
+	mm->uffd = mm->stop_fd = mm->pagemap = mm->kpageflags = mm->maps = -1;
 	list_init(&mm->binds);
 	pthread_mutex_init(&mm->pend_lock, NULL);
 	{
@@ -734,6 +814,7 @@ static int mm_create(struct sim_mm **mmp)
 			      strerror(errno));
 		goto destroy;
 	}
+	mm->maps = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
 	/* Root only: tells lazily freed pages (MADV_FREE) apart. */
 	mm->kpageflags = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
 	mm->uffd = uffd_open();
@@ -783,6 +864,8 @@ static void mm_atfork_child(void)
 		close(the_mm->pagemap);
 	if (the_mm->kpageflags >= 0)
 		close(the_mm->kpageflags);
+	if (the_mm->maps >= 0)
+		close(the_mm->maps);
 	the_mm = NULL;
 	pthread_mutex_init(&sim_mm_lock, NULL);
 }

@@ -188,6 +188,8 @@ struct sim_mm {
 	unsigned int nr_vmas, vma_hand;
 	uint32_t pasid;
 	int kpageflags;			/* -1 unless readable (root) */
+	int maps;			/* /proc/self/maps, for PROCMAP_QUERY */
+	_Atomic bool no_procmap_query;	/* the kernel has none (< 6.11) */
 	/* Discards in progress: pend_lock is a leaf lock, taken alone or
 	 * under inval_lock (read or write) or mm->lock. */
 	pthread_mutex_t pend_lock;	/* protects pend, npend */
