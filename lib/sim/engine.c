@@ -10,6 +10,27 @@
  * The device never dereferences the bound addresses itself: the kernel's
  * process_vm_readv/writev move the bytes, so a page unmapped under a burst
  * makes the burst short, never a SIGSEGV.
+ *
+ * No library lock is held across the access. It may block on the
+ * application (a page its userfaultfd write-protects or leaves missing),
+ * whose fault handler may munmap() memory the device touched, which waits
+ * for the event thread, which needs inval_lock for writing: holding it
+ * here deadlocked (issue 7, defect 6). A burst translates under inval_lock
+ * (read), lets go, and accesses; an invalidation between the two (seen in
+ * inval_gen) makes it translate again first.
+ *
+ * What "no device access uses a translation after the munmap() that
+ * dropped it returned" means here: the access is a system call on the
+ * live mm, so each byte goes to or comes from the page mapped at its
+ * address at the instant it moves, under the protections then in force,
+ * as a CPU access from another thread would; no byte can reach a page
+ * after munmap()/madvise() took it away (the kernel won't let it). What
+ * the device keeps is translations (the ATC), and those are ordered by
+ * inval_lock: cached before an invalidation, dropped by it; looked up
+ * after it, current. A burst whose access races an invalidation moves
+ * each byte as the mm is at that instant: an unmapped page stops it (a
+ * short access: translate again, then fault), a page discarded under it is
+ * faulted in again by the kernel as a racing CPU access would be.
  */
 #include <sched.h>
 #include <string.h>
@@ -26,6 +47,8 @@
  * descriptor fails, as HMM_RANGE_DEFAULT_TIMEOUT bounds hmm_range_fault().
  */
 #define SIM_STALL_TIMEOUT_NS 1000000000ull
+/* Translations of a burst redone when invalidations keep coming. */
+#define SIM_RETRANSLATE 8
 
 struct burst_faults {
 	uint64_t addr[2 * SIM_CHUNK_PAGES];	/* pages, for page requests */
@@ -167,8 +190,8 @@ static bool op_writes(uint32_t op)
 }
 
 /*
- * One burst under inval_lock: returns bytes done; the pages that stopped it
- * are in @bf.
+ * One burst: translate under inval_lock, access outside it. Returns bytes
+ * done; the pages that stopped it are in @bf.
  */
 static uint64_t burst(struct sva_bind *bind, struct exec_state *st,
 		      struct burst_faults *bf)
@@ -176,7 +199,7 @@ static uint64_t burst(struct sva_bind *bind, struct exec_state *st,
 	const struct sva_desc *d = st->d;
 	struct sim_mm *mm = sim_bind_of(bind)->mm;
 	unsigned int max = sim_dev_of(bind)->dev->opts.fault_batch;
-	uint64_t in_page = 0, len, ok, dst_ok, done;
+	uint64_t in_page = 0, len, ok, dst_ok, done, gen;
 
 	/* A burst covers at most SIM_CHUNK_PAGES pages of either side. */
 	if (d->src)
@@ -184,23 +207,33 @@ static uint64_t burst(struct sva_bind *bind, struct exec_state *st,
 	if (d->dst)
 		in_page = MAX(in_page, (d->dst + st->off) & ~SVA_PAGE_MASK);
 	len = MIN(st->limit - st->off, SIM_CHUNK - in_page);
-	bf->n = 0;
 
-	pthread_rwlock_rdlock(&mm->inval_lock);
-	ok = len;
-	if (op_reads(d->opcode))
-		ok = burst_translate(bind, d->src + st->off, len,
-				     SVA_ACCESS_READ, bf, max);
-	/* COMPARE only reads dst. */
-	if (d->dst) {
-		dst_ok = burst_translate(bind, d->dst + st->off, len,
-					 op_writes(d->opcode) ?
-					 SVA_ACCESS_WRITE : SVA_ACCESS_READ,
-					 bf, max);
-		ok = MIN(ok, dst_ok);
+	for (unsigned int tries = 0;; tries++) {
+		bf->n = 0;
+		pthread_rwlock_rdlock(&mm->inval_lock);
+		gen = atomic_load(&mm->inval_gen);
+		ok = len;
+		if (op_reads(d->opcode))
+			ok = burst_translate(bind, d->src + st->off, len,
+					     SVA_ACCESS_READ, bf, max);
+		/* COMPARE only reads dst. */
+		if (d->dst) {
+			dst_ok = burst_translate(bind, d->dst + st->off, len,
+						 op_writes(d->opcode) ?
+						 SVA_ACCESS_WRITE :
+						 SVA_ACCESS_READ, bf, max);
+			ok = MIN(ok, dst_ok);
+		}
+		pthread_rwlock_unlock(&mm->inval_lock);
+		/*
+		 * Invalidated since: translate again, a few times (past
+		 * that the access is still safe, see above).
+		 */
+		if (atomic_load(&mm->inval_gen) == gen ||
+		    tries == SIM_RETRANSLATE)
+			break;
 	}
 	done = ok ? burst_access(st, ok) : 0;
-	pthread_rwlock_unlock(&mm->inval_lock);
 
 	if (ok && done < ok && !st->differ) {
 		/*

@@ -8,8 +8,9 @@
  * never blocks a CPU access) on every VMA the device touches, with the
  * non-cooperative UNMAP, REMOVE and REMAP events. munmap() and mremap() wait
  * until we have read their event, MADV_DONTNEED until we read it and then
- * zaps; we read it holding inval_lock for writing, so no device access can
- * use a translation they killed once they return.
+ * zaps; we read it holding inval_lock for writing, so no translation they
+ * killed stays cached once they return (a discard's range stays in
+ * progress until its zap is seen: see "discards in progress").
  *
  * What the model can't see: mprotect() and fork() send no event. The device
  * never moves bytes itself, though: process_vm_readv/writev do it, and they
@@ -583,6 +584,7 @@ static void mm_invalidate_locked(struct sim_mm *mm, uint64_t start,
 	struct sim_bind *sb;
 	unsigned int n;
 
+	atomic_fetch_add(&mm->inval_gen, 1);
 	pthread_mutex_lock(&mm->lock);
 	vmas_forget(mm, start, end);
 	list_for_each_entry(sb, &mm->binds, mm_node) {

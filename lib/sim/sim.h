@@ -165,10 +165,14 @@ struct sim_pending {
 
 /*
  * The IOMMU's view of this process's mm, shared by every sim binding.
- * inval_lock orders device accesses (read side: translate + access) against
- * invalidations (write side): an invalidation is taken while the event
- * that causes it is read from userfaultfd, so no device access starts on a
- * stale translation once the munmap/madvise that caused it returns.
+ * inval_lock orders translations (read side: look up and cache in the ATC)
+ * against invalidations (write side, taken while the event that causes
+ * one is read from userfaultfd): every translation cached before an
+ * invalidation is dropped by it, every one looked up after it sees the
+ * page table it left. Device accesses run outside it (engine.c): they may
+ * block on the application, whose handler may munmap() and so wait on the
+ * event thread. inval_gen counts invalidations, so that a burst can tell
+ * one came between its translation and its access.
  */
 struct sim_mm {
 	pid_t pid;
@@ -178,6 +182,7 @@ struct sim_mm {
 	int stop_fd;			/* eventfd that stops the thread */
 	pthread_t thread;
 	pthread_rwlock_t inval_lock;
+	_Atomic uint64_t inval_gen;	/* written under inval_lock (write) */
 	pthread_mutex_t lock;		/* protects binds and vmas */
 	/* binds changes under notify_lock and lock (in that order); the
 	 * notifier thread walks it under notify_lock alone. */

@@ -6,11 +6,16 @@
  * can block on the application. Regressions of issue 7.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "unit.h"
@@ -300,6 +305,197 @@ START_TEST(test_regress_fault_addr_first_byte)
 }
 END_TEST
 
+/*
+ * The application's own userfaultfd, write-protecting memory the device
+ * writes. Its fault handler munmap()s a page of memory the device touched
+ * before it resolves the fault, and a second thread write-protects the
+ * range again and again (the race the library must survive: protection
+ * put back between the device's translation and its access).
+ */
+struct app_uffd {
+	int uffd;
+	bool missing;		/* MISSING mode, else write-protect */
+	uint8_t *target, *victim;
+	size_t target_len, victim_pages, victim_next;
+	atomic_int stop;
+	atomic_int faults;
+	pthread_t handler, protector;
+};
+
+static void app_wp(struct app_uffd *a, bool on)
+{
+	struct uffdio_writeprotect wp = {
+		.range = { (uintptr_t)a->target, a->target_len },
+		.mode = on ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
+	};
+
+	/* EAGAIN: the mm is changing (an event in flight); try again. */
+	while (ioctl(a->uffd, UFFDIO_WRITEPROTECT, &wp) && errno == EAGAIN)
+		sched_yield();
+}
+
+static void *app_fault_handler(void *arg)
+{
+	struct app_uffd *a = arg;
+	struct pollfd pfd = { .fd = a->uffd, .events = POLLIN };
+	struct uffd_msg msg;
+
+	while (!atomic_load(&a->stop)) {
+		if (poll(&pfd, 1, 10) <= 0)
+			continue;
+		if (read(a->uffd, &msg, sizeof(msg)) != sizeof(msg) ||
+		    msg.event != UFFD_EVENT_PAGEFAULT)
+			continue;
+		/* Unmap memory the device touched, then resolve. */
+		if (a->victim_next < a->victim_pages &&
+		    (!a->missing || atomic_load(&a->faults) % 8 == 0))
+			munmap(a->victim + a->victim_next++ * PAGE, PAGE);
+		atomic_fetch_add(&a->faults, 1);
+		if (a->missing) {
+			struct uffdio_zeropage zp = {
+				.range = { msg.arg.pagefault.address &
+					   ~(PAGE - 1), PAGE },
+			};
+
+			/* EEXIST: mapped meanwhile; it woke up anyway. */
+			if (ioctl(a->uffd, UFFDIO_ZEROPAGE, &zp) &&
+			    errno != EEXIST && errno != EAGAIN)
+				ck_abort_msg("UFFDIO_ZEROPAGE: %s",
+					     strerror(errno));
+			if (errno == EAGAIN || errno == EEXIST) {
+				struct uffdio_range r = zp.range;
+
+				ioctl(a->uffd, UFFDIO_WAKE, &r);
+			}
+		} else {
+			app_wp(a, false);
+		}
+	}
+	return NULL;
+}
+
+static void *app_protector(void *arg)
+{
+	struct app_uffd *a = arg;
+
+	while (!atomic_load(&a->stop)) {
+		/* Protection put back, or the pages taken away again. */
+		if (a->missing)
+			madvise(a->target, a->target_len, MADV_DONTNEED);
+		else
+			app_wp(a, true);
+		usleep(a->missing ? 1000 : 200);
+	}
+	if (!a->missing)
+		app_wp(a, false);
+	return NULL;
+}
+
+/*
+ * Regression (issue 7, defect 6): a device burst held inval_lock across
+ * process_vm_writev(); a write into the application's uffd-WP-protected
+ * memory blocked there, the application's handler munmap()ed memory the
+ * device had touched before resolving, and the munmap waited on the event
+ * thread that waited on the burst: nothing moved again. The same with
+ * pages the application's userfaultfd leaves missing (MISSING mode, its
+ * handler resolving with UFFDIO_ZEROPAGE). Bounded: every descriptor must
+ * complete within 10 s.
+ */
+static void app_uffd_deadlock(bool missing)
+{
+	struct app_uffd a = { .target_len = 16 * PAGE, .victim_pages = 256,
+			      .missing = missing };
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = {
+		.mode = missing ? UFFDIO_REGISTER_MODE_MISSING :
+				  UFFDIO_REGISTER_MODE_WP,
+	};
+	uint8_t *tmp = map_filled(a.victim_pages * PAGE, 3);
+	struct sva_desc d;
+	struct sva_completion c;
+	uint64_t t0 = 0;
+	struct timespec ts;
+	int n = 0;
+
+	a.uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (a.uffd < 0) {
+		fprintf(stderr, "%s: no userfaultfd (%s), skipped\n",
+			__func__, strerror(errno));
+		return;
+	}
+	ck_assert_int_eq(ioctl(a.uffd, UFFDIO_API, &api), 0);
+	if (!(api.ioctls & (1ull << _UFFDIO_REGISTER))) {
+		close(a.uffd);
+		return;
+	}
+	a.target = missing ? map_fresh_small(a.target_len,
+					     PROT_READ | PROT_WRITE) :
+			     map_filled(a.target_len, 1);
+	reg.range.start = (uintptr_t)a.target;
+	reg.range.len = a.target_len;
+	if (ioctl(a.uffd, UFFDIO_REGISTER, &reg)) {
+		fprintf(stderr, "%s: no userfaultfd mode %llu (%s), skipped\n",
+			__func__, (unsigned long long)reg.mode,
+			strerror(errno));
+		close(a.uffd);
+		munmap(a.target, a.target_len);
+		return;
+	}
+	/* Memory the device touched: its munmap waits on libsva. */
+	a.victim = map_filled(a.victim_pages * PAGE, 2);
+	d = desc_make(&f, SVA_OP_COPY, SVA_DESC_BLOCK_ON_FAULT, a.victim, tmp,
+		      a.victim_pages * PAGE);
+	ck_assert_uint_eq(run1(&f, &d).status, SVA_STATUS_SUCCESS);
+
+	ck_assert_int_eq(pthread_create(&a.handler, NULL, app_fault_handler,
+					&a), 0);
+	ck_assert_int_eq(pthread_create(&a.protector, NULL, app_protector,
+					&a), 0);
+	d = desc_make(&f, SVA_OP_FILL, SVA_DESC_BLOCK_ON_FAULT, NULL,
+		      a.target, a.target_len);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	t0 = (uint64_t)ts.tv_sec;
+	/* Until the handler ran out of victims, or 3 s at most. */
+	while (a.victim_next < a.victim_pages) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		if ((uint64_t)ts.tv_sec - t0 >= 3)
+			break;
+		d.pattern = 0x0101010101010101ull * (uint8_t)n++;
+		ck_assert_int_eq(sva_submit(f.bind, &d, 1), 1);
+		ck_assert_msg(sva_wait(f.bind, &c, 1, 1, 10000) == 1,
+			      "descriptor %d stuck: the device waits on the application, which waits on libsva",
+			      n);
+		/*
+		 * Pages discarded again and again may keep the device from
+		 * progress past its stall timeout: FAILURE, not a hang.
+		 */
+		if (missing && c.status == SVA_STATUS_FAULT_FAILURE)
+			continue;
+		ck_assert_uint_eq(c.status, SVA_STATUS_SUCCESS);
+		/* (In MISSING mode the application discards them again.) */
+		if (!missing)
+			ck_assert_uint_eq(a.target[a.target_len - 1],
+					  (uint8_t)(n - 1));
+	}
+	atomic_store(&a.stop, 1);
+	pthread_join(a.protector, NULL);
+	pthread_join(a.handler, NULL);
+	fprintf(stderr, "%s(%s): %d descriptors, %d faults, %zu pages unmapped in the handler\n",
+		__func__, missing ? "missing" : "wp", n,
+		atomic_load(&a.faults), a.victim_next);
+	close(a.uffd);
+	munmap(a.target, a.target_len);
+	munmap(a.victim, a.victim_pages * PAGE);
+	munmap(tmp, a.victim_pages * PAGE);
+}
+
+START_TEST(test_regress_app_uffd_deadlock)
+{
+	app_uffd_deadlock(false);	/* write-protected */
+	app_uffd_deadlock(true);	/* missing */
+}
+END_TEST
+
 Suite *coherence_suite(void)
 {
 	Suite *s = suite_create("coherence");
@@ -312,6 +508,9 @@ Suite *coherence_suite(void)
 	tcase_add_test(tc, test_regress_snapshot_mprotect);
 	tcase_add_test(tc, test_regress_block_fault_bytes_done);
 	tcase_add_test(tc, test_regress_fault_addr_first_byte);
+	/* The kernel backend's accesses are the shim's: not this test's. */
+	if (test_on_sim())
+		tcase_add_test(tc, test_regress_app_uffd_deadlock);
 	suite_add_tcase(s, tc);
 	return s;
 }
