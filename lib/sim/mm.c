@@ -773,6 +773,7 @@ static void mm_destroy(struct sim_mm *mm)
 	pthread_cond_destroy(&mm->pend_cv);
 	pthread_mutex_destroy(&mm->pend_lock);
 	pthread_rwlock_destroy(&mm->inval_lock);
+	pthread_cond_destroy(&mm->notify_cv);
 	pthread_mutex_destroy(&mm->notify_lock);
 	pthread_mutex_destroy(&mm->lock);
 	free(mm);
@@ -802,6 +803,7 @@ static int mm_create(struct sim_mm **mmp)
 	}
 	pthread_mutex_init(&mm->lock, NULL);
 	pthread_mutex_init(&mm->notify_lock, NULL);
+	pthread_cond_init(&mm->notify_cv, NULL);
 	/* Writers first: an invalidation must not wait behind a stream of
 	 * device bursts while munmap() waits on it. */
 	pthread_rwlockattr_init(&ra);
@@ -910,13 +912,21 @@ void sim_mm_put(struct sva_bind *bind)
 	struct sim_mm *mm = sb->mm;
 	uint64_t one = 1;
 
-	pthread_mutex_lock(&sim_mm_lock);
-	/* notify_lock waits out callbacks running on this binding. */
+	/*
+	 * Wait out callbacks running on this binding (not under
+	 * sim_mm_lock: one may be binding). A callback must not unbind its
+	 * own binding: it would wait for itself.
+	 */
 	pthread_mutex_lock(&mm->notify_lock);
+	sb->dying = true;
+	while (sb->notifying)
+		pthread_cond_wait(&mm->notify_cv, &mm->notify_lock);
 	pthread_mutex_lock(&mm->lock);
 	list_del(&sb->mm_node);
 	pthread_mutex_unlock(&mm->lock);
 	pthread_mutex_unlock(&mm->notify_lock);
+
+	pthread_mutex_lock(&sim_mm_lock);
 	if (--mm->refs == 0) {
 		if (mm->uffd >= 0) {
 			if (write(mm->stop_fd, &one, sizeof(one)) < 0)

@@ -185,8 +185,10 @@ struct sim_mm {
 	_Atomic uint64_t inval_gen;	/* written under inval_lock (write) */
 	pthread_mutex_t lock;		/* protects binds and vmas */
 	/* binds changes under notify_lock and lock (in that order); the
-	 * notifier thread walks it under notify_lock alone. */
+	 * notifier thread walks it under notify_lock alone, which it drops
+	 * while callbacks run (sim_bind.notifying). */
 	pthread_mutex_t notify_lock;
+	pthread_cond_t notify_cv;	/* a binding's callbacks returned */
 	struct list_head binds;		/* struct sim_bind.mm_node */
 	struct sim_notifier notify;
 	struct sim_vma vmas[64];	/* small cache of VMAs looked up */
@@ -245,6 +247,10 @@ struct sim_bind {
 	struct sva_bind *bind;
 	struct sim_mm *mm;
 	struct list_head mm_node;	/* on mm->binds, mm->lock */
+	/* Under mm->notify_lock: callbacks of this binding running, and
+	 * unbinding (no new ones start). */
+	unsigned int notifying;
+	bool dying;
 	/* Bounce buffers for reads the device consumes itself. */
 	uint8_t *bounce[2];
 };

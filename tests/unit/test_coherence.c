@@ -496,6 +496,71 @@ START_TEST(test_regress_app_uffd_deadlock)
 }
 END_TEST
 
+/* A callback that binds and unbinds, then waits for another unbind. */
+struct cb_binder {
+	struct sva_dev *dev;
+	atomic_int calls, in_cb, bind_err, other_unbound, saw_unbind;
+};
+
+static void bind_in_callback(struct sva_mirror *m, uint64_t start,
+			     uint64_t end, enum sva_inval_event ev,
+			     uint64_t seq, void *ctx)
+{
+	struct cb_binder *b = ctx;
+	struct sva_bind *c = NULL;
+	int err;
+
+	(void)m, (void)start, (void)end, (void)seq;
+	if (ev != SVA_INVAL_DISCARD || atomic_fetch_add(&b->calls, 1))
+		return;
+	err = sva_bind(b->dev, NULL, &c);
+	if (!err)
+		err = sva_unbind(c);
+	atomic_store(&b->bind_err, err ? err : 1);
+	atomic_store(&b->in_cb, 1);
+	/* Another thread unbinds another binding meanwhile. */
+	for (int i = 0; i < 500 && !atomic_load(&b->other_unbound); i++)
+		usleep(10000);
+	atomic_store(&b->saw_unbind, atomic_load(&b->other_unbound) ? 1 : -1);
+}
+
+/*
+ * Regression (issue 7, defect 5, the software device's side): the notifier
+ * thread held notify_lock across callbacks, and binding or unbinding takes
+ * it: sva_bind() from a callback deadlocked on it, and the unbind of
+ * another binding waited for whatever the callback waited on. No sim lock
+ * may be held while a callback runs. Bounded: 5 s each.
+ */
+START_TEST(test_regress_callback_sim_locks)
+{
+	uint8_t *p = map_filled(4 * PAGE, 1);
+	struct cb_binder b = { .dev = f.dev };
+	SVA_OPTS_INIT(sva_mirror_opts, mo, .invalidate = bind_in_callback,
+		      .ctx = &b);
+	struct sva_bind *other;
+	struct sva_mirror *m;
+	int i;
+
+	ck_assert_int_eq(sva_bind(f.dev, NULL, &other), 0);
+	ck_assert_int_eq(sva_mirror_register(f.bind, (uintptr_t)p, 4 * PAGE,
+					     &mo, &m), 0);
+	ck_assert_int_eq(madvise(p, PAGE, MADV_DONTNEED), 0);
+	for (i = 0; i < 500 && !atomic_load(&b.in_cb); i++)
+		usleep(10000);
+	ck_assert_msg(atomic_load(&b.in_cb),
+		      "callback stuck in sva_bind()/sva_unbind()");
+	ck_assert_int_eq(atomic_load(&b.bind_err), 1);
+	ck_assert_int_eq(sva_unbind(other), 0);
+	atomic_store(&b.other_unbound, 1);
+	for (i = 0; i < 500 && !atomic_load(&b.saw_unbind); i++)
+		usleep(10000);
+	ck_assert_msg(atomic_load(&b.saw_unbind) == 1,
+		      "another binding's unbind waited for a callback");
+	ck_assert_int_eq(sva_mirror_unregister(m), 0);
+	munmap(p, 4 * PAGE);
+}
+END_TEST
+
 Suite *coherence_suite(void)
 {
 	Suite *s = suite_create("coherence");
@@ -508,9 +573,12 @@ Suite *coherence_suite(void)
 	tcase_add_test(tc, test_regress_snapshot_mprotect);
 	tcase_add_test(tc, test_regress_block_fault_bytes_done);
 	tcase_add_test(tc, test_regress_fault_addr_first_byte);
-	/* The kernel backend's accesses are the shim's: not this test's. */
-	if (test_on_sim())
+	/* The software device's locks and accesses (the kernel backend's
+	 * are the shim's). */
+	if (test_on_sim()) {
+		tcase_add_test(tc, test_regress_callback_sim_locks);
 		tcase_add_test(tc, test_regress_app_uffd_deadlock);
+	}
 	suite_add_tcase(s, tc);
 	return s;
 }
