@@ -189,8 +189,8 @@ struct sva_desc {
 enum sva_status {
 	SVA_STATUS_SUCCESS = 0,
 	/* Translation fault without block-on-fault: bytes_done bytes are
-	 * done, fault_addr is the page that was not accessible. Make it
-	 * accessible and resubmit the rest (sva_desc_resume()). */
+	 * done, fault_addr is the first byte that was not accessible. Make
+	 * it accessible and resubmit the rest (sva_desc_resume()). */
 	SVA_STATUS_PAGE_FAULT = 1,
 	/* Page request answered INVALID: the access violates the mapping
 	 * (unmapped, PROT_NONE, write to read-only). */
@@ -211,7 +211,7 @@ struct sva_completion {
 	uint32_t status;	/* enum sva_status */
 	uint32_t fault_access;	/* enum sva_fault_access, on faults */
 	uint64_t bytes_done;
-	uint64_t fault_addr;	/* on faults: the faulting address */
+	uint64_t fault_addr;	/* on faults: the first byte not accessed */
 	uint64_t result;	/* COMPARE / CRC32C result */
 };
 

@@ -10,6 +10,27 @@
  * The device never dereferences the bound addresses itself: the kernel's
  * process_vm_readv/writev move the bytes, so a page unmapped under a burst
  * makes the burst short, never a SIGSEGV.
+ *
+ * No library lock is held across the access. It may block on the
+ * application (a page its userfaultfd write-protects or leaves missing),
+ * whose fault handler may munmap() memory the device touched, which waits
+ * for the event thread, which needs inval_lock for writing: holding it
+ * here deadlocked (issue 7, defect 6). A burst translates under inval_lock
+ * (read), lets go, and accesses; an invalidation between the two (seen in
+ * inval_gen) makes it translate again first.
+ *
+ * What "no device access uses a translation after the munmap() that
+ * dropped it returned" means here: the access is a system call on the
+ * live mm, so each byte goes to or comes from the page mapped at its
+ * address at the instant it moves, under the protections then in force,
+ * as a CPU access from another thread would; no byte can reach a page
+ * after munmap()/madvise() took it away (the kernel won't let it). What
+ * the device keeps is translations (the ATC), and those are ordered by
+ * inval_lock: cached before an invalidation, dropped by it; looked up
+ * after it, current. A burst whose access races an invalidation moves
+ * each byte as the mm is at that instant: an unmapped page stops it (a
+ * short access: translate again, then fault), a page discarded under it is
+ * faulted in again by the kernel as a racing CPU access would be.
  */
 #include <sched.h>
 #include <string.h>
@@ -26,6 +47,8 @@
  * descriptor fails, as HMM_RANGE_DEFAULT_TIMEOUT bounds hmm_range_fault().
  */
 #define SIM_STALL_TIMEOUT_NS 1000000000ull
+/* Translations of a burst redone when invalidations keep coming. */
+#define SIM_RETRANSLATE 8
 
 struct burst_faults {
 	uint64_t addr[2 * SIM_CHUNK_PAGES];	/* pages, for page requests */
@@ -97,6 +120,7 @@ static uint64_t burst_translate(struct sva_bind *bind, uint64_t addr,
 struct exec_state {
 	const struct sva_desc *d;
 	uint64_t off;		/* bytes done */
+	uint64_t limit;		/* bytes to do: len, or up to a fault */
 	uint32_t crc;
 	bool differ;		/* COMPARE found a difference at off */
 	uint8_t *b0, *b1;
@@ -166,8 +190,8 @@ static bool op_writes(uint32_t op)
 }
 
 /*
- * One burst under inval_lock: returns bytes done; the pages that stopped it
- * are in @bf.
+ * One burst: translate under inval_lock, access outside it. Returns bytes
+ * done; the pages that stopped it are in @bf.
  */
 static uint64_t burst(struct sva_bind *bind, struct exec_state *st,
 		      struct burst_faults *bf)
@@ -175,31 +199,41 @@ static uint64_t burst(struct sva_bind *bind, struct exec_state *st,
 	const struct sva_desc *d = st->d;
 	struct sim_mm *mm = sim_bind_of(bind)->mm;
 	unsigned int max = sim_dev_of(bind)->dev->opts.fault_batch;
-	uint64_t in_page = 0, len, ok, dst_ok, done;
+	uint64_t in_page = 0, len, ok, dst_ok, done, gen;
 
 	/* A burst covers at most SIM_CHUNK_PAGES pages of either side. */
 	if (d->src)
 		in_page = (d->src + st->off) & ~SVA_PAGE_MASK;
 	if (d->dst)
 		in_page = MAX(in_page, (d->dst + st->off) & ~SVA_PAGE_MASK);
-	len = MIN(d->len - st->off, SIM_CHUNK - in_page);
-	bf->n = 0;
+	len = MIN(st->limit - st->off, SIM_CHUNK - in_page);
 
-	pthread_rwlock_rdlock(&mm->inval_lock);
-	ok = len;
-	if (op_reads(d->opcode))
-		ok = burst_translate(bind, d->src + st->off, len,
-				     SVA_ACCESS_READ, bf, max);
-	/* COMPARE only reads dst. */
-	if (d->dst) {
-		dst_ok = burst_translate(bind, d->dst + st->off, len,
-					 op_writes(d->opcode) ?
-					 SVA_ACCESS_WRITE : SVA_ACCESS_READ,
-					 bf, max);
-		ok = MIN(ok, dst_ok);
+	for (unsigned int tries = 0;; tries++) {
+		bf->n = 0;
+		pthread_rwlock_rdlock(&mm->inval_lock);
+		gen = atomic_load(&mm->inval_gen);
+		ok = len;
+		if (op_reads(d->opcode))
+			ok = burst_translate(bind, d->src + st->off, len,
+					     SVA_ACCESS_READ, bf, max);
+		/* COMPARE only reads dst. */
+		if (d->dst) {
+			dst_ok = burst_translate(bind, d->dst + st->off, len,
+						 op_writes(d->opcode) ?
+						 SVA_ACCESS_WRITE :
+						 SVA_ACCESS_READ, bf, max);
+			ok = MIN(ok, dst_ok);
+		}
+		pthread_rwlock_unlock(&mm->inval_lock);
+		/*
+		 * Invalidated since: translate again, a few times (past
+		 * that the access is still safe, see above).
+		 */
+		if (atomic_load(&mm->inval_gen) == gen ||
+		    tries == SIM_RETRANSLATE)
+			break;
 	}
 	done = ok ? burst_access(st, ok) : 0;
-	pthread_rwlock_unlock(&mm->inval_lock);
 
 	if (ok && done < ok && !st->differ) {
 		/*
@@ -230,12 +264,33 @@ static void complete_fault(struct sva_completion *comp, uint32_t status,
 	comp->fault_access = access;
 }
 
+/*
+ * The offset into @d of the first byte in @page (a page a request was
+ * answered INVALID or FAILURE for) that the device would have accessed:
+ * the page's first byte, or the descriptor's own address on that side
+ * when the page is the one it starts in. fault_addr is that byte.
+ */
+static uint64_t fault_offset(const struct sva_desc *d, uint64_t off,
+			     uint64_t page, unsigned int access,
+			     uint64_t *base)
+{
+	bool on_src = d->src && page + SVA_PAGE_SIZE > d->src + off &&
+		      page < d->src + d->len;
+
+	/* A write is always the destination's; a read may be either. */
+	*base = on_src && !(access & SVA_ACCESS_WRITE) ? d->src :
+		d->dst ? d->dst : d->src;
+	if (page + SVA_PAGE_SIZE <= *base + off || page >= *base + d->len)
+		return off;	/* not the descriptor's: fault where we are */
+	return MAX(page, *base + off) - *base;
+}
+
 void sim_exec(struct sva_bind *bind, const struct sva_desc *d,
 	      struct sva_completion *comp)
 {
 	struct sim_bind *sb = sim_bind_of(bind);
 	struct exec_state st = {
-		.d = d, .crc = (uint32_t)d->pattern,
+		.d = d, .crc = (uint32_t)d->pattern, .limit = d->len,
 		.b0 = sb->bounce[0], .b1 = sb->bounce[1],
 	};
 	bool block = (d->flags & SVA_DESC_BLOCK_ON_FAULT) &&
@@ -244,13 +299,19 @@ void sim_exec(struct sva_bind *bind, const struct sva_desc *d,
 	enum sim_response resp;
 	struct sim_prg prg;
 	unsigned int stalls = 0;
-	uint64_t stalled_since = 0;
+	uint64_t stalled_since = 0, fault_off;
+	/* A fault to report once the bytes before it are done. */
+	struct {
+		uint32_t status;
+		unsigned int access;
+		uint64_t base;		/* the side that faulted */
+	} at_limit = { 0, 0, 0 };
 
 	if (d->opcode == SVA_OP_FILL)
 		for (size_t i = 0; i < SIM_CHUNK + 8; i++)
 			st.b0[i] = (uint8_t)(d->pattern >> (8 * (i % 8)));
 
-	while (d->opcode != SVA_OP_NOP && st.off < d->len && !st.differ) {
+	while (d->opcode != SVA_OP_NOP && st.off < st.limit && !st.differ) {
 		/* A quarantined device stops, even mid-descriptor. */
 		if (sva__dev_quarantined(bind->dev)) {
 			comp->status = SVA_STATUS_QUARANTINED;
@@ -277,11 +338,21 @@ void sim_exec(struct sva_bind *bind, const struct sva_desc *d,
 		}
 		resp = sim_prq_request(bind, bf.addr, bf.access, bf.n, &prg);
 		if (resp != SIM_RESP_SUCCESS) {
-			complete_fault(comp, resp == SIM_RESP_INVALID ?
-				       SVA_STATUS_FAULT_INVALID :
-				       SVA_STATUS_FAULT_FAILURE,
-				       prg.fault_addr, prg.fault_access);
-			break;
+			/*
+			 * The group's pages before the one that failed were
+			 * resolved: a device translating in order does the
+			 * bytes before it, then reports the fault.
+			 */
+			at_limit.status = resp == SIM_RESP_INVALID ?
+					  SVA_STATUS_FAULT_INVALID :
+					  SVA_STATUS_FAULT_FAILURE;
+			at_limit.access = prg.fault_access;
+			fault_off = fault_offset(d, st.off, prg.fault_addr,
+						 prg.fault_access,
+						 &at_limit.base);
+			st.limit = MAX(fault_off, st.off);
+			stalled_since = 0;
+			continue;
 		}
 		/* Resolved: the VMA may have changed under us (mprotect). */
 		for (unsigned int i = 0; i < bf.n; i++)
@@ -299,6 +370,10 @@ void sim_exec(struct sva_bind *bind, const struct sva_desc *d,
 			break;
 		}
 	}
+	if (at_limit.status && st.off == st.limit && !st.differ &&
+	    comp->status == SVA_STATUS_SUCCESS)
+		complete_fault(comp, at_limit.status, at_limit.base + st.off,
+			       at_limit.access);
 	comp->bytes_done = st.off;
 	if (d->opcode == SVA_OP_CRC32C)
 		comp->result = st.crc;

@@ -8,8 +8,9 @@
  * never blocks a CPU access) on every VMA the device touches, with the
  * non-cooperative UNMAP, REMOVE and REMAP events. munmap() and mremap() wait
  * until we have read their event, MADV_DONTNEED until we read it and then
- * zaps; we read it holding inval_lock for writing, so no device access can
- * use a translation they killed once they return.
+ * zaps; we read it holding inval_lock for writing, so no translation they
+ * killed stays cached once they return (a discard's range stays in
+ * progress until its zap is seen: see "discards in progress").
  *
  * What the model can't see: mprotect() and fork() send no event. The device
  * never moves bytes itself, though: process_vm_readv/writev do it, and they
@@ -34,7 +35,43 @@
 
 #define PM_PRESENT (1ull << 63)
 #define PM_FILE (1ull << 61)
+#define PM_UFFD_WP (1ull << 57)
 #define PM_EXCLUSIVE (1ull << 56)
+#define PM_PFN ((1ull << 55) - 1)	/* 0 without CAP_SYS_ADMIN */
+
+/* /proc/kpageflags bits */
+#define KPF_ANON 12
+#define KPF_SWAPBACKED 14
+
+/*
+ * PROCMAP_QUERY (Linux 6.11): one VMA from /proc/self/maps by address,
+ * without reading the file. Debian 12's 6.1 headers lack it; the layout is
+ * the kernel's ABI, copied from linux/fs.h.
+ */
+#ifndef PROCMAP_QUERY
+struct procmap_query {
+	__u64 size;
+	__u64 query_flags;
+	__u64 query_addr;
+	__u64 vma_start;
+	__u64 vma_end;
+	__u64 vma_flags;
+	__u64 vma_page_size;
+	__u64 vma_offset;
+	__u64 inode;
+	__u32 dev_major;
+	__u32 dev_minor;
+	__u32 vma_name_size;
+	__u32 build_id_size;
+	__u64 vma_name_addr;
+	__u64 build_id_addr;
+};
+
+#define PROCMAP_QUERY _IOWR('f', 17, struct procmap_query)
+#define PROCMAP_QUERY_VMA_READABLE 0x01
+#define PROCMAP_QUERY_VMA_WRITABLE 0x02
+#define PROCMAP_QUERY_VMA_SHARED 0x08
+#endif
 
 /* One IOMMU view per process; a child after fork() builds its own. */
 static pthread_mutex_t sim_mm_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -93,6 +130,37 @@ static bool vma_read(uint64_t addr, struct sim_vma *out)
 	return found;
 }
 
+/*
+ * The VMA around @addr as the kernel has it now: PROCMAP_QUERY where the
+ * kernel has it (6.11+), else a walk of /proc/self/maps. No malloc (see
+ * vma_read()).
+ */
+static bool vma_query(struct sim_mm *mm, uint64_t addr, struct sim_vma *out)
+{
+	struct procmap_query q = { .size = sizeof(q), .query_addr = addr };
+
+	if (mm->maps < 0 || atomic_load(&mm->no_procmap_query))
+		return vma_read(addr, out);
+	if (ioctl(mm->maps, PROCMAP_QUERY, &q)) {
+		if (errno == ENOENT)
+			return false;	/* no VMA covers @addr */
+		if (errno == ENOTTY || errno == EINVAL) {
+			/* Before 6.11: parse the file from now on. */
+			pr_debug("no PROCMAP_QUERY (%s): parsing maps\n",
+				 strerror(errno));
+			atomic_store(&mm->no_procmap_query, true);
+		}
+		return vma_read(addr, out);
+	}
+	out->start = q.vma_start;
+	out->end = q.vma_end;
+	out->prot = (q.vma_flags & PROCMAP_QUERY_VMA_READABLE ? SIM_PERM_R : 0) |
+		    (q.vma_flags & PROCMAP_QUERY_VMA_WRITABLE ? SIM_PERM_W : 0);
+	out->shared = q.vma_flags & PROCMAP_QUERY_VMA_SHARED;
+	out->tracked = false;
+	return true;
+}
+
 static void vma_track(struct sim_mm *mm, struct sim_vma *vma)
 {
 	struct uffdio_register reg = {
@@ -119,7 +187,7 @@ static bool vma_get(struct sim_mm *mm, uint64_t addr, struct sim_vma *out)
 			return true;
 		}
 	}
-	if (!vma_read(addr, out))
+	if (!vma_query(mm, addr, out))
 		return false;
 	vma_track(mm, out);
 	if (mm->nr_vmas < ARRAY_SIZE(mm->vmas))
@@ -158,6 +226,210 @@ void sim_mm_track_range(struct sim_mm *mm, uint64_t start, uint64_t end)
 	pthread_mutex_unlock(&mm->lock);
 }
 
+/* ------------------------------------------------ discards in progress */
+
+/*
+ * UFFD_EVENT_REMOVE comes *before* the zap: madvise(MADV_DONTNEED) sends
+ * it, sleeps until we have read it, then takes mmap_lock again and zaps.
+ * (Measured on 6.18: right after the read, the page was still mapped in
+ * about half of 200 rounds; the zap showed in pagemap 0.8 ms later on
+ * average, 15 ms at worst, on a loaded 2-core machine.) Advancing the
+ * sequences when the event is read is then like invalidate_range_start()
+ * with nothing standing for invalidate_range_end(): a snapshot taken
+ * between the read and the zap sees the doomed pages and read_retry()
+ * accepts it.
+ *
+ * So the range stays an invalidation in progress from the read until its
+ * zap is seen done, as the kernel keeps an mmu_interval_notifier's
+ * sequence odd until invalidate_range_end(): read_begin/read_retry (sync)
+ * and snapshots of the range wait for it, and no translation of it enters
+ * the ATC meanwhile. No userfaultfd event marks the end, and the thread
+ * that called madvise() can't be told apart, so the end is read from
+ * pagemap: a page was zapped when it is seen not present, or present with
+ * another PFN than when the event was read (zapped and refaulted; PFNs are
+ * visible to CAP_SYS_ADMIN only), or lazily freed (MADV_FREE, seen in
+ * /proc/kpageflags: anonymous and no longer swap backed). Pages are
+ * checked in order from the start of the range, each once seen zapped.
+ *
+ * What remains: a page seen absent that is faulted in again before the
+ * zap reaches it (a CPU access racing the madvise() of the same page) is
+ * missed; and a page refaulted with the same PFN before we looked (page
+ * cache, or a page freed and reallocated at once) or never zapped (the
+ * madvise() failed after the event: the VMA changed) keeps the range in
+ * progress until SIM_PENDING_TIMEOUT_NS, when the event thread retires it
+ * with a second invalidation (sequences advanced, callbacks told again).
+ */
+
+static bool page_lazyfree(struct sim_mm *mm, uint64_t pfn)
+{
+	uint64_t f;
+
+	if (mm->kpageflags < 0 || !pfn ||
+	    pread(mm->kpageflags, &f, sizeof(f), (off_t)(pfn * sizeof(f))) !=
+	    sizeof(f))
+		return false;
+	return (f & (1ull << KPF_ANON)) && !(f & (1ull << KPF_SWAPBACKED));
+}
+
+static bool page_zapped(struct sim_mm *mm, const struct sim_pending *p,
+			uint64_t addr, uint64_t pm)
+{
+	uint64_t i = (addr - p->start) >> SVA_PAGE_SHIFT, pfn = pm & PM_PFN;
+
+	if (!(pm & PM_PRESENT))
+		return true;
+	if (i < SIM_PENDING_PFNS && p->pfn[i] && pfn && pfn != p->pfn[i])
+		return true;
+	return page_lazyfree(mm, pfn);
+}
+
+/* Move p->next past the pages seen zapped; true when all are. */
+static bool pending_advance(struct sim_mm *mm, struct sim_pending *p)
+{
+	uint64_t pm[SIM_CHUNK_PAGES];
+	unsigned int n;
+	ssize_t got;
+
+	while (p->next < p->end) {
+		n = (unsigned int)MIN((p->end - p->next) >> SVA_PAGE_SHIFT,
+				      (uint64_t)SIM_CHUNK_PAGES);
+		got = pread(mm->pagemap, pm, n * sizeof(pm[0]),
+			    (off_t)((p->next >> SVA_PAGE_SHIFT) * sizeof(pm[0])));
+		if (got < 0)
+			return true;	/* past the address space */
+		memset((char *)pm + got, 0, n * sizeof(pm[0]) - (size_t)got);
+		for (unsigned int i = 0; i < n; i++) {
+			if (!page_zapped(mm, p, p->next, pm[i]))
+				return false;
+			p->next += SVA_PAGE_SIZE;
+		}
+	}
+	return true;
+}
+
+static void pending_del_locked(struct sim_mm *mm, unsigned int i)
+{
+	unsigned int n = atomic_load(&mm->npend) - 1;
+
+	mm->pend[i] = mm->pend[n];
+	atomic_store(&mm->npend, n);
+	pthread_cond_broadcast(&mm->pend_cv);
+}
+
+/*
+ * Retire the discards seen done. With @close (the event thread), mark
+ * those past their time closing and return how many; they are retired by
+ * pending_close().
+ */
+static unsigned int pending_scan_locked(struct sim_mm *mm, bool close)
+{
+	uint64_t now = sva__now_ns();
+	unsigned int closing = 0;
+
+	for (unsigned int i = 0; i < atomic_load(&mm->npend);) {
+		struct sim_pending *p = &mm->pend[i];
+
+		if (!p->closing && pending_advance(mm, p)) {
+			pending_del_locked(mm, i);
+			continue;
+		}
+		if (close && !p->closing &&
+		    now - p->since > SIM_PENDING_TIMEOUT_NS) {
+			pr_debug("discard %#llx-%#llx not seen done: retired\n",
+				 (unsigned long long)p->start,
+				 (unsigned long long)p->end);
+			p->closing = true;
+		}
+		closing += p->closing;
+		i++;
+	}
+	return closing;
+}
+
+static bool pending_overlaps_locked(struct sim_mm *mm, uint64_t start,
+				    uint64_t end)
+{
+	for (unsigned int i = 0; i < atomic_load(&mm->npend); i++)
+		if (mm->pend[i].start < end && start < mm->pend[i].end)
+			return true;
+	return false;
+}
+
+/* A discard's event was read. Caller holds inval_lock for writing. */
+static void pending_add(struct sim_mm *mm, uint64_t start, uint64_t end)
+{
+	uint64_t pm[SIM_PENDING_PFNS];
+	unsigned int n = atomic_load(&mm->npend), npages;
+	struct sim_pending *p;
+	ssize_t got;
+
+	start &= SVA_PAGE_MASK;
+	end = (end + SVA_PAGE_SIZE - 1) & SVA_PAGE_MASK;
+	if (start >= end)
+		return;
+	pthread_mutex_lock(&mm->pend_lock);
+	if (n == SIM_PENDING_MAX) {
+		/* Full: fold into the last one, whose PFNs are then lost. */
+		p = &mm->pend[n - 1];
+		start = MIN(start, p->start);
+		end = MAX(end, p->end);
+	} else {
+		p = &mm->pend[n];
+		atomic_store(&mm->npend, n + 1);
+	}
+	memset(p, 0, sizeof(*p));
+	p->start = p->next = start;
+	p->end = end;
+	p->since = sva__now_ns();
+	if (n < SIM_PENDING_MAX) {
+		npages = (unsigned int)MIN((end - start) >> SVA_PAGE_SHIFT,
+					   (uint64_t)SIM_PENDING_PFNS);
+		got = pread(mm->pagemap, pm, npages * sizeof(pm[0]),
+			    (off_t)((start >> SVA_PAGE_SHIFT) * sizeof(pm[0])));
+		for (unsigned int i = 0; got > 0 && i < got / sizeof(pm[0]);
+		     i++)
+			p->pfn[i] = pm[i] & PM_PRESENT ? pm[i] & PM_PFN : 0;
+	}
+	pthread_mutex_unlock(&mm->pend_lock);
+}
+
+/* Does [start, end) overlap a discard in progress? */
+static bool pending_overlaps(struct sim_mm *mm, uint64_t start, uint64_t end)
+{
+	bool ret;
+
+	if (!atomic_load(&mm->npend))
+		return false;
+	pthread_mutex_lock(&mm->pend_lock);
+	ret = pending_overlaps_locked(mm, start, end);
+	pthread_mutex_unlock(&mm->pend_lock);
+	return ret;
+}
+
+/* Wait until no discard in progress overlaps [start, end). */
+static void pending_wait(struct sim_mm *mm, uint64_t start, uint64_t end)
+{
+	struct timespec ts;
+
+	if (!atomic_load(&mm->npend))
+		return;
+	pthread_mutex_lock(&mm->pend_lock);
+	for (;;) {
+		pending_scan_locked(mm, false);
+		if (!pending_overlaps_locked(mm, start, end))
+			break;
+		/* Nothing signals a zap: look again in a while. */
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += 200000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&mm->pend_cv, &mm->pend_lock, &ts);
+	}
+	pthread_mutex_unlock(&mm->pend_lock);
+}
+
 /* ------------------------------------------------------- translations */
 
 static unsigned int pte_perm(uint64_t pm, const struct sim_vma *vma)
@@ -172,16 +444,21 @@ static unsigned int pte_perm(uint64_t pm, const struct sim_vma *vma)
 	 * The PTE's write bit isn't in pagemap. A shared mapping's present
 	 * page is writable if the VMA is; a private one's only if it's an
 	 * anonymous page mapped once (not the zero page, not shared
-	 * copy-on-write, not page cache awaiting its copy).
+	 * copy-on-write, not page cache awaiting its copy). A page
+	 * write-protected by a userfaultfd (the application's) faults.
 	 */
-	if ((vma->prot & SIM_PERM_W) &&
+	if ((vma->prot & SIM_PERM_W) && !(pm & PM_UFFD_WP) &&
 	    (vma->shared || ((pm & PM_EXCLUSIVE) && !(pm & PM_FILE))))
 		perm |= SIM_PERM_W;
 	return perm;
 }
 
-int sim_mm_translate(struct sim_mm *mm, uint64_t vpn, unsigned int n,
-		     uint8_t *perms, bool *tracked)
+/*
+ * With @fresh, VMAs come from the kernel, not the cache: protections
+ * changed by mprotect() (which sends no event) are seen.
+ */
+static int mm_translate(struct sim_mm *mm, uint64_t vpn, unsigned int n,
+			uint8_t *perms, bool *tracked, bool fresh)
 {
 	uint64_t pm[SIM_CHUNK_PAGES];
 	struct sim_vma vma = { 0 };
@@ -203,7 +480,8 @@ int sim_mm_translate(struct sim_mm *mm, uint64_t vpn, unsigned int n,
 		uint64_t addr = (vpn + i) << SVA_PAGE_SHIFT;
 
 		if (!have_vma || addr < vma.start || addr >= vma.end)
-			have_vma = vma_get(mm, addr, &vma);
+			have_vma = fresh ? vma_query(mm, addr, &vma) :
+					   vma_get(mm, addr, &vma);
 		if (!have_vma) {
 			perms[i] = SIM_PERM_NONE;
 			*tracked = false;
@@ -215,7 +493,17 @@ int sim_mm_translate(struct sim_mm *mm, uint64_t vpn, unsigned int n,
 				     (vma.prot & SIM_PERM_R ? 0 : SIM_PERM_NONE));
 	}
 	pthread_mutex_unlock(&mm->lock);
+	/* A discard in progress: its zap may not have happened yet. */
+	if (*tracked && pending_overlaps(mm, vpn << SVA_PAGE_SHIFT,
+					 (vpn + n) << SVA_PAGE_SHIFT))
+		*tracked = false;
 	return 0;
+}
+
+int sim_mm_translate(struct sim_mm *mm, uint64_t vpn, unsigned int n,
+		     uint8_t *perms, bool *tracked)
+{
+	return mm_translate(mm, vpn, n, perms, tracked, false);
 }
 
 static void snapshot_huge(struct sim_mm *mm, uint64_t addr, uint64_t len,
@@ -239,9 +527,13 @@ static void snapshot_huge(struct sim_mm *mm, uint64_t addr, uint64_t len,
 			return;	/* before 6.7: huge pages aren't reported */
 		for (int i = 0; i < n; i++)
 			for (uint64_t a = regs[i].start; a < regs[i].end;
-			     a += SVA_PAGE_SIZE)
-				states[(a - addr) >> SVA_PAGE_SHIFT] |=
-					SVA_PAGE_HUGE;
+			     a += SVA_PAGE_SIZE) {
+				uint8_t *st = &states[(a - addr) >> SVA_PAGE_SHIFT];
+
+				/* An error page is an error, nothing more. */
+				if (!(*st & SVA_PAGE_ERROR))
+					*st |= SVA_PAGE_HUGE;
+			}
 		if (arg.walk_end <= arg.start)
 			break;
 		arg.start = arg.walk_end;
@@ -256,11 +548,14 @@ int sim_mm_snapshot(struct sim_mm *mm, uint64_t addr, uint64_t len,
 	bool tracked;
 	int err;
 
+	/* Not while a discard of the range may still be zapping it. */
+	pending_wait(mm, addr, addr + len);
 	for (uint64_t i = 0; i < npages; i += SIM_CHUNK_PAGES) {
 		unsigned int n = (unsigned int)MIN(npages - i,
 						   (uint64_t)SIM_CHUNK_PAGES);
 
-		err = sim_mm_translate(mm, vpn + i, n, perms, &tracked);
+		/* The protections in force now, not the ones cached. */
+		err = mm_translate(mm, vpn + i, n, perms, &tracked, true);
 		if (err)
 			return err;
 		for (unsigned int j = 0; j < n; j++) {
@@ -289,6 +584,7 @@ static void mm_invalidate_locked(struct sim_mm *mm, uint64_t start,
 	struct sim_bind *sb;
 	unsigned int n;
 
+	atomic_fetch_add(&mm->inval_gen, 1);
 	pthread_mutex_lock(&mm->lock);
 	vmas_forget(mm, start, end);
 	list_for_each_entry(sb, &mm->binds, mm_node) {
@@ -307,6 +603,46 @@ void sim_mm_sync(struct sim_mm *mm)
 {
 	pthread_rwlock_rdlock(&mm->inval_lock);
 	pthread_rwlock_unlock(&mm->inval_lock);
+	pending_wait(mm, 0, UINT64_MAX);
+}
+
+/*
+ * Retire the discards past their time: invalidate them again (their zap
+ * may have come after everything we told of the first time), then let the
+ * waiters go. Event thread only.
+ */
+static void pending_close(struct sim_mm *mm)
+{
+	struct { uint64_t start, end; } c[SIM_PENDING_MAX];
+	unsigned int n = 0;
+
+	pthread_mutex_lock(&mm->pend_lock);
+	if (pending_scan_locked(mm, true)) {
+		for (unsigned int i = 0; i < atomic_load(&mm->npend); i++) {
+			if (!mm->pend[i].closing)
+				continue;
+			c[n].start = mm->pend[i].start;
+			c[n++].end = mm->pend[i].end;
+		}
+	}
+	pthread_mutex_unlock(&mm->pend_lock);
+	if (!n)
+		return;
+	pthread_rwlock_wrlock(&mm->inval_lock);
+	for (unsigned int i = 0; i < n; i++)
+		mm_invalidate_locked(mm, c[i].start, c[i].end);
+	pthread_rwlock_unlock(&mm->inval_lock);
+	/* Only this thread closes: the closing entries are still there. */
+	pthread_mutex_lock(&mm->pend_lock);
+	for (unsigned int i = 0; i < atomic_load(&mm->npend);) {
+		if (mm->pend[i].closing)
+			pending_del_locked(mm, i);
+		else
+			i++;
+	}
+	pthread_mutex_unlock(&mm->pend_lock);
+	for (unsigned int i = 0; i < n; i++)
+		sim_notify_push(mm, c[i].start, c[i].end, SVA_INVAL_DISCARD);
 }
 
 struct inval {
@@ -351,11 +687,14 @@ static void *mm_event_thread(void *arg)
 	int n, ninv;
 
 	for (;;) {
-		if (poll(pfd, 2, -1) < 0) {
+		/* While a discard is in progress, look for its zap often. */
+		if (poll(pfd, 2, atomic_load(&mm->npend) ? 1 : -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
 		}
+		if (atomic_load(&mm->npend))
+			pending_close(mm);
 		if (pfd[1].revents) {
 			/*
 			 * Stop hearing events before this thread winds down:
@@ -379,8 +718,12 @@ static void *mm_event_thread(void *arg)
 		ninv = 0;
 		for (int i = 0; n > 0 && i < n / (int)sizeof(msgs[0]); i++)
 			ninv += msg_to_invals(&msgs[i], &inv[ninv]);
-		for (int i = 0; i < ninv; i++)
+		for (int i = 0; i < ninv; i++) {
 			mm_invalidate_locked(mm, inv[i].start, inv[i].end);
+			/* Its zap comes after this read: in progress. */
+			if (inv[i].ev == SVA_INVAL_DISCARD)
+				pending_add(mm, inv[i].start, inv[i].end);
+		}
 		pthread_rwlock_unlock(&mm->inval_lock);
 		for (int i = 0; i < ninv; i++)
 			sim_notify_push(mm, inv[i].start, inv[i].end,
@@ -423,7 +766,14 @@ static void mm_destroy(struct sim_mm *mm)
 		close(mm->stop_fd);
 	if (mm->pagemap >= 0)
 		close(mm->pagemap);
+	if (mm->kpageflags >= 0)
+		close(mm->kpageflags);
+	if (mm->maps >= 0)
+		close(mm->maps);
+	pthread_cond_destroy(&mm->pend_cv);
+	pthread_mutex_destroy(&mm->pend_lock);
 	pthread_rwlock_destroy(&mm->inval_lock);
+	pthread_cond_destroy(&mm->notify_cv);
 	pthread_mutex_destroy(&mm->notify_lock);
 	pthread_mutex_destroy(&mm->lock);
 	free(mm);
@@ -440,10 +790,20 @@ static int mm_create(struct sim_mm **mmp)
 		return -ENOMEM;
 	mm->pid = getpid();
 	mm->pasid = 1;	/* PASID 0 is RID_PASID: DMA without a PASID */
-	mm->uffd = mm->stop_fd = -1;
+	mm->uffd = mm->stop_fd = mm->pagemap = mm->kpageflags = mm->maps = -1;
 	list_init(&mm->binds);
+	pthread_mutex_init(&mm->pend_lock, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&mm->pend_cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	pthread_mutex_init(&mm->lock, NULL);
 	pthread_mutex_init(&mm->notify_lock, NULL);
+	pthread_cond_init(&mm->notify_cv, NULL);
 	/* Writers first: an invalidation must not wait behind a stream of
 	 * device bursts while munmap() waits on it. */
 	pthread_rwlockattr_init(&ra);
@@ -458,6 +818,9 @@ static int mm_create(struct sim_mm **mmp)
 			      strerror(errno));
 		goto destroy;
 	}
+	mm->maps = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	/* Root only: tells lazily freed pages (MADV_FREE) apart. */
+	mm->kpageflags = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
 	mm->uffd = uffd_open();
 	if (mm->uffd < 0) {
 		pr_info("userfaultfd unavailable (%s): translations won't be cached\n",
@@ -503,6 +866,10 @@ static void mm_atfork_child(void)
 		close(the_mm->stop_fd);
 	if (the_mm->pagemap >= 0)
 		close(the_mm->pagemap);
+	if (the_mm->kpageflags >= 0)
+		close(the_mm->kpageflags);
+	if (the_mm->maps >= 0)
+		close(the_mm->maps);
 	the_mm = NULL;
 	pthread_mutex_init(&sim_mm_lock, NULL);
 }
@@ -545,13 +912,21 @@ void sim_mm_put(struct sva_bind *bind)
 	struct sim_mm *mm = sb->mm;
 	uint64_t one = 1;
 
-	pthread_mutex_lock(&sim_mm_lock);
-	/* notify_lock waits out callbacks running on this binding. */
+	/*
+	 * Wait out callbacks running on this binding (not under
+	 * sim_mm_lock: one may be binding). A callback must not unbind its
+	 * own binding: it would wait for itself.
+	 */
 	pthread_mutex_lock(&mm->notify_lock);
+	sb->dying = true;
+	while (sb->notifying)
+		pthread_cond_wait(&mm->notify_cv, &mm->notify_lock);
 	pthread_mutex_lock(&mm->lock);
 	list_del(&sb->mm_node);
 	pthread_mutex_unlock(&mm->lock);
 	pthread_mutex_unlock(&mm->notify_lock);
+
+	pthread_mutex_lock(&sim_mm_lock);
 	if (--mm->refs == 0) {
 		if (mm->uffd >= 0) {
 			if (write(mm->stop_fd, &one, sizeof(one)) < 0)

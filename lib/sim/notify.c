@@ -6,7 +6,8 @@
  * very thread to read the event. So the event thread only queues the
  * ranges (never blocking: a full queue folds the new range into the last
  * one, a wider notification being always safe) and this thread calls the
- * mirrors' callbacks. Sequences are advanced by the event thread already.
+ * mirrors' callbacks, holding no lock of ours while one runs. Sequences
+ * are advanced by the event thread already.
  */
 #include "sim.h"
 
@@ -28,11 +29,23 @@ static void *notify_thread(void *arg)
 		n->count--;
 		pthread_mutex_unlock(&n->lock);
 
-		/* notify_lock keeps the bindings; mm->lock stays free for
-		 * the event thread while callbacks run. */
+		/*
+		 * No lock held while a binding's callbacks run: a callback
+		 * may bind, unbind another binding, register mirrors,
+		 * snapshot. sb->notifying keeps sb on the list (and its
+		 * binding alive) meanwhile: sim_mm_put() waits for it.
+		 */
 		pthread_mutex_lock(&mm->notify_lock);
-		list_for_each_entry(sb, &mm->binds, mm_node)
+		list_for_each_entry(sb, &mm->binds, mm_node) {
+			if (sb->dying)
+				continue;
+			sb->notifying++;
+			pthread_mutex_unlock(&mm->notify_lock);
 			sva__mirrors_notify(sb->bind, e.start, e.end, e.ev);
+			pthread_mutex_lock(&mm->notify_lock);
+			if (!--sb->notifying)
+				pthread_cond_broadcast(&mm->notify_cv);
+		}
 		pthread_mutex_unlock(&mm->notify_lock);
 
 		pthread_mutex_lock(&n->lock);

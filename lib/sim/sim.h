@@ -143,11 +143,36 @@ struct sim_notifier {
 };
 
 /*
+ * A discard (UFFD_EVENT_REMOVE: MADV_DONTNEED, MADV_REMOVE, MADV_FREE)
+ * whose event we read but whose zap we have not seen done yet. The event
+ * comes before the zap; until the zap shows in pagemap the range is an
+ * invalidation in progress (see mm.c).
+ */
+#define SIM_PENDING_MAX 16
+#define SIM_PENDING_PFNS 64	/* pages whose PFN is remembered */
+/* A zap not seen done after this long is taken as done (mm.c). */
+#define SIM_PENDING_TIMEOUT_NS 500000000ull
+
+struct sim_pending {
+	uint64_t start, end;		/* page aligned */
+	uint64_t next;			/* pages below it seen zapped */
+	uint64_t since;			/* when the event was read (ns) */
+	bool closing;			/* timed out, being retired */
+	/* PFNs of the first pages when the event was read, 0: absent or
+	 * hidden. A page mapping another PFN was zapped and refaulted. */
+	uint64_t pfn[SIM_PENDING_PFNS];
+};
+
+/*
  * The IOMMU's view of this process's mm, shared by every sim binding.
- * inval_lock orders device accesses (read side: translate + access) against
- * invalidations (write side): an invalidation is taken while the event
- * that causes it is read from userfaultfd, so no device access starts on a
- * stale translation once the munmap/madvise that caused it returns.
+ * inval_lock orders translations (read side: look up and cache in the ATC)
+ * against invalidations (write side, taken while the event that causes
+ * one is read from userfaultfd): every translation cached before an
+ * invalidation is dropped by it, every one looked up after it sees the
+ * page table it left. Device accesses run outside it (engine.c): they may
+ * block on the application, whose handler may munmap() and so wait on the
+ * event thread. inval_gen counts invalidations, so that a burst can tell
+ * one came between its translation and its access.
  */
 struct sim_mm {
 	pid_t pid;
@@ -157,15 +182,27 @@ struct sim_mm {
 	int stop_fd;			/* eventfd that stops the thread */
 	pthread_t thread;
 	pthread_rwlock_t inval_lock;
+	_Atomic uint64_t inval_gen;	/* written under inval_lock (write) */
 	pthread_mutex_t lock;		/* protects binds and vmas */
 	/* binds changes under notify_lock and lock (in that order); the
-	 * notifier thread walks it under notify_lock alone. */
+	 * notifier thread walks it under notify_lock alone, which it drops
+	 * while callbacks run (sim_bind.notifying). */
 	pthread_mutex_t notify_lock;
+	pthread_cond_t notify_cv;	/* a binding's callbacks returned */
 	struct list_head binds;		/* struct sim_bind.mm_node */
 	struct sim_notifier notify;
 	struct sim_vma vmas[64];	/* small cache of VMAs looked up */
 	unsigned int nr_vmas, vma_hand;
 	uint32_t pasid;
+	int kpageflags;			/* -1 unless readable (root) */
+	int maps;			/* /proc/self/maps, for PROCMAP_QUERY */
+	_Atomic bool no_procmap_query;	/* the kernel has none (< 6.11) */
+	/* Discards in progress: pend_lock is a leaf lock, taken alone or
+	 * under inval_lock (read or write) or mm->lock. */
+	pthread_mutex_t pend_lock;	/* protects pend, npend */
+	pthread_cond_t pend_cv;		/* a discard finished */
+	struct sim_pending pend[SIM_PENDING_MAX];
+	_Atomic unsigned int npend;	/* read unlocked as a hint */
 };
 
 struct sim_mm *sim_mm_get(struct sva_bind *bind);
@@ -184,7 +221,11 @@ void sim_notify_push(struct sim_mm *mm, uint64_t start, uint64_t end,
 		     enum sva_inval_event ev);
 int sim_notify_start(struct sim_mm *mm);
 void sim_notify_stop(struct sim_mm *mm);
-/* Wait for an invalidation under way (its event read) to finish. */
+/*
+ * Wait for invalidations under way to finish: an event being read, and a
+ * discard whose event was read until its zap is seen done. As
+ * mmu_interval_read_begin() waits for invalidate_range_end().
+ */
 void sim_mm_sync(struct sim_mm *mm);
 /* Forget what we know of the VMA around @addr (it may have changed). */
 void sim_mm_vma_forget(struct sim_mm *mm, uint64_t addr);
@@ -206,6 +247,10 @@ struct sim_bind {
 	struct sva_bind *bind;
 	struct sim_mm *mm;
 	struct list_head mm_node;	/* on mm->binds, mm->lock */
+	/* Under mm->notify_lock: callbacks of this binding running, and
+	 * unbinding (no new ones start). */
+	unsigned int notifying;
+	bool dying;
 	/* Bounce buffers for reads the device consumes itself. */
 	uint8_t *bounce[2];
 };

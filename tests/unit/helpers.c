@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
+#include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,72 @@ unsigned int pages_present(const void *p, size_t len)
 	}
 	close(fd);
 	return present;
+}
+
+void *map_fresh_small(size_t len, int prot)
+{
+	void *p = map_fresh(len, prot);
+
+	/* EINVAL: a kernel without THP, where every page is small anyway. */
+	ck_assert(!madvise(p, len, MADV_NOHUGEPAGE) || errno == EINVAL);
+	return p;
+}
+
+uint64_t pagemap_entry(const void *p)
+{
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	uint64_t e = 0;
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, &e, 8, (off_t)((uintptr_t)p / PAGE * 8)), 8);
+	close(fd);
+	return e;
+}
+
+/* /proc/kpageflags of the page at @p: -1 when the PFN is hidden from us. */
+static int64_t kpageflags_of(const void *p)
+{
+	uint64_t e = pagemap_entry(p), pfn = e & PM_PFN_MASK, flags;
+	int fd;
+
+	if (!(e & PM_PRESENT_BIT) || !pfn)
+		return -1;	/* not present, or no CAP_SYS_ADMIN */
+	fd = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	if (pread(fd, &flags, 8, (off_t)(pfn * 8)) != 8)
+		flags = UINT64_MAX;
+	close(fd);
+	return flags == UINT64_MAX ? -1 : (int64_t)(flags & INT64_MAX);
+}
+
+#define KPF_THP 22
+#define KPF_ZERO_PAGE 24
+
+int page_is_zero_page(const void *p)
+{
+	int64_t f = kpageflags_of(p);
+
+	return f < 0 ? -1 : !!(f & (1ll << KPF_ZERO_PAGE));
+}
+
+int page_is_thp(const void *p)
+{
+	int64_t f = kpageflags_of(p);
+
+	return f < 0 ? -1 : !!(f & (1ll << KPF_THP));
+}
+
+unsigned int anon_rw_state(const void *p)
+{
+	uint64_t e = pagemap_entry(p);
+	int zero = page_is_zero_page(p);
+
+	ck_assert_msg(e & PM_PRESENT_BIT, "page %p not present", p);
+	/* The zero page is never mapped exclusively, nor is a COW page. */
+	if (zero == 1 || !(e & PM_EXCLUSIVE_BIT))
+		return SVA_PAGE_VALID;
+	return SVA_PAGE_VALID | SVA_PAGE_WRITE;
 }
 
 struct sva_desc desc_make(const struct fixture *f, uint32_t op, uint32_t flags,

@@ -215,7 +215,7 @@ START_TEST(test_prq_overflow)
 	struct fixture g = { 0 };
 	size_t len = 64 * PAGE;
 	uint8_t *src = map_filled(len, 5);
-	uint8_t *dst = map_fresh(len, PROT_READ | PROT_WRITE);
+	uint8_t *dst = map_fresh_small(len, PROT_READ | PROT_WRITE);
 	struct sva_desc d;
 	struct sva_completion c;
 	struct sva_stats s;

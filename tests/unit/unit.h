@@ -22,6 +22,7 @@ Suite *callback_suite(void);
 Suite *fork_suite(void);
 Suite *threads_suite(void);
 Suite *regress_dev_suite(void);
+Suite *coherence_suite(void);
 
 /* A fixture binding on a sim device; set up by open_bind(). */
 struct fixture {
@@ -47,6 +48,32 @@ void *map_filled(size_t len, unsigned int seed);
 void fill_pattern(void *p, size_t len, unsigned int seed);
 /* Pages of [p, p + len) present in the CPU page table. */
 unsigned int pages_present(const void *p, size_t len);
+/*
+ * Anonymous memory the kernel maps in base pages only (MADV_NOHUGEPAGE on
+ * the VMA, which also keeps it from merging with its neighbours): for tests
+ * whose expectations count single pages under any THP/mTHP policy.
+ */
+void *map_fresh_small(size_t len, int prot);
+
+/*
+ * What the kernel did, from /proc/self/pagemap (and /proc/kpageflags where
+ * readable): tests derive their expectations from these, never from one
+ * kernel's fault policy (zero page or not, THP always/madvise/never).
+ */
+#define PM_PRESENT_BIT (1ull << 63)
+#define PM_EXCLUSIVE_BIT (1ull << 56)
+#define PM_PFN_MASK ((1ull << 55) - 1)
+uint64_t pagemap_entry(const void *p);
+/* 1: the shared zero page is mapped at @p, 0: not, -1: can't tell. */
+int page_is_zero_page(const void *p);
+/* 1: @p is mapped by a transparent huge page, 0: not, -1: can't tell. */
+int page_is_thp(const void *p);
+/*
+ * The snapshot state (enum sva_page_state) a present page of a private
+ * anonymous read/write mapping must have: VALID, plus WRITE unless the PTE
+ * can't be writable (zero page, or shared with another mapping, COW).
+ */
+unsigned int anon_rw_state(const void *p);
 
 struct sva_desc desc_make(const struct fixture *f, uint32_t op, uint32_t flags,
 			  const void *src, const void *dst, uint64_t len);
