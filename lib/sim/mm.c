@@ -168,9 +168,11 @@ static void vma_track(struct sim_mm *mm, struct sim_vma *vma)
 		.mode = UFFDIO_REGISTER_MODE_WP,
 	};
 
-	if (mm->uffd >= 0 && !ioctl(mm->uffd, UFFDIO_REGISTER, &reg))
+	if (mm->uffd >= 0 && !ioctl(mm->uffd, UFFDIO_REGISTER, &reg)) {
 		vma->tracked = true;
-	else
+		if (reg.ioctls & (1ull << _UFFDIO_WRITEPROTECT))
+			atomic_store(&mm->can_probe, true);
+	} else
 		pr_debug("VMA %#llx-%#llx untracked: %s\n",
 			 (unsigned long long)vma->start,
 			 (unsigned long long)vma->end, strerror(errno));
@@ -240,24 +242,35 @@ void sim_mm_track_range(struct sim_mm *mm, uint64_t start, uint64_t end)
  * accepts it.
  *
  * So the range stays an invalidation in progress from the read until its
- * zap is seen done, as the kernel keeps an mmu_interval_notifier's
- * sequence odd until invalidate_range_end(): read_begin/read_retry (sync)
- * and snapshots of the range wait for it, and no translation of it enters
- * the ATC meanwhile. No userfaultfd event marks the end, and the thread
- * that called madvise() can't be told apart, so the end is read from
- * pagemap: a page was zapped when it is seen not present, or present with
- * another PFN than when the event was read (zapped and refaulted; PFNs are
- * visible to CAP_SYS_ADMIN only), or lazily freed (MADV_FREE, seen in
- * /proc/kpageflags: anonymous and no longer swap backed). Pages are
- * checked in order from the start of the range, each once seen zapped.
+ * zap is done, as the kernel keeps an mmu_interval_notifier's sequence odd
+ * until invalidate_range_end(): read_begin/read_retry (sync) and snapshots
+ * of the range wait for it, and no translation of it enters the ATC
+ * meanwhile. No event marks the end, and the thread that called madvise()
+ * can't be told apart, so the end is taken from either of:
+ *
+ *  - pagemap: each page seen not present, or present with another PFN than
+ *    when the event was read (zapped and refaulted; PFNs are visible to
+ *    CAP_SYS_ADMIN only), or lazily freed (MADV_FREE, in /proc/kpageflags:
+ *    anonymous and no longer swap backed). Pages are checked in order,
+ *    each once seen zapped.
+ *  - the madvise() thread's own locking: woken by our read, it decrements
+ *    the userfaultfd's mmap_changing count (which makes UFFDIO_WRITEPROTECT
+ *    fail with EAGAIN while it is not zero, before it looks at anything
+ *    else), then takes mmap_lock for reading (VMAs a userfaultfd is armed
+ *    on never get the per-VMA lock) and zaps under it. So once the count
+ *    is zero, taking mmap_lock for writing (brk(0) does, and changes
+ *    nothing) waits for every such zap in progress. (Measured on 6.18: a
+ *    page freed and refaulted at once got its old PFN back often enough
+ *    that pagemap alone left 16% of ranges in progress to the timeout.)
  *
  * What remains: a page seen absent that is faulted in again before the
- * zap reaches it (a CPU access racing the madvise() of the same page) is
- * missed; and a page refaulted with the same PFN before we looked (page
- * cache, or a page freed and reallocated at once) or never zapped (the
- * madvise() failed after the event: the VMA changed) keeps the range in
- * progress until SIM_PENDING_TIMEOUT_NS, when the event thread retires it
- * with a second invalidation (sequences advanced, callbacks told again).
+ * zap reaches it (a CPU access racing the madvise() of that very page); a
+ * madvise() thread preempted between its decrement and its mmap_lock (a
+ * few instructions), which the barrier may pass before; and, where
+ * neither sign comes (no UFFDIO_WRITEPROTECT, events in flight without
+ * end), SIM_PENDING_TIMEOUT_NS, after which the event thread retires the
+ * range with a second invalidation (sequences advanced, callbacks told
+ * again).
  */
 
 static bool page_lazyfree(struct sim_mm *mm, uint64_t pfn)
@@ -406,6 +419,8 @@ static bool pending_overlaps(struct sim_mm *mm, uint64_t start, uint64_t end)
 	return ret;
 }
 
+static void pending_barrier_locked(struct sim_mm *mm);
+
 /* Wait until no discard in progress overlaps [start, end). */
 static void pending_wait(struct sim_mm *mm, uint64_t start, uint64_t end)
 {
@@ -416,6 +431,7 @@ static void pending_wait(struct sim_mm *mm, uint64_t start, uint64_t end)
 	pthread_mutex_lock(&mm->pend_lock);
 	for (;;) {
 		pending_scan_locked(mm, false);
+		pending_barrier_locked(mm);
 		if (!pending_overlaps_locked(mm, start, end))
 			break;
 		/* Nothing signals a zap: look again in a while. */
@@ -577,7 +593,10 @@ int sim_mm_snapshot(struct sim_mm *mm, uint64_t addr, uint64_t len,
 
 /* -------------------------------------------------------- invalidation */
 
-/* Drop what the device caches of [start, end). Caller: inval_lock write. */
+/*
+ * Drop what the device caches of [start, end) and advance the sequences.
+ * Caller: inval_lock write.
+ */
 static void mm_invalidate_locked(struct sim_mm *mm, uint64_t start,
 				 uint64_t end)
 {
@@ -587,7 +606,16 @@ static void mm_invalidate_locked(struct sim_mm *mm, uint64_t start,
 	atomic_fetch_add(&mm->inval_gen, 1);
 	pthread_mutex_lock(&mm->lock);
 	vmas_forget(mm, start, end);
+	pthread_mutex_unlock(&mm->lock);
+	/*
+	 * Each binding pinned (sb->notifying), no lock of ours held, while
+	 * its sequences advance: that takes its mirror_lock, which a
+	 * callback may hold, and binding or unbinding others must go on.
+	 */
+	pthread_mutex_lock(&mm->notify_lock);
 	list_for_each_entry(sb, &mm->binds, mm_node) {
+		sb->notifying++;
+		pthread_mutex_unlock(&mm->notify_lock);
 		n = sim_atc_invalidate(&sim_dev_of(sb->bind)->atc, mm->pasid,
 				       start >> SVA_PAGE_SHIFT,
 				       (end + SVA_PAGE_SIZE - 1) >>
@@ -595,8 +623,11 @@ static void mm_invalidate_locked(struct sim_mm *mm, uint64_t start,
 		sva__count(sb->bind, SVA_C_ATC_INVALIDATED, n);
 		sva__count(sb->bind, SVA_C_INVALIDATIONS, 1);
 		sva__mirrors_advance(sb->bind, start, end);
+		pthread_mutex_lock(&mm->notify_lock);
+		if (!--sb->notifying)
+			pthread_cond_broadcast(&mm->notify_cv);
 	}
-	pthread_mutex_unlock(&mm->lock);
+	pthread_mutex_unlock(&mm->notify_lock);
 }
 
 void sim_mm_sync(struct sim_mm *mm)
@@ -611,12 +642,49 @@ void sim_mm_sync(struct sim_mm *mm)
  * may have come after everything we told of the first time), then let the
  * waiters go. Event thread only.
  */
+/*
+ * Is a madvise()/munmap() whose event was sent not yet past its wake-up?
+ * UFFDIO_WRITEPROTECT checks the mmap_changing count first: EAGAIN while
+ * it isn't zero; else the invalid mode fails it with EINVAL, doing nothing.
+ */
+static bool mm_changing(struct sim_mm *mm, uint64_t addr)
+{
+	struct uffdio_writeprotect wp = {
+		.range = { addr & SVA_PAGE_MASK, SVA_PAGE_SIZE },
+		.mode = 1ull << 63,
+	};
+
+	return ioctl(mm->uffd, UFFDIO_WRITEPROTECT, &wp) && errno == EAGAIN;
+}
+
+/*
+ * Every discard whose event we read has passed its wake-up: take mmap_lock
+ * for writing once, which waits for their zaps, and release them all.
+ * Caller holds pend_lock: no discard is added meanwhile.
+ */
+static void pending_barrier_locked(struct sim_mm *mm)
+{
+	unsigned int n = atomic_load(&mm->npend);
+
+	if (!n || !atomic_load(&mm->can_probe) ||
+	    mm_changing(mm, mm->pend[0].start))
+		return;
+	syscall(SYS_brk, 0);	/* mmap_write_lock(); no change */
+	for (unsigned int i = 0; i < atomic_load(&mm->npend);) {
+		if (!mm->pend[i].closing)
+			pending_del_locked(mm, i);
+		else
+			i++;
+	}
+}
+
 static void pending_close(struct sim_mm *mm)
 {
 	struct { uint64_t start, end; } c[SIM_PENDING_MAX];
 	unsigned int n = 0;
 
 	pthread_mutex_lock(&mm->pend_lock);
+	pending_barrier_locked(mm);
 	if (pending_scan_locked(mm, true)) {
 		for (unsigned int i = 0; i < atomic_load(&mm->npend); i++) {
 			if (!mm->pend[i].closing)
@@ -913,9 +981,9 @@ void sim_mm_put(struct sva_bind *bind)
 	uint64_t one = 1;
 
 	/*
-	 * Wait out callbacks running on this binding (not under
-	 * sim_mm_lock: one may be binding). A callback must not unbind its
-	 * own binding: it would wait for itself.
+	 * Wait out callbacks and sequence advances running on this binding
+	 * (not under sim_mm_lock: a callback may be binding). A callback
+	 * must not unbind its own binding: it would wait for itself.
 	 */
 	pthread_mutex_lock(&mm->notify_lock);
 	sb->dying = true;

@@ -149,7 +149,7 @@ struct sim_notifier {
  * invalidation in progress (see mm.c).
  */
 #define SIM_PENDING_MAX 16
-#define SIM_PENDING_PFNS 64	/* pages whose PFN is remembered */
+#define SIM_PENDING_PFNS 512	/* pages whose PFN is remembered */
 /* A zap not seen done after this long is taken as done (mm.c). */
 #define SIM_PENDING_TIMEOUT_NS 500000000ull
 
@@ -183,10 +183,11 @@ struct sim_mm {
 	pthread_t thread;
 	pthread_rwlock_t inval_lock;
 	_Atomic uint64_t inval_gen;	/* written under inval_lock (write) */
-	pthread_mutex_t lock;		/* protects binds and vmas */
+	pthread_mutex_t lock;		/* protects vmas, and binds (below) */
 	/* binds changes under notify_lock and lock (in that order); the
-	 * notifier thread walks it under notify_lock alone, which it drops
-	 * while callbacks run (sim_bind.notifying). */
+	 * notifier and event threads walk it under notify_lock alone, which
+	 * they drop while a binding's callbacks run or its sequences
+	 * advance (sim_bind.notifying). */
 	pthread_mutex_t notify_lock;
 	pthread_cond_t notify_cv;	/* a binding's callbacks returned */
 	struct list_head binds;		/* struct sim_bind.mm_node */
@@ -197,6 +198,7 @@ struct sim_mm {
 	int kpageflags;			/* -1 unless readable (root) */
 	int maps;			/* /proc/self/maps, for PROCMAP_QUERY */
 	_Atomic bool no_procmap_query;	/* the kernel has none (< 6.11) */
+	_Atomic bool can_probe;		/* UFFDIO_WRITEPROTECT works (mm.c) */
 	/* Discards in progress: pend_lock is a leaf lock, taken alone or
 	 * under inval_lock (read or write) or mm->lock. */
 	pthread_mutex_t pend_lock;	/* protects pend, npend */
@@ -247,8 +249,9 @@ struct sim_bind {
 	struct sva_bind *bind;
 	struct sim_mm *mm;
 	struct list_head mm_node;	/* on mm->binds, mm->lock */
-	/* Under mm->notify_lock: callbacks of this binding running, and
-	 * unbinding (no new ones start). */
+	/* Under mm->notify_lock: walkers pinning this binding (callbacks
+	 * running, sequences advancing), and unbinding (no new callbacks
+	 * start). */
 	unsigned int notifying;
 	bool dying;
 	/* Bounce buffers for reads the device consumes itself. */
