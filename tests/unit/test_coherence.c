@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -551,6 +552,89 @@ START_TEST(test_regress_callback_sim_locks)
 }
 END_TEST
 
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+struct cb_all {
+	struct fixture *f;
+	struct sva_mirror *m;
+	uint8_t *p;
+	size_t len;
+	atomic_int calls, errors, running;
+};
+
+/* Every call a callback may make, on its own binding and others. */
+static void call_all_in_callback(struct sva_mirror *m, uint64_t start,
+				 uint64_t end, enum sva_inval_event ev,
+				 uint64_t seq, void *ctx)
+{
+	struct cb_all *c = ctx;
+	struct sva_stats st = { .sz = sizeof(st) };
+	struct sva_mirror *extra;
+	struct sva_bind *b;
+	static uint8_t states[64];
+	uint64_t s;
+	int bad = 0;
+
+	(void)start, (void)end, (void)seq;
+	if (ev == SVA_INVAL_RELEASE)
+		return;
+	atomic_store(&c->running, 1);
+	s = sva_mirror_read_begin(m);
+	bad |= sva_mirror_snapshot(m, (uintptr_t)c->p, c->len, states, 0) != 0;
+	(void)sva_mirror_read_retry(m, s);
+	bad |= sva_bind_stats(c->f->bind, &st) != 0;
+	bad |= sva_dev_stats(c->f->dev, &st) != 0;
+	bad |= sva_mirror_register(c->f->bind, (uintptr_t)c->p, PAGE, NULL,
+				   &extra) != 0;
+	if (!bad)
+		bad |= sva_mirror_unregister(extra) != 0;
+	bad |= sva_bind(c->f->dev, NULL, &b) != 0;
+	if (!bad)
+		bad |= sva_unbind(b) != 0;
+	atomic_fetch_add(&c->errors, bad);
+	atomic_fetch_add(&c->calls, 1);
+	atomic_store(&c->running, 0);
+}
+
+/* A callback calls every allowed libsva function while invalidations keep
+ * coming and another thread binds/unbinds: must finish (bounded). */
+START_TEST(test_regress_callback_calls_everything)
+{
+	size_t len = 64 * PAGE;
+	uint8_t *p = map_filled(len, 1), *q = map_filled(len, 2);
+	struct cb_all c = { .f = &f, .p = p, .len = len };
+	SVA_OPTS_INIT(sva_mirror_opts, mo, .invalidate = call_all_in_callback,
+		      .ctx = &c);
+	struct sva_mirror *m;
+	uint64_t t0;
+
+	ck_assert_int_eq(sva_mirror_register(f.bind, (uintptr_t)p, len, &mo,
+					     &m), 0);
+	c.m = m;
+	t0 = now_ms();
+	while (now_ms() - t0 < 2000) {
+		for (size_t i = 0; i < len / PAGE; i++)
+			p[i * PAGE] = 1;
+		ck_assert_int_eq(madvise(p, len, MADV_DONTNEED), 0);
+		ck_assert_int_eq(madvise(q, PAGE, MADV_DONTNEED), 0);
+	}
+	for (int i = 0; i < 500 && atomic_load(&c.running); i++)
+		usleep(10000);
+	ck_assert_int_eq(atomic_load(&c.errors), 0);
+	ck_assert_int_gt(atomic_load(&c.calls), 0);
+	fprintf(stderr, "%s: %d callbacks\n", __func__, atomic_load(&c.calls));
+	ck_assert_int_eq(sva_mirror_unregister(m), 0);
+	munmap(p, len);
+	munmap(q, len);
+}
+END_TEST
+
 Suite *coherence_suite(void)
 {
 	Suite *s = suite_create("coherence");
@@ -567,6 +651,7 @@ Suite *coherence_suite(void)
 	 * are the shim's). */
 	if (test_on_sim()) {
 		tcase_add_test(tc, test_regress_callback_sim_locks);
+		tcase_add_test(tc, test_regress_callback_calls_everything);
 		tcase_add_test(tc, test_regress_app_uffd_deadlock);
 	}
 	suite_add_tcase(s, tc);
