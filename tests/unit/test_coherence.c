@@ -545,7 +545,10 @@ START_TEST(test_regress_callback_sim_locks)
 		usleep(10000);
 	ck_assert_msg(atomic_load(&b.done),
 		      "callback stuck in sva_bind()/sva_unbind()");
-	ck_assert_int_eq(atomic_load(&b.bind_err), 1);
+	/* sva_bind() from a callback is refused (sva_mirror_register(3)):
+	 * what matters here is that it answers instead of hanging on a sim
+	 * lock the notifier thread holds. */
+	ck_assert_int_eq(atomic_load(&b.bind_err), -EDEADLK);
 	ck_assert_int_eq(sva_unbind(other), 0);
 	ck_assert_int_eq(sva_mirror_unregister(m), 0);
 	munmap(p, 4 * PAGE);
@@ -594,9 +597,9 @@ static void call_all_in_callback(struct sva_mirror *m, uint64_t start,
 				   &extra) != 0;
 	if (!bad)
 		bad |= sva_mirror_unregister(extra) != 0;
-	bad |= sva_bind(c->f->dev, NULL, &b) != 0;
-	if (!bad)
-		bad |= sva_unbind(b) != 0;
+	/* Forbidden in a callback on every backend (sva_mirror_register(3)):
+	 * refused at once, never a hang. */
+	bad |= sva_bind(c->f->dev, NULL, &b) != -EDEADLK;
 	atomic_fetch_add(&c->errors, bad);
 	atomic_fetch_add(&c->calls, 1);
 	atomic_store(&c->running, 0);
