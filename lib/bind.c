@@ -76,12 +76,21 @@ int sva_unbind(struct sva_bind *bind)
 		return err;
 	dev = bind->dev;
 
-	/* Drain first: queued work may still fault and be invalidated. */
-	sva__queue_fini(bind);
+	/* From here on no mirror can be registered, not even by a callback. */
+	pthread_mutex_lock(&bind->mirror_lock);
+	bind->unbinding = true;
+	pthread_mutex_unlock(&bind->mirror_lock);
+	/*
+	 * Release the mirrors while the queue still runs: a callback may
+	 * submit and wait on its own binding. A mirror its own callback
+	 * unregistered lives until that callback returns; once none runs,
+	 * none can start (the index is empty), and the queue may go.
+	 */
 	while (sva__mirror_release_first(bind))
 		;
-	/* A mirror its own callback unregistered lives until it returns. */
 	sva__mirrors_wait_callbacks(bind);
+	/* Drain: queued work may still fault, and is waited for. */
+	sva__queue_fini(bind);
 
 	/* Out of the device's list before the backend lets go of it:
 	 * sva_dev_stats() syncs the bindings it finds there. */

@@ -144,6 +144,7 @@ struct sva_bind {
 	pthread_mutex_t mirror_lock;
 	pthread_cond_t cb_done;		/* a callback returned (mirror_lock) */
 	unsigned int cb_running;	/* callbacks running (mirror_lock) */
+	bool unbinding;			/* sva_unbind() began (mirror_lock) */
 	struct mirror_index mirrors;
 	struct sva_counters stats;
 	void *priv;			/* backend's */

@@ -25,6 +25,17 @@ struct cb_frame {
 
 static __thread struct cb_frame *cb_top;
 
+/* A child forked from inside a callback runs none. */
+static void cb_atfork_child(void)
+{
+	cb_top = NULL;
+}
+
+__attribute__((constructor)) static void cb_atfork_register(void)
+{
+	pthread_atfork(NULL, NULL, cb_atfork_child);
+}
+
 int sva__forbidden_in_callback(const char *what)
 {
 	if (!cb_top)
@@ -79,7 +90,10 @@ int sva_mirror_register(struct sva_bind *bind, uint64_t addr, uint64_t len,
 	if (err)
 		goto free;
 	pthread_mutex_lock(&bind->mirror_lock);
-	err = mirror_index_insert(&bind->mirrors, m);
+	if (bind->unbinding)
+		err = sva_err(-ESHUTDOWN, "binding is being unbound");
+	else
+		err = mirror_index_insert(&bind->mirrors, m);
 	pthread_mutex_unlock(&bind->mirror_lock);
 	if (err) {
 		bind->dev->ops->mirror_unregister(m);
