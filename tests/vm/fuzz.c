@@ -3,11 +3,13 @@
  * sva-fuzz: a bounded randomized fuzzer of /dev/sva (sva_shim.ko), run inside
  * the test VM (tests/vm/run-vm.sh packs it as /sva-fuzz). Linked statically.
  *
- *   sva-fuzz [-d seconds] [-s seed] [-t threads] [-i percent] [-r case] [-v]
+ *   sva-fuzz [-d seconds] [-s seed] [-t threads] [-i percent] [-f] [-r case]
+ *            [-v]
  *
- * Device threads issue every ioctl of the UAPI (and invalid command numbers)
- * with random sizes and pointers, on /dev/sva files of their own and on files
- * shared between threads, plus read()/poll()/close(). mm threads munmap, mmap,
+ * Device threads issue every ioctl of the UAPI (ABI 2; and invalid command
+ * numbers) with random sizes and pointers, on /dev/sva files of their own
+ * (opened, or made by SVA_SHIM_IOC_CONTEXT) and on files shared between
+ * threads, plus read()/poll()/close(). mm threads munmap, mmap,
  * mprotect, madvise, mremap, fork, truncate and touch an arena of slots those
  * device accesses point into. What can be checked is:
  *  - every ioctl returns 0 or an errno from the set expected for it, and an
@@ -20,8 +22,17 @@
  *    every device read returns exactly what the CPU wrote, every device
  *    write is exactly what the CPU reads back, and protection changes,
  *    DONTNEED and munmap+mmap are seen by the device at once;
+ *  - after DONTNEED of a mirrored range, its sequence has advanced and
+ *    INVALIDATE records cover it, unless a LOST record says some were
+ *    dropped; one PASID per process; the module's limits give -ENOSPC and
+ *    -EMFILE (checked once all is closed);
  *  - nothing hangs (a watchdog dumps the stuck threads' kernel stacks), and
  *    the module's live_objects counter returns to 0 once everything closed.
+ * Under -i (the shim's injection knobs; the harness adds failslab and
+ * fail_function on this task) any system call of the fuzzer may fail with
+ * ENOMEM/EAGAIN and a uaccess with EFAULT: such failures are tolerated (the
+ * op skipped, set-up retried) while wrong data and impossible errnos are
+ * still flagged.
  * The kernel's own checkers (KASAN, lockdep, kmemleak on the debug kernel)
  * and the console grep of the harness catch the rest.
  *
@@ -95,6 +106,7 @@ static unsigned int opt_secs = 60;
 static uint64_t opt_seed;
 static int opt_threads = 4;
 static unsigned int opt_inject;		/* percent, 0: no fault injection */
+static bool opt_fail_self;		/* -f: set our make-it-fail once set up */
 static int opt_verbose;
 static const char *opt_repro;
 
@@ -103,7 +115,7 @@ static const char *opt_repro;
 enum cmd {
 	C_VERSION, C_BIND, C_UNBIND, C_READ, C_WRITE, C_SNAPSHOT, C_MIRROR,
 	C_UNMIRROR, C_MIRROR_SEQ, C_STATS, C_INVALID, C_EVREAD, C_POLL,
-	C_OPEN, C_CLOSE, C_REPLACE, C_STABLE,
+	C_OPEN, C_CLOSE, C_REPLACE, C_STABLE, C_CONTEXT, C_LIMITS,
 	/* mm side: counted, not judged */
 	C_MMAP, C_MUNMAP, C_MPROTECT, C_MADVISE, C_MREMAP, C_MLOCK, C_FILE,
 	C_CPU, C_FORK, C_SIGNAL,
@@ -113,7 +125,8 @@ enum cmd {
 static const char *const cmd_name[C_NR] = {
 	"VERSION", "BIND", "UNBIND", "READ", "WRITE", "SNAPSHOT", "MIRROR",
 	"UNMIRROR", "MIRROR_SEQ", "STATS", "invalid-cmd", "read()", "poll()",
-	"open", "close", "close-in-flight", "stable-check",
+	"open", "close", "close-in-flight", "stable-check", "CONTEXT",
+	"limits",
 	"mmap", "munmap", "mprotect", "madvise", "mremap", "mlock", "file-op",
 	"cpu-touch", "fork", "signal",
 };
@@ -149,9 +162,11 @@ static bool errno_expected(int c, int err)
 		return err == EINVAL || err == EPERM;
 	case C_READ:
 	case C_WRITE:
-	case C_MIRROR:
 		return err == EFAULT || err == EINVAL || err == ENOMEM ||
 		       err == ENOTCONN || err == EPERM;
+	case C_MIRROR:	/* ENOSPC: max_mirrors_per_context, or ids */
+		return err == EFAULT || err == EINVAL || err == ENOMEM ||
+		       err == ENOTCONN || err == EPERM || err == ENOSPC;
 	case C_SNAPSHOT:
 		return err == EFAULT || err == EINVAL || err == ENOMEM ||
 		       err == ENOTCONN || err == EPERM || err == ESRCH ||
@@ -168,8 +183,9 @@ static bool errno_expected(int c, int err)
 		return err == EINVAL || err == EAGAIN || err == EFAULT ||
 		       err == EPERM || err == EINTR;
 	case C_POLL:
-		return err == EINTR;
+		return err == EINTR || (opt_inject && err == ENOMEM);
 	case C_OPEN:
+	case C_CONTEXT:	/* EMFILE: fd limit or max_contexts_per_user */
 		return err == EMFILE || err == ENFILE ||
 		       (opt_inject && err == ENOMEM);
 	default:
@@ -226,6 +242,7 @@ struct mirror {
 struct pfd {
 	int fd;			/* -1: closed */
 	bool nonblock, bound;
+	uint32_t pasid;		/* bound: its PASID, 0 if not known */
 	struct mirror m[MAXM];
 	int nm;
 	struct sva_shim_stats last;
@@ -344,17 +361,49 @@ static int judge(struct thr *t, int c, int r)
 	return r;
 }
 
+/*
+ * An error the fuzzer's own fault injection (-i: the shim's knobs, and the
+ * harness's failslab and fail_function on this task) may cause where the
+ * request itself can't fail: an allocation (ENOMEM, EAGAIN), or a page
+ * fault of a uaccess the kernel could not resolve (EFAULT).
+ */
+static bool injected(int err)
+{
+	if (err < 0)
+		err = -err;
+	return opt_inject && (err == ENOMEM || err == EAGAIN || err == EFAULT);
+}
+
+/*
+ * A system call the fuzzer needs to succeed (set-up, restoring a stable
+ * region's protection): under -i, an allocation of it may fail; try
+ * again. Returns its last result; errno stays set.
+ */
+#define RETRY(expr, failed)						\
+	({								\
+		__typeof__(expr) r_;					\
+		int n_ = 0;						\
+		while ((r_ = (expr)), (failed) && opt_inject &&		\
+		       (errno == ENOMEM || errno == EAGAIN) && n_++ < 10000) \
+			usleep(100);					\
+		r_;							\
+	})
+#define RETRY_MMAP(...) RETRY(mmap(__VA_ARGS__), r_ == MAP_FAILED)
+#define RETRY_INT(...) RETRY((__VA_ARGS__), r_ < 0)
+
 static void guard_after(uint8_t *p, size_t len)
 {
-	if (mprotect(p + len, PAGE, PROT_NONE))
+	if (RETRY_INT(mprotect(p + len, PAGE, PROT_NONE))) {
 		perror("fuzz: mprotect guard");
+		exit(3);
+	}
 }
 
 /* len bytes followed by a PROT_NONE page. */
 static uint8_t *guarded(size_t len)
 {
-	uint8_t *p = mmap(NULL, len + PAGE, PROT_READ | PROT_WRITE,
-			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint8_t *p = RETRY_MMAP(NULL, len + PAGE, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	if (p == MAP_FAILED) {
 		perror("fuzz: mmap");
@@ -398,7 +447,11 @@ static uint64_t dev_addr(struct thr *t, bool write, bool *top)
 
 static uint64_t dev_len(struct thr *t)
 {
-	switch (below(t, 20)) {
+	switch (below(t, 24)) {
+	case 20:
+	case 21: return 1 + below(t, 3 * PAGE);	/* bytes (ABI 2) */
+	case 22: return PAGE * (1 + below(t, 16)) + 1 + below(t, PAGE - 1);
+	case 23: return SVA_SHIM_MAX_XFER - below(t, PAGE);
 	case 0: return 0;
 	case 1: return 1;
 	case 2: return PAGE - 1;
@@ -524,6 +577,42 @@ static int sva_open(struct thr *t, bool nonblock)
 	return fd;
 }
 
+/*
+ * One PASID per process: while a context of ours is bound, every bind of
+ * this mm, on any context, gets its PASID.
+ */
+static void check_pasid(struct thr *t, uint32_t pasid)
+{
+	for (int k = 0; k < NPFD; k++) {
+		const struct pfd *f = &t->pfd[k];
+
+		if (f->fd >= 0 && f->bound && f->pasid && f->pasid != pasid)
+			bad(t, "BIND: PASID %u, while file %d of this process "
+			    "is bound with PASID %u", pasid, f->fd, f->pasid);
+	}
+}
+
+/*
+ * SVA_SHIM_IOC_CONTEXT on fd: a new context of our mm, as a close-on-exec
+ * read-write fd, or -errno.
+ */
+static int sva_context(struct thr *t, int fd)
+{
+	int nfd, fl, r;
+
+	set_op(t, "CONTEXT", (uint64_t)fd, 0, 0);
+	nfd = ioctl(fd, SVA_SHIM_IOC_CONTEXT, 0);
+	r = judge(t, C_CONTEXT, nfd < 0 ? -errno : 0);
+	if (nfd < 0)
+		return r;
+	fl = fcntl(nfd, F_GETFL);
+	if (!(fcntl(nfd, F_GETFD) & FD_CLOEXEC) || fl < 0 ||
+	    (fl & O_ACCMODE) != O_RDWR || (fl & O_NONBLOCK))
+		bad(t, "CONTEXT fd %d: fd flags %#x, file flags %#x", nfd,
+		    fcntl(nfd, F_GETFD), fl);
+	return nfd;
+}
+
 static struct pfd *pick_pfd(struct thr *t, int i)
 {
 	struct pfd *f = &t->pfd[i];
@@ -531,7 +620,19 @@ static struct pfd *pick_pfd(struct thr *t, int i)
 	if (f->fd < 0) {
 		memset(f, 0, sizeof(*f));
 		f->nonblock = chance(t, 50);
-		f->fd = sva_open(t, f->nonblock);
+		if (chance(t, 30)) {	/* a context made from another file */
+			int src = t->pfd[!i].fd >= 0 && chance(t, 50) ?
+				  t->pfd[!i].fd : sfds[below(t, NSFD)].fd;
+
+			f->fd = sva_context(t, src);
+			if (f->fd >= 0 && f->nonblock &&
+			    fcntl(f->fd, F_SETFL, O_NONBLOCK))
+				f->nonblock = false;
+			if (f->fd < 0)
+				f->fd = -1;
+		} else {
+			f->fd = sva_open(t, f->nonblock);
+		}
 	}
 	return f->fd < 0 ? NULL : f;
 }
@@ -554,10 +655,13 @@ static int pfd_bind(struct thr *t, struct pfd *f)
 	if (f->bound)
 		return 0;
 	r = judge(t, C_BIND, xioctl(f->fd, SVA_SHIM_IOC_BIND, &b));
-	if (!r)
+	if (!r) {
+		check_pasid(t, b.pasid);
 		f->bound = true;
-	else if (!opt_inject && r != -ENOMEM && r != -ENOSPC)
+		f->pasid = b.pasid;
+	} else if (!opt_inject && r != -ENOMEM && r != -ENOSPC) {
 		bad(t, "BIND of an unbound file: %s", errname(r));
+	}
 	return r;
 }
 
@@ -632,7 +736,7 @@ static void op_version(struct thr *t, struct target *tg)
 	r = judge(t, C_VERSION, xioctl(tg->fd, SVA_SHIM_IOC_VERSION, a.p));
 	arg_done(&a, &v);
 	expect_fault(t, C_VERSION, &a, r);
-	if (a.good && r)
+	if (a.good && r && !injected(r))
 		bad(t, "VERSION on a good pointer: %s", errname(r));
 	if (a.good && !r && (v.abi != SVA_SHIM_ABI_VERSION ||
 			     !(v.caps & SVA_SHIM_CAP_HMM) || v.pad ||
@@ -677,10 +781,16 @@ static void op_bind(struct thr *t, struct target *tg)
 		    r != -ENOMEM)
 			bad(t, "BIND of an unbound file: %s", errname(r));
 	}
-	if (tg->pf && !r)
+	if (!r && a.good)
+		check_pasid(t, b.pasid);
+	if (tg->pf && !r) {
 		tg->pf->bound = true;
-	if (tg->pf && !a.good)	/* what did the kernel make of it? */
+		tg->pf->pasid = a.good ? b.pasid : 0;
+	}
+	if (tg->pf && !a.good) {	/* what did the kernel make of it? */
 		tg->pf->bound = pfd_probe_bound(t, tg->pf);
+		tg->pf->pasid = 0;
+	}
 }
 
 static void op_unbind(struct thr *t, struct target *tg)
@@ -697,30 +807,39 @@ static void op_unbind(struct thr *t, struct target *tg)
 	}
 }
 
+/* ABI 2: any byte, 1 to SVA_SHIM_MAX_XFER bytes, within user space. */
 static bool access_valid(const struct sva_shim_access *a)
 {
 	return !(a->flags & ~SVA_SHIM_ACCESS_NO_FAULT) && !a->status &&
 	       !a->bytes_done && !a->fault_addr && !a->faults && a->len &&
-	       !(a->addr % PAGE) && !(a->len % PAGE) &&
 	       a->len <= SVA_SHIM_MAX_XFER && a->addr + a->len > a->addr &&
 	       a->addr + a->len <= USER_TOP;
 }
 
-/* A successful access's output against its input. */
+/*
+ * A successful access's output against its input. Byte-granular: it
+ * stops at a page it can't access, so what it moved ends at a page
+ * boundary unless it is all of it; fault_addr is the first byte not moved.
+ * NO_FAULT never faults: it can stop only at a page not mirrored.
+ */
 static void access_output(struct thr *t, const char *what,
 			  const struct sva_shim_access *in,
 			  const struct sva_shim_access *a)
 {
+	bool no_fault = a->flags & SVA_SHIM_ACCESS_NO_FAULT;
+
 	if (a->addr != in->addr || a->len != in->len || a->buf != in->buf ||
 	    a->flags != in->flags)
 		bad(t, "%s changed its input fields", what);
-	if (a->status > SVA_SHIM_STATUS_FAILURE || a->bytes_done % PAGE ||
-	    a->bytes_done > a->len ||
+	if (a->status > SVA_SHIM_STATUS_FAILURE || a->bytes_done > a->len ||
 	    (a->status == SVA_SHIM_STATUS_OK) != (a->bytes_done == a->len) ||
 	    (a->status && a->fault_addr != a->addr + a->bytes_done) ||
+	    (a->status && a->bytes_done && a->fault_addr % PAGE) ||
 	    (!a->status && a->fault_addr) ||
-	    (a->status == SVA_SHIM_STATUS_PAGE_FAULT &&
-	     !(a->flags & SVA_SHIM_ACCESS_NO_FAULT)))
+	    (a->status == SVA_SHIM_STATUS_PAGE_FAULT && !no_fault) ||
+	    (no_fault && (a->status == SVA_SHIM_STATUS_INVALID ||
+			  a->status == SVA_SHIM_STATUS_FAILURE)) ||
+	    (no_fault && a->faults))
 		bad(t, "%s addr %#llx len %#llx flags %u: status %u bytes_done "
 		    "%#llx fault_addr %#llx", what,
 		    (unsigned long long)a->addr, (unsigned long long)a->len,
@@ -1069,7 +1188,8 @@ static void op_stats(struct thr *t, struct target *tg)
 	if (!ap.good)
 		return;
 	if (r) {
-		bad(t, "STATS on a good pointer: %s", errname(r));
+		if (!injected(r))
+			bad(t, "STATS on a good pointer: %s", errname(r));
 		return;
 	}
 	for (int i = 0; i < 5; i++)
@@ -1096,6 +1216,57 @@ static void op_stats(struct thr *t, struct target *tg)
 	}
 }
 
+/*
+ * CONTEXT on any file, bound or not, shared or ours (even one another
+ * thread is replacing): a new, unbound, unused context of our mm that works
+ * as an opened file does; kept as a private file, or closed.
+ */
+static void op_context(struct thr *t, struct target *tg)
+{
+	struct sva_shim_mirror m = { 0 };
+	struct sva_shim_stats st;
+	struct sva_shim_bind b = { 0 };
+	int fd = sva_context(t, tg->fd), r, slot = -1;
+
+	if (fd < 0)
+		return;
+	r = xioctl(fd, SVA_SHIM_IOC_MIRROR_SEQ, &m);
+	if (r != -ENOTCONN)
+		bad(t, "MIRROR_SEQ on a new context: %s, not ENOTCONN",
+		    errname(r));
+	memset(&st, 0xa5, sizeof(st));
+	r = judge(t, C_STATS, xioctl(fd, SVA_SHIM_IOC_STATS, &st));
+	if (r && !injected(r))
+		bad(t, "STATS on a new context: %s", errname(r));
+	if (!r && (st.translations || st.page_requests || st.bytes_done ||
+		   st.atc_invalidated))
+		bad(t, "STATS of a new context: translations %llu page_requests "
+		    "%llu bytes_done %llu atc_invalidated %llu",
+		    (unsigned long long)st.translations,
+		    (unsigned long long)st.page_requests,
+		    (unsigned long long)st.bytes_done,
+		    (unsigned long long)st.atc_invalidated);
+	for (int k = 0; k < NPFD; k++)
+		if (t->pfd[k].fd < 0)
+			slot = k;
+	if (slot < 0 || chance(t, 30)) {
+		if (chance(t, 50)) {
+			r = judge(t, C_BIND, xioctl(fd, SVA_SHIM_IOC_BIND, &b));
+			if (!r)
+				check_pasid(t, b.pasid);
+			else if (!opt_inject && r != -ENOMEM && r != -ENOSPC)
+				bad(t, "BIND of a new context: %s", errname(r));
+		}
+		set_op(t, "close", (uint64_t)fd, 0, 0);
+		count(C_CLOSE, close(fd) ? -errno : 0);
+		return;
+	}
+	memset(&t->pfd[slot], 0, sizeof(t->pfd[slot]));
+	t->pfd[slot].fd = fd;
+	if (chance(t, 50) && !fcntl(fd, F_SETFL, O_NONBLOCK))
+		t->pfd[slot].nonblock = true;
+}
+
 static bool cmd_valid(uint32_t c)
 {
 	static const uint32_t valid[] = {
@@ -1103,6 +1274,7 @@ static bool cmd_valid(uint32_t c)
 		SVA_SHIM_IOC_READ, SVA_SHIM_IOC_WRITE, SVA_SHIM_IOC_SNAPSHOT,
 		SVA_SHIM_IOC_MIRROR, SVA_SHIM_IOC_UNMIRROR,
 		SVA_SHIM_IOC_MIRROR_SEQ, SVA_SHIM_IOC_STATS,
+		SVA_SHIM_IOC_CONTEXT,
 	};
 
 	for (size_t i = 0; i < sizeof(valid) / sizeof(valid[0]); i++)
@@ -1160,8 +1332,19 @@ static void op_invalid(struct thr *t, struct target *tg)
 		bad(t, "ioctl %#lx: %s, not ENOTTY", c, errname(r));
 }
 
-static void check_events(struct thr *t, const uint8_t *buf, ssize_t n)
+/*
+ * Each record on its own. INVALIDATE (ABI 2): one per invalidation that
+ * dropped translations or overlapped mirrors, start/end the whole range,
+ * mirror how many ranges it overlapped (0: it only dropped translations),
+ * seq the context's count of them (never 0). LOST: seq records dropped, the
+ * rest zero; only the first record of a read() can be one. Returns how many
+ * records were said lost.
+ */
+static uint64_t check_events(struct thr *t, const uint8_t *buf, ssize_t n,
+			     bool one_read)
 {
+	uint64_t lost = 0;
+
 	for (ssize_t off = 0; off + (ssize_t)EV_SIZE <= n; off += EV_SIZE) {
 		struct sva_shim_event ev;
 		bool ok;
@@ -1174,20 +1357,28 @@ static void check_events(struct thr *t, const uint8_t *buf, ssize_t n)
 			     !(ev.end % PAGE) && !ev.reason && !ev.mirror &&
 			     !ev.seq;
 		else if (ev.type == SVA_SHIM_EVENT_INVALIDATE)
-			ok = ev.reason <= SVA_SHIM_INVAL_RELEASE &&
+			ok = ev.reason <= SVA_SHIM_INVAL_REMAP &&
 			     ev.start < ev.end && !ev.access &&
-			     !ev.response && (ev.mirror ? ev.seq > 0 : !ev.seq);
+			     !ev.response && ev.seq > 0;
+		else if (ev.type == SVA_SHIM_EVENT_LOST)
+			ok = (!off || !one_read) && ev.seq > 0 && !ev.pasid &&
+			     !ev.start &&
+			     !ev.end && !ev.access && !ev.response &&
+			     !ev.reason && !ev.mirror;
 		else
 			ok = false;
+		if (ok && ev.type == SVA_SHIM_EVENT_LOST)
+			lost += ev.seq;
 		if (!ok || ev.pasid >= PASID_MAX) {
 			bad(t, "event type %u pasid %u [%#llx, %#llx) access %u "
 			    "response %u reason %u mirror %u seq %llu", ev.type,
 			    ev.pasid, (unsigned long long)ev.start,
 			    (unsigned long long)ev.end, ev.access, ev.response,
 			    ev.reason, ev.mirror, (unsigned long long)ev.seq);
-			return;
+			return lost;
 		}
 	}
+	return lost;
 }
 
 static void op_evread(struct thr *t, struct target *tg)
@@ -1225,7 +1416,7 @@ static void op_evread(struct thr *t, struct target *tg)
 		bad(t, "read() of %zu bytes returned %zd", len, n);
 	else if (ours && (size_t)(buf - (uint64_t)t->scratch) + (size_t)n <=
 		 SCRATCH)
-		check_events(t, (const uint8_t *)(uintptr_t)buf, n);
+		check_events(t, (const uint8_t *)(uintptr_t)buf, n, true);
 }
 
 static void op_poll(struct thr *t)
@@ -1307,7 +1498,7 @@ static int stable_access(struct thr *t, struct pfd *f, bool write,
 		  xioctl(f->fd, write ? SVA_SHIM_IOC_WRITE : SVA_SHIM_IOC_READ,
 			 a));
 	if (r) {
-		if (!opt_inject || r != -ENOMEM)
+		if (!injected(r))
 			bad(t, "stable %s [%p +%#zx]: %s",
 			    write ? "WRITE" : "READ", addr, len, errname(r));
 		return r;
@@ -1367,7 +1558,8 @@ static void stable_read_check(struct thr *t, struct pfd *f, struct stable *s,
 		    a.status, (unsigned long long)(a.fault_addr -
 						   (uint64_t)s->p));
 	for (size_t i = 0; i < a.bytes_done; i += PAGE)
-		if (memcmp(t->iob + i, s->shadow + off + i, PAGE)) {
+		if (memcmp(t->iob + i, s->shadow + off + i,
+			   a.bytes_done - i < PAGE ? a.bytes_done - i : PAGE)) {
 			size_t b = i;
 
 			while (t->iob[b] == s->shadow[off + b])
@@ -1411,6 +1603,32 @@ static void stable_range(struct thr *t, struct stable *s, size_t *off,
 	*len = PAGE * (1 + below(t, pages - first));
 }
 
+/*
+ * Any bytes of the region (ABI 2 accesses are byte-granular): often a few
+ * within a page or across one boundary, else any span.
+ */
+static void stable_bytes(struct thr *t, struct stable *s, size_t *off,
+			 size_t *len)
+{
+	switch (below(t, 3)) {
+	case 0:		/* within a page */
+		*off = below(t, s->len);
+		*len = 1 + below(t, PAGE - *off % PAGE);
+		break;
+	case 1:		/* across a page boundary */
+		*off = PAGE * (1 + below(t, s->len / PAGE - 1)) -
+		       1 - below(t, 64);
+		*len = 2 + below(t, 128);
+		break;
+	default:
+		*off = below(t, s->len);
+		*len = 1 + below(t, s->len - *off);
+		break;
+	}
+	if (*off + *len > s->len)
+		*len = s->len - *off;
+}
+
 /* mprotect: a warm writable translation must not survive PROT_READ. */
 static void stable_protect(struct thr *t, struct pfd *f, struct stable *s,
 			   size_t off, size_t len)
@@ -1423,7 +1641,13 @@ static void stable_protect(struct thr *t, struct pfd *f, struct stable *s,
 	memcpy(t->iob, s->shadow + off, len);
 	stable_access(t, f, true, s->p + off, len, 0, &a);
 	if (mprotect(s->p, s->len, none ? PROT_NONE : PROT_READ)) {
-		bad(t, "mprotect of a stable region: %s", errname(-errno));
+		int e = -errno;
+
+		if (!injected(e))
+			bad(t, "mprotect of a stable region: %s", errname(e));
+		/* Part of it may have changed: all back, or give it up. */
+		if (RETRY_INT(mprotect(s->p, s->len, PROT_READ | PROT_WRITE)))
+			s->dead = true;
 		return;
 	}
 	if (none) {
@@ -1443,62 +1667,93 @@ static void stable_protect(struct thr *t, struct pfd *f, struct stable *s,
 		stable_compare(t, s, "write to read-only");
 		stable_read_check(t, f, s, off, len, "read-only");
 	}
-	if (mprotect(s->p, s->len, PROT_READ | PROT_WRITE))
+	if (RETRY_INT(mprotect(s->p, s->len, PROT_READ | PROT_WRITE))) {
 		bad(t, "mprotect back: %s", errname(-errno));
+		s->dead = true;	/* the CPU can't write it any more */
+		return;
+	}
 	if (none)
 		stable_compare(t, s, "after PROT_NONE");
 }
 
-/* Drain a private file's events; how many were lost so far. */
+/*
+ * Drain a private file's events into buf, one read() at a time; how many
+ * were lost so far (the STATS counter), and in *lost_rec what LOST records
+ * said.
+ */
 static uint64_t drain(struct thr *t, struct pfd *f, uint8_t *buf, size_t len,
-		      ssize_t *got)
+		      ssize_t *got, uint64_t *lost_rec)
 {
 	struct sva_shim_stats st;
 	struct pollfd p = { .fd = f->fd, .events = POLLIN };
 	ssize_t n = 0, r;
+	uint64_t said = 0;
+	int e;
 
 	while (poll(&p, 1, 0) == 1 && (size_t)n + EV_SIZE <= len) {
 		r = read(f->fd, buf + n, len - (size_t)n);
 		if (r <= 0)
 			break;
+		said += check_events(t, buf + n, r, true);
 		n += r;
 	}
 	if (got)
 		*got = n;
+	if (lost_rec)
+		*lost_rec = said;
 	memset(&st, 0, sizeof(st));
-	if (xioctl(f->fd, SVA_SHIM_IOC_STATS, &st))
-		bad(t, "STATS: %s", errname(-errno));
+	e = xioctl(f->fd, SVA_SHIM_IOC_STATS, &st);
+	if (e && !injected(e))
+		bad(t, "STATS: %s", errname(e));
 	return st.events_lost;
 }
 
+/* Resynchronise the shadow after an mm call on the region failed (-i). */
+static void stable_resync(struct stable *s)
+{
+	memcpy(s->shadow, s->p, s->len);
+}
+
 /*
- * DONTNEED a mirrored stable range: the mirror's sequence advances and an
- * INVALIDATE record for it is queued (or counted lost).
+ * DONTNEED a mirrored stable range: the mirror's sequence advances, and
+ * INVALIDATE records (reason CLEAR, overlapping at least one mirror) that
+ * cover the range are queued, unless a LOST record says some were dropped.
+ * One per invalidation: a range over several VMAs may take several.
  */
 static void stable_dontneed(struct thr *t, struct pfd *f, struct stable *s,
 			    size_t off, size_t len)
 {
 	struct sva_shim_mirror m = { .addr = (uint64_t)s->p + off, .len = len };
-	uint64_t lost0, lost1, seq0;
+	uint64_t lost0, lost1, seq0, said = 0;
+	uint8_t covered[HUGE / PAGE];
 	uint8_t *evs = t->scratch;
-	bool found = false;
+	size_t pages = len / PAGE, ncov = 0;
 	ssize_t n;
+	int r;
 
 	set_op(t, "stable DONTNEED", m.addr, len, 0);
-	if (judge(t, C_MIRROR, xioctl(f->fd, SVA_SHIM_IOC_MIRROR, &m))) {
+	r = judge(t, C_MIRROR, xioctl(f->fd, SVA_SHIM_IOC_MIRROR, &m));
+	if (r) {
 		if (!opt_inject)
-			bad(t, "MIRROR of a stable range: %s", errname(-errno));
+			bad(t, "MIRROR of a stable range: %s", errname(r));
 		return;
 	}
 	/* Populated, so there is something to zap. */
 	fill(t, s->p + off, len);
 	memcpy(s->shadow + off, s->p + off, len);
-	lost0 = drain(t, f, evs, SCRATCH, NULL);
-	if (judge(t, C_MIRROR_SEQ, xioctl(f->fd, SVA_SHIM_IOC_MIRROR_SEQ, &m)))
-		bad(t, "MIRROR_SEQ %u: %s", m.id, errname(-errno));
+	lost0 = drain(t, f, evs, SCRATCH, NULL, NULL);
+	r = judge(t, C_MIRROR_SEQ, xioctl(f->fd, SVA_SHIM_IOC_MIRROR_SEQ, &m));
+	if (r)
+		bad(t, "MIRROR_SEQ %u: %s", m.id, errname(r));
 	seq0 = m.seq;
-	if (madvise(s->p + off, len, MADV_DONTNEED))
-		bad(t, "madvise DONTNEED: %s", errname(-errno));
+	if (madvise(s->p + off, len, MADV_DONTNEED)) {
+		r = -errno;
+		if (!injected(r))
+			bad(t, "madvise DONTNEED: %s", errname(r));
+		/* Some of it may be gone: what the CPU sees is the truth. */
+		stable_resync(s);
+		goto out;
+	}
 	if (s->kind == K_ANON)
 		memset(s->shadow + off, 0, len);
 	if (judge(t, C_MIRROR_SEQ, xioctl(f->fd, SVA_SHIM_IOC_MIRROR_SEQ,
@@ -1509,7 +1764,10 @@ static void stable_dontneed(struct thr *t, struct pfd *f, struct stable *s,
 		usleep(100000);
 		fill(t, s->p + off, len);
 		memcpy(s->shadow + off, s->p + off, len);
-		madvise(s->p + off, len, MADV_DONTNEED);
+		if (madvise(s->p + off, len, MADV_DONTNEED))
+			stable_resync(s);
+		else if (s->kind == K_ANON)
+			memset(s->shadow + off, 0, len);
 		xioctl(f->fd, SVA_SHIM_IOC_MIRROR_SEQ, &m);
 		again = m.seq;
 		m.seq = seq0;
@@ -1518,26 +1776,41 @@ static void stable_dontneed(struct thr *t, struct pfd *f, struct stable *s,
 		    "later: %llu", m.id, s->p + off, len, kind_name[s->kind],
 		    (unsigned long long)m.seq, (unsigned long long)seq0,
 		    (unsigned long long)again);
-		if (s->kind == K_ANON)
-			memset(s->shadow + off, 0, len);
 	}
-	lost1 = drain(t, f, evs, SCRATCH, &n);
-	check_events(t, evs, n);
+	lost1 = drain(t, f, evs, SCRATCH, &n, &said);
+	memset(covered, 0, sizeof(covered));
 	for (ssize_t i = 0; i + (ssize_t)EV_SIZE <= n; i += EV_SIZE) {
 		struct sva_shim_event ev;
 
 		memcpy(&ev, evs + i, sizeof(ev));
-		if (ev.type == SVA_SHIM_EVENT_INVALIDATE && ev.mirror == m.id &&
-		    ev.seq > seq0 && ev.seq <= m.seq &&
-		    ev.reason == SVA_SHIM_INVAL_CLEAR &&
-		    ev.start >= m.addr && ev.end <= m.addr + len)
-			found = true;
+		if (ev.type != SVA_SHIM_EVENT_INVALIDATE || !ev.mirror ||
+		    ev.reason != SVA_SHIM_INVAL_CLEAR || ev.end <= m.addr ||
+		    ev.start >= m.addr + len)
+			continue;
+		for (size_t pg = 0; pg < pages; pg++) {
+			uint64_t a = m.addr + pg * PAGE;
+
+			if (a >= ev.start && a + PAGE <= ev.end && !covered[pg]) {
+				covered[pg] = 1;
+				ncov++;
+			}
+		}
 	}
-	if (!found && lost1 == lost0 && n + EV_SIZE <= SCRATCH)
-		bad(t, "no INVALIDATE record for mirror %u after DONTNEED "
-		    "(%zd bytes of events, none lost)", m.id, n);
-	if (judge(t, C_UNMIRROR, xioctl(f->fd, SVA_SHIM_IOC_UNMIRROR, &m.id)))
-		bad(t, "UNMIRROR %u: %s", m.id, errname(-errno));
+	if (ncov < pages && !said && lost1 == lost0 &&
+	    (size_t)n + EV_SIZE <= SCRATCH) {
+		size_t pg = 0;
+
+		while (covered[pg])
+			pg++;
+		bad(t, "no INVALIDATE record (CLEAR, mirrors >= 1) covers page "
+		    "+%#zx of mirror %u [%p +%#zx] after DONTNEED (%zd bytes "
+		    "of events, none lost)", pg * PAGE, m.id, s->p + off, len,
+		    n);
+	}
+out:
+	r = judge(t, C_UNMIRROR, xioctl(f->fd, SVA_SHIM_IOC_UNMIRROR, &m.id));
+	if (r)
+		bad(t, "UNMIRROR %u: %s", m.id, errname(r));
 	stable_read_check(t, f, s, 0, s->len, "after DONTNEED");
 }
 
@@ -1547,12 +1820,12 @@ static void *stable_map(int kind, int memfd, void *at, size_t len, off_t off)
 	void *p;
 
 	if (kind == K_MEMFD_SHARED)
-		p = mmap(at, len, PROT_READ | PROT_WRITE, MAP_SHARED | flags,
-			 memfd, off);
+		p = RETRY_MMAP(at, len, PROT_READ | PROT_WRITE,
+			       MAP_SHARED | flags, memfd, off);
 	else
-		p = mmap(at, len, PROT_READ | PROT_WRITE, flags |
-			 MAP_ANONYMOUS | (kind == K_ANON ? MAP_PRIVATE :
-					  MAP_SHARED), -1, 0);
+		p = RETRY_MMAP(at, len, PROT_READ | PROT_WRITE, flags |
+			       MAP_ANONYMOUS | (kind == K_ANON ? MAP_PRIVATE :
+						MAP_SHARED), -1, 0);
 	return p == MAP_FAILED ? NULL : p;
 }
 
@@ -1564,11 +1837,15 @@ static void stable_remap(struct thr *t, struct pfd *f, struct stable *s,
 
 	stable_read_check(t, f, s, 0, s->len, "warm before munmap");
 	if (munmap(s->p + off, len)) {
-		bad(t, "munmap: %s", errname(-errno));
+		if (!injected(-errno))
+			bad(t, "munmap: %s", errname(-errno));
 		return;
 	}
+	/* -i: an injected fault may stop it earlier, never later. */
 	if (!stable_access(t, f, false, s->p, s->len, 0, &a) &&
-	    (a.status != SVA_SHIM_STATUS_INVALID || a.bytes_done != off))
+	    (a.status == SVA_SHIM_STATUS_OK || a.bytes_done > off ||
+	     (!opt_inject && (a.status != SVA_SHIM_STATUS_INVALID ||
+			      a.bytes_done != off))))
 		bad(t, "device READ over a munmap()ed hole at +%#zx: status %u "
 		    "bytes_done %#llx", off, a.status,
 		    (unsigned long long)a.bytes_done);
@@ -1601,11 +1878,16 @@ static void op_stable(struct thr *t)
 	case 1:		/* the CPU writes, the device reads */
 		fill(t, s->p + off, len);
 		memcpy(s->shadow + off, s->p + off, len);
-		stable_range(t, s, &off, &len);
+		if (chance(t, 50))
+			stable_bytes(t, s, &off, &len);
+		else
+			stable_range(t, s, &off, &len);
 		stable_read_check(t, f, s, off, len, "after CPU write");
 		break;
 	case 2:
-	case 3:		/* the device writes, the CPU reads */
+	case 3:		/* the device writes, the CPU reads: those bytes only */
+		if (chance(t, 60))
+			stable_bytes(t, s, &off, &len);
 		stable_write_check(t, f, s, off, len, "device write");
 		break;
 	case 4:
@@ -1622,9 +1904,20 @@ static void op_stable(struct thr *t)
 					   MADV_HUGEPAGE, MADV_COLLAPSE,
 					   MADV_NOHUGEPAGE };
 
-		stable_read_check(t, f, s, 0, s->len, "warm");
+		size_t boff, blen;
+
+		/*
+		 * A device write dirties what it wrote: reclaim must write
+		 * it back, not drop it as a clean page.
+		 */
+		stable_bytes(t, s, &boff, &blen);
+		if (chance(t, 50))
+			stable_write_check(t, f, s, boff, blen, "before madvise");
+		else
+			stable_read_check(t, f, s, 0, s->len, "warm");
 		madvise(s->p + off, len, adv[below(t, 5)]);
 		stable_read_check(t, f, s, 0, s->len, "after madvise");
+		stable_compare(t, s, "after madvise");
 		break;
 	}
 	case 8: {	/* snapshot: the region is mapped, the guard is not */
@@ -1637,16 +1930,20 @@ static void op_stable(struct thr *t)
 
 		memset(t->scratch, 0xee, s->len / PAGE + 1);
 		set_op(t, "stable SNAPSHOT", sn.addr, sn.len, sn.flags);
-		if (judge(t, C_SNAPSHOT, xioctl(f->fd, SVA_SHIM_IOC_SNAPSHOT,
-						&sn))) {
-			if (errno != EBUSY)
-				bad(t, "stable SNAPSHOT: %s", errname(-errno));
+		int r = judge(t, C_SNAPSHOT, xioctl(f->fd, SVA_SHIM_IOC_SNAPSHOT,
+						    &sn));
+
+		if (r) {
+			if (r != -EBUSY && !injected(r))
+				bad(t, "stable SNAPSHOT: %s", errname(r));
 			break;
 		}
+		/* -i: the fault a snapshot asked for may have been failed. */
 		for (size_t i = 0; i < s->len / PAGE; i++)
 			if (!state_valid(st[i]) ||
 			    st[i] == SVA_SHIM_PAGE_ERROR ||
-			    (sn.flags && !(st[i] & SVA_SHIM_PAGE_VALID))) {
+			    (sn.flags && !opt_inject &&
+			     !(st[i] & SVA_SHIM_PAGE_VALID))) {
 				bad(t, "stable SNAPSHOT flags %u of %s page %zu: "
 				    "state %#x", sn.flags, kind_name[s->kind],
 				    i, st[i]);
@@ -1659,6 +1956,8 @@ static void op_stable(struct thr *t)
 	}
 	default:	/* both, interleaved, over the whole region */
 		stable_write_check(t, f, s, 0, s->len, "whole write");
+		if (chance(t, 50))
+			stable_bytes(t, s, &off, &len);
 		fill(t, s->p + off, len);
 		memcpy(s->shadow + off, s->p + off, len);
 		stable_read_check(t, f, s, 0, s->len, "whole read");
@@ -1707,7 +2006,9 @@ static void device_op(struct thr *t)
 		op_mirror_seq(t, &tg);
 	else if (c < 87)
 		op_stats(t, &tg);
-	else if (c < 91)
+	else if (c < 89)
+		op_context(t, &tg);
+	else if (c < 92)
 		op_invalid(t, &tg);
 	else
 		op_evread(t, &tg);
@@ -1768,9 +2069,13 @@ static void slot_map(struct thr *t, int i)
 	if (chance(t, 10))
 		flags |= MAP_NORESERVE;
 	if (kind == K_MEMFD_SHARED || kind == K_MEMFD_PRIVATE) {
-		s->fsize = chance(t, 85) ? len : rand_pages(t, SLOT);
-		if (ftruncate(s->memfd, (off_t)s->fsize))
+		size_t fsize = chance(t, 85) ? len : rand_pages(t, SLOT);
+
+		/* A failed ftruncate() leaves the size as it was. */
+		if (ftruncate(s->memfd, (off_t)fsize))
 			count(C_FILE, -errno);
+		else
+			s->fsize = fsize;
 		p = mmap(win(i), len, prot, flags | (kind == K_MEMFD_SHARED ?
 			 MAP_SHARED : MAP_PRIVATE), s->memfd, 0);
 	} else {
@@ -1869,7 +2174,7 @@ static void slot_op(struct thr *t, int i)
 	struct slot *s = &slots[i];
 	uint8_t *w = win(i);
 	size_t off, len;
-	int r, prot;
+	int r = 0, prot;
 
 	pthread_mutex_lock(&s->lock);
 	slot_sub(t, s, &off, &len);
@@ -1943,10 +2248,15 @@ static void slot_op(struct thr *t, int i)
 	case 13:
 		set_op(t, "file", (uint64_t)s->memfd, off, len);
 		switch (below(t, 4)) {
-		case 0:
-			s->fsize = chance(t, 50) ? s->len : rand_pages(t, SLOT);
-			r = ftruncate(s->memfd, (off_t)s->fsize);
+		case 0: {
+			size_t fsize = chance(t, 50) ? s->len :
+				       rand_pages(t, SLOT);
+
+			r = ftruncate(s->memfd, (off_t)fsize);
+			if (!r)
+				s->fsize = fsize;
 			break;
+		}
 		case 1:
 			r = fallocate(s->memfd, FALLOC_FL_PUNCH_HOLE |
 				      FALLOC_FL_KEEP_SIZE, (off_t)off,
@@ -1973,6 +2283,13 @@ static void slot_op(struct thr *t, int i)
 	s->last_op = t->op;
 	s->last_arg[0] = t->arg[1];
 	s->last_arg[1] = t->arg[2];
+	/*
+	 * -i: a failed munmap/mprotect/mremap/madvise may have done part of
+	 * its work: what is mapped how is no longer known, so the CPU keeps
+	 * off the slot until it is mapped afresh.
+	 */
+	if (opt_inject && r < 0)
+		s->holes = true;
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -2027,6 +2344,19 @@ static void child(struct thr *t, uint64_t r)
 		ioctl(fd, SVA_SHIM_IOC_MIRROR, &m);
 		ioctl(fd, (r & 4) ? SVA_SHIM_IOC_WRITE : SVA_SHIM_IOC_READ, &a);
 	}
+	if (r & 8) {	/* CONTEXT on an inherited file: one of its own */
+		struct sva_shim_bind b = { 0 };
+		uint8_t mem[128] = { 1 };
+		struct sva_shim_access a = {
+			.addr = (uint64_t)mem + 1, .len = 63,
+			.buf = (uint64_t)mem + 64 };
+
+		fd = ioctl(sfds[(r >> 4) % NSFD].fd, SVA_SHIM_IOC_CONTEXT, 0);
+		if (fd < 0 || ioctl(fd, SVA_SHIM_IOC_BIND, &b) ||
+		    ioctl(fd, SVA_SHIM_IOC_READ, &a) ||
+		    (a.status && !opt_inject))
+			_exit(bad_bits | (opt_inject ? 0 : 128));
+	}
 	_exit(bad_bits);	/* no close, no unbind */
 }
 
@@ -2051,7 +2381,8 @@ static void mm_fork(struct thr *t)
 	if (!WIFEXITED(status) || WEXITSTATUS(status))
 		bad(t, "forked child (mode %#llx): status %#x (bits: 1 VERSION, "
 		    "2 STATS, 4 BIND, 8 UNBIND, 16 READ, 32 UNMIRROR, 64 "
-		    "read(), 128 own bind)", (unsigned long long)(r & 7),
+		    "read(), 128 own file or context)",
+		    (unsigned long long)(r & 15),
 		    status);
 }
 
@@ -2148,9 +2479,9 @@ static void on_crash(int sig, siginfo_t *si, void *uc)
 
 static int memfd(const char *name, size_t size)
 {
-	int fd = memfd_create(name, MFD_CLOEXEC);
+	int fd = RETRY_INT(memfd_create(name, MFD_CLOEXEC));
 
-	if (fd < 0 || ftruncate(fd, (off_t)size)) {
+	if (fd < 0 || RETRY_INT(ftruncate(fd, (off_t)size))) {
 		perror("fuzz: memfd");
 		exit(3);
 	}
@@ -2167,8 +2498,8 @@ static void setup_stable(struct thr *t)
 		/* The last: a 2 MiB aligned region, THP where it is on. */
 		size_t len = k == NSTABLE - 1 ? HUGE : 16 * PAGE;
 		size_t resv = len + (k == NSTABLE - 1 ? HUGE : 0) + PAGE;
-		uint8_t *r = mmap(NULL, resv, PROT_NONE, MAP_PRIVATE |
-				  MAP_ANONYMOUS, -1, 0);
+		uint8_t *r = RETRY_MMAP(NULL, resv, PROT_NONE, MAP_PRIVATE |
+					MAP_ANONYMOUS, -1, 0);
 
 		if (r == MAP_FAILED) {
 			perror("fuzz: mmap");
@@ -2180,8 +2511,8 @@ static void setup_stable(struct thr *t)
 		s->p = (uint8_t *)(((uintptr_t)r + (k == NSTABLE - 1 ?
 						    HUGE - 1 : 0)) &
 				   ~(uintptr_t)(k == NSTABLE - 1 ? HUGE - 1 : 0));
-		munmap(s->p, len);
-		if (stable_map(s->kind, s->memfd, s->p, len, 0) != s->p) {
+		if (RETRY_INT(munmap(s->p, len)) ||
+		    stable_map(s->kind, s->memfd, s->p, len, 0) != s->p) {
 			perror("fuzz: stable mmap");
 			exit(3);
 		}
@@ -2219,8 +2550,8 @@ static void setup(void)
 	       (unsigned long long)user_top);
 
 	/* The arena: 2 MiB aligned windows between PROT_NONE guards. */
-	r = mmap(NULL, resv, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS |
-		 MAP_NORESERVE, -1, 0);
+	r = RETRY_MMAP(NULL, resv, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS |
+		       MAP_NORESERVE, -1, 0);
 	if (r == MAP_FAILED) {
 		perror("fuzz: arena");
 		exit(3);
@@ -2243,13 +2574,17 @@ static void setup(void)
 		.buf = (uint64_t)win(1) };
 	*(struct sva_shim_mirror *)ro_mirror = (struct sva_shim_mirror){
 		.addr = (uint64_t)win(0), .len = PAGE };
-	mprotect(ro_zero, 3 * PAGE, PROT_READ);
+	if (RETRY_INT(mprotect(ro_zero, 3 * PAGE, PROT_READ))) {
+		perror("fuzz: mprotect");
+		exit(3);
+	}
 
 	for (int i = 0; i < NSFD; i++) {
 		struct sva_shim_bind b = { 0 };
 
 		pthread_mutex_init(&sfds[i].lock, NULL);
-		sfds[i].fd = open("/dev/sva", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+		sfds[i].fd = RETRY_INT(open("/dev/sva", O_RDWR | O_NONBLOCK |
+					    O_CLOEXEC));
 		if (sfds[i].fd < 0) {
 			perror("fuzz: /dev/sva");
 			exit(3);
@@ -2294,13 +2629,121 @@ static int set_param(const char *name, unsigned int val)
 
 	snprintf(path, sizeof(path), "/sys/module/sva_shim/parameters/%s",
 		 name);
-	fd = open(path, O_WRONLY);
+	fd = RETRY_INT(open(path, O_WRONLY));
 	if (fd < 0)
 		return -1;
 	n = snprintf(buf, sizeof(buf), "%u", val);
-	n = (int)write(fd, buf, (size_t)n);
+	n = (int)RETRY_INT(write(fd, buf, (size_t)n));
 	close(fd);
 	return n > 0 ? 0 : -1;
+}
+
+static long get_param(const char *name)
+{
+	char path[128], buf[32] = "";
+	int fd;
+
+	snprintf(path, sizeof(path), "/sys/module/sva_shim/parameters/%s",
+		 name);
+	fd = RETRY_INT(open(path, O_RDONLY));
+	if (fd < 0)
+		return -1;
+	if (read(fd, buf, sizeof(buf) - 1) <= 0)
+		buf[0] = 0;
+	close(fd);
+	return buf[0] ? atol(buf) : -1;
+}
+
+/*
+ * The bounds on what a user can make the module allocate, once every file
+ * is closed (the per-user count is then 0): max_mirrors_per_context gives
+ * -ENOSPC, max_contexts_per_user -EMFILE to open() and CONTEXT alike.
+ * Under -i, an injected failure ends the check early.
+ */
+static void check_limits(void)
+{
+	long mm = get_param("max_mirrors_per_context");
+	long mc = get_param("max_contexts_per_user");
+	struct sva_shim_bind b = { 0 };
+	int fd = -1, fd2 = -1, fd3 = -1, r;
+	uint32_t ids[4];
+	int i;
+
+	if (mm < 0 || mc < 0)
+		return;
+	count(C_LIMITS, 0);
+	fd = RETRY_INT(open("/dev/sva", O_RDWR | O_CLOEXEC));
+	if (fd < 0) {
+		if (!injected(-errno))
+			bad(NULL, "limits: open: %s", errname(-errno));
+		return;
+	}
+	r = xioctl(fd, SVA_SHIM_IOC_BIND, &b);
+	if (r) {
+		if (!injected(r))
+			bad(NULL, "limits: BIND: %s", errname(r));
+		goto out;
+	}
+	set_param("max_mirrors_per_context", 3);
+	for (i = 0; i < 4; i++) {
+		struct sva_shim_mirror m = { .addr = (uint64_t)arena +
+					     (uint64_t)i * PAGE, .len = PAGE };
+
+		r = xioctl(fd, SVA_SHIM_IOC_MIRROR, &m);
+		ids[i] = m.id;
+		if (r && injected(r))
+			break;
+		if ((i < 3 && r) || (i == 3 && r != -ENOSPC)) {
+			bad(NULL, "limits: MIRROR %d of 3 allowed: %s", i + 1,
+			    errname(r));
+			break;
+		}
+	}
+	if (i == 4) {	/* room again once one goes */
+		struct sva_shim_mirror m = { .addr = (uint64_t)arena,
+					     .len = PAGE };
+
+		r = xioctl(fd, SVA_SHIM_IOC_UNMIRROR, &ids[0]);
+		if (!r)
+			r = xioctl(fd, SVA_SHIM_IOC_MIRROR, &m);
+		if (r && !injected(r))
+			bad(NULL, "limits: MIRROR after an UNMIRROR at the "
+			    "limit: %s", errname(r));
+	}
+	set_param("max_mirrors_per_context", (unsigned int)mm);
+
+	set_param("max_contexts_per_user", 2);
+	fd2 = ioctl(fd, SVA_SHIM_IOC_CONTEXT, 0);
+	r = fd2 < 0 ? -errno : 0;
+	if (r) {
+		if (!injected(r))
+			bad(NULL, "limits: CONTEXT, 2nd of 2: %s", errname(r));
+		goto restore;
+	}
+	fd3 = open("/dev/sva", O_RDWR | O_CLOEXEC);
+	r = fd3 < 0 ? -errno : 0;
+	if (r != -EMFILE && !(r && injected(r)))
+		bad(NULL, "limits: open, 3rd of 2: %s", errname(r));
+	if (fd3 >= 0)
+		close(fd3);
+	fd3 = ioctl(fd2, SVA_SHIM_IOC_CONTEXT, 0);
+	r = fd3 < 0 ? -errno : 0;
+	if (r != -EMFILE && !(r && injected(r)))
+		bad(NULL, "limits: CONTEXT, 3rd of 2: %s", errname(r));
+	if (fd3 >= 0)
+		close(fd3);
+	close(fd2);	/* its count goes with it */
+	fd2 = ioctl(fd, SVA_SHIM_IOC_CONTEXT, 0);
+	r = fd2 < 0 ? -errno : 0;
+	if (r && !injected(r))
+		bad(NULL, "limits: CONTEXT after a close at the limit: %s",
+		    errname(r));
+restore:
+	set_param("max_contexts_per_user", (unsigned int)mc);
+	if (fd2 >= 0)
+		close(fd2);
+out:
+	close(fd);
 }
 
 static long live_objects(void)
@@ -2535,13 +2978,15 @@ static void usage(const char *argv0)
 {
 	fprintf(stderr,
 		"usage: %s [-d seconds] [-s seed] [-t threads] [-i percent] "
-		"[-r reproducer] [-v]\n"
+		"[-f] [-r reproducer] [-v]\n"
 		"  -d  run this long, then stop (default 60)\n"
 		"  -s  seed (default: from the clock; printed to replay)\n"
 		"  -t  threads, 2..%d (default 4): thread 0 and every third "
 		"one do mm operations, the rest drive /dev/sva\n"
 		"  -i  module fault injection: fail this percent of "
 		"allocations, faults, binds\n"
+		"  -f  once set up, write 1 to /proc/self/make-it-fail (the "
+		"kernel's\n      task-filtered fault injection; with -i)\n"
 		"  -r  run one minimal reproducer instead\n", argv0,
 		MAXTHREADS);
 	exit(3);
@@ -2556,13 +3001,14 @@ int main(int argc, char **argv)
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	opt_seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-	while ((o = getopt(argc, argv, "d:s:t:i:r:vh")) != -1) {
+	while ((o = getopt(argc, argv, "d:s:t:i:r:fvh")) != -1) {
 		switch (o) {
 		case 'd': opt_secs = (unsigned int)strtoul(optarg, NULL, 0); break;
 		case 's': opt_seed = strtoull(optarg, NULL, 0); break;
 		case 't': opt_threads = atoi(optarg); break;
 		case 'i': opt_inject = (unsigned int)strtoul(optarg, NULL, 0); break;
 		case 'r': opt_repro = optarg; break;
+		case 'f': opt_fail_self = true; break;
 		case 'v': opt_verbose++; break;
 		default: usage(argv[0]);
 		}
@@ -2580,12 +3026,36 @@ int main(int argc, char **argv)
 	setup();
 	if (opt_inject)
 		inject(opt_inject);
-	pthread_barrier_init(&start_line, NULL, (unsigned int)opt_threads + 1);
-	for (int i = 0; i < opt_threads; i++)
-		if (pthread_create(&thr[i].tid, NULL, thread_main, &thr[i])) {
-			perror("fuzz: pthread_create");
+	/*
+	 * The kernel's task-filtered fault injection for us from here on,
+	 * and for every thread and child we start: not for our exec (which
+	 * the kernel fails with SIGSEGV past its point of no return) nor
+	 * the set-up, which -i retries but can't do without.
+	 */
+	if (opt_fail_self) {
+		int fd = open("/proc/self/make-it-fail", O_WRONLY);
+
+		if (fd < 0 || write(fd, "1", 1) != 1) {
+			perror("fuzz: /proc/self/make-it-fail");
 			exit(3);
 		}
+		close(fd);
+	}
+	pthread_barrier_init(&start_line, NULL, (unsigned int)opt_threads + 1);
+	for (int i = 0; i < opt_threads; i++) {
+		int e, tries = 0;
+
+		/* -i: its stack's mmap or the clone may be failed: again. */
+		while ((e = pthread_create(&thr[i].tid, NULL, thread_main,
+					   &thr[i])) && opt_inject &&
+		       (e == EAGAIN || e == ENOMEM) && tries++ < 10000)
+			usleep(100);
+		if (e) {
+			fprintf(stderr, "fuzz: pthread_create: %s\n",
+				strerror(e));
+			exit(3);
+		}
+	}
 	pthread_barrier_wait(&start_line);
 	t0 = now_s();
 	deadline = t0 + opt_secs;
@@ -2630,6 +3100,8 @@ int main(int argc, char **argv)
 		inject(0);
 	for (int i = 0; i < NSFD; i++)
 		close(sfds[i].fd);
+	if (have_module_params)
+		check_limits();
 	/* Every file closed, every child reaped: the module holds nothing. */
 	if (have_module_params) {
 		for (int i = 0; i < 50 && (live = live_objects()) != 0; i++)
