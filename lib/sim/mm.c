@@ -665,13 +665,23 @@ static bool mm_changing(struct sim_mm *mm, uint64_t addr)
 static void pending_barrier_locked(struct sim_mm *mm)
 {
 	unsigned int n = atomic_load(&mm->npend);
+	uint64_t now;
 
 	if (!n || !atomic_load(&mm->can_probe) ||
 	    mm_changing(mm, mm->pend[0].start))
 		return;
 	syscall(SYS_brk, 0);	/* mmap_write_lock(); no change */
+	/*
+	 * Only discards whose event was read SIM_PENDING_GRACE_NS ago: a
+	 * madvise() thread preempted between its decrement and its
+	 * mmap_lock (seen in a TCG guest on a loaded host, where a vCPU
+	 * stalls for milliseconds) would otherwise be passed by the barrier
+	 * before it zaps. Younger ones wait for pagemap or a later barrier.
+	 */
+	now = sva__now_ns();
 	for (unsigned int i = 0; i < atomic_load(&mm->npend);) {
-		if (!mm->pend[i].closing)
+		if (!mm->pend[i].closing &&
+		    now - mm->pend[i].since >= SIM_PENDING_GRACE_NS)
 			pending_del_locked(mm, i);
 		else
 			i++;

@@ -152,6 +152,8 @@ struct sim_notifier {
 #define SIM_PENDING_PFNS 512	/* pages whose PFN is remembered */
 /* A zap not seen done after this long is taken as done (mm.c). */
 #define SIM_PENDING_TIMEOUT_NS 500000000ull
+/* The barrier (mmap_lock) releases discards read at least this long ago. */
+#define SIM_PENDING_GRACE_NS 50000000ull
 
 struct sim_pending {
 	uint64_t start, end;		/* page aligned */
