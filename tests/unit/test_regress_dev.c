@@ -363,7 +363,17 @@ Suite *regress_dev_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_regress_partial_page_write);
 	tcase_add_test(tc, test_regress_lost_invalidations);
+#ifndef SVA_ASAN_BUILD
+	/*
+	 * Not under AddressSanitizer: its child allocates (a device, a
+	 * binding, threads) after fork() from a process whose library
+	 * threads may be inside the allocator, and the sanitizer runtime of
+	 * GCC 12 takes no allocator locks around fork() (later runtimes
+	 * install atfork handlers): 1 in 8 children hung there under load,
+	 * none in 16 plain runs. The plain suite and kmod0 in the VM run it.
+	 */
 	tcase_add_test(tc, test_regress_passed_fd_binds_receiver);
+#endif
 	tcase_add_test(tc, test_regress_one_pasid_per_process);
 	tcase_add_test(tc, test_regress_mremap_is_remap);
 	suite_add_tcase(s, tc);
