@@ -319,6 +319,21 @@ static void *hammer_thread(void *arg)
 	return NULL;
 }
 
+/*
+ * Under AddressSanitizer the children open no device of their own: GCC 12's
+ * sanitizer runtime takes no allocator locks around fork(), so a child that
+ * allocates while a parent's hammer thread was inside the allocator hangs
+ * in it (seen in gdb: SizeClassAllocator64::GetFromAllocator, its mutex
+ * inherited locked). The plain suite and kmod0 in the VM run the whole
+ * test; the ASan build checks the inherited handles, which allocate
+ * nothing.
+ */
+#ifdef SVA_ASAN_BUILD
+#define ASAN_RUNTIME 1
+#else
+#define ASAN_RUNTIME 0
+#endif
+
 /* What a child does: the parent's handles refuse, its own work. */
 static int child_run(struct forked *x, bool own)
 {
@@ -332,6 +347,8 @@ static int child_run(struct forked *x, bool own)
 	    sva_mirror_read_begin(x->m) != 0 ||
 	    sva_submit(x->f.bind, &x->d, 1) != -EPERM)
 		return 1;
+	if (ASAN_RUNTIME)
+		return 0;
 	if (sva_dev_open(test_device(), NULL, &g.dev))
 		return 2;
 	if (own) {
