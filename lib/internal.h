@@ -195,14 +195,6 @@ void sva__mirrors_advance(struct sva_bind *bind, uint64_t start,
 void sva__mirrors_notify(struct sva_bind *bind, uint64_t start, uint64_t end,
 			 enum sva_inval_event event);
 /*
- * Run the callback of the mirror of @bind the backend calls @backend_id,
- * for [start, end) inside it, first raising its sequence to at least
- * @seq. Same rules as sva__mirrors_notify().
- */
-void sva__mirror_notify_id(struct sva_bind *bind, uint64_t backend_id,
-			   uint64_t start, uint64_t end,
-			   enum sva_inval_event event, uint64_t seq);
-/*
  * Unbind: advance the first mirror of @bind, run its callback with
  * SVA_INVAL_RELEASE and unregister it. False when there is none left.
  */
