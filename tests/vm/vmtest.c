@@ -21,6 +21,7 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1241,6 +1242,58 @@ static int t_regress_poison_is_failure(void)
 }
 
 /*
+ * Defect 10: the access loops ignored fatal signals (an OOM-killed task
+ * went on faulting its whole 64 MiB request). A child writes 64 MiB into
+ * a shared memfd through one WRITE, faulting each page in; the parent
+ * kills it once the memfd holds 1 MiB. The pages the device faulted stay
+ * in the memfd: a loop that ignores the signal fills all 64 MiB before it
+ * returns, one that stops leaves fewer. No time is asserted; a child that
+ * finished before the signal arrived makes the case inconclusive.
+ */
+static int t_regress_fatal_signal_stops_access(void)
+{
+	const size_t len = SVA_SHIM_MAX_XFER;
+	int mfd = (int)syscall(SYS_memfd_create, "sva-kill", 0), status;
+	struct stat st;
+	pid_t pid;
+
+	CHECK(mfd >= 0 && !ftruncate(mfd, (off_t)len));
+	pid = fork();
+	CHECK(pid >= 0);
+	if (!pid) {
+		uint8_t *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+				  MAP_SHARED, mfd, 0);
+		uint8_t *buf = map(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+		int fd = sva_open_bound(NULL);
+
+		if (p == MAP_FAILED || !buf || fd < 0)
+			_exit(1);
+		memset(buf, 0x3c, len);
+		dev_access(fd, SVA_SHIM_IOC_WRITE, p, len, buf, 0, NULL);
+		_exit(0);
+	}
+	for (int i = 0; i < 200000; i++) {
+		CHECK(!fstat(mfd, &st));
+		if ((size_t)st.st_blocks * 512 >= (1u << 20))
+			break;
+		usleep(100);
+	}
+	kill(pid, SIGKILL);
+	CHECK(waitpid(pid, &status, 0) == pid);
+	CHECK(!fstat(mfd, &st));
+	close(mfd);
+	if (!WIFSIGNALED(status)) {
+		printf("# fatal signal: the child finished first (%#x): inconclusive\n",
+		       status);
+		return 0;
+	}
+	printf("# fatal signal: %zu of %zu KiB faulted before the access stopped\n",
+	       (size_t)st.st_blocks / 2, len >> 10);
+	CHECK((size_t)st.st_blocks * 512 < len);
+	return 0;
+}
+
+/*
  * Defect 10: mremap() moving a mirrored range is told as REMAP (as the
  * software device tells it), munmap() as UNMAP.
  */
@@ -1324,6 +1377,8 @@ static const struct {
 	{ "regress_memcg_accounting", t_regress_memcg_accounting },
 	{ "regress_poison_is_failure", t_regress_poison_is_failure },
 	{ "regress_mremap_reason", t_regress_mremap_reason },
+	{ "regress_fatal_signal_stops_access",
+	  t_regress_fatal_signal_stops_access },
 	{ "no_leaks", t_no_leaks },
 };
 
