@@ -240,56 +240,6 @@ START_TEST(test_regress_unbind_concurrent_bindings)
 }
 END_TEST
 
-struct neighbour {
-	volatile uint64_t *counter;
-	uint64_t done;
-	int stop;
-};
-
-static void *neighbour_thread(void *arg)
-{
-	struct neighbour *n = arg;
-
-	while (!__atomic_load_n(&n->stop, __ATOMIC_ACQUIRE)) {
-		(*n->counter)++;
-		n->done++;
-	}
-	return NULL;
-}
-
-/*
- * The root cause of issue 7's unbind hang (defect 12): a device write into
- * part of a page rewrote the whole page from a stale copy, undoing CPU
- * writes beside it; a small heap buffer shares its page with libsva's own
- * binding (its queue's condition variable: lost wake-ups, then
- * pthread_cond_destroy() forever). A device writes exactly its bytes:
- * a CPU counter on the destination's page never goes back.
- */
-START_TEST(test_regress_device_write_spares_page_neighbours)
-{
-	uint8_t *page = map_filled(PAGE, 1), *src = map_filled(PAGE, 2);
-	struct neighbour n = { .counter = (uint64_t *)(page + 3000) };
-	struct fixture f = { 0 };
-	struct sva_desc d;
-	pthread_t t;
-
-	open_bind(&f, NULL);
-	*n.counter = 0;
-	d = desc_make(&f, SVA_OP_COPY, SVA_DESC_BLOCK_ON_FAULT, src,
-		      page + 1000, 1000);
-	ck_assert_int_eq(pthread_create(&t, NULL, neighbour_thread, &n), 0);
-	for (int i = 0; i < 2000; i++)
-		ck_assert_uint_eq(run1(&f, &d).status, SVA_STATUS_SUCCESS);
-	__atomic_store_n(&n.stop, 1, __ATOMIC_RELEASE);
-	ck_assert_int_eq(pthread_join(t, NULL), 0);
-	ck_assert_uint_eq(*n.counter, n.done);
-	ck_assert_int_eq(memcmp(page + 1000, src, 1000), 0);
-	close_bind(&f);
-	munmap(page, PAGE);
-	munmap(src, PAGE);
-}
-END_TEST
-
 Suite *threads_suite(void)
 {
 	Suite *s = suite_create("threads");
@@ -299,7 +249,6 @@ Suite *threads_suite(void)
 	tcase_add_test(tc, test_regress_library_threads_block_signals);
 	tcase_add_test(tc, test_regress_out_struct_tail_zeroed);
 	tcase_add_loop_test(tc, test_regress_unbind_concurrent_bindings, 0, 2);
-	tcase_add_test(tc, test_regress_device_write_spares_page_neighbours);
 	suite_add_tcase(s, tc);
 	return s;
 }
