@@ -79,48 +79,45 @@ static int fd_track_locked(int fd)
 	return fd;
 }
 
-int sva__fd_open(const char *path, int flags)
+/*
+ * A new fd is made between these two, under fd_lock: a fork() then finds
+ * it either not made yet or in the table, never made and untracked.
+ */
+static void fd_new_begin(void)
 {
-	int fd;
-
 	pthread_once(&fd_once, fd_atfork_register);
 	pthread_mutex_lock(&fd_lock);
-	fd = fd_track_locked(open(path, flags | O_CLOEXEC));
+}
+
+static int fd_new_end(int fd)
+{
+	fd = fd_track_locked(fd);
 	pthread_mutex_unlock(&fd_lock);
 	return fd;
+}
+
+int sva__fd_open(const char *path, int flags)
+{
+	fd_new_begin();
+	return fd_new_end(open(path, flags | O_CLOEXEC));
 }
 
 int sva__fd_dup(int old)
 {
-	int fd;
-
-	pthread_once(&fd_once, fd_atfork_register);
-	pthread_mutex_lock(&fd_lock);
-	fd = fd_track_locked(fcntl(old, F_DUPFD_CLOEXEC, 0));
-	pthread_mutex_unlock(&fd_lock);
-	return fd;
+	fd_new_begin();
+	return fd_new_end(fcntl(old, F_DUPFD_CLOEXEC, 0));
 }
 
 int sva__fd_eventfd(void)
 {
-	int fd;
-
-	pthread_once(&fd_once, fd_atfork_register);
-	pthread_mutex_lock(&fd_lock);
-	fd = fd_track_locked(eventfd(0, EFD_CLOEXEC));
-	pthread_mutex_unlock(&fd_lock);
-	return fd;
+	fd_new_begin();
+	return fd_new_end(eventfd(0, EFD_CLOEXEC));
 }
 
 int sva__fd_ioctl(int dev_fd, unsigned long request)
 {
-	int fd;
-
-	pthread_once(&fd_once, fd_atfork_register);
-	pthread_mutex_lock(&fd_lock);
-	fd = fd_track_locked(ioctl(dev_fd, request));
-	pthread_mutex_unlock(&fd_lock);
-	return fd;
+	fd_new_begin();
+	return fd_new_end(ioctl(dev_fd, request));
 }
 
 void sva__fd_close(int fd)
