@@ -54,8 +54,9 @@ jobs=$(nproc)
 } > "$log" 2>&1 || { tail -40 "$log" >&2; exit 1; }
 
 # Every option the fragment sets must have survived olddefconfig (an
-# unmet dependency silently drops it).
-bad=0
+# unmet dependency silently drops it). The loop runs in a pipeline's
+# subshell: it leaves a file behind for each miss.
+rm -f .frag-mismatch
 grep -E '^CONFIG_[A-Z0-9_]+=' "$FRAG" | while IFS= read -r opt; do
 	name=${opt%%=*}
 	val=${opt#*=}
@@ -69,10 +70,7 @@ grep -E '^CONFIG_[A-Z0-9_]+=' "$FRAG" | while IFS= read -r opt; do
 		echo bad > .frag-mismatch
 	fi
 done
-[ -f .frag-mismatch ] && bad=1
-if [ "$bad" = 1 ]; then
-	exit 1
-fi
+[ -f .frag-mismatch ] && exit 1
 
 if ! make -j"$jobs" bzImage modules >> "$log" 2>&1; then
 	tail -60 "$log" >&2
