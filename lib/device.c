@@ -220,6 +220,9 @@ static int dev_open(const char *name, int fd, const struct sva_dev_opts *opts,
 		err = sva_err(-EINVAL, "unknown flags %#x", dev->opts.flags);
 		goto free;
 	}
+	err = sva__resv_opts_check(&dev->opts);
+	if (err)
+		goto free;
 	if (!dev->opts.storm_threshold)
 		dev->opts.storm_threshold = 1000;
 	dev->fd = -1;
@@ -240,6 +243,14 @@ static int dev_open(const char *name, int fd, const struct sva_dev_opts *opts,
 		pr_warn("sva_dev_open_fd: fd %d is no libsva device\n", fd);
 	if (err)
 		goto destroy;
+	err = sva__resv_load(dev);
+	if (err) {
+		dev->ops->close(dev);
+		goto destroy;
+	}
+	/* The caller's array need not outlive the call: dev->resv is it. */
+	dev->opts.reserved = NULL;
+	dev->opts.nr_reserved = 0;
 	*devp = dev;
 	return 0;
 destroy:
@@ -295,6 +306,7 @@ void sva_dev_close(struct sva_dev *dev)
 	list_for_each_entry_safe(bind, tmp, &dev->binds, dev_node)
 		sva_unbind(bind);
 	dev->ops->close(dev);
+	sva__resv_free(dev);
 	pthread_mutex_destroy(&dev->storm_lock);
 	pthread_mutex_destroy(&dev->lock);
 	free(dev);

@@ -127,6 +127,10 @@ struct sva_dev {
 	uint64_t storm_start;		/* window of failed page groups */
 	unsigned int storm_failed;
 	_Atomic bool quarantined;
+	/* Reserved windows, sorted, disjoint; set at open, then read-only
+	 * (so read under no lock). reserved.c. */
+	struct sva_region *resv;
+	unsigned int nr_resv;
 	void *priv;			/* backend's */
 };
 
@@ -238,10 +242,42 @@ struct sva_backend_ops {
 	void (*mirror_unregister)(struct sva_mirror *mirror);
 	int (*snapshot)(struct sva_mirror *mirror, uint64_t addr,
 			uint64_t len, uint8_t *states, unsigned int fault);
+	/*
+	 * Optional: the open device's reserved windows (addresses no DMA
+	 * reaches), up to @max of them into @out (NULL when @max is 0), in
+	 * any order; returns how many it has or a negative errno. The
+	 * caller's own list, if any, is in dev->opts.reserved (checked by
+	 * the core): a backend that models a device (sim) reports it
+	 * instead of its defaults; one with real windows (VFIO: the group's)
+	 * refuses it. NULL: the device has none and models none (kmod: the
+	 * shim mirrors through HMM, no IOMMU domain is in the way); a list
+	 * from the caller is then refused (-EOPNOTSUPP). The core keeps the
+	 * result and does every check (reserved.c).
+	 */
+	int (*reserved_regions)(struct sva_dev *dev, struct sva_region *out,
+				unsigned int max);
 };
 
 extern const struct sva_backend_ops sva_sim_ops;
 extern const struct sva_backend_ops sva_kmod_ops;
+
+/* --------------------------------------------- reserved windows (reserved.c) */
+
+/* Check the caller's dev->opts.reserved: -EINVAL with a message if bad. */
+int sva__resv_opts_check(const struct sva_dev_opts *opts);
+/* After the backend opened @dev: take its windows into dev->resv. */
+int sva__resv_load(struct sva_dev *dev);
+void sva__resv_free(struct sva_dev *dev);
+/* -EINVAL with a message when [addr, addr + len) overlaps a window. */
+int sva__resv_check_range(const struct sva_dev *dev, uint64_t addr,
+			  uint64_t len);
+/*
+ * Run @desc through the backend, stopping at the first byte it would
+ * access inside a window: the bytes before it are done, and it completes
+ * FAULT_INVALID there (no page request: the fault can't be resolved).
+ */
+void sva__exec(struct sva_bind *bind, const struct sva_desc *desc,
+	       struct sva_completion *comp);
 
 /* Fault injection (inject.c): true when this call at @point must fail. */
 bool sva__inject(enum sva_inject_point point);

@@ -75,6 +75,10 @@ int sva_mirror_register(struct sva_bind *bind, uint64_t addr, uint64_t len,
 		return sva_err(-EINVAL, "range %#llx+%#llx not page aligned or wraps",
 			       (unsigned long long)addr,
 			       (unsigned long long)len);
+	/* As VFIO_IOMMU_MAP_DMA refuses reserved IOVAs: no DMA gets there. */
+	err = sva__resv_check_range(bind->dev, addr, len);
+	if (err)
+		return err;
 	m = sva__zalloc(sizeof(*m));
 	if (!m)
 		return -ENOMEM;

@@ -35,7 +35,7 @@ static void *queue_worker(void *arg)
 
 		memset(&comp, 0, sizeof(comp));
 		comp.user_data = desc.user_data;
-		bind->dev->ops->exec(bind, &desc, &comp);
+		sva__exec(bind, &desc, &comp);
 		sva__count(bind, SVA_C_DESCS_COMPLETED, 1);
 		sva__count(bind, SVA_C_BYTES_DONE, comp.bytes_done);
 

@@ -65,6 +65,29 @@ struct sva_dev_desc {
  */
 SVA_API int sva_devices(struct sva_dev_desc *descs, unsigned int max);
 
+/*
+ * A reserved window of a device's address space: addresses no DMA of the
+ * device reaches (an IOMMU group's reserved_regions in sysfs). A device
+ * access there ends SVA_STATUS_FAULT_INVALID, and no mirror may cover one.
+ */
+enum sva_region_type {
+	SVA_REGION_RESERVED = 1,	/* nothing there (IOMMU_RESV_RESERVED) */
+	SVA_REGION_DIRECT = 2,		/* identity mapped (RMRR): not the
+					 * process's memory */
+	SVA_REGION_MSI = 3,		/* interrupt messages (x86's
+					 * 0xfee00000-0xfeefffff, sw-msi) */
+};
+
+struct sva_region {
+	uint64_t start;
+	uint64_t end;		/* inclusive: the last byte, as sysfs has it */
+	uint32_t type;		/* enum sva_region_type */
+	uint32_t rsvd;		/* must be 0 */
+};
+
+/* Most reserved windows a device may be given (sva_dev_opts). */
+#define SVA_REGIONS_MAX 256
+
 enum sva_dev_flags {
 	/* Model a device without Page Request Interface: faults always end
 	 * the descriptor with a partial completion. */
@@ -88,6 +111,11 @@ struct sva_dev_opts {
 	 * second (0 = no limit). See sva_dev_reset(). */
 	unsigned int storm_threshold;
 	unsigned int fault_rate;
+	/* Reserved windows (sim only; see sva_dev_reserved_regions()): NULL
+	 * keeps the device's own; else the device has exactly these
+	 * nr_reserved windows (0: none). Copied at open. */
+	const struct sva_region *reserved;
+	unsigned int nr_reserved;
 };
 
 /* Open the device called @name; @opts may be NULL. */
@@ -135,6 +163,14 @@ struct sva_dev_caps {
 };
 
 SVA_API int sva_dev_caps(const struct sva_dev *dev, struct sva_dev_caps *caps);
+
+/*
+ * Copy up to @n of @dev's reserved windows, sorted by address, into @out
+ * (NULL when @n is 0). Returns how many the device has (which may exceed
+ * @n) or a negative errno.
+ */
+SVA_API int sva_dev_reserved_regions(const struct sva_dev *dev,
+				     struct sva_region *out, unsigned int n);
 
 /* --------------------------------------------------------------- bindings */
 

@@ -286,6 +286,36 @@ static int sim_snapshot(struct sva_mirror *m, uint64_t addr, uint64_t len,
 	return sim_mm_snapshot(mm, addr, len, states);
 }
 
+/*
+ * The windows of the group the device would be in: the caller's
+ * (sva_dev_opts.reserved, checked by the core), else what every x86 group
+ * reports, the interrupt window; elsewhere none (the sim is no platform's
+ * device, and sw-msi windows are the kernel's choice per domain).
+ */
+static int sim_reserved_regions(struct sva_dev *dev, struct sva_region *out,
+				unsigned int max)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	static const struct sva_region x86_msi = {
+		.start = 0xfee00000, .end = 0xfeefffff,
+		.type = SVA_REGION_MSI,
+	};
+	const struct sva_region *r = &x86_msi;
+	unsigned int n = 1;
+#else
+	const struct sva_region *r = NULL;
+	unsigned int n = 0;
+#endif
+
+	if (dev->opts.reserved) {
+		r = dev->opts.reserved;
+		n = dev->opts.nr_reserved;
+	}
+	if (n && max)
+		memcpy(out, r, MIN(n, max) * sizeof(*out));
+	return (int)n;
+}
+
 const struct sva_backend_ops sva_sim_ops = {
 	.name = "sim",
 	.enumerate = sim_enumerate,
@@ -299,4 +329,5 @@ const struct sva_backend_ops sva_sim_ops = {
 	.mirror_register = sim_mirror_register,
 	.mirror_unregister = sim_mirror_unregister,
 	.snapshot = sim_snapshot,
+	.reserved_regions = sim_reserved_regions,
 };
