@@ -87,6 +87,7 @@ static int cb_handles(struct cbt *c, struct sva_mirror *m)
 	(void)m;
 	EXPECT(sva_bind_pasid(c->f.bind, &pasid) == 0 && pasid == c->f.pasid);
 	EXPECT(sva_dev_caps(c->f.dev, &caps) == 0);
+	EXPECT(sva_dev_reserved_regions(c->f.dev, NULL, 0) >= 0);
 	EXPECT(sva_dev_fd(c->f.dev) >= 0);
 	EXPECT(sva_dev_name(c->f.dev) != NULL);
 	EXPECT(sva_dev_quarantined(c->f.dev) == 0);

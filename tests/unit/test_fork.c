@@ -101,6 +101,14 @@ static int f_dev_stats(struct forked *x)
 	return 0;
 }
 static int f_dev_stats_reset(struct forked *x) { EXPECT(sva_dev_stats_reset(x->f.dev) == -EPERM); return 0; }
+static int f_dev_reserved_regions(struct forked *x)
+{
+	struct sva_region r = { .start = 7 };
+
+	EXPECT(sva_dev_reserved_regions(x->f.dev, &r, 1) == -EPERM &&
+	       r.start == 7);
+	return 0;
+}
 /* void: does nothing to the parent's device (its fd stays as it was). */
 static int f_dev_close(struct forked *x) { sva_dev_close(x->f.dev); EXPECT(sva_dev_fd(x->f.dev) == -EPERM); return 0; }
 
@@ -166,6 +174,7 @@ static const struct {
 	E(sva_inject_count, g_inject_count),
 	E(sva_status_str, g_status_str), E(sva_crc32c, g_crc32c),
 	E(sva_version, g_version),
+	E(sva_dev_reserved_regions, f_dev_reserved_regions),
 };
 
 static void forked_setup(struct forked *x)
