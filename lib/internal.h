@@ -245,7 +245,9 @@ struct sva_backend_ops {
 	/*
 	 * Optional: the open device's reserved windows (addresses no DMA
 	 * reaches), up to @max of them into @out (NULL when @max is 0), in
-	 * any order; returns how many it has or a negative errno. The
+	 * any order but disjoint (a group may list overlapping regions of
+	 * different types: merge them; the core takes an overlap for a
+	 * bug, -EIO); returns how many it has or a negative errno. The
 	 * caller's own list, if any, is in dev->opts.reserved (checked by
 	 * the core): a backend that models a device (sim) reports it
 	 * instead of its defaults; one with real windows (VFIO: the group's)

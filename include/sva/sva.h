@@ -229,7 +229,8 @@ enum sva_status {
 	 * it accessible and resubmit the rest (sva_desc_resume()). */
 	SVA_STATUS_PAGE_FAULT = 1,
 	/* Page request answered INVALID: the access violates the mapping
-	 * (unmapped, PROT_NONE, write to read-only). */
+	 * (unmapped, PROT_NONE, write to read-only). Also, with no page
+	 * request, an access to a reserved window of the device. */
 	SVA_STATUS_FAULT_INVALID = 2,
 	/* Page request answered FAILURE (no memory, poisoned page, ...). */
 	SVA_STATUS_FAULT_FAILURE = 3,
