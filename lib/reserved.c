@@ -97,9 +97,12 @@ int sva__resv_load(struct sva_dev *dev)
 	if (!r)
 		return -ENOMEM;
 	got = get(dev, r, (unsigned int)n);
-	err = got != n ? sva_err(got < 0 ? got : -EIO, "%s: reserved windows changed while read",
-				dev->name) :
-	      regions_check(r, (unsigned int)n, -EIO, dev->name);
+	if (got != n)
+		err = got < 0 ? got :
+		      sva_err(-EIO, "%s: reserved windows changed while read",
+			      dev->name);
+	else
+		err = regions_check(r, (unsigned int)n, -EIO, dev->name);
 	if (err) {
 		free(r);
 		return err;
