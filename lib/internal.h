@@ -272,7 +272,7 @@ int sva__resv_load(struct sva_dev *dev);
 void sva__resv_free(struct sva_dev *dev);
 /* -EINVAL with a message when [addr, addr + len) overlaps a window. */
 int sva__resv_check_range(const struct sva_dev *dev, uint64_t addr,
-			  uint64_t len);
+			  uint64_t len, const char *what);
 /*
  * Run @desc through the backend, stopping at the first byte it would
  * access inside a window: the bytes before it are done, and it completes

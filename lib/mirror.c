@@ -76,7 +76,8 @@ int sva_mirror_register(struct sva_bind *bind, uint64_t addr, uint64_t len,
 			       (unsigned long long)addr,
 			       (unsigned long long)len);
 	/* As VFIO_IOMMU_MAP_DMA refuses reserved IOVAs: no DMA gets there. */
-	err = sva__resv_check_range(bind->dev, addr, len);
+	err = sva__resv_check_range(bind->dev, addr, len,
+				    "sva_mirror_register");
 	if (err)
 		return err;
 	m = sva__zalloc(sizeof(*m));

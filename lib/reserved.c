@@ -144,17 +144,17 @@ static const struct sva_region *resv_first(const struct sva_dev *dev,
 }
 
 int sva__resv_check_range(const struct sva_dev *dev, uint64_t addr,
-			  uint64_t len)
+			  uint64_t len, const char *what)
 {
 	const struct sva_region *r = resv_first(dev, addr, len);
 
 	if (!r)
 		return 0;
-	return sva_err(-EINVAL, "range %#llx+%#llx: [%#llx-%#llx] is %s's %s window: no DMA reaches it",
-		       (unsigned long long)addr, (unsigned long long)len,
-		       (unsigned long long)r->start,
-		       (unsigned long long)r->end, dev->name,
-		       region_type_name(r->type));
+	pr_warn("%s: range %#llx+%#llx: [%#llx-%#llx] is %s's %s window: no DMA reaches it\n",
+		what, (unsigned long long)addr, (unsigned long long)len,
+		(unsigned long long)r->start, (unsigned long long)r->end,
+		dev->name, region_type_name(r->type));
+	return -EINVAL;
 }
 
 /* Where a descriptor first touches a window. */
