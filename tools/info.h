@@ -84,6 +84,7 @@ struct acs_finding {
 		ACS_UNREADABLE,		/* config space unreadable (not root) */
 	} kind;
 	uint16_t missing;	/* ACS control bits required but off */
+	bool on_path;		/* on the device's own path (set by caller) */
 };
 
 /* Findings from the device at @bdf up to its root port; returns count. */

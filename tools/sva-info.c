@@ -34,7 +34,8 @@ static bool first_item;
 #define MAX_UNITS 32
 #define MAX_VIRTIO 64
 #define MAX_RESV 16
-#define MAX_ACS 8
+#define MAX_ACS 16
+#define MAX_MEMBERS 32
 
 /* What holds for the whole machine, read once. */
 static struct {
@@ -55,6 +56,7 @@ struct resv_region {
 struct group_info {
 	char id[32], type[32];
 	char members[1024];
+	char member[MAX_MEMBERS][32];
 	int nr_members;
 	struct resv_region resv[MAX_RESV];
 	int nr_resv;
@@ -104,6 +106,9 @@ static void group_members(struct group_info *g)
 				       "%s/bus/pci/devices/%s/driver",
 				       info_paths.sys, name);
 			g->viable &= safe_driver(drv);
+			if (g->nr_members < MAX_MEMBERS)
+				info_copy(g->member[g->nr_members],
+					  sizeof(g->member[0]), name);
 			g->nr_members++;
 			snprintf(g->members + used, sizeof(g->members) - used,
 				 "%s%s%s%s%s", used ? " " : "", name,
@@ -146,6 +151,37 @@ static void group_read(const char *id, struct group_info *g)
 	group_regions(g);
 }
 
+/* Add the findings on @bdf's path that @p doesn't hold yet. */
+static void acs_add_path(struct pci_report *p, const char *bdf, bool own)
+{
+	struct acs_finding f[MAX_ACS];
+	int n = acs_walk(bdf, f, MAX_ACS);
+
+	for (int i = 0; i < n && p->nr_acs < MAX_ACS; i++) {
+		bool seen = false;
+
+		for (int j = 0; j < p->nr_acs; j++)
+			seen |= !strcmp(p->acs[j].bdf, f[i].bdf);
+		if (seen)
+			continue;
+		f[i].on_path = own;
+		p->acs[p->nr_acs++] = f[i];
+	}
+}
+
+/*
+ * Why the group is shared: what fails ACS on any member's path to its root
+ * port. Only what is on the device's own path stops its PASID.
+ */
+static void acs_group(struct pci_report *p)
+{
+	int n = p->g.nr_members < MAX_MEMBERS ? p->g.nr_members : MAX_MEMBERS;
+
+	acs_add_path(p, p->bdf, true);
+	for (int i = 0; i < n; i++)
+		acs_add_path(p, p->g.member[i], false);
+}
+
 static void pci_read(const char *bdf, struct pci_report *p)
 {
 	const char *sys = info_paths.sys;
@@ -174,7 +210,7 @@ static void pci_read(const char *bdf, struct pci_report *p)
 	if (*p->gid)
 		group_read(p->gid, &p->g);
 	if (p->g.nr_members > 1)
-		p->nr_acs = acs_walk(bdf, p->acs, MAX_ACS);
+		acs_group(p);
 	p->virtio = virtio_of_pci(mach.virtio, mach.nr_virtio, bdf);
 	dev_uapi_read(bdf, p->drv, p->gid, p->g.viable, &mach.uapi, &p->uapi);
 }
@@ -248,7 +284,7 @@ static void judge_platform(struct pci_report *p)
 	for (int i = 0; i < p->nr_acs; i++) {
 		char why[160];
 
-		if (!acs_blocks_pasid(&p->acs[i]))
+		if (!p->acs[i].on_path || !acs_blocks_pasid(&p->acs[i]))
 			continue;
 		acs_describe(&p->acs[i], why, sizeof(why));
 		verdict_add(v, R_ACS, "%s", why);
@@ -520,8 +556,8 @@ static void text_machine(void)
 	printf("Kernel %s %s: %s\n", k->release, k->machine,
 	       k->sva == KSVA_REFUSED ? k->why :
 	       "SVA status not in the table of known releases");
-	printf("IOMMU units: %s\n", mach.nr_units ? "" :
-	       "none registered (/sys/class/iommu is empty)");
+	printf("IOMMU units:%s\n", mach.nr_units ? "" :
+	       " none registered (/sys/class/iommu is empty)");
 	for (int i = 0; i < mach.nr_units; i++) {
 		const struct iommu_unit *u = &mach.units[i];
 
