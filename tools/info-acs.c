@@ -140,7 +140,7 @@ static void acs_bits(uint16_t missing, char *buf, size_t len)
 	size_t used = 0;
 
 	buf[0] = '\0';
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
 		if ((missing & names[i].bit) && used < len)
 			used += snprintf(buf + used, len - used, "%s%s",
 					 used ? ", " : "", names[i].name);

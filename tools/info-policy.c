@@ -79,7 +79,7 @@ void kernel_policy_read(struct kernel_policy *k)
 		  info_paths.machine ? info_paths.machine : u.machine);
 	release_version(k, real ? u.version : NULL);
 	for (size_t i = 0; k->parsed &&
-	     i < sizeof(kernel_facts) / sizeof(kernel_facts[0]); i++) {
+	     i < ARRAY_SIZE(kernel_facts); i++) {
 		const struct kernel_fact *f = &kernel_facts[i];
 
 		if (arch_is(k->machine, f->arch) &&

@@ -87,7 +87,7 @@ const char *virtio_kind(const char *device_id)
 	};
 	unsigned long id = strtoul(device_id, NULL, 0);
 
-	if (id < sizeof(kinds) / sizeof(kinds[0]) && kinds[id])
+	if (id < ARRAY_SIZE(kinds) && kinds[id])
 		return kinds[id];
 	return "other";
 }

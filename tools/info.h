@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
 /*
  * Where sva-info reads the machine from: each is redirectable so that test
  * fixtures can stand in for every part of it (sva-info.c's options).
