@@ -166,8 +166,8 @@ echo 'intel_iommu=on,sm_on iommu=pt' > "$F/proc/cmdline"
 expect 0000:00:02.0 "default domain identity: DMA bypasses the IOMMU: iommu=pt on the command line"
 has 'passthrough on'
 echo 'intel_iommu=on,sm_on iommu.passthrough=0' > "$F/proc/cmdline"
-has_pt_off() { run | grep -q 'passthrough off'; }
-has_pt_off || fail "iommu.passthrough=0 read as passthrough off"
+run > "$T/out"
+has 'passthrough off'
 
 # -- the IOMMU unit: scalable mode off, or no PASID in its ecap
 fresh
