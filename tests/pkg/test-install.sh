@@ -97,7 +97,14 @@ if [ "$inst_dkmssrcdir" != no ]; then
 	need -f "$D/dkms.conf"
 	need -f "$D/Kbuild"
 	need -f "$D/include/uapi/linux/sva_shim.h"
-	for f in "$S"/kernel/*.c "$S"/kernel/*.h; do
+	# Every source Kbuild compiles, and every header beside them.
+	objs=$(sed -e ':a' -e '/\\$/N; s/\\\n//; ta' "$S/kernel/Kbuild" |
+		sed -n 's/^sva_shim-y[[:space:]]*:*=//p')
+	[ -n "$objs" ] || fail "no sva_shim-y objects read from kernel/Kbuild"
+	for o in $objs; do
+		need -f "$D/${o%.o}.c"
+	done
+	for f in "$S"/kernel/*.h; do
 		need -f "$D/${f##*/}"
 	done
 	grep -qx "PACKAGE_VERSION=\"$PACKAGE_VERSION\"" "$R$D/dkms.conf" ||
