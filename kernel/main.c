@@ -342,7 +342,8 @@ static struct miscdevice sva_misc = {
 	.minor = MISC_DYNAMIC_MINOR,
 	.name = "sva",
 	.fops = &sva_fops,
-	.mode = 0666,
+	/* root only; packaging/udev/60-sva.rules opens it to group sva */
+	.mode = 0600,
 };
 
 static int __init sva_init(void)

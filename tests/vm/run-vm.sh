@@ -12,6 +12,11 @@
 #          tests, a longer fuzz run, a kmemleak scan, and the positive
 #          control (deliberate bugs) that the harness must see.
 set -eu
+# configure --disable-vm-tests (make distcheck's builds use it).
+if [ "${SVA_VM_TESTS:-yes}" = no ]; then
+	echo "SKIP: VM tests (${SVA_VM_KERNEL:-stock} kernel) switched off by configure --disable-vm-tests"
+	exit 77
+fi
 S=${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
 B=${top_builddir:-$S}
 S=$(cd "$S" && pwd)

@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -1004,6 +1005,67 @@ static int t_regress_same_pasid(void)
 	return 0;
 }
 
+/*
+ * /dev/sva as packaging/udev/60-sva.rules leaves it: root:SVA_GID 0660 (the
+ * VM has no udev; devtmpfs gives the module's own mode), or, with @grant
+ * 0, as the module made it.
+ */
+#define SVA_GID 990
+static int dev_grant_group(int grant)
+{
+	return chown("/dev/sva", 0, grant ? SVA_GID : 0) ||
+	       chmod("/dev/sva", grant ? 0660 : 0600);
+}
+
+/* In a child: drop root for @uid, a member of @gid alone (-1: of none). */
+static int become(uid_t uid, gid_t gid)
+{
+	return setgroups(gid == (gid_t)-1 ? 0 : 1, &gid) ||
+	       setgid(gid == (gid_t)-1 ? uid : gid) || setuid(uid);
+}
+
+/* 0 when a child running as @uid/@gid opens /dev/sva, else its errno. */
+static int open_as(uid_t uid, gid_t gid)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -1;
+	if (!pid) {
+		int fd;
+
+		if (become(uid, gid))
+			_exit(255);
+		fd = open("/dev/sva", O_RDWR);
+		_exit(fd >= 0 ? 0 : errno);
+	}
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
+}
+
+/*
+ * The module makes /dev/sva root's alone (0600), not everyone's: the udev
+ * rule opens it to one group, and only that group.
+ */
+static int t_dev_mode(void)
+{
+	struct stat st;
+
+	CHECK(!stat("/dev/sva", &st));
+	CHECK(S_ISCHR(st.st_mode) && (st.st_mode & 07777) == 0600 &&
+	      st.st_uid == 0 && st.st_gid == 0);
+	CHECK(open_as(65534, -1) == EACCES);
+	CHECK(open_as(65534, SVA_GID) == EACCES);
+	CHECK(!dev_grant_group(1));
+	CHECK(open_as(65534, SVA_GID) == 0);
+	CHECK(open_as(65534, -1) == EACCES);
+	CHECK(!dev_grant_group(0));
+	CHECK(open_as(65534, SVA_GID) == EACCES);
+	return 0;
+}
+
 static int open_contexts(int *fds, int max)
 {
 	int n = 0;
@@ -1031,16 +1093,18 @@ static int t_regress_limits(void)
 	CHECK(n == 4 && err == EMFILE);
 	/* CONTEXT counts too. */
 	CHECK(ioctl(fds[0], SVA_SHIM_IOC_CONTEXT) < 0 && errno == EMFILE);
-	/* Another user has a count of its own. */
+	/* Another user (of the sva group) has a count of its own. */
+	CHECK(!dev_grant_group(1));
 	pid = fork();
 	CHECK(pid >= 0);
 	if (!pid) {
 		int mine[16];
 
-		_exit(setuid(65534) ? 2 : open_contexts(mine, 16) != 4 ||
-		      errno != EMFILE);
+		_exit(become(65534, SVA_GID) ? 2 :
+		      open_contexts(mine, 16) != 4 || errno != EMFILE);
 	}
 	CHECK(waitpid(pid, &status, 0) == pid);
+	CHECK(!dev_grant_group(0));
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	close(fds[3]);
 	fd = open("/dev/sva", O_RDWR);
@@ -1315,6 +1379,7 @@ static const struct {
 	int (*fn)(void);
 } cases[] = {
 	{ "abi", t_abi },
+	{ "dev_mode", t_dev_mode },
 	{ "anon_read_write", t_anon_read_write },
 	{ "fresh_and_no_fault", t_fresh_and_no_fault },
 	{ "protection", t_protection },
