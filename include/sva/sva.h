@@ -88,6 +88,12 @@ struct sva_dev_opts {
 	 * second (0 = no limit). See sva_dev_reset(). */
 	unsigned int storm_threshold;
 	unsigned int fault_rate;
+	/* Event trace, written at sva_dev_close() as Chrome trace-event
+	 * JSON: the file to create (%p: pid, %d: device name, %%: %), NULL
+	 * = $SVA_TRACE or none; trace_events: ring size in events, the
+	 * oldest dropped beyond it (0 = 65536). See libsva(7). */
+	const char *trace_path;
+	unsigned int trace_events;
 };
 
 /* Open the device called @name; @opts may be NULL. */
