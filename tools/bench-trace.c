@@ -208,7 +208,7 @@ int trace_plot(const char *json, const char *png)
 		fprintf(gp, ")\n"
 			"plot '%s' using 1:2:3:4 with boxxyerror fs solid 0.5 "
 			"lc rgb '#4a7fc1' title 'descriptor', "
-			"'%s' using 1:2:3:4 with boxxyerror fs solid 0.8 "
+			"'%s' using 1:2:3:4 with boxxyerror fs solid 0.8 border lc rgb '#8a4a00' "
 			"lc rgb '#e08a2c' title 'page request group', "
 			"'%s' using 1:($2-0.4):(0):(0.8) with vectors nohead "
 			"lw 1.5 lc rgb '#c0392b' title 'invalidation', "
