@@ -14,6 +14,7 @@
 #ifndef SVA_TRACE_H
 #define SVA_TRACE_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 struct sva_dev;
