@@ -877,6 +877,18 @@ START_TEST(test_trace_bad_options)
 	run_some(&f);
 	close_bind(&f);
 	unsetenv("SVA_TRACE");
+
+	/* A write that fails at close (a full disk) says so. */
+	if (!access("/dev/full", W_OK)) {
+		SVA_OPTS_INIT(sva_dev_opts, o, .trace_path = "/dev/full");
+
+		open_bind(&f, &o);
+		run_some(&f);
+		msg[0] = 0;
+		close_bind(&f);
+		ck_assert_msg(strstr(msg, "not written") &&
+			      strstr(msg, strerror(ENOSPC)), "got: %s", msg);
+	}
 	sva_set_print(old);
 	ck_assert_uint_eq(dir_entries(tmpdir), 0);
 }
