@@ -102,6 +102,12 @@ int sva__fd_open(const char *path, int flags)
 	return fd_new_end(open(path, flags | O_CLOEXEC));
 }
 
+int sva__fd_create(const char *path, int flags, mode_t mode)
+{
+	fd_new_begin();
+	return fd_new_end(open(path, flags | O_CREAT | O_CLOEXEC, mode));
+}
+
 int sva__fd_dup(int old)
 {
 	fd_new_begin();
@@ -251,6 +257,13 @@ static int dev_open(const char *name, int fd, const struct sva_dev_opts *opts,
 	/* The caller's array need not outlive the call: dev->resv is it. */
 	dev->opts.reserved = NULL;
 	dev->opts.nr_reserved = 0;
+	/* After the backend's open: a trace path may name the device. */
+	err = sva__trace_open(dev);
+	if (err) {
+		dev->ops->close(dev);
+		sva__resv_free(dev);
+		goto destroy;
+	}
 	*devp = dev;
 	return 0;
 destroy:
@@ -307,6 +320,8 @@ void sva_dev_close(struct sva_dev *dev)
 		sva_unbind(bind);
 	dev->ops->close(dev);
 	sva__resv_free(dev);
+	/* Every thread that recorded for the device has stopped. */
+	sva__trace_close(dev);
 	pthread_mutex_destroy(&dev->storm_lock);
 	pthread_mutex_destroy(&dev->lock);
 	free(dev);

@@ -17,6 +17,7 @@
 #include "sva/sva.h"
 #include "list.h"
 #include "mirror_index.h"
+#include "trace.h"
 
 #define SVA_PAGE_SIZE 4096ul
 #define SVA_PAGE_SHIFT 12
@@ -131,6 +132,9 @@ struct sva_dev {
 	 * (so read under no lock). reserved.c. */
 	struct sva_region *resv;
 	unsigned int nr_resv;
+	/* The event trace (trace.h), NULL when off: set at open, freed at
+	 * close, when no thread of the device runs any more. */
+	struct sva_trace *trace;
 	void *priv;			/* backend's */
 };
 
@@ -310,6 +314,7 @@ int sva__check_owner(pid_t owner, const char *what);
  */
 int sva__fd_open(const char *path, int flags);
 int sva__fd_dup(int fd);		/* F_DUPFD_CLOEXEC */
+int sva__fd_create(const char *path, int flags, mode_t mode); /* O_CREAT */
 int sva__fd_eventfd(void);		/* EFD_CLOEXEC */
 /* A new fd that an ioctl on @dev_fd returns (close-on-exec already). */
 int sva__fd_ioctl(int dev_fd, unsigned long request);

@@ -20,7 +20,9 @@ static void *queue_worker(void *arg)
 	struct sva_queue *q = &bind->q;
 	struct sva_completion comp;
 	struct sva_desc desc;
+	uint64_t t0 = 0;
 
+	sva__trace_set_role(SVA_ROLE_QUEUE);
 	pthread_mutex_lock(&q->lock);
 	for (;;) {
 		while (!q->exiting && (q->stopped || !queue_has_work(q)))
@@ -35,7 +37,11 @@ static void *queue_worker(void *arg)
 
 		memset(&comp, 0, sizeof(comp));
 		comp.user_data = desc.user_data;
+		if (sva__tracing(bind->dev))
+			t0 = sva__now_ns();
 		sva__exec(bind, &desc, &comp);
+		if (sva__tracing(bind->dev))
+			sva__trace_desc(bind, t0, &desc, &comp);
 		sva__count(bind, SVA_C_DESCS_COMPLETED, 1);
 		sva__count(bind, SVA_C_BYTES_DONE, comp.bytes_done);
 

@@ -31,6 +31,8 @@ void sva__fault_failed(struct sva_bind *bind)
 	pthread_mutex_unlock(&dev->storm_lock);
 	if (quarantine) {
 		sva__count(bind, SVA_C_QUARANTINES, 1);
+		if (sva__tracing(dev))
+			sva__trace_quarantine(bind, dev->opts.storm_threshold);
 		pr_warn("%s: %u page request groups failed within a second: device quarantined until sva_dev_reset()\n",
 			dev->name, dev->opts.storm_threshold);
 	}

@@ -37,6 +37,8 @@ void report_json(const struct report *rep, FILE *out, const char *backend,
 		 bool quick);
 /* PNG charts of each group into @dir with gnuplot; 0 or -errno. */
 int report_plot(const struct report *rep, const char *dir);
+/* @json (a libsva trace file) as a timeline PNG @png; 0 or -errno. */
+int trace_plot(const char *json, const char *png);
 void progress(const char *what, unsigned int done, unsigned int total);
 
 #endif /* SVA_BENCH_H */

@@ -27,10 +27,12 @@ static struct {
 	const char *plot;
 	const char *backend;
 	const char *only;
+	const char *trace;		/* --trace FILE */
 	unsigned int max_threads;
 } opt = { .backend = "sim", .max_threads = 4 };
 
 static struct report rep;
+static bool untraced;		/* dev_open_n(): not even with --trace */
 static unsigned int step, steps;
 
 static void die(const char *what, int err)
@@ -52,18 +54,54 @@ static unsigned int backend_devices(void)
 }
 
 /*
+ * --trace FILE: the @k-th device opened (from 1) traces into FILE, FILE-2,
+ * ... (before the extension), each a file of its own. '%' is doubled: the
+ * library would expand it.
+ */
+static void trace_file(char *out, size_t len, unsigned int k)
+{
+	const char *dot = strrchr(opt.trace, '.'), *slash = strrchr(opt.trace, '/');
+	size_t stem = dot && (!slash || dot > slash) ? (size_t)(dot - opt.trace) :
+		      strlen(opt.trace);
+	char name[4096];
+	size_t n = 0;
+
+	if (k == 1)
+		snprintf(name, sizeof(name), "%s", opt.trace);
+	else
+		snprintf(name, sizeof(name), "%.*s-%u%s", (int)stem, opt.trace,
+			 k, opt.trace + stem);
+	for (const char *s = name; *s && n + 2 < len; s++) {
+		if (*s == '%')
+			out[n++] = '%';
+		out[n++] = *s;
+	}
+	out[n] = 0;
+}
+
+/*
  * The @n-th device of the chosen backend: "sim0", "kmod0", ... wrapping
  * around when the backend has fewer (kmod has one).
  */
 static struct sva_dev *dev_open_n(unsigned int n,
 				  const struct sva_dev_opts *o)
 {
+	static unsigned int traced;
+	SVA_OPTS_INIT(sva_dev_opts, to);
+	char name[SVA_NAME_MAX], path[8192];
 	struct sva_dev *dev;
-	char name[SVA_NAME_MAX];
 	int err;
 
 	snprintf(name, sizeof(name), "%s%u", opt.backend,
 		 n % backend_devices());
+	if (opt.trace && !untraced && !(o && o->trace_path)) {
+		if (o)
+			to = *o;
+		trace_file(path, sizeof(path), ++traced);
+		to.trace_path = path;
+		o = &to;
+		fprintf(stderr, "sva-bench: tracing %s into %s\n", name, path);
+	}
 	err = sva_dev_open(name, o, &dev);
 	if (err) {
 		fprintf(stderr, "sva-bench: can't open %s: %s%s\n", name,
@@ -565,6 +603,75 @@ static void bench_scale(void)
 		munmap(bufs[i], len);
 }
 
+/* --------------------------------------------------------------- trace */
+
+/* @k descriptors of @len bytes (NOP when 0) on @c, one at a time. */
+static double trace_burst(struct ctx *c, unsigned int k, uint8_t *src,
+			  uint8_t *dst, size_t len)
+{
+	uint64_t t = now_ns();
+
+	for (unsigned int i = 0; i < k; i++)
+		dev_run(c, len ? SVA_OP_COPY : SVA_OP_NOP, 0, len ? src : NULL,
+			len ? dst : NULL, len);
+	return (double)(now_ns() - t);
+}
+
+/*
+ * What recording costs: the same descriptors on a device tracing into a
+ * scratch file and on one that doesn't, interleaved. Tracing off is one
+ * branch per recording point, less than either.
+ */
+static void bench_trace(void)
+{
+	static const size_t lens[] = { 0, 4 * KiB, 64 * KiB };
+	size_t n = opt.quick ? 15 : 41;
+	unsigned int k = 200;
+	double *s = calloc(n, sizeof(*s)), *b = calloc(n, sizeof(*b));
+	uint8_t *src = map_anon(64 * KiB, true), *dst = map_anon(64 * KiB, true);
+	char scratch[] = "/tmp/sva-bench-trace-XXXXXX";
+	SVA_OPTS_INIT(sva_dev_opts, on);
+	struct ctx off, traced;
+	int fd = mkstemp(scratch);
+
+	if (fd < 0)
+		die("mkstemp", -errno);
+	close(fd);
+	/* The baseline traces nothing, even with --trace. */
+	untraced = true;
+	ctx_open(&off, 0, NULL);
+	untraced = false;
+	/* With --trace, the traced one writes FILE-N; else the scratch. */
+	on.trace_path = scratch;
+	ctx_open(&traced, 1, opt.trace ? NULL : &on);
+	for (size_t li = 0; li < sizeof(lens) / sizeof(lens[0]); li++) {
+		struct result *r = report_add(&rep);
+		char name[32];
+
+		trace_burst(&off, k, src, dst, lens[li]);	/* warm */
+		trace_burst(&traced, k, src, dst, lens[li]);
+		for (size_t i = 0; i < n; i++) {
+			s[i] = trace_burst(&traced, k, src, dst, lens[li]);
+			b[i] = trace_burst(&off, k, src, dst, lens[li]);
+		}
+		if (lens[li])
+			size_name(name, sizeof(name), lens[li]);
+		snprintf(name + (lens[li] ? strlen(name) : 0),
+			 sizeof(name) - (lens[li] ? strlen(name) : 0),
+			 "%s", lens[li] ? " copy" : "NOP");
+		set_names(r, "trace", name, "trace on", "trace off",
+			  (double)li + 1);
+		finish(r, s, b, n, (double)k, "descs/s");
+	}
+	ctx_close(&traced);
+	ctx_close(&off);
+	unlink(scratch);
+	munmap(src, 64 * KiB);
+	munmap(dst, 64 * KiB);
+	free(s);
+	free(b);
+}
+
 /* ---------------------------------------------------------------- main */
 
 static const struct {
@@ -579,14 +686,16 @@ static const struct {
 	{ "bind", bench_bind, 1 },
 	{ "snapshot", bench_snapshot, 1 },
 	{ "scale", bench_scale, 6 },
+	{ "trace", bench_trace, 3 },
 };
 
 static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: sva-bench [--quick] [--json] [--plot DIR] [--backend sim|kmod]\n"
-		"                 [--only GROUP[,GROUP]] [--threads N]\n"
-		"groups: copy fault inval mirrors bind snapshot scale\n"
+		"                 [--only GROUP[,GROUP]] [--threads N] [--trace FILE]\n"
+		"       sva-bench --plot-trace FILE.json OUT.png\n"
+		"groups: copy fault inval mirrors bind snapshot scale trace\n"
 		"Every figure is a ratio to a baseline timed in the same run.\n");
 }
 
@@ -599,9 +708,12 @@ int main(int argc, char **argv)
 		{ "backend", required_argument, NULL, 'b' },
 		{ "only", required_argument, NULL, 'o' },
 		{ "threads", required_argument, NULL, 't' },
+		{ "trace", required_argument, NULL, 'T' },
+		{ "plot-trace", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
+	const char *plot_trace = NULL;
 	int c, err;
 
 	while ((c = getopt_long(argc, argv, "qjp:b:o:t:h", lo, NULL)) != -1) {
@@ -612,9 +724,26 @@ int main(int argc, char **argv)
 		case 'b': opt.backend = optarg; break;
 		case 'o': opt.only = optarg; break;
 		case 't': opt.max_threads = (unsigned int)atoi(optarg); break;
+		case 'T': opt.trace = optarg; break;
+		case 'P': plot_trace = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
+	}
+	if (plot_trace) {
+		/* A drawing of a trace file: nothing is measured. */
+		if (optind != argc - 1) {
+			usage(stderr);
+			return 2;
+		}
+		err = trace_plot(plot_trace, argv[optind]);
+		if (err) {
+			fprintf(stderr, "sva-bench: --plot-trace %s: %s%s\n",
+				plot_trace, strerror(-err),
+				err == -EIO ? " (is gnuplot installed?)" : "");
+			return 1;
+		}
+		return 0;
 	}
 	if (optind < argc || !opt.max_threads ||
 	    (strcmp(opt.backend, "sim") && strcmp(opt.backend, "kmod"))) {

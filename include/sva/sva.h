@@ -116,6 +116,12 @@ struct sva_dev_opts {
 	 * nr_reserved windows (0: none). Copied at open. */
 	const struct sva_region *reserved;
 	unsigned int nr_reserved;
+	/* Event trace, written at sva_dev_close() as Chrome trace-event
+	 * JSON: the file to create (%p: pid, %d: device name, %%: %), NULL
+	 * = $SVA_TRACE or none; trace_events: ring size in events, the
+	 * oldest dropped beyond it (0 = 65536). See libsva(7). */
+	const char *trace_path;
+	unsigned int trace_events;
 };
 
 /* Open the device called @name; @opts may be NULL. */

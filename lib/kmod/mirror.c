@@ -62,9 +62,37 @@ static void mirrors_sync_range(struct sva_bind *bind, uint64_t start,
 	pthread_mutex_unlock(&bind->mirror_lock);
 }
 
+/*
+ * The kernel tells of a page request group once it was answered, and of
+ * an invalidation without the device page table entries it dropped: the
+ * trace has no service time nor ATC count for them.
+ */
+static void event_trace(struct sva_bind *bind,
+			const struct sva_shim_event *ev)
+{
+	switch (ev->type) {
+	case SVA_SHIM_EVENT_PAGE_REQUEST:
+		if (ev->end > ev->start)
+			sva__trace_page_group(bind, 0, ev->start,
+					      ev->end - SVA_PAGE_SIZE,
+					      (unsigned int)((ev->end - ev->start) >>
+							     SVA_PAGE_SHIFT),
+					      ev->access, ev->response);
+		return;
+	case SVA_SHIM_EVENT_INVALIDATE:
+		sva__trace_inval(bind, ev->start, ev->end, event_of(ev->reason),
+				 SVA_TRACE_UNKNOWN);
+		return;
+	default:
+		return;
+	}
+}
+
 static void event_dispatch(struct sva_bind *bind,
 			   const struct sva_shim_event *ev)
 {
+	if (sva__tracing(bind->dev))
+		event_trace(bind, ev);
 	switch (ev->type) {
 	case SVA_SHIM_EVENT_INVALIDATE:
 		if (!ev->mirror)	/* it overlapped no mirror */
@@ -85,6 +113,27 @@ static void event_dispatch(struct sva_bind *bind,
 	}
 }
 
+/*
+ * Unbinding: the records still queued (the last descriptors' page
+ * requests) go to the trace. No callback runs: the mirrors are gone.
+ */
+static void events_drain_trace(struct sva_bind *bind)
+{
+	struct kmod_bind *kb = kmod_bind_of(bind);
+	struct pollfd pfd = { .fd = kb->fd, .events = POLLIN };
+	struct sva_shim_event ev[32];
+	ssize_t n;
+
+	while (sva__tracing(bind->dev) && poll(&pfd, 1, 0) == 1 &&
+	       (pfd.revents & POLLIN)) {
+		n = read(kb->fd, ev, sizeof(ev));
+		if (n <= 0)
+			break;
+		for (ssize_t i = 0; i < n / (ssize_t)sizeof(ev[0]); i++)
+			event_trace(bind, &ev[i]);
+	}
+}
+
 static void *events_thread(void *arg)
 {
 	struct sva_bind *bind = arg;
@@ -96,11 +145,14 @@ static void *events_thread(void *arg)
 	struct sva_shim_event ev[32];
 	ssize_t n;
 
+	sva__trace_set_role(SVA_ROLE_KMOD_EVENTS);
 	for (;;) {
 		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
 			break;
-		if (pfd[1].revents)
+		if (pfd[1].revents) {
+			events_drain_trace(bind);
 			break;
+		}
 		if (!(pfd[0].revents & POLLIN))
 			continue;
 		n = read(kb->fd, ev, sizeof(ev));

@@ -251,7 +251,7 @@ static void snapshot_fault(struct sva_mirror *m, uint64_t addr,
 	uint8_t want = fault & SVA_ACCESS_WRITE ?
 		       SVA_PAGE_VALID | SVA_PAGE_WRITE : SVA_PAGE_VALID;
 	enum sim_response resp;
-	uint64_t i = 0, j;
+	uint64_t i = 0, j, t0;
 
 	while (i < npages) {
 		if ((states[i] & want) == want) {
@@ -260,6 +260,7 @@ static void snapshot_fault(struct sva_mirror *m, uint64_t addr,
 		}
 		for (j = i + 1; j < npages && (states[j] & want) != want; j++)
 			;
+		t0 = sva__tracing(m->bind->dev) ? sva__now_ns() : 0;
 		resp = sim_fault_resolve(addr + (i << SVA_PAGE_SHIFT),
 					 (j - i) << SVA_PAGE_SHIFT, fault);
 		/* A run failed: resolve what can be, page by page. */
@@ -269,6 +270,11 @@ static void snapshot_fault(struct sva_mirror *m, uint64_t addr,
 		sva__count(m->bind, SVA_C_PAGE_GROUPS, 1);
 		sva__count(m->bind, resp == SIM_RESP_SUCCESS ?
 			   SVA_C_FAULTS_RESOLVED : SVA_C_FAULTS_FAILED, 1);
+		if (sva__tracing(m->bind->dev))
+			sva__trace_page_group(m->bind, t0,
+					      addr + (i << SVA_PAGE_SHIFT),
+					      addr + ((j - 1) << SVA_PAGE_SHIFT),
+					      (unsigned int)(j - i), fault, resp);
 		i = j;
 	}
 }

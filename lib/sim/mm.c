@@ -598,7 +598,7 @@ int sim_mm_snapshot(struct sim_mm *mm, uint64_t addr, uint64_t len,
  * Caller: inval_lock write.
  */
 static void mm_invalidate_locked(struct sim_mm *mm, uint64_t start,
-				 uint64_t end)
+				 uint64_t end, enum sva_inval_event ev)
 {
 	struct sim_bind *sb;
 	unsigned int n;
@@ -622,6 +622,8 @@ static void mm_invalidate_locked(struct sim_mm *mm, uint64_t start,
 				       SVA_PAGE_SHIFT);
 		sva__count(sb->bind, SVA_C_ATC_INVALIDATED, n);
 		sva__count(sb->bind, SVA_C_INVALIDATIONS, 1);
+		if (sva__tracing(sb->bind->dev))
+			sva__trace_inval(sb->bind, start, end, ev, n);
 		sva__mirrors_advance(sb->bind, start, end);
 		pthread_mutex_lock(&mm->notify_lock);
 		if (!--sb->notifying)
@@ -708,7 +710,8 @@ static void pending_close(struct sim_mm *mm)
 		return;
 	pthread_rwlock_wrlock(&mm->inval_lock);
 	for (unsigned int i = 0; i < n; i++)
-		mm_invalidate_locked(mm, c[i].start, c[i].end);
+		mm_invalidate_locked(mm, c[i].start, c[i].end,
+				     SVA_INVAL_DISCARD);
 	pthread_rwlock_unlock(&mm->inval_lock);
 	/* Only this thread closes: the closing entries are still there. */
 	pthread_mutex_lock(&mm->pend_lock);
@@ -764,6 +767,7 @@ static void *mm_event_thread(void *arg)
 	struct inval inv[2 * ARRAY_SIZE(msgs)];
 	int n, ninv;
 
+	sva__trace_set_role(SVA_ROLE_MM_EVENTS);
 	for (;;) {
 		/* While a discard is in progress, look for its zap often. */
 		if (poll(pfd, 2, atomic_load(&mm->npend) ? 1 : -1) < 0) {
@@ -797,7 +801,8 @@ static void *mm_event_thread(void *arg)
 		for (int i = 0; n > 0 && i < n / (int)sizeof(msgs[0]); i++)
 			ninv += msg_to_invals(&msgs[i], &inv[ninv]);
 		for (int i = 0; i < ninv; i++) {
-			mm_invalidate_locked(mm, inv[i].start, inv[i].end);
+			mm_invalidate_locked(mm, inv[i].start, inv[i].end,
+					     inv[i].ev);
 			/* Its zap comes after this read: in progress. */
 			if (inv[i].ev == SVA_INVAL_DISCARD)
 				pending_add(mm, inv[i].start, inv[i].end);

@@ -128,6 +128,7 @@ static void *prq_thread(void *arg)
 	struct sim_page_req batch[256];
 	unsigned int n;
 
+	sva__trace_set_role(SVA_ROLE_FAULT);
 	pthread_mutex_lock(&prq->lock);
 	for (;;) {
 		while (!prq->exiting && !prq->count)
@@ -157,6 +158,22 @@ static void *prq_thread(void *arg)
 	return NULL;
 }
 
+/* The group as the trace shows it: its page span and every access. */
+static void prq_trace(struct sva_bind *bind, uint64_t t0,
+		      const uint64_t *addrs, const unsigned int *access,
+		      unsigned int n, enum sim_response resp)
+{
+	uint64_t lo = UINT64_MAX, hi = 0;
+	unsigned int acc = 0;
+
+	for (unsigned int i = 0; i < n; i++) {
+		lo = MIN(lo, addrs[i]);
+		hi = MAX(hi, addrs[i]);
+		acc |= access[i];
+	}
+	sva__trace_page_group(bind, t0, lo, hi, n, acc, resp);
+}
+
 enum sim_response sim_prq_request(struct sva_bind *bind,
 				  const uint64_t *addrs,
 				  const unsigned int *access, unsigned int n,
@@ -164,6 +181,7 @@ enum sim_response sim_prq_request(struct sva_bind *bind,
 {
 	struct sim_prq *prq = &sim_dev_of(bind)->prq;
 	unsigned int queued = 0, tail;
+	uint64_t t0 = sva__tracing(bind->dev) ? sva__now_ns() : 0;
 
 	prg->queued = 0;
 	prg->responded = false;
@@ -205,6 +223,8 @@ enum sim_response sim_prq_request(struct sva_bind *bind,
 		   SVA_C_FAULTS_RESOLVED : SVA_C_FAULTS_FAILED, 1);
 	if (prg->resp != SIM_RESP_SUCCESS)
 		sva__fault_failed(bind);
+	if (sva__tracing(bind->dev))
+		prq_trace(bind, t0, addrs, access, n, prg->resp);
 	return prg->resp;
 }
 

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -62,8 +63,9 @@ static struct sva_completion run(struct sva_bind *b, struct sva_desc *d)
  * The whole life of a binding; returns 0, or the first error, having
  * undone what succeeded. The copy must be right whenever it ran.
  */
-static int lifecycle(void)
+static int lifecycle(const char *trace_path)
 {
+	SVA_OPTS_INIT(sva_dev_opts, o, .trace_path = trace_path);
 	uint8_t *src = map_fresh(8 * PAGE, MAP_PRIVATE);
 	uint8_t *dst = map_fresh(8 * PAGE, MAP_PRIVATE);
 	struct sva_desc d = { .opcode = SVA_OP_COPY,
@@ -77,7 +79,7 @@ static int lifecycle(void)
 	int err;
 
 	memset(src, 0x3c, 8 * PAGE);
-	err = sva_dev_open("sim0", NULL, &dev);
+	err = sva_dev_open("sim0", &o, &dev);
 	if (err)
 		goto out;
 	err = sva_bind(dev, NULL, &b);
@@ -100,15 +102,25 @@ out:
 	return err;
 }
 
-/* Fail the 1st, 2nd, ... allocation until one run needs no failure. */
+/*
+ * Fail the 1st, 2nd, ... allocation until one run needs no failure; the
+ * second loop with the event trace on (its ring and state are allocations
+ * of their own).
+ */
 START_TEST(test_alloc_sweep)
 {
-	int n, err;
+	char path[] = "/tmp/sva-fault-trace-XXXXXX";
+	int n, err, fd = -1;
 	long hits;
 
+	if (_i) {
+		fd = mkstemp(path);
+		ck_assert_int_ge(fd, 0);
+		close(fd);
+	}
 	for (n = 1; n < 100; n++) {
 		arm(SVA_INJECT_ALLOC, (unsigned int)n, 0, 0);
-		err = lifecycle();
+		err = lifecycle(_i ? path : NULL);
 		hits = sva_inject_count(SVA_INJECT_ALLOC);
 		disarm_all();
 		if (!hits) {
@@ -119,8 +131,16 @@ START_TEST(test_alloc_sweep)
 		ck_assert_msg(err == -ENOMEM, "allocation %d: got %d", n, err);
 	}
 	/* Device, ATC, PRQ, binding, queue, bounce buffers, mirror, ... */
-	ck_assert_int_ge(n, 8);
+	ck_assert_int_ge(n, _i ? 10 : 8);
 	ck_assert_int_lt(n, 100);
+	if (_i) {
+		/* The run that succeeded wrote its trace. */
+		struct stat st;
+
+		ck_assert_int_eq(stat(path, &st), 0);
+		ck_assert_int_gt(st.st_size, 0);
+		unlink(path);
+	}
 }
 END_TEST
 
@@ -486,7 +506,7 @@ int main(void)
 
 	tcase_add_checked_fixture(tc, disarm_all, disarm_all);
 	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc, test_alloc_sweep);
+	tcase_add_loop_test(tc, test_alloc_sweep, 0, 2);
 	tcase_add_test(tc, test_pasid_exhaustion);
 	tcase_add_test(tc, test_prq_overflow_injected);
 	tcase_add_test(tc, test_fault_invalid);

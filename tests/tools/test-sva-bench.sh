@@ -31,6 +31,28 @@ if command -v gnuplot >/dev/null; then
 	head -c 8 "$T/png/bind.png" | grep -q PNG || fail "bind.png is a PNG"
 fi
 
+# Tracing: the cost case is a ratio like the others; --trace writes one
+# file per device opened, valid JSON with the run's descriptors in it.
+"$B/tools/sva-bench" --quick --only trace,bind --trace "$T/run.json" \
+	> "$T/out" 2> "$T/err" || fail "trace run"
+grep -q '^trace .*trace on *trace off .*x ' "$T/out" || fail "trace ratio row"
+[ -s "$T/run.json" ] && [ -s "$T/run-2.json" ] || fail "trace files"
+grep -q "tracing .* into $T/run-2.json" "$T/err" || fail "trace files named"
+grep -q '"cat":"desc","name":"NOP"' "$T/run-2.json" || fail "NOPs traced"
+grep -q '"dropped":0}}' "$T/run.json" || fail "drop count"
+if command -v python3 >/dev/null; then
+	python3 -m json.tool "$T/run-2.json" > /dev/null || fail "trace json"
+fi
+if command -v gnuplot >/dev/null; then
+	"$B/tools/sva-bench" --plot-trace "$T/run-2.json" "$T/tl.png" ||
+		fail "plot-trace"
+	head -c 8 "$T/tl.png" | grep -q PNG || fail "timeline is a PNG"
+fi
+"$B/tools/sva-bench" --plot-trace "$T/nosuch.json" "$T/x.png" \
+	> "$T/out" 2>&1 && fail "plot-trace of no file"
+"$B/tools/sva-bench" --plot-trace "$T/run.json" > "$T/out" 2>&1 &&
+	fail "plot-trace without OUT"
+
 "$B/tools/sva-bench" --backend kmod --only bind > "$T/out" 2>&1 &&
 	{ [ -e /dev/sva ] || fail "kmod without /dev/sva must fail"; }
 "$B/tools/sva-bench" --only nosuch > "$T/out" 2>&1 && fail "bad group"

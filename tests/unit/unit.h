@@ -25,6 +25,7 @@ Suite *regress_dev_suite(void);
 Suite *coherence_suite(void);
 Suite *unbind_suite(void);
 Suite *reserved_suite(void);
+Suite *trace_suite(void);
 
 /* A fixture binding on a sim device; set up by open_bind(). */
 struct fixture {
