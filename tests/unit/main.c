@@ -21,6 +21,7 @@ int main(void)
 	srunner_add_suite(sr, regress_dev_suite());
 	srunner_add_suite(sr, coherence_suite());
 	srunner_add_suite(sr, unbind_suite());
+	srunner_add_suite(sr, migrate_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

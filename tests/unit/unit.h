@@ -24,6 +24,7 @@ Suite *threads_suite(void);
 Suite *regress_dev_suite(void);
 Suite *coherence_suite(void);
 Suite *unbind_suite(void);
+Suite *migrate_suite(void);
 
 /* A fixture binding on a sim device; set up by open_bind(). */
 struct fixture {
