@@ -147,6 +147,9 @@ static int attr_args(struct sva_bind *bind, uint64_t addr, uint64_t len,
 	err = range_check(addr, len);
 	for (unsigned int i = 0; !err && i < n; i++)
 		err = attr_check(&attrs[i], set);
+	/* A munmap() that returned has forgotten its range's attributes. */
+	if (!err && bind->dev->ops->sync)
+		bind->dev->ops->sync(bind);
 	return err;
 }
 

@@ -795,7 +795,11 @@ int sim_devmem_migrate(struct sva_bind *bind, uint64_t addr, uint64_t len,
 
 /* ------------------------------------------------ the event thread */
 
-/* No page in device memory at @addr: a fresh page, as the kernel maps. */
+/*
+ * No page in device memory at @addr: a fresh page, as the kernel maps.
+ * Under dm_lock: a migration moving the page out between our look-up and
+ * the fill would leave a zero page where its data should come back to.
+ */
 static bool fault_fill(struct sim_mm *mm, uint64_t addr)
 {
 	struct uffdio_copy c = {
@@ -824,8 +828,10 @@ bool sim_devmem_fault(struct sim_mm *mm, uint64_t addr)
 	pthread_mutex_lock(&mm->dm_lock);
 	dm = list_empty(&mm->arenas) ? NULL : mm_lookup(mm, vpn, &s);
 	if (!dm) {
+		bool done = fault_fill(mm, addr);
+
 		pthread_mutex_unlock(&mm->dm_lock);
-		return fault_fill(mm, addr);
+		return done;
 	}
 	if (dm->pg[s].busy) {
 		pthread_mutex_unlock(&mm->dm_lock);

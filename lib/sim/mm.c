@@ -990,17 +990,18 @@ static void *mm_event_thread(void *arg)
 			/* Its zap comes after this read: in progress. */
 			if (inv[i].ev == SVA_INVAL_DISCARD)
 				pending_add(mm, inv[i].start, inv[i].end);
+			/*
+			 * Device memory and attributes follow the event
+			 * before any fault read with it is served, and
+			 * before a sync (inval_lock) lets a caller look:
+			 * a page unmapped or discarded leaves device memory,
+			 * one mremap()ed is found at its new address. (A
+			 * fault on a range that is changing fails with
+			 * EAGAIN until its event was read, and is deferred.)
+			 */
+			mm_devmem_event(mm, &inv[i]);
 		}
 		pthread_rwlock_unlock(&mm->inval_lock);
-		/*
-		 * Device memory follows the events before any fault read
-		 * with them is served: a page unmapped or discarded leaves
-		 * device memory, a page mremap()ed is found at its new
-		 * address. (A fault on a range that is changing fails with
-		 * EAGAIN until its event was read, and is deferred.)
-		 */
-		for (int i = 0; i < ninv; i++)
-			mm_devmem_event(mm, &inv[i]);
 		for (int i = 0; i < nfaults; i++)
 			mm_fault(mm, faults[i]);
 		for (int i = 0; i < ninv; i++)

@@ -909,6 +909,11 @@ static void *writer_fn(void *arg)
 	return NULL;
 }
 
+/*
+ * Caught a lost write: a CPU fault found no page in device memory and
+ * filled a zero page after dm_lock went, while a migration moved the page
+ * out: the fill now happens under dm_lock.
+ */
 START_TEST(test_migrate_race_cpu_writer)
 {
 	enum { N = 32, MIGRATIONS = 300 };
