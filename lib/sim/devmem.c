@@ -269,6 +269,27 @@ static int slot_to_host(struct sim_mm *mm, struct sim_devmem *dm, uint32_t s,
 	err = uffd_move(mm, addr, slot_addr(dm, s), wake);
 	if (err == -EAGAIN)
 		return err;
+	if (err == -EINVAL) {
+		/*
+		 * The user's VMA no longer matches the arena (mprotect()ed
+		 * read-only or PROT_NONE since): UFFDIO_MOVE won't, so copy
+		 * the data back, and the arena page is zapped later.
+		 */
+		struct uffdio_copy c = {
+			.dst = addr, .src = slot_addr(dm, s),
+			.len = SVA_PAGE_SIZE,
+			.mode = wake ? 0 : UFFDIO_COPY_MODE_DONTWAKE,
+		};
+
+		if (!ioctl(mm->uffd, UFFDIO_COPY, &c)) {
+			count_to_host(dm->pg[s].bind, 1);
+			slot_release(dm, s, false);
+			return 0;
+		}
+		err = -errno;
+		if (err == -EAGAIN)
+			return err;
+	}
 	if (err) {
 		pr_debug("page %#llx not moved back (%s): dropped\n",
 			 (unsigned long long)addr, strerror(-err));

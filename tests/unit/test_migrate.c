@@ -584,6 +584,33 @@ START_TEST(test_migrate_mremap)
 }
 END_TEST
 
+/* mprotect() of pages in device memory: they come back all the same. */
+START_TEST(test_migrate_mprotect)
+{
+	enum { N = 8 };
+	struct sva_migrate_result r;
+	struct fixture f;
+	uint8_t *p;
+
+	MIGRATE_OR_SKIP(&f, 0);
+	p = map_filled(N * PAGE, 27);
+	ck_assert_int_eq(migrate(&f, p, N * PAGE, SVA_LOC_DEVICE, &r), 0);
+	ck_assert_uint_eq(r.moved, N);
+	/* Read-only: a CPU read faults them back. */
+	ck_assert_int_eq(mprotect(p, N / 2 * PAGE, PROT_READ), 0);
+	check_pattern(p, N / 2 * PAGE, 27);
+	/* PROT_NONE: moved back by sva_migrate(), readable once allowed. */
+	ck_assert_int_eq(mprotect(p + N / 2 * PAGE, N / 2 * PAGE, PROT_NONE), 0);
+	ck_assert_int_eq(migrate(&f, p + N / 2 * PAGE, N / 2 * PAGE,
+				 SVA_LOC_HOST, &r), 0);
+	ck_assert_uint_eq(r.moved, N / 2);
+	ck_assert_int_eq(mprotect(p, N * PAGE, PROT_READ | PROT_WRITE), 0);
+	check_pattern(p, N * PAGE, 27);
+	close_bind(&f);
+	munmap(p, N * PAGE);
+}
+END_TEST
+
 /* The application's own userfaultfd on a range: refused, clearly. */
 START_TEST(test_migrate_foreign_uffd)
 {
@@ -1009,6 +1036,7 @@ Suite *migrate_suite(void)
 	tcase_add_test(tc, test_migrate_double_map);
 	tcase_add_test(tc, test_migrate_eviction);
 	tcase_add_test(tc, test_migrate_mremap);
+	tcase_add_test(tc, test_migrate_mprotect);
 	tcase_add_test(tc, test_migrate_foreign_uffd);
 	tcase_add_test(tc, test_migrate_host_node);
 	tcase_add_test(tc, test_migrate_prefetch);
