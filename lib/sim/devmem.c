@@ -244,6 +244,28 @@ static void uffd_wake(struct sim_mm *mm, uint64_t addr, uint64_t len)
 	ioctl(mm->uffd, UFFDIO_WAKE, &r);
 }
 
+/*
+ * Threads other than the event thread move pages holding inval_lock for
+ * reading, then dm_lock. The event thread reads an event and makes device
+ * memory follow it (drops the pages of a discard, records it in progress)
+ * in one inval_lock write section: so no move lands between an event's
+ * read, which lets its zap go, and the drop. (A page moved back to the
+ * user after a zap and before the drop would bring discarded data back:
+ * seen in the discard race test.) Before the read, UFFDIO_MOVE fails with
+ * EAGAIN, and movers let both locks go and try again.
+ */
+static void mover_lock(struct sim_mm *mm)
+{
+	pthread_rwlock_rdlock(&mm->inval_lock);
+	pthread_mutex_lock(&mm->dm_lock);
+}
+
+static void mover_unlock(struct sim_mm *mm)
+{
+	pthread_mutex_unlock(&mm->dm_lock);
+	pthread_rwlock_unlock(&mm->inval_lock);
+}
+
 static void count_to_host(struct sva_bind *bind, uint64_t pages)
 {
 	if (!bind || !pages)
@@ -595,7 +617,7 @@ static void run_to_dev(struct sva_bind *bind, struct sim_devmem *dm,
 	int reason = 0;
 
 	populate_holes(mm, start, end);
-	pthread_mutex_lock(&mm->dm_lock);
+	mover_lock(mm);
 	for (uint64_t a = start; a < end;) {
 		switch (page_to_dev(bind, dm, a >> SVA_PAGE_SHIFT, res, span,
 				    &reason)) {
@@ -612,9 +634,9 @@ static void run_to_dev(struct sva_bind *bind, struct sim_devmem *dm,
 			break;
 		case PF_RETRY:
 			/* An event is unread: let the event thread have it. */
-			pthread_mutex_unlock(&mm->dm_lock);
+			mover_unlock(mm);
 			usleep(50);
-			pthread_mutex_lock(&mm->dm_lock);
+			mover_lock(mm);
 			if (++tries < SIM_EAGAIN_TRIES)
 				continue;
 			res->not_moved[SVA_MIGRATE_BUSY]++;
@@ -623,7 +645,7 @@ static void run_to_dev(struct sva_bind *bind, struct sim_devmem *dm,
 		tries = 0;
 		a += SVA_PAGE_SIZE;
 	}
-	pthread_mutex_unlock(&mm->dm_lock);
+	mover_unlock(mm);
 }
 
 /* Why the pages of @vma can't move, or -1 if they may. */
@@ -748,7 +770,7 @@ static int migrate_to_host(struct sva_bind *bind, uint64_t addr, uint64_t len,
 	from_dev = node >= 0 ? sva__zalloc(npages) : NULL;
 	if (node >= 0 && !from_dev)
 		return -ENOMEM;
-	pthread_mutex_lock(&mm->dm_lock);
+	mover_lock(mm);
 	for (uint64_t i = 0; i < npages;) {
 		uint64_t a = addr + (i << SVA_PAGE_SHIFT);
 
@@ -757,10 +779,10 @@ static int migrate_to_host(struct sva_bind *bind, uint64_t addr, uint64_t len,
 		if (!dm) {
 			/* On host memory already, if mapped at all. */
 			if (vma.end <= a || vma.start > a) {
-				pthread_mutex_unlock(&mm->dm_lock);
+				mover_unlock(mm);
 				if (!sim_mm_vma_now(mm, a, &vma))
 					vma.start = vma.end = 0;
-				pthread_mutex_lock(&mm->dm_lock);
+				mover_lock(mm);
 			}
 			if (vma.start <= a && a < vma.end)
 				res->already++;
@@ -771,9 +793,9 @@ static int migrate_to_host(struct sva_bind *bind, uint64_t addr, uint64_t len,
 		}
 		err = slot_to_host(mm, dm, s, true);
 		if (err == -EAGAIN || err == -EBUSY) {
-			pthread_mutex_unlock(&mm->dm_lock);
+			mover_unlock(mm);
 			usleep(50);
-			pthread_mutex_lock(&mm->dm_lock);
+			mover_lock(mm);
 			if (++tries < SIM_EAGAIN_TRIES)
 				continue;
 			res->not_moved[SVA_MIGRATE_BUSY]++;
@@ -789,7 +811,7 @@ static int migrate_to_host(struct sva_bind *bind, uint64_t addr, uint64_t len,
 		tries = 0;
 		i++;
 	}
-	pthread_mutex_unlock(&mm->dm_lock);
+	mover_unlock(mm);
 	if (node >= 0)
 		place_on_node(mm, addr, len, node, from_dev, res);
 	free(from_dev);
@@ -1022,7 +1044,7 @@ void sim_devmem_states(struct sva_bind *bind, uint64_t addr, uint64_t len,
 
 /*
  * Move back every page of @dm owned by @bind (NULL: all). Waits out device
- * accesses and mm changes with dm_lock let go. Caller holds dm_lock.
+ * accesses and mm changes with the locks let go. Caller: mover_lock().
  */
 static void dm_evict_all(struct sim_mm *mm, struct sim_devmem *dm,
 			 struct sva_bind *bind, bool count, uint64_t span[2])
@@ -1051,9 +1073,9 @@ static void dm_evict_all(struct sim_mm *mm, struct sim_devmem *dm,
 		}
 		if (!again)
 			return;
-		pthread_mutex_unlock(&mm->dm_lock);
+		mover_unlock(mm);
 		usleep(50);
-		pthread_mutex_lock(&mm->dm_lock);
+		mover_lock(mm);
 	}
 	if (dm->nused)
 		pr_warn("%u pages of device memory held by device accesses: not moved back\n",
@@ -1067,7 +1089,7 @@ void sim_devmem_unbind(struct sva_bind *bind, bool last)
 	uint64_t span[2] = { UINT64_MAX, 0 };
 	struct sim_devmem *dm;
 
-	pthread_mutex_lock(&mm->dm_lock);
+	mover_lock(mm);
 	dm = sd->dm;
 	if (dm)
 		dm_evict_all(mm, dm, last ? NULL : bind, false, span);
@@ -1075,7 +1097,7 @@ void sim_devmem_unbind(struct sva_bind *bind, bool last)
 		list_del(&dm->node);
 		sd->dm = NULL;
 	}
-	pthread_mutex_unlock(&mm->dm_lock);
+	mover_unlock(mm);
 	if (span[0] < span[1])
 		sim_mm_invalidate(mm, span[0], span[1]);
 	/* munmap() of the arena waits for its event: no lock held. */
@@ -1085,34 +1107,29 @@ void sim_devmem_unbind(struct sva_bind *bind, bool last)
 
 /*
  * Before fork(): every page back to host memory, mirrors told (not under
- * dm_lock: invalidating takes inval_lock, which ranks above it), then
- * dm_lock held across fork() so that nothing moves to a device meanwhile.
+ * the locks: invalidating takes inval_lock for writing), then both locks
+ * held across fork() so that nothing moves to a device meanwhile (fork()
+ * sends our userfaultfd no event: nothing waits for the event thread).
  */
 void sim_devmem_fork_prepare(struct sim_mm *mm)
 {
 	struct sim_devmem *dm;
-	bool left = true;
 
-	for (int round = 0; left && round < 8; round++) {
+	for (int round = 0; round < 8; round++) {
 		uint64_t span[2] = { UINT64_MAX, 0 };
 
-		pthread_mutex_lock(&mm->dm_lock);
+		mover_lock(mm);
 		list_for_each_entry(dm, &mm->arenas, node)
 			dm_evict_all(mm, dm, NULL, true, span);
 		if (span[0] >= span[1])
-			return;		/* nothing moved: keep dm_lock */
-		pthread_mutex_unlock(&mm->dm_lock);
+			return;		/* nothing moved: keep the locks */
+		mover_unlock(mm);
 		sim_mm_invalidate(mm, span[0], span[1]);
-		left = false;
-		pthread_mutex_lock(&mm->dm_lock);
-		list_for_each_entry(dm, &mm->arenas, node)
-			left |= dm->nused != 0;
-		pthread_mutex_unlock(&mm->dm_lock);
 	}
-	pthread_mutex_lock(&mm->dm_lock);
+	mover_lock(mm);
 }
 
 void sim_devmem_fork_parent(struct sim_mm *mm)
 {
-	pthread_mutex_unlock(&mm->dm_lock);
+	mover_unlock(mm);
 }
