@@ -163,6 +163,21 @@ START_TEST(test_migrate_bad_args)
 	o.flags = 1;
 	ck_assert_int_eq(sva_migrate(f.bind, (uintptr_t)p, PAGE, &o, NULL), -EINVAL);
 	check_pattern(p, 4 * PAGE, 1);
+	if (test_on_sim()) {
+		SVA_OPTS_INIT(sva_dev_opts, dopt, .devmem_size = PAGE + 1);
+		SVA_OPTS_INIT(sva_dev_caps, caps);
+		struct sva_dev *dev = (void *)1;
+
+		ck_assert_int_eq(sva_dev_open("sim1", &dopt, &dev), -EINVAL);
+		ck_assert_ptr_null(dev);
+		dopt.devmem_size = 1ull << 40;
+		ck_assert_int_eq(sva_dev_open("sim1", &dopt, &dev), -EINVAL);
+		dopt.devmem_size = 3 * PAGE;
+		ck_assert_int_eq(sva_dev_open("sim1", &dopt, &dev), 0);
+		ck_assert_int_eq(sva_dev_caps(dev, &caps), 0);
+		ck_assert_uint_eq(caps.devmem_size, 3 * PAGE);
+		sva_dev_close(dev);
+	}
 	close_bind(&f);
 	munmap(p, 4 * PAGE);
 }
@@ -208,6 +223,13 @@ START_TEST(test_migrate_basic)
 	s1 = bind_stats(&f);
 	ck_assert_uint_eq(s1.migrated_to_host - s0.migrated_to_host, N);
 	ck_assert_uint_eq(s1.cpu_fault_migrations, s0.cpu_fault_migrations);
+	{
+		struct sva_stats ds = { .sz = sizeof(ds) };
+
+		ck_assert_int_eq(sva_dev_stats(f.dev, &ds), 0);
+		ck_assert_uint_eq(ds.migrated_to_dev, s1.migrated_to_dev);
+		ck_assert_uint_eq(ds.migrated_to_host, s1.migrated_to_host);
+	}
 	check_pattern(p, N * PAGE, 7);
 	close_bind(&f);
 	munmap(p, N * PAGE);
