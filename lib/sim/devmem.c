@@ -956,6 +956,31 @@ int sim_devmem_migrate(struct sva_bind *bind, uint64_t addr, uint64_t len,
 	return err;
 }
 
+void sim_devmem_fault_migrate(struct sva_bind *bind, const uint64_t *addrs,
+			      unsigned int n)
+{
+	uint64_t v[SVA_ATTR_MAX], done_to = 0;
+
+	if (!(bind->dev->caps.flags & SVA_CAP_MIGRATE) ||
+	    sva__range_attrs_empty(&bind->attrs))
+		return;
+	for (unsigned int i = 0; i < n; i++) {
+		struct sva_migrate_result r = { .sz = sizeof(r) };
+		uint64_t size, start;
+
+		if (addrs[i] < done_to)
+			continue;	/* in the granule just moved */
+		sva__range_attrs_at(&bind->attrs, addrs[i], v);
+		if (v[SVA_ATTR_PREFERRED_LOC] != SVA_LOC_DEVICE ||
+		    v[SVA_ATTR_ACCESSED_BY])
+			continue;
+		size = SVA_PAGE_SIZE << v[SVA_ATTR_GRANULARITY];
+		start = addrs[i] & ~(size - 1);
+		sim_devmem_migrate(bind, start, size, SVA_LOC_DEVICE, &r);
+		done_to = start + size;
+	}
+}
+
 /* ------------------------------------------------ the event thread */
 
 /*

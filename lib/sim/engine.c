@@ -463,6 +463,8 @@ void sim_exec(struct sva_bind *bind, const struct sva_desc *d,
 		/* Resolved: the VMA may have changed under us (mprotect). */
 		for (unsigned int i = 0; i < bf.n; i++)
 			sim_mm_vma_forget(sb->mm, bf.addr[i]);
+		/* Fault-driven migration to a preferred device memory. */
+		sim_devmem_fault_migrate(bind, bf.addr, bf.n);
 		if (prg.overflowed) {
 			sched_yield();	/* let the queue drain, then ask again */
 			continue;

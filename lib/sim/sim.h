@@ -308,6 +308,12 @@ int sim_uffd_probe_move(void);
 void sim_devmem_caps(struct sva_dev *dev);
 int sim_devmem_migrate(struct sva_bind *bind, uint64_t addr, uint64_t len,
 		       uint64_t to, struct sva_migrate_result *res);
+/*
+ * Engine: the device faulted on @addrs (resolved): pages whose preferred
+ * location is the device (and not ACCESSED_BY) move there, by granule.
+ */
+void sim_devmem_fault_migrate(struct sva_bind *bind, const uint64_t *addrs,
+			      unsigned int n);
 /* Unbind: its pages go back to host memory; the last one frees the
  * device's memory. */
 void sim_devmem_unbind(struct sva_bind *bind, bool last);

@@ -931,6 +931,39 @@ START_TEST(test_migrate_granularity)
 }
 END_TEST
 
+/*
+ * Preferred location the device: a device fault migrates the page there
+ * (by granule); ACCESSED_BY keeps it in place.
+ */
+START_TEST(test_migrate_fault_driven)
+{
+	enum { N = 16 };
+	struct sva_completion c;
+	struct sva_desc d;
+	struct fixture f;
+	uint8_t st[N], *p;
+
+	MIGRATE_OR_SKIP(&f, 0);
+	p = map_fresh_small(N * PAGE, PROT_READ | PROT_WRITE);
+	ck_assert_int_eq(set1(&f, p, N * PAGE, SVA_ATTR_PREFERRED_LOC, SVA_LOC_DEVICE), 0);
+	ck_assert_int_eq(set1(&f, p + N / 2 * PAGE, N / 2 * PAGE,
+			      SVA_ATTR_ACCESSED_BY, 1), 0);
+	d = desc_make(&f, SVA_OP_FILL, SVA_DESC_BLOCK_ON_FAULT, NULL, p, N * PAGE);
+	d.pattern = 0x1122334455667788ull;
+	c = run1(&f, &d);
+	ck_assert_int_eq(c.status, SVA_STATUS_SUCCESS);
+	ck_assert_uint_ge(bind_stats(&f).page_requests, 1);
+	states_of(&f, p, N * PAGE, st);
+	ck_assert_uint_eq(count_state(st, N / 2, SVA_PAGE_DEVICE_LOCAL), N / 2);
+	ck_assert_uint_eq(count_state(st + N / 2, N / 2, SVA_PAGE_DEVICE_LOCAL), 0);
+	ck_assert_uint_eq(bind_stats(&f).migrated_to_dev, N / 2);
+	for (size_t i = 0; i < N * PAGE; i++)
+		ck_assert_uint_eq(p[i], (uint8_t)(d.pattern >> (8 * (i % 8))));
+	close_bind(&f);
+	munmap(p, N * PAGE);
+}
+END_TEST
+
 /* ---------------------------------------------------------- races */
 
 struct writer {
@@ -1167,6 +1200,7 @@ Suite *migrate_suite(void)
 	tcase_add_test(tc, test_migrate_attr_einval);
 	tcase_add_test(tc, test_migrate_attr_enforced);
 	tcase_add_test(tc, test_migrate_granularity);
+	tcase_add_test(tc, test_migrate_fault_driven);
 	tcase_add_test(tc, test_migrate_race_cpu_writer);
 	tcase_add_test(tc, test_migrate_race_device_writer);
 	tcase_add_test(tc, test_migrate_race_discard);
