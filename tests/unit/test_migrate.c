@@ -586,6 +586,36 @@ START_TEST(test_migrate_eviction)
 }
 END_TEST
 
+/* Transparent huge pages (where the kernel gives them) move too. */
+START_TEST(test_migrate_thp)
+{
+	const size_t len = 4ul << 20;
+	struct sva_migrate_result r;
+	struct fixture f;
+	uint8_t *raw, *p;
+	int thp;
+
+	MIGRATE_OR_SKIP(&f, 0);
+	raw = map_fresh(2 * len, PROT_READ | PROT_WRITE);
+	p = (uint8_t *)(((uintptr_t)raw + len - 1) & ~(len - 1));
+	madvise(p, len, MADV_HUGEPAGE);
+	fill_pattern(p, len, 28);
+	thp = page_is_thp(p);
+	ck_assert_int_eq(migrate(&f, p, len, SVA_LOC_DEVICE, &r), 0);
+	ck_assert_uint_eq(r.moved, len / PAGE);
+	ck_assert_uint_eq(pages_present(p, len), 0);
+	check_pattern(p, len / 2, 28);		/* half by CPU faults */
+	ck_assert_int_eq(migrate(&f, p, len, SVA_LOC_HOST, &r), 0);
+	ck_assert_uint_eq(r.moved, len / 2 / PAGE);
+	ck_assert_uint_eq(r.already, len / 2 / PAGE);
+	check_pattern(p, len, 28);
+	fprintf(stderr, "%s: the range was %s huge pages\n", __func__,
+		thp == 1 ? "in" : thp == 0 ? "not in" : "maybe in");
+	close_bind(&f);
+	munmap(raw, 2 * len);
+}
+END_TEST
+
 /* mremap() moves pages in device memory with the range. */
 START_TEST(test_migrate_mremap)
 {
@@ -1192,6 +1222,7 @@ Suite *migrate_suite(void)
 	tcase_add_test(tc, test_migrate_double_map);
 	tcase_add_test(tc, test_migrate_eviction);
 	tcase_add_test(tc, test_migrate_mremap);
+	tcase_add_test(tc, test_migrate_thp);
 	tcase_add_test(tc, test_migrate_mprotect);
 	tcase_add_test(tc, test_migrate_foreign_uffd);
 	tcase_add_test(tc, test_migrate_host_node);
