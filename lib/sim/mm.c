@@ -19,6 +19,10 @@
  * sharing as a CPU write would). VMAs that can't be registered (most
  * file-backed private mappings) are translated on every access and never
  * cached, since no event would tell us of their unmap.
+ *
+ * Ranges holding pages moved to device memory (devmem.c) are registered
+ * for missing faults as well, with the same fd: the event thread then also
+ * reads CPU faults, and serves them after the events read with them.
  */
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
