@@ -950,6 +950,10 @@ int sim_devmem_migrate(struct sva_bind *bind, uint64_t addr, uint64_t len,
 	else
 		err = migrate_to_host(bind, addr, len, SVA_LOC_NODE_OF(to),
 				      res, span);
+	/* Free what munmap() and discards left in device memory (a
+	 * migration to the device does it before it takes room). */
+	if (to != SVA_LOC_DEVICE && sim_dev_of(bind)->dm)
+		dm_zap_dirty(mm, sim_dev_of(bind)->dm);
 	/* Mirrors see pages come and go, as MMU_NOTIFY_MIGRATE tells. */
 	if (span[0] < span[1])
 		sim_mm_invalidate(mm, span[0], span[1]);

@@ -319,6 +319,35 @@ START_TEST(test_migrate_release)
 }
 END_TEST
 
+/* Two bindings on one device: unbinding one moves back its pages only. */
+START_TEST(test_migrate_unbind_own_pages)
+{
+	enum { N = 8 };
+	struct sva_migrate_result r;
+	struct fixture f, g;
+	uint8_t st[N], *p, *q;
+
+	MIGRATE_OR_SKIP(&f, 0);
+	g.dev = f.dev;
+	ck_assert_int_eq(sva_bind(f.dev, NULL, &g.bind), 0);
+	ck_assert_int_eq(sva_bind_pasid(g.bind, &g.pasid), 0);
+	p = map_filled(N * PAGE, 29);
+	q = map_filled(N * PAGE, 30);
+	ck_assert_int_eq(migrate(&f, p, N * PAGE, SVA_LOC_DEVICE, &r), 0);
+	ck_assert_int_eq(migrate(&g, q, N * PAGE, SVA_LOC_DEVICE, &r), 0);
+	ck_assert_int_eq(sva_unbind(g.bind), 0);
+	ck_assert_uint_eq(pages_present(q, N * PAGE), N);
+	ck_assert_uint_eq(pages_present(p, N * PAGE), 0);
+	states_of(&f, p, N * PAGE, st);
+	ck_assert_uint_eq(count_state(st, N, SVA_PAGE_DEVICE_LOCAL), N);
+	check_pattern(q, N * PAGE, 30);
+	check_pattern(p, N * PAGE, 29);
+	close_bind(&f);
+	munmap(p, N * PAGE);
+	munmap(q, N * PAGE);
+}
+END_TEST
+
 /* migrate_shared: shared and file pages are refused, never touched. */
 START_TEST(test_migrate_shared)
 {
@@ -1215,6 +1244,7 @@ Suite *migrate_suite(void)
 	tcase_add_test(tc, test_migrate_fault);
 	tcase_add_test(tc, test_migrate_release);
 	tcase_add_test(tc, test_migrate_shared);
+	tcase_add_test(tc, test_migrate_unbind_own_pages);
 	tcase_add_test(tc, test_migrate_mixed);
 	tcase_add_test(tc, test_migrate_multiple);
 	tcase_add_test(tc, test_migrate_cow_in_device);
