@@ -179,8 +179,9 @@ enum sva_opcode {
 				 * pattern */
 	SVA_OP_PREFETCH = 5,	/* sva_migrate() of [src, src + len) to
 				 * location pattern (SVA_LOC_*): result =
-				 * pages moved, bytes_done = len (needs
-				 * SVA_CAP_MIGRATE; see sva_migrate(3)) */
+				 * pages at the target, bytes_done = len;
+				 * FAULT_FAILURE if some page didn't move
+				 * (needs SVA_CAP_MIGRATE: sva_migrate(3)) */
 	SVA_OP_MAX,
 };
 
