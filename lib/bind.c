@@ -41,6 +41,7 @@ int sva_bind(struct sva_dev *dev, const struct sva_bind_opts *opts,
 	bind->owner = getpid();
 	pthread_mutex_init(&bind->mirror_lock, NULL);
 	pthread_cond_init(&bind->cb_done, NULL);
+	sva__range_attrs_init(&bind->attrs);
 	err = dev->ops->bind(bind);
 	if (err)
 		goto free;
@@ -56,6 +57,7 @@ int sva_bind(struct sva_dev *dev, const struct sva_bind_opts *opts,
 unbind:
 	dev->ops->unbind(bind);
 free:
+	sva__range_attrs_fini(&bind->attrs);
 	pthread_cond_destroy(&bind->cb_done);
 	pthread_mutex_destroy(&bind->mirror_lock);
 	free(bind);
@@ -99,6 +101,7 @@ int sva_unbind(struct sva_bind *bind)
 	pthread_mutex_unlock(&dev->lock);
 	dev->ops->unbind(bind);
 
+	sva__range_attrs_fini(&bind->attrs);
 	pthread_cond_destroy(&bind->cb_done);
 	pthread_mutex_destroy(&bind->mirror_lock);
 	mirror_index_fini(&bind->mirrors);

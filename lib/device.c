@@ -222,7 +222,8 @@ static int dev_open(const char *name, int fd, const struct sva_dev_opts *opts,
 			     "sva_dev_opts");
 	if (err)
 		goto free;
-	if (dev->opts.flags & ~(unsigned int)(SVA_DEV_NO_PRI | SVA_DEV_NO_ATC)) {
+	if (dev->opts.flags & ~(unsigned int)(SVA_DEV_NO_PRI | SVA_DEV_NO_ATC |
+					      SVA_DEV_NO_DEVMEM)) {
 		err = sva_err(-EINVAL, "unknown flags %#x", dev->opts.flags);
 		goto free;
 	}
@@ -263,6 +264,12 @@ static int dev_open(const char *name, int fd, const struct sva_dev_opts *opts,
 		dev->ops->close(dev);
 		sva__resv_free(dev);
 		goto destroy;
+	}
+	/* Prefetch is migration: only where the device can migrate. */
+	if (!(dev->caps.flags & SVA_CAP_MIGRATE) || !dev->ops->migrate) {
+		dev->caps.flags &= ~(unsigned int)SVA_CAP_MIGRATE;
+		dev->caps.ops &= ~(1u << SVA_OP_PREFETCH);
+		dev->caps.devmem_size = 0;
 	}
 	*devp = dev;
 	return 0;

@@ -18,6 +18,7 @@
 #include "list.h"
 #include "mirror_index.h"
 #include "trace.h"
+#include "range_attr.h"
 
 #define SVA_PAGE_SIZE 4096ul
 #define SVA_PAGE_SHIFT 12
@@ -75,6 +76,15 @@ enum sva_counter {
 	SVA_C_DESCS_COMPLETED,
 	SVA_C_BYTES_DONE,
 	SVA_C_QUARANTINES,
+	/* Device memory (struct sva_stats in the same order). */
+	SVA_C_MIGRATED_TO_DEV,
+	SVA_C_MIGRATED_TO_HOST,
+	SVA_C_BYTES_TO_DEV,
+	SVA_C_BYTES_TO_HOST,
+	SVA_C_CPU_FAULT_MIGRATIONS,
+	SVA_C_EVICTIONS,
+	SVA_C_MIGRATE_FAILURES,
+	SVA_C_DEVMEM_ACCESSES,
 	SVA_C_NR,
 };
 
@@ -155,6 +165,7 @@ struct sva_bind {
 	bool unbinding;			/* sva_unbind() began (mirror_lock) */
 	struct mirror_index mirrors;
 	struct sva_counters stats;
+	struct sva_range_attrs attrs;	/* sva_range_set_attr() */
 	void *priv;			/* backend's */
 };
 
@@ -262,7 +273,22 @@ struct sva_backend_ops {
 	 */
 	int (*reserved_regions)(struct sva_dev *dev, struct sva_region *out,
 				unsigned int max);
+	/* Optional (SVA_CAP_MIGRATE): migrate the validated, page aligned
+	 * [addr, addr + len) to @to (SVA_LOC_*), counting into @res (all
+	 * of it known to the library). Returns 0 or a negative errno. */
+	int (*migrate)(struct sva_bind *bind, uint64_t addr, uint64_t len,
+		       uint64_t to, struct sva_migrate_result *res);
+	/* Optional: attributes were set on [addr, addr + len): hear of
+	 * its munmap/mremap (sva__range_attrs_drop()) where it can. */
+	void (*attrs_track)(struct sva_bind *bind, uint64_t addr,
+			    uint64_t len);
 };
+
+/* SVA_OP_PREFETCH, run by the queue worker through ops->migrate. */
+void sva__prefetch_exec(struct sva_bind *bind, const struct sva_desc *desc,
+			struct sva_completion *comp);
+/* A valid migration target (SVA_LOC_DEVICE/HOST/HOST_NODE)? */
+bool sva__loc_valid(uint64_t loc, bool none_ok);
 
 extern const struct sva_backend_ops sva_sim_ops;
 extern const struct sva_backend_ops sva_kmod_ops;

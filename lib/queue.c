@@ -39,7 +39,10 @@ static void *queue_worker(void *arg)
 		comp.user_data = desc.user_data;
 		if (sva__tracing(bind->dev))
 			t0 = sva__now_ns();
-		sva__exec(bind, &desc, &comp);
+		if (desc.opcode == SVA_OP_PREFETCH)
+			sva__prefetch_exec(bind, &desc, &comp);
+		else
+			sva__exec(bind, &desc, &comp);
 		if (sva__tracing(bind->dev))
 			sva__trace_desc(bind, t0, &desc, &comp);
 		sva__count(bind, SVA_C_DESCS_COMPLETED, 1);
@@ -121,6 +124,9 @@ static int desc_check(const struct sva_bind *bind, const struct sva_desc *d)
 	bool dst = d->opcode == SVA_OP_COPY || d->opcode == SVA_OP_COMPARE ||
 		   d->opcode == SVA_OP_FILL;
 
+	if (d->opcode == SVA_OP_PREFETCH && !(caps->flags & SVA_CAP_MIGRATE))
+		return sva_err(-EOPNOTSUPP, "%s has no device memory (SVA_CAP_MIGRATE)",
+			       bind->dev->name);
 	if (d->opcode >= SVA_OP_MAX || !(caps->ops & (1u << d->opcode)))
 		return sva_err(-EINVAL, "opcode %u not supported", d->opcode);
 	if (d->flags & ~(uint32_t)SVA_DESC_BLOCK_ON_FAULT)
@@ -135,6 +141,12 @@ static int desc_check(const struct sva_bind *bind, const struct sva_desc *d)
 		return sva_err(-EINVAL, "PASID %u is not the binding's %u",
 			       d->pasid, bind->pasid);
 	if (d->opcode == SVA_OP_NOP)
+		return 0;
+	if (d->opcode == SVA_OP_PREFETCH &&
+	    (d->dst || !d->len || ((d->src | d->len) & ~SVA_PAGE_MASK) ||
+	     d->src + d->len < d->src || !sva__loc_valid(d->pattern, false)))
+		return sva_err(-EINVAL, "prefetch: src and len page aligned, dst 0, pattern a SVA_LOC_ target");
+	if (d->opcode == SVA_OP_PREFETCH)
 		return 0;
 	if (!d->len || d->len > caps->max_xfer)
 		return sva_err(-EINVAL, "length %llu out of 1..%llu",

@@ -94,6 +94,8 @@ enum sva_dev_flags {
 	SVA_DEV_NO_PRI = 1u << 0,
 	/* Don't cache translations (every access asks the IOMMU). */
 	SVA_DEV_NO_ATC = 1u << 1,
+	/* Model a device without local memory: no SVA_CAP_MIGRATE. */
+	SVA_DEV_NO_DEVMEM = 1u << 2,
 };
 
 struct sva_dev_opts {
@@ -122,6 +124,11 @@ struct sva_dev_opts {
 	 * oldest dropped beyond it (0 = 65536). See libsva(7). */
 	const char *trace_path;
 	unsigned int trace_events;
+	/* Device-local memory in bytes (a page multiple), for migration
+	 * (sva_migrate(3)); 0 = the backend's default (sim: 64 MiB). What
+	 * the device got is in sva_dev_caps.devmem_size: 0 where the
+	 * backend or the kernel can't migrate. */
+	uint64_t devmem_size;
 };
 
 /* Open the device called @name; @opts may be NULL. */
@@ -153,6 +160,9 @@ enum sva_cap_flags {
 	SVA_CAP_MIRROR = 1u << 4,
 	/* Hardware SVA through the IOMMU (iommu_sva_bind_device()). */
 	SVA_CAP_HW_SVA = 1u << 5,
+	/* Device-local memory and migration: sva_migrate(3),
+	 * sva_range_set_attr(3), SVA_OP_PREFETCH. */
+	SVA_CAP_MIGRATE = 1u << 6,
 };
 
 struct sva_dev_caps {
@@ -166,6 +176,8 @@ struct sva_dev_caps {
 	unsigned int fault_batch;
 	uint32_t ops;			/* bitmap of 1 << enum sva_opcode */
 	uint64_t max_xfer;		/* largest descriptor length */
+	uint64_t devmem_size;		/* device-local memory (bytes), 0:
+					 * none (no SVA_CAP_MIGRATE) */
 };
 
 SVA_API int sva_dev_caps(const struct sva_dev *dev, struct sva_dev_caps *caps);
@@ -207,6 +219,11 @@ enum sva_opcode {
 				 * bytes_done = offset of first difference */
 	SVA_OP_CRC32C = 4,	/* result = crc32c(src, len) seeded by
 				 * pattern */
+	SVA_OP_PREFETCH = 5,	/* sva_migrate() of [src, src + len) to
+				 * location pattern (SVA_LOC_*): result =
+				 * pages at the target, bytes_done = len;
+				 * FAULT_FAILURE if some page didn't move
+				 * (needs SVA_CAP_MIGRATE: sva_migrate(3)) */
 	SVA_OP_MAX,
 };
 
@@ -292,6 +309,11 @@ enum sva_page_state {
 	SVA_PAGE_WRITE = 1u << 1,	/* writable without a fault */
 	SVA_PAGE_HUGE = 1u << 2,	/* part of a huge page (THP/hugetlb) */
 	SVA_PAGE_ERROR = 1u << 3,	/* not mapped, or not accessible */
+	/* In this device's local memory (with VALID): device accesses are
+	 * local, a CPU access migrates it back. */
+	SVA_PAGE_DEVICE_LOCAL = 1u << 4,
+	/* In another device's memory (not VALID: an access faults). */
+	SVA_PAGE_DEVICE_REMOTE = 1u << 5,
 };
 
 enum sva_inval_event {
@@ -347,6 +369,104 @@ SVA_API int sva_mirror_snapshot(struct sva_mirror *mirror, uint64_t addr,
 SVA_API uint64_t sva_mirror_read_begin(struct sva_mirror *mirror);
 SVA_API bool sva_mirror_read_retry(struct sva_mirror *mirror, uint64_t seq);
 
+/* ------------------------------------------- device memory and placement */
+
+/*
+ * Locations, as sva_migrate() targets and SVA_ATTR_PREFERRED_LOC values:
+ * the binding's device memory, host memory on no node in particular, or
+ * host memory on NUMA node n. See sva_migrate(3).
+ */
+#define SVA_LOC_NONE		0ull	/* no preference (attributes only) */
+#define SVA_LOC_DEVICE		1ull	/* the binding's device memory */
+#define SVA_LOC_HOST		2ull	/* host memory, any node */
+#define SVA_LOC_HOST_NODE(n)	((((uint64_t)(n) + 1) << 32) | SVA_LOC_HOST)
+/* The node of a SVA_LOC_HOST_NODE() location, -1 for SVA_LOC_HOST. */
+#define SVA_LOC_NODE_OF(loc)	((int)((loc) >> 32) - 1)
+
+/* Why pages were not moved: index of sva_migrate_result.not_moved[]. */
+enum sva_migrate_reason {
+	SVA_MIGRATE_UNMAPPED = 0,	/* no VMA there */
+	SVA_MIGRATE_PROT_NONE = 1,	/* no access (PROT_NONE) */
+	SVA_MIGRATE_READ_ONLY = 2,	/* read-only, which this backend
+					 * can't move (sim) */
+	SVA_MIGRATE_SHARED = 3,		/* MAP_SHARED, file or hugetlb
+					 * memory: never moved */
+	SVA_MIGRATE_PINNED = 4,		/* pinned, KSM, or shared
+					 * copy-on-write with another mm */
+	SVA_MIGRATE_NO_ROOM = 5,	/* device memory full of pages that
+					 * can't be evicted now */
+	SVA_MIGRATE_BUSY = 6,		/* the mapping changed under the
+					 * migration (munmap, madvise) */
+	SVA_MIGRATE_FOREIGN_UFFD = 7,	/* registered with another
+					 * userfaultfd (the application's) */
+	SVA_MIGRATE_HOST_NODE = 8,	/* move_pages() to the node failed */
+	SVA_MIGRATE_UNSUPPORTED = 9,	/* memory this backend can't move
+					 * (mlocked, executable, ...) */
+	SVA_MIGRATE_REASON_MAX = 16,
+};
+
+struct sva_migrate_opts {
+	size_t sz;
+	uint64_t to;			/* SVA_LOC_DEVICE, SVA_LOC_HOST or
+					 * SVA_LOC_HOST_NODE(n) */
+	unsigned int flags;		/* none defined yet, must be 0 */
+};
+
+struct sva_migrate_result {
+	size_t sz;
+	uint64_t moved;			/* pages moved to the target */
+	uint64_t already;		/* pages that were there already */
+	uint64_t evicted;		/* other pages evicted for room */
+	uint64_t not_moved[SVA_MIGRATE_REASON_MAX];	/* by reason */
+};
+
+/*
+ * Migrate the pages of [addr, addr + len) (page aligned) to @opts->to,
+ * synchronously. Returns 0 when every page is at the target, the number of
+ * pages not moved (> 0, reasons in @res, which may be NULL) when some
+ * weren't, or a negative errno (-EOPNOTSUPP without SVA_CAP_MIGRATE).
+ */
+SVA_API int sva_migrate(struct sva_bind *bind, uint64_t addr, uint64_t len,
+			const struct sva_migrate_opts *opts,
+			struct sva_migrate_result *res);
+
+enum sva_range_attr_type {
+	/* SVA_LOC_*: where CPU faults take pages back to (a host node),
+	 * or the device (device page requests migrate pages there). */
+	SVA_ATTR_PREFERRED_LOC = 1,
+	/* 0/1: the device may only read (a device write faults INVALID). */
+	SVA_ATTR_DEVICE_READ_ONLY = 2,
+	/* 0/1: the device may not access at all (faults INVALID). */
+	SVA_ATTR_NO_ACCESS = 3,
+	/* 0/1: the device accesses in place: its page requests never
+	 * migrate pages to it (preferred location notwithstanding). */
+	SVA_ATTR_ACCESSED_BY = 4,
+	/* log2 of the pages migrated together on a fault, 0..9. */
+	SVA_ATTR_GRANULARITY = 5,
+	SVA_ATTR_MAX,
+};
+
+struct sva_range_attr {
+	uint32_t type;			/* enum sva_range_attr_type */
+	uint32_t rsvd;			/* must be 0 */
+	uint64_t value;
+};
+
+/*
+ * Set @n attributes of [addr, addr + len) (page aligned) for @bind's
+ * device, or get them: a get returns each attribute's value common to the
+ * whole range (flags: 1 only if set on every page; PREFERRED_LOC:
+ * SVA_LOC_NONE unless the same everywhere; GRANULARITY: the smallest).
+ * Unknown types or values fail with -EINVAL, setting nothing.
+ * See sva_range_set_attr(3) for what munmap, mremap and fork do.
+ */
+SVA_API int sva_range_set_attr(struct sva_bind *bind, uint64_t addr,
+			       uint64_t len, const struct sva_range_attr *attrs,
+			       unsigned int n);
+SVA_API int sva_range_get_attr(struct sva_bind *bind, uint64_t addr,
+			       uint64_t len, struct sva_range_attr *attrs,
+			       unsigned int n);
+
 /* ------------------------------------------------------------- statistics */
 
 struct sva_stats {
@@ -364,6 +484,16 @@ struct sva_stats {
 	uint64_t descs_completed;
 	uint64_t bytes_done;
 	uint64_t quarantines;		/* times a fault storm quarantined */
+	/* Device memory (sva_migrate(3)), in pages unless named bytes. */
+	uint64_t migrated_to_dev;	/* pages moved into device memory */
+	uint64_t migrated_to_host;	/* pages moved out of it to host */
+	uint64_t bytes_to_dev;
+	uint64_t bytes_to_host;
+	uint64_t cpu_fault_migrations;	/* CPU faults that moved a page back */
+	uint64_t evictions;		/* pages evicted for room (LRU) */
+	uint64_t migrate_failures;	/* pages a migration didn't move */
+	uint64_t devmem_accesses;	/* device page accesses served from
+					 * device memory (no translation) */
 };
 
 SVA_API int sva_bind_stats(const struct sva_bind *bind,

@@ -93,8 +93,9 @@ static int sim_opts(struct sva_dev_opts *o)
 		o->queue_depth = 1024;
 	if (o->atc_entries > (1u << 20) || o->prq_depth > 65536 ||
 	    o->fault_batch > 2 * SIM_CHUNK_PAGES || o->pasid_bits > 20 ||
-	    o->queue_depth > 65536)
-		return sva_err(-EINVAL, "option out of range (atc_entries <= 2^20, prq_depth <= 65536, fault_batch <= %u, pasid_bits <= 20, queue_depth <= 65536)",
+	    o->queue_depth > 65536 ||
+	    (o->devmem_size & ~SVA_PAGE_MASK) || o->devmem_size > (16ull << 30))
+		return sva_err(-EINVAL, "option out of range (atc_entries <= 2^20, prq_depth <= 65536, fault_batch <= %u, pasid_bits <= 20, queue_depth <= 65536, devmem_size a page multiple <= 16 GiB)",
 			       2 * SIM_CHUNK_PAGES);
 	return 0;
 }
@@ -142,6 +143,7 @@ static int sim_open(struct sva_dev *dev, const char *name, int fd)
 	caps->fault_batch = dev->opts.fault_batch;
 	caps->ops = (1u << SVA_OP_MAX) - 1;
 	caps->max_xfer = 1ull << 30;
+	sim_devmem_caps(dev);
 	dev->priv = sd;
 	return 0;
 atc:
@@ -214,6 +216,8 @@ static void sim_unbind(struct sva_bind *bind)
 	if (last)
 		sim_atc_invalidate(&sim_dev_of(bind)->atc, bind->pasid, 0,
 				   UINT64_MAX >> SVA_PAGE_SHIFT);
+	/* Its pages leave device memory while our userfaultfd still can. */
+	sim_devmem_unbind(bind, last);
 	sim_mm_put(bind);
 	free(sb->bounce[0]);
 	free(sb->bounce[1]);
@@ -236,6 +240,12 @@ static int sim_mirror_register(struct sva_mirror *m)
 {
 	sim_mm_track_range(sim_bind_of(m->bind)->mm, m->start, m->end);
 	return 0;
+}
+
+static void sim_attrs_track(struct sva_bind *bind, uint64_t addr,
+			    uint64_t len)
+{
+	sim_mm_track_range(sim_bind_of(bind)->mm, addr, addr + len);
 }
 
 static void sim_mirror_unregister(struct sva_mirror *m)
@@ -286,10 +296,16 @@ static int sim_snapshot(struct sva_mirror *m, uint64_t addr, uint64_t len,
 	int err;
 
 	err = sim_mm_snapshot(mm, addr, len, states);
-	if (err || !fault)
+	if (err)
 		return err;
+	sim_devmem_states(m->bind, addr, len, states);
+	if (!fault)
+		return 0;
 	snapshot_fault(m, addr, len >> SVA_PAGE_SHIFT, states, fault);
-	return sim_mm_snapshot(mm, addr, len, states);
+	err = sim_mm_snapshot(mm, addr, len, states);
+	if (!err)
+		sim_devmem_states(m->bind, addr, len, states);
+	return err;
 }
 
 /*
@@ -336,4 +352,6 @@ const struct sva_backend_ops sva_sim_ops = {
 	.mirror_unregister = sim_mirror_unregister,
 	.snapshot = sim_snapshot,
 	.reserved_regions = sim_reserved_regions,
+	.migrate = sim_devmem_migrate,
+	.attrs_track = sim_attrs_track,
 };

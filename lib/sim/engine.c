@@ -65,7 +65,8 @@ struct burst_faults {
  */
 static uint64_t burst_translate(struct sva_bind *bind, uint64_t addr,
 				uint64_t len, unsigned int need,
-				struct burst_faults *bf, unsigned int max)
+				struct burst_faults *bf, unsigned int max,
+				uint64_t *local, unsigned int *npinned)
 {
 	struct sim_dev *sd = sim_dev_of(bind);
 	struct sim_mm *mm = sim_bind_of(bind)->mm;
@@ -96,6 +97,10 @@ static uint64_t burst_translate(struct sva_bind *bind, uint64_t addr,
 				sim_atc_fill(&sd->atc, bind->pasid, vpn + i,
 					     perm[i]);
 	}
+	/* Pages in the device's own memory: local, no translation. */
+	*npinned = n;
+	if (!sim_devmem_pin(bind, vpn, n, perm, need_perm, local))
+		*npinned = 0;
 	for (unsigned int i = 0; i < n; i++) {
 		uint64_t page = (vpn + i) << SVA_PAGE_SHIFT;
 
@@ -119,6 +124,11 @@ static uint64_t burst_translate(struct sva_bind *bind, uint64_t addr,
 
 struct exec_state {
 	const struct sva_desc *d;
+	/* Arena addresses of the burst's pages in device memory, from the
+	 * page of src/dst + off on (0: host memory), and how many pages
+	 * each array pins (0: none pinned). */
+	uint64_t src_local[SIM_CHUNK_PAGES], dst_local[SIM_CHUNK_PAGES];
+	unsigned int src_pinned, dst_pinned;
 	uint64_t off;		/* bytes done */
 	uint64_t limit;		/* bytes to do: len, or up to a fault */
 	uint32_t crc;
@@ -126,20 +136,43 @@ struct exec_state {
 	uint8_t *b0, *b1;
 };
 
-static size_t vm_read(void *local, uint64_t remote, size_t len)
+/*
+ * The iovecs of [addr, addr + len): a page in device memory is its arena
+ * slot, the others their own address (@local from addr's page on).
+ */
+static unsigned int build_iov(uint64_t addr, size_t len,
+			      const uint64_t *local, unsigned int pinned,
+			      struct iovec *iov)
 {
-	struct iovec l = { local, len };
-	struct iovec r = { (void *)(uintptr_t)remote, len };
-	ssize_t n = process_vm_readv(getpid(), &l, 1, &r, 1, 0);
+	unsigned int n = 0;
+
+	for (size_t done = 0, i = 0; done < len; i++) {
+		size_t in_page = (addr + done) & ~SVA_PAGE_MASK;
+		size_t piece = MIN(len - done, SVA_PAGE_SIZE - in_page);
+		uint64_t at = pinned && local[i] ? local[i] + in_page :
+			      addr + done;
+
+		if (n && (uintptr_t)iov[n - 1].iov_base + iov[n - 1].iov_len == at)
+			iov[n - 1].iov_len += piece;
+		else
+			iov[n++] = (struct iovec){ (void *)(uintptr_t)at, piece };
+		done += piece;
+	}
+	return n;
+}
+
+static size_t vm_readv(const struct iovec *l, unsigned int ln,
+		       const struct iovec *r, unsigned int rn)
+{
+	ssize_t n = process_vm_readv(getpid(), l, ln, r, rn, 0);
 
 	return n > 0 ? (size_t)n : 0;
 }
 
-static size_t vm_write(uint64_t remote, const void *local, size_t len)
+static size_t vm_writev(const struct iovec *l, unsigned int ln,
+			const struct iovec *r, unsigned int rn)
 {
-	struct iovec l = { (void *)local, len };
-	struct iovec r = { (void *)(uintptr_t)remote, len };
-	ssize_t n = process_vm_writev(getpid(), &l, 1, &r, 1, 0);
+	ssize_t n = process_vm_writev(getpid(), l, ln, r, rn, 0);
 
 	return n > 0 ? (size_t)n : 0;
 }
@@ -148,23 +181,37 @@ static size_t vm_write(uint64_t remote, const void *local, size_t len)
 static size_t burst_access(struct exec_state *st, size_t len)
 {
 	const struct sva_desc *d = st->d;
-	uint64_t src = d->src + st->off, dst = d->dst + st->off;
+	struct iovec siov[SIM_CHUNK_PAGES + 1], diov[SIM_CHUNK_PAGES + 1];
+	struct iovec buf;
+	unsigned int sn = 0, dn = 0;
 	size_t done, n1;
 
+	if (d->src)
+		sn = build_iov(d->src + st->off, len, st->src_local,
+			       st->src_pinned, siov);
+	if (d->dst)
+		dn = build_iov(d->dst + st->off, len, st->dst_local,
+			       st->dst_pinned, diov);
 	switch (d->opcode) {
 	case SVA_OP_COPY:
 		/* The kernel copies src (the "remote") into dst. */
-		return vm_read((void *)(uintptr_t)dst, src, len);
+		return vm_readv(diov, dn, siov, sn);
 	case SVA_OP_FILL:
 		/* b0 holds the pattern from phase 0; start at ours. */
-		return vm_write(dst, st->b0 + st->off % 8, len);
+		buf = (struct iovec){ st->b0 + st->off % 8, len };
+		return vm_writev(&buf, 1, diov, dn);
 	case SVA_OP_CRC32C:
-		done = vm_read(st->b0, src, len);
+		buf = (struct iovec){ st->b0, len };
+		done = vm_readv(&buf, 1, siov, sn);
 		st->crc = sva_crc32c(st->crc, st->b0, done);
 		return done;
 	case SVA_OP_COMPARE:
-		done = vm_read(st->b0, src, len);
-		n1 = vm_read(st->b1, dst, done);
+		buf = (struct iovec){ st->b0, len };
+		done = vm_readv(&buf, 1, siov, sn);
+		buf = (struct iovec){ st->b1, done };
+		dn = build_iov(d->dst + st->off, done, st->dst_local,
+			       st->dst_pinned, diov);
+		n1 = done ? vm_readv(&buf, 1, diov, dn) : 0;
 		done = MIN(done, n1);
 		for (size_t i = 0; i < done; i++) {
 			if (st->b0[i] != st->b1[i]) {
@@ -176,6 +223,16 @@ static size_t burst_access(struct exec_state *st, size_t len)
 	default:
 		return len;
 	}
+}
+
+/* Let the pages of device memory the burst pinned go. */
+static void burst_unpin(struct sva_bind *bind, struct exec_state *st)
+{
+	if (st->src_pinned)
+		sim_devmem_unpin(bind, st->src_local, st->src_pinned);
+	if (st->dst_pinned)
+		sim_devmem_unpin(bind, st->dst_local, st->dst_pinned);
+	st->src_pinned = st->dst_pinned = 0;
 }
 
 static bool op_reads(uint32_t op)
@@ -210,18 +267,22 @@ static uint64_t burst(struct sva_bind *bind, struct exec_state *st,
 
 	for (unsigned int tries = 0;; tries++) {
 		bf->n = 0;
+		burst_unpin(bind, st);
 		pthread_rwlock_rdlock(&mm->inval_lock);
 		gen = atomic_load(&mm->inval_gen);
 		ok = len;
 		if (op_reads(d->opcode))
 			ok = burst_translate(bind, d->src + st->off, len,
-					     SVA_ACCESS_READ, bf, max);
+					     SVA_ACCESS_READ, bf, max,
+					     st->src_local, &st->src_pinned);
 		/* COMPARE only reads dst. */
 		if (d->dst) {
 			dst_ok = burst_translate(bind, d->dst + st->off, len,
 						 op_writes(d->opcode) ?
 						 SVA_ACCESS_WRITE :
-						 SVA_ACCESS_READ, bf, max);
+						 SVA_ACCESS_READ, bf, max,
+						 st->dst_local,
+						 &st->dst_pinned);
 			ok = MIN(ok, dst_ok);
 		}
 		pthread_rwlock_unlock(&mm->inval_lock);
@@ -234,6 +295,7 @@ static uint64_t burst(struct sva_bind *bind, struct exec_state *st,
 			break;
 	}
 	done = ok ? burst_access(st, ok) : 0;
+	burst_unpin(bind, st);
 
 	if (ok && done < ok && !st->differ) {
 		/*
@@ -285,6 +347,47 @@ static uint64_t fault_offset(const struct sva_desc *d, uint64_t off,
 	return MAX(page, *base + off) - *base;
 }
 
+/*
+ * Range attributes the device obeys itself, as its IOMMU's permissions:
+ * NO_ACCESS stops any access, DEVICE_READ_ONLY a write, with FAULT_INVALID
+ * once the bytes before are done (no page request: nothing to resolve).
+ */
+static void attrs_limit(struct sva_bind *bind, struct exec_state *st,
+			uint32_t *status, unsigned int *access, uint64_t *base)
+{
+	const struct sva_desc *d = st->d;
+	struct sva_range_attrs *ra = &bind->attrs;
+	uint64_t off = d->len, f;
+
+	if (op_reads(d->opcode)) {
+		f = sva__range_attrs_first(ra, d->src, d->src + d->len,
+					   SVA_ATTR_NO_ACCESS) - d->src;
+		if (f < off) {
+			off = f;
+			*access = SVA_ACCESS_READ;
+			*base = d->src;
+		}
+	}
+	if (d->dst) {
+		f = sva__range_attrs_first(ra, d->dst, d->dst + d->len,
+					   SVA_ATTR_NO_ACCESS) - d->dst;
+		if (op_writes(d->opcode))
+			f = MIN(f, sva__range_attrs_first(ra, d->dst,
+					d->dst + d->len,
+					SVA_ATTR_DEVICE_READ_ONLY) - d->dst);
+		if (f < off) {
+			off = f;
+			*access = op_writes(d->opcode) ? SVA_ACCESS_WRITE :
+							 SVA_ACCESS_READ;
+			*base = d->dst;
+		}
+	}
+	if (off < d->len) {
+		st->limit = off;
+		*status = SVA_STATUS_FAULT_INVALID;
+	}
+}
+
 void sim_exec(struct sva_bind *bind, const struct sva_desc *d,
 	      struct sva_completion *comp)
 {
@@ -307,6 +410,9 @@ void sim_exec(struct sva_bind *bind, const struct sva_desc *d,
 		uint64_t base;		/* the side that faulted */
 	} at_limit = { 0, 0, 0 };
 
+	if (!sva__range_attrs_empty(&bind->attrs))
+		attrs_limit(bind, &st, &at_limit.status, &at_limit.access,
+			    &at_limit.base);
 	if (d->opcode == SVA_OP_FILL)
 		for (size_t i = 0; i < SIM_CHUNK + 8; i++)
 			st.b0[i] = (uint8_t)(d->pattern >> (8 * (i % 8)));
@@ -357,6 +463,8 @@ void sim_exec(struct sva_bind *bind, const struct sva_desc *d,
 		/* Resolved: the VMA may have changed under us (mprotect). */
 		for (unsigned int i = 0; i < bf.n; i++)
 			sim_mm_vma_forget(sb->mm, bf.addr[i]);
+		/* Fault-driven migration to a preferred device memory. */
+		sim_devmem_fault_migrate(bind, bf.addr, bf.n);
 		if (prg.overflowed) {
 			sched_yield();	/* let the queue drain, then ask again */
 			continue;

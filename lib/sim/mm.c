@@ -19,6 +19,10 @@
  * sharing as a CPU write would). VMAs that can't be registered (most
  * file-backed private mappings) are translated on every access and never
  * cached, since no event would tell us of their unmap.
+ *
+ * Ranges holding pages moved to device memory (devmem.c) are registered
+ * for missing faults as well, with the same fd: the event thread then also
+ * reads CPU faults, and serves them after the events read with them.
  */
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
@@ -32,6 +36,7 @@
 
 #include "pagemap_scan.h"
 #include "sim.h"
+#include "uffd_move.h"
 
 #define PM_PRESENT (1ull << 63)
 #define PM_FILE (1ull << 61)
@@ -92,6 +97,17 @@ static bool maps_line_parse(const char *line, struct sim_vma *vma)
 	vma->prot = (end[1] == 'r' ? SIM_PERM_R : 0) |
 		    (end[2] == 'w' ? SIM_PERM_W : 0);
 	vma->shared = end[4] == 's';
+	/* "rw-p 00000000 fd:01 1234": a non-zero inode is a file. */
+	{
+		const char *f = end + 5;
+
+		for (int field = 0; field < 3 && f; field++) {
+			f = strchr(f + 1, ' ');
+			while (f && f[1] == ' ')
+				f++;
+		}
+		vma->file = f && strtoull(f + 1, NULL, 10) != 0;
+	}
 	vma->tracked = false;
 	return true;
 }
@@ -157,8 +173,18 @@ static bool vma_query(struct sim_mm *mm, uint64_t addr, struct sim_vma *out)
 	out->prot = (q.vma_flags & PROCMAP_QUERY_VMA_READABLE ? SIM_PERM_R : 0) |
 		    (q.vma_flags & PROCMAP_QUERY_VMA_WRITABLE ? SIM_PERM_W : 0);
 	out->shared = q.vma_flags & PROCMAP_QUERY_VMA_SHARED;
+	out->file = q.inode != 0;
 	out->tracked = false;
 	return true;
+}
+
+/* Does [start, end) overlap a range registered for missing faults? */
+static bool missing_overlaps(struct sim_mm *mm, uint64_t start, uint64_t end)
+{
+	for (unsigned int i = 0; i < mm->nmissing; i++)
+		if (mm->missing[i].start < end && start < mm->missing[i].end)
+			return true;
+	return false;
 }
 
 static void vma_track(struct sim_mm *mm, struct sim_vma *vma)
@@ -167,6 +193,13 @@ static void vma_track(struct sim_mm *mm, struct sim_vma *vma)
 		.range = { .start = vma->start, .len = vma->end - vma->start },
 		.mode = UFFDIO_REGISTER_MODE_WP,
 	};
+
+	/*
+	 * Registering again replaces the mode: a VMA holding pages moved to
+	 * device memory must keep its missing faults (devmem.c).
+	 */
+	if (missing_overlaps(mm, vma->start, vma->end))
+		reg.mode |= UFFDIO_REGISTER_MODE_MISSING;
 
 	if (mm->uffd >= 0 && !ioctl(mm->uffd, UFFDIO_REGISTER, &reg)) {
 		vma->tracked = true;
@@ -226,6 +259,86 @@ void sim_mm_track_range(struct sim_mm *mm, uint64_t start, uint64_t end)
 	for (uint64_t a = start; a < end;)
 		a = vma_get(mm, a, &vma) ? vma.end : a + SVA_PAGE_SIZE;
 	pthread_mutex_unlock(&mm->lock);
+}
+
+bool sim_mm_vma_now(struct sim_mm *mm, uint64_t addr, struct sim_vma *out)
+{
+	return vma_query(mm, addr, out);
+}
+
+/* Record [start, end) as registered for missing faults. mm->lock held. */
+static int missing_add(struct sim_mm *mm, uint64_t start, uint64_t end)
+{
+	for (unsigned int i = 0; i < mm->nmissing; i++) {
+		if (mm->missing[i].start <= end && start <= mm->missing[i].end) {
+			mm->missing[i].start = MIN(mm->missing[i].start, start);
+			mm->missing[i].end = MAX(mm->missing[i].end, end);
+			return 0;
+		}
+	}
+	if (mm->nmissing == SIM_MISSING_MAX)
+		return sva_err(-ENOSPC, "more than %u ranges hold device memory",
+			       SIM_MISSING_MAX);
+	mm->missing[mm->nmissing].start = start;
+	mm->missing[mm->nmissing++].end = end;
+	return 0;
+}
+
+/* munmap/mremap: [start, end) holds no registration of ours. */
+static void missing_del(struct sim_mm *mm, uint64_t start, uint64_t end)
+{
+	for (unsigned int i = 0; i < mm->nmissing;) {
+		uint64_t s = mm->missing[i].start, e = mm->missing[i].end;
+
+		if (e <= start || end <= s) {
+			i++;
+			continue;
+		}
+		/* Cut out the middle: keep what lies outside. */
+		if (s < start && e > end && mm->nmissing < SIM_MISSING_MAX) {
+			mm->missing[mm->nmissing].start = end;
+			mm->missing[mm->nmissing++].end = e;
+		}
+		if (s < start) {
+			mm->missing[i].end = start;
+			i++;
+		} else if (e > end) {
+			mm->missing[i].start = end;
+			i++;
+		} else {
+			mm->missing[i] = mm->missing[--mm->nmissing];
+		}
+	}
+}
+
+int sim_mm_register_missing(struct sim_mm *mm, uint64_t start, uint64_t end)
+{
+	struct uffdio_register reg = {
+		.range = { .start = start, .len = end - start },
+		.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
+	};
+	int err;
+
+	pthread_mutex_lock(&mm->lock);
+	err = missing_add(mm, start, end);
+	if (!err && ioctl(mm->uffd, UFFDIO_REGISTER, &reg))
+		err = -errno;
+	/* The VMA was split: forget what we cached of it. */
+	vmas_forget(mm, start, end);
+	pthread_mutex_unlock(&mm->lock);
+	return err;
+}
+
+int sim_mm_pagemap(struct sim_mm *mm, uint64_t vpn, unsigned int n,
+		   uint64_t *pm)
+{
+	ssize_t got = pread(mm->pagemap, pm, n * sizeof(pm[0]),
+			    (off_t)(vpn * sizeof(pm[0])));
+
+	if (got < 0)
+		return -errno;
+	memset((char *)pm + got, 0, n * sizeof(pm[0]) - (size_t)got);
+	return 0;
 }
 
 /* ------------------------------------------------ discards in progress */
@@ -420,6 +533,11 @@ static bool pending_overlaps(struct sim_mm *mm, uint64_t start, uint64_t end)
 }
 
 static void pending_barrier_locked(struct sim_mm *mm);
+
+bool sim_mm_discard_pending(struct sim_mm *mm, uint64_t start, uint64_t end)
+{
+	return pending_overlaps(mm, start, end);
+}
 
 /* Wait until no discard in progress overlaps [start, end). */
 static void pending_wait(struct sim_mm *mm, uint64_t start, uint64_t end)
@@ -632,6 +750,14 @@ static void mm_invalidate_locked(struct sim_mm *mm, uint64_t start,
 	pthread_mutex_unlock(&mm->notify_lock);
 }
 
+void sim_mm_invalidate(struct sim_mm *mm, uint64_t start, uint64_t end)
+{
+	pthread_rwlock_wrlock(&mm->inval_lock);
+	mm_invalidate_locked(mm, start, end);
+	pthread_rwlock_unlock(&mm->inval_lock);
+	sim_notify_push(mm, start, end, SVA_INVAL_OTHER);
+}
+
 void sim_mm_sync(struct sim_mm *mm)
 {
 	pthread_rwlock_rdlock(&mm->inval_lock);
@@ -729,6 +855,7 @@ static void pending_close(struct sim_mm *mm)
 struct inval {
 	uint64_t start, end;
 	enum sva_inval_event ev;
+	uint64_t to;		/* REMAP's old place: where it went, else 0 */
 };
 
 /* Turn one userfaultfd event into up to two invalidated ranges. */
@@ -741,12 +868,15 @@ static int msg_to_invals(const struct uffd_msg *msg, struct inval *inv)
 		inv[0].end = msg->arg.remove.end;
 		inv[0].ev = msg->event == UFFD_EVENT_UNMAP ?
 			    SVA_INVAL_UNMAP : SVA_INVAL_DISCARD;
+		inv[0].to = 0;
 		return 1;
 	case UFFD_EVENT_REMAP:
 		/* Old place loses its pages; the new one's VMA is new. */
 		inv[0].start = msg->arg.remap.from;
 		inv[0].end = msg->arg.remap.from + msg->arg.remap.len;
 		inv[0].ev = SVA_INVAL_REMAP;
+		inv[0].to = msg->arg.remap.to;
+		inv[1].to = 0;
 		inv[1].start = msg->arg.remap.to;
 		inv[1].end = msg->arg.remap.to + msg->arg.remap.len;
 		inv[1].ev = SVA_INVAL_REMAP;
@@ -754,6 +884,57 @@ static int msg_to_invals(const struct uffd_msg *msg, struct inval *inv)
 	default:
 		return 0;
 	}
+}
+
+/* A CPU fault on a range registered for missing faults (devmem.c). */
+static void mm_fault(struct sim_mm *mm, uint64_t addr)
+{
+	addr &= SVA_PAGE_MASK;
+	if (sim_devmem_fault(mm, addr))
+		return;
+	/* The room was made sure of before the read (poll). */
+	mm->deferred[mm->ndeferred++] = addr;
+}
+
+static void mm_faults_retry(struct sim_mm *mm)
+{
+	unsigned int n = mm->ndeferred, kept = 0;
+
+	for (unsigned int i = 0; i < n; i++)
+		if (!sim_devmem_fault(mm, mm->deferred[i]))
+			mm->deferred[kept++] = mm->deferred[i];
+	mm->ndeferred = kept;
+}
+
+/*
+ * An event reached device memory and range attributes: munmap and mremap
+ * forget the attributes of the old place (as KFD does), a discard drops
+ * the pages in device memory, mremap moves them with the range.
+ */
+static void mm_devmem_event(struct sim_mm *mm, const struct inval *inv)
+{
+	struct sim_bind *sb;
+	uint64_t len = inv->end - inv->start;
+
+	if (inv->ev == SVA_INVAL_DISCARD || inv->ev == SVA_INVAL_UNMAP)
+		sim_devmem_drop(mm, inv->start, inv->end,
+				inv->ev == SVA_INVAL_UNMAP);
+	else if (inv->ev == SVA_INVAL_REMAP && inv->to)
+		sim_devmem_remap(mm, inv->start, inv->to, len);
+	else
+		return;
+	if (inv->ev == SVA_INVAL_DISCARD)
+		return;
+	pthread_mutex_lock(&mm->lock);
+	if (inv->ev == SVA_INVAL_REMAP &&
+	    missing_overlaps(mm, inv->start, inv->end))
+		missing_add(mm, inv->to, inv->to + len);
+	missing_del(mm, inv->start, inv->end);
+	pthread_mutex_unlock(&mm->lock);
+	pthread_mutex_lock(&mm->notify_lock);
+	list_for_each_entry(sb, &mm->binds, mm_node)
+		sva__range_attrs_drop(&sb->bind->attrs, inv->start, inv->end);
+	pthread_mutex_unlock(&mm->notify_lock);
 }
 
 static void *mm_event_thread(void *arg)
@@ -765,18 +946,26 @@ static void *mm_event_thread(void *arg)
 	};
 	struct uffd_msg msgs[16];
 	struct inval inv[2 * ARRAY_SIZE(msgs)];
-	int n, ninv;
+	uint64_t faults[ARRAY_SIZE(msgs)];
+	int n, ninv, nfaults;
 
 	sva__trace_set_role(SVA_ROLE_MM_EVENTS);
 	for (;;) {
-		/* While a discard is in progress, look for its zap often. */
-		if (poll(pfd, 2, atomic_load(&mm->npend) ? 1 : -1) < 0) {
+		/* Room for a full read of faults we may have to defer. */
+		pfd[0].events = mm->ndeferred + ARRAY_SIZE(msgs) <=
+				SIM_DEFERRED_MAX ? POLLIN : 0;
+		/* While a discard is in progress, look for its zap often;
+		 * faults deferred are tried again as often. */
+		if (poll(pfd, 2, atomic_load(&mm->npend) || mm->ndeferred ?
+			 1 : -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
 		}
 		if (atomic_load(&mm->npend))
 			pending_close(mm);
+		if (mm->ndeferred)
+			mm_faults_retry(mm);
 		if (pfd[1].revents) {
 			/*
 			 * Stop hearing events before this thread winds down:
@@ -797,17 +986,33 @@ static void *mm_event_thread(void *arg)
 		 */
 		pthread_rwlock_wrlock(&mm->inval_lock);
 		n = (int)read(mm->uffd, msgs, sizeof(msgs));
-		ninv = 0;
-		for (int i = 0; n > 0 && i < n / (int)sizeof(msgs[0]); i++)
-			ninv += msg_to_invals(&msgs[i], &inv[ninv]);
+		ninv = nfaults = 0;
+		for (int i = 0; n > 0 && i < n / (int)sizeof(msgs[0]); i++) {
+			if (msgs[i].event == UFFD_EVENT_PAGEFAULT)
+				faults[nfaults++] = msgs[i].arg.pagefault.address;
+			else
+				ninv += msg_to_invals(&msgs[i], &inv[ninv]);
+		}
 		for (int i = 0; i < ninv; i++) {
 			mm_invalidate_locked(mm, inv[i].start, inv[i].end,
 					     inv[i].ev);
 			/* Its zap comes after this read: in progress. */
 			if (inv[i].ev == SVA_INVAL_DISCARD)
 				pending_add(mm, inv[i].start, inv[i].end);
+			/*
+			 * Device memory and attributes follow the event
+			 * before any fault read with it is served, and
+			 * before a sync (inval_lock) lets a caller look:
+			 * a page unmapped or discarded leaves device memory,
+			 * one mremap()ed is found at its new address. (A
+			 * fault on a range that is changing fails with
+			 * EAGAIN until its event was read, and is deferred.)
+			 */
+			mm_devmem_event(mm, &inv[i]);
 		}
 		pthread_rwlock_unlock(&mm->inval_lock);
+		for (int i = 0; i < nfaults; i++)
+			mm_fault(mm, faults[i]);
 		for (int i = 0; i < ninv; i++)
 			sim_notify_push(mm, inv[i].start, inv[i].end,
 					inv[i].ev);
@@ -815,7 +1020,14 @@ static void *mm_event_thread(void *arg)
 	return NULL;
 }
 
-static int uffd_open(void)
+/*
+ * Our userfaultfd. Full mode (faults from the kernel too: read(2) into a
+ * page in device memory must fault it back, not fail) where we may have
+ * it; user-mode-only works without privilege where that isn't allowed,
+ * but then no page may leave its place (no migration). Sets *full when
+ * the fd can serve device memory (full mode and UFFD_FEATURE_MOVE).
+ */
+static int uffd_open(bool *full)
 {
 	struct uffdio_api api = {
 		.api = UFFD_API,
@@ -825,11 +1037,13 @@ static int uffd_open(void)
 	};
 	int fd;
 
-	/* User-mode-only works without privilege where plain uffd doesn't. */
-	fd = (int)syscall(SYS_userfaultfd,
-			  O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
-	if (fd < 0)
-		fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	*full = true;
+	fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0) {
+		*full = false;
+		fd = (int)syscall(SYS_userfaultfd,
+				  O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+	}
 	if (fd < 0)
 		return -errno;
 	if (ioctl(fd, UFFDIO_API, &api)) {
@@ -838,7 +1052,21 @@ static int uffd_open(void)
 		close(fd);
 		return err;
 	}
+	/* The kernel answers with every feature it has. */
+	if (!(api.features & UFFD_FEATURE_MOVE))
+		*full = false;
 	return fd;
+}
+
+int sim_uffd_probe_move(void)
+{
+	bool full;
+	int fd = uffd_open(&full);
+
+	if (fd < 0)
+		return fd;
+	close(fd);
+	return full ? 0 : -EOPNOTSUPP;
 }
 
 static void mm_destroy(struct sim_mm *mm)
@@ -855,6 +1083,7 @@ static void mm_destroy(struct sim_mm *mm)
 		close(mm->maps);
 	pthread_cond_destroy(&mm->pend_cv);
 	pthread_mutex_destroy(&mm->pend_lock);
+	pthread_mutex_destroy(&mm->dm_lock);
 	pthread_rwlock_destroy(&mm->inval_lock);
 	pthread_cond_destroy(&mm->notify_cv);
 	pthread_mutex_destroy(&mm->notify_lock);
@@ -875,6 +1104,8 @@ static int mm_create(struct sim_mm **mmp)
 	mm->pasid = 1;	/* PASID 0 is RID_PASID: DMA without a PASID */
 	mm->uffd = mm->stop_fd = mm->pagemap = mm->kpageflags = mm->maps = -1;
 	list_init(&mm->binds);
+	list_init(&mm->arenas);
+	pthread_mutex_init(&mm->dm_lock, NULL);
 	pthread_mutex_init(&mm->pend_lock, NULL);
 	{
 		pthread_condattr_t ca;
@@ -904,7 +1135,7 @@ static int mm_create(struct sim_mm **mmp)
 	mm->maps = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
 	/* Root only: tells lazily freed pages (MADV_FREE) apart. */
 	mm->kpageflags = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
-	mm->uffd = uffd_open();
+	mm->uffd = uffd_open(&mm->uffd_full);
 	if (mm->uffd < 0) {
 		pr_info("userfaultfd unavailable (%s): translations won't be cached\n",
 			strerror(-mm->uffd));
@@ -941,6 +1172,8 @@ destroy:
  */
 static void mm_atfork_child(void)
 {
+	/* Held across fork() by mm_atfork_prepare(). */
+	pthread_mutex_init(&sim_mm_lock, NULL);
 	if (!the_mm)
 		return;
 	if (the_mm->uffd >= 0)
@@ -954,12 +1187,31 @@ static void mm_atfork_child(void)
 	if (the_mm->maps >= 0)
 		close(the_mm->maps);
 	the_mm = NULL;
-	pthread_mutex_init(&sim_mm_lock, NULL);
+}
+
+/*
+ * Before fork(): pages in device memory go back to host memory (a child
+ * inherits none of our userfaultfd registration, and would read zeros
+ * where they were). sim_mm_lock is held across fork() so that the mm
+ * stays; the child's handler makes both locks new.
+ */
+static void mm_atfork_prepare(void)
+{
+	pthread_mutex_lock(&sim_mm_lock);
+	if (the_mm && the_mm->pid == getpid())
+		sim_devmem_fork_prepare(the_mm);
+}
+
+static void mm_atfork_parent(void)
+{
+	if (the_mm && the_mm->pid == getpid())
+		sim_devmem_fork_parent(the_mm);
+	pthread_mutex_unlock(&sim_mm_lock);
 }
 
 static void mm_atfork_register(void)
 {
-	pthread_atfork(NULL, NULL, mm_atfork_child);
+	pthread_atfork(mm_atfork_prepare, mm_atfork_parent, mm_atfork_child);
 }
 
 struct sim_mm *sim_mm_get(struct sva_bind *bind)

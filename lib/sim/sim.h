@@ -121,6 +121,7 @@ struct sim_vma {
 	uint64_t start, end;
 	unsigned int prot;		/* enum sim_perm */
 	bool shared;
+	bool file;			/* file (or shmem) backed */
 	bool tracked;			/* registered with our userfaultfd */
 };
 
@@ -176,6 +177,9 @@ struct sim_pending {
  * event thread. inval_gen counts invalidations, so that a burst can tell
  * one came between its translation and its access.
  */
+#define SIM_MISSING_MAX 256
+#define SIM_DEFERRED_MAX 1024
+
 struct sim_mm {
 	pid_t pid;
 	int refs;			/* bindings, under sim_mm_lock */
@@ -207,6 +211,22 @@ struct sim_mm {
 	pthread_cond_t pend_cv;		/* a discard finished */
 	struct sim_pending pend[SIM_PENDING_MAX];
 	_Atomic unsigned int npend;	/* read unlocked as a hint */
+	/* Device memory (devmem.c). uffd_full: our userfaultfd sees
+	 * kernel-mode faults too (not UFFD_USER_MODE_ONLY), and the kernel
+	 * has UFFDIO_MOVE: what migration needs. */
+	bool uffd_full;
+	/* dm_lock is taken under inval_lock (read), never the other way;
+	 * no one holding it waits for the event thread. */
+	pthread_mutex_t dm_lock;	/* protects the arenas and their pages */
+	struct list_head arenas;	/* struct sim_devmem.node */
+	/* Ranges registered for missing faults (mm->lock), so that
+	 * tracking a VMA keeps their mode. */
+	struct { uint64_t start, end; } missing[SIM_MISSING_MAX];
+	unsigned int nmissing;
+	/* CPU faults on device pages that couldn't be served yet (a device
+	 * access holds the page, or the mm is changing): event thread. */
+	uint64_t deferred[SIM_DEFERRED_MAX];
+	unsigned int ndeferred;
 };
 
 struct sim_mm *sim_mm_get(struct sva_bind *bind);
@@ -238,6 +258,91 @@ void sim_mm_track_range(struct sim_mm *mm, uint64_t start, uint64_t end);
 int sim_mm_snapshot(struct sim_mm *mm, uint64_t addr, uint64_t len,
 		    uint8_t *states);
 
+/* Invalidate [start, end) for a migration: sequences, ATC, callbacks. */
+void sim_mm_invalidate(struct sim_mm *mm, uint64_t start, uint64_t end);
+/* The VMA around @addr as the kernel has it now. */
+bool sim_mm_vma_now(struct sim_mm *mm, uint64_t addr, struct sim_vma *out);
+/* Register [start, end) (one VMA's part) for missing faults: 0 or -errno. */
+int sim_mm_register_missing(struct sim_mm *mm, uint64_t start, uint64_t end);
+/* A discard of [start, end) is under way (its zap may still come). */
+bool sim_mm_discard_pending(struct sim_mm *mm, uint64_t start, uint64_t end);
+/* Read @n pagemap entries from @vpn (0 past the address space). */
+int sim_mm_pagemap(struct sim_mm *mm, uint64_t vpn, unsigned int n,
+		   uint64_t *pm);
+#define SIM_PM_PRESENT (1ull << 63)
+#define SIM_PM_SWAP (1ull << 62)
+
+/* ------------------------------------------------------ device memory */
+
+/* One page of a device's memory (devmem.c). */
+struct sim_dpage {
+	uint64_t vpn;			/* the user page it holds */
+	struct sva_bind *bind;		/* that moved it in (its counts) */
+	uint32_t hnext;			/* hash chain: slot + 1, 0 ends */
+	uint32_t prev, next;		/* LRU or free list: slot + 1 */
+	uint16_t busy;			/* device accesses using it */
+	uint8_t state;			/* enum sim_dpage_state */
+};
+
+/*
+ * A device's memory: an arena of anonymous memory in this process,
+ * registered with the mm's userfaultfd so that UFFDIO_MOVE can move pages
+ * in and out of it. Everything under mm->dm_lock.
+ */
+struct sim_devmem {
+	struct sim_dev *sd;
+	struct list_head node;		/* on mm->arenas */
+	uint8_t *arena;
+	uint32_t npages;
+	struct sim_dpage *pg;
+	uint32_t *hash;			/* vpn -> slot + 1 chains */
+	uint32_t hmask;
+	uint32_t lru_head, lru_tail;	/* used pages, oldest first */
+	uint32_t free_head;		/* free pages (pte none) */
+	uint32_t nused, ndirty;
+};
+
+/* 0 when this process may move pages with UFFDIO_MOVE (mm.c). */
+int sim_uffd_probe_move(void);
+/* Fill the device memory caps of @dev (SVA_CAP_MIGRATE, devmem_size). */
+void sim_devmem_caps(struct sva_dev *dev);
+int sim_devmem_migrate(struct sva_bind *bind, uint64_t addr, uint64_t len,
+		       uint64_t to, struct sva_migrate_result *res);
+/*
+ * Engine: the device faulted on @addrs (resolved): pages whose preferred
+ * location is the device (and not ACCESSED_BY) move there, by granule.
+ */
+void sim_devmem_fault_migrate(struct sva_bind *bind, const uint64_t *addrs,
+			      unsigned int n);
+/* Unbind: its pages go back to host memory; the last one frees the
+ * device's memory. */
+void sim_devmem_unbind(struct sva_bind *bind, bool last);
+/* Event thread: a CPU fault at @addr; false: try again later. */
+bool sim_devmem_fault(struct sim_mm *mm, uint64_t addr);
+/* Event thread: [start, end) unmapped (@unmap) or discarded. */
+void sim_devmem_drop(struct sim_mm *mm, uint64_t start, uint64_t end,
+		     bool unmap);
+/* Event thread: mremap moved [from, from + len) to @to. */
+void sim_devmem_remap(struct sim_mm *mm, uint64_t from, uint64_t to,
+		      uint64_t len);
+/*
+ * Engine: for the pages of @vpn.. (n) whose @perm lacks @need, held in
+ * this device's memory, pin them, grant the access and set local[i] to
+ * their address in the arena (0 for the others). Returns how many.
+ */
+unsigned int sim_devmem_pin(struct sva_bind *bind, uint64_t vpn,
+			    unsigned int n, uint8_t *perm, unsigned int need,
+			    uint64_t *local);
+void sim_devmem_unpin(struct sva_bind *bind, const uint64_t *local,
+		      unsigned int n);
+/* fork(): pages back to host memory, dm_lock held until the parent's
+ * handler (mm.c's atfork handlers call these). */
+void sim_devmem_fork_prepare(struct sim_mm *mm);
+void sim_devmem_fork_parent(struct sim_mm *mm);
+/* Snapshot: mark pages in device memory (DEVICE_LOCAL / _REMOTE). */
+void sim_devmem_states(struct sva_bind *bind, uint64_t addr, uint64_t len,
+		       uint8_t *states);
+
 /* -------------------------------------------------------- device, bind */
 
 struct sim_dev {
@@ -245,6 +350,7 @@ struct sim_dev {
 	unsigned int index;
 	struct sim_atc atc;
 	struct sim_prq prq;
+	struct sim_devmem *dm;		/* NULL until a migration (dm_lock) */
 };
 
 struct sim_bind {

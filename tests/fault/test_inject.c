@@ -60,6 +60,42 @@ static struct sva_completion run(struct sva_bind *b, struct sva_desc *d)
 }
 
 /*
+ * Device memory (issue 8), where the device has it: an attribute, the
+ * source to the device, the copy from there, back. 0 or the first error.
+ */
+static int devmem_steps(struct sva_dev *dev, struct sva_bind *b,
+			uint8_t *src, uint8_t *dst, struct sva_desc *d)
+{
+	SVA_OPTS_INIT(sva_dev_caps, caps);
+	SVA_OPTS_INIT(sva_migrate_opts, mo, .to = SVA_LOC_DEVICE);
+	struct sva_range_attr a = { .type = SVA_ATTR_PREFERRED_LOC,
+				    .value = SVA_LOC_HOST };
+	struct sva_completion c;
+	int err;
+
+	ck_assert_int_eq(sva_dev_caps(dev, &caps), 0);
+	if (!(caps.flags & SVA_CAP_MIGRATE))
+		return 0;
+	err = sva_range_set_attr(b, (uintptr_t)src, 8 * PAGE, &a, 1);
+	if (err)
+		return err;
+	err = sva_migrate(b, (uintptr_t)src, 8 * PAGE, &mo, NULL);
+	if (err < 0)
+		return err;
+	ck_assert_int_eq(err, 0);
+	memset(dst, 0, 8 * PAGE);
+	c = run(b, d);
+	ck_assert_uint_eq(c.status, SVA_STATUS_SUCCESS);
+	mo.to = SVA_LOC_HOST;
+	err = sva_migrate(b, (uintptr_t)src, 8 * PAGE, &mo, NULL);
+	if (err < 0)
+		return err;
+	ck_assert_int_eq(err, 0);
+	ck_assert_int_eq(memcmp(src, dst, 8 * PAGE), 0);
+	return 0;
+}
+
+/*
  * The whole life of a binding; returns 0, or the first error, having
  * undone what succeeded. The copy must be right whenever it ran.
  */
@@ -91,6 +127,7 @@ static int lifecycle(const char *trace_path)
 	c = run(b, &d);
 	ck_assert_uint_eq(c.status, SVA_STATUS_SUCCESS);
 	ck_assert_int_eq(memcmp(src, dst, 8 * PAGE), 0);
+	err = devmem_steps(dev, b, src, dst, &d);
 	ck_assert_int_eq(sva_mirror_unregister(m), 0);
 unbind:
 	ck_assert_int_eq(sva_unbind(b), 0);

@@ -593,6 +593,27 @@ static void call_all_in_callback(struct sva_mirror *m, uint64_t start,
 	(void)sva_mirror_read_retry(m, s);
 	bad |= sva_bind_stats(c->f->bind, &st) != 0;
 	bad |= sva_dev_stats(c->f->dev, &st) != 0;
+	/* Device memory calls (issue 8): work, or -EOPNOTSUPP without it.
+	 * Migrations invalidate (OTHER): not again from those callbacks. */
+	{
+		struct sva_range_attr a = { .type = SVA_ATTR_GRANULARITY };
+		SVA_OPTS_INIT(sva_migrate_opts, mo, .to = SVA_LOC_DEVICE);
+		int r;
+
+		r = sva_range_set_attr(c->f->bind, (uintptr_t)c->p, PAGE, &a, 1);
+		bad |= r != 0 && r != -EOPNOTSUPP;
+		r = sva_range_get_attr(c->f->bind, (uintptr_t)c->p, PAGE, &a, 1);
+		bad |= r != 0 && r != -EOPNOTSUPP;
+		if (ev != SVA_INVAL_OTHER) {
+			r = sva_migrate(c->f->bind, (uintptr_t)c->p, 2 * PAGE,
+					&mo, NULL);
+			bad |= r < 0 && r != -EOPNOTSUPP;
+			mo.to = SVA_LOC_HOST;
+			r = sva_migrate(c->f->bind, (uintptr_t)c->p + PAGE,
+					PAGE, &mo, NULL);
+			bad |= r < 0 && r != -EOPNOTSUPP;
+		}
+	}
 	bad |= sva_mirror_register(c->f->bind, (uintptr_t)c->p, PAGE, NULL,
 				   &extra) != 0;
 	if (!bad)
@@ -631,7 +652,9 @@ START_TEST(test_regress_callback_calls_everything)
 		usleep(10000);
 	ck_assert_int_eq(atomic_load(&c.errors), 0);
 	ck_assert_int_gt(atomic_load(&c.calls), 0);
-	fprintf(stderr, "%s: %d callbacks\n", __func__, atomic_load(&c.calls));
+	fprintf(stderr, "%s: %d callbacks, %llu pages migrated to the device by them\n",
+		__func__, atomic_load(&c.calls),
+		(unsigned long long)bind_stats(&f).migrated_to_dev);
 	ck_assert_int_eq(sva_mirror_unregister(m), 0);
 	munmap(p, len);
 	munmap(q, len);

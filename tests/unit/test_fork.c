@@ -109,6 +109,30 @@ static int f_dev_reserved_regions(struct forked *x)
 	       r.start == 7);
 	return 0;
 }
+static int f_migrate(struct forked *x)
+{
+	SVA_OPTS_INIT(sva_migrate_opts, o, .to = SVA_LOC_DEVICE);
+	struct sva_migrate_result r = { .sz = sizeof(r), .moved = 77 };
+
+	EXPECT(sva_migrate(x->f.bind, (uintptr_t)x->p, PAGE, &o, &r) ==
+	       -EPERM && r.moved == 77);
+	return 0;
+}
+static int f_range_set_attr(struct forked *x)
+{
+	struct sva_range_attr a = { .type = SVA_ATTR_DEVICE_READ_ONLY, .value = 1 };
+
+	EXPECT(sva_range_set_attr(x->f.bind, (uintptr_t)x->p, PAGE, &a, 1) == -EPERM);
+	return 0;
+}
+static int f_range_get_attr(struct forked *x)
+{
+	struct sva_range_attr a = { .type = SVA_ATTR_DEVICE_READ_ONLY, .value = 77 };
+
+	EXPECT(sva_range_get_attr(x->f.bind, (uintptr_t)x->p, PAGE, &a, 1) ==
+	       -EPERM && a.value == 77);
+	return 0;
+}
 /* void: does nothing to the parent's device (its fd stays as it was). */
 static int f_dev_close(struct forked *x) { sva_dev_close(x->f.dev); EXPECT(sva_dev_fd(x->f.dev) == -EPERM); return 0; }
 
@@ -167,6 +191,9 @@ static const struct {
 	E(sva_dev_stats, f_dev_stats),
 	E(sva_dev_stats_reset, f_dev_stats_reset),
 	E(sva_mirror_unregister, f_mirror_unregister),
+	E(sva_migrate, f_migrate),
+	E(sva_range_set_attr, f_range_set_attr),
+	E(sva_range_get_attr, f_range_get_attr),
 	E(sva_dev_close, f_dev_close),
 	E(sva_set_print, g_set_print), E(sva_devices, g_devices),
 	E(sva_dev_open, g_dev_open), E(sva_dev_open_fd, g_dev_open_fd),

@@ -1,0 +1,1284 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
+/*
+ * The software device's local memory: a model of device-private memory
+ * (MEMORY_DEVICE_PRIVATE) on the host kernel.
+ *
+ * A device's memory is an arena of anonymous memory in this process,
+ * registered with the mm's userfaultfd. Migrating a page to the device
+ * moves it with UFFDIO_MOVE out of the user's range into an arena slot: the
+ * same physical page, its contents exact, and no CPU mapping left at its
+ * address (the move is atomic with respect to the page table: a CPU write
+ * lands before it, in the page that moves, or after it, as a fault). The
+ * user's range is registered for missing faults with the same userfaultfd,
+ * so a CPU access to a page in device memory arrives at the event thread
+ * (mm.c) as a missing fault on that page only, and sim_devmem_fault() moves
+ * the page back. No signal handler is involved, and kernel accesses
+ * (read(2) into the page, process_vm_readv) fault it back the same way.
+ *
+ * Device accesses to a page in the device's own memory go to the arena
+ * (engine.c): local, no translation, no page request. The engine pins the
+ * page for the access (busy); a CPU fault on a pinned page waits (deferred
+ * by the event thread) until the access is over, as migrate_to_ram() waits
+ * for the device.
+ *
+ * What needs what, so nothing deadlocks: the event thread takes dm_lock to
+ * serve a fault or follow an event, so no one holding dm_lock may wait for
+ * the event thread. Whoever would (a UFFDIO_MOVE failing with EAGAIN while
+ * an event is unread; a madvise() or munmap() of registered memory; a
+ * fault on a registered page) lets dm_lock go first. The event thread
+ * itself never waits: what it can't do now, it defers.
+ *
+ * Races, and why no byte is lost:
+ *  - CPU access during a migration to the device: before the move it
+ *    writes the page that moves; after it, it faults and waits for
+ *    dm_lock, which the migration holds until the page is recorded.
+ *  - MADV_DONTNEED of a page being migrated: its event is read before its
+ *    zap, and the range stays a discard in progress until the zap is seen
+ *    (mm.c). A page is moved only if no discard of it is in progress,
+ *    under dm_lock, and the event thread drops the pages of a discard
+ *    under dm_lock after recording it in progress: so a page either moves
+ *    before the drop (and is dropped) or not at all.
+ *  - munmap()/mremap() while pages are in device memory: UFFDIO_MOVE fails
+ *    with EAGAIN until their event is read; the event drops the pages
+ *    (munmap) or moves their addresses (mremap) before any fault read with
+ *    it is served.
+ *  - fork(): a child doesn't inherit our userfaultfd registration, so its
+ *    copy of a page in device memory would read zeros. The fork handler
+ *    moves every page back to host memory first (counted as evictions) and
+ *    holds dm_lock across fork(): parent and child see the same data,
+ *    copy-on-write as for any page. The arena is MADV_DONTFORK.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "sim.h"
+#include "uffd_move.h"
+
+/* The sim's default device memory, and its largest. */
+#define SIM_DEVMEM_DEFAULT (64ull << 20)
+#define SIM_DEVMEM_MAX (16ull << 30)
+/* UFFDIO_MOVE tries while the mm is changing (EAGAIN), 50 us apart. */
+#define SIM_EAGAIN_TRIES 4000
+
+#ifndef MPOL_MF_MOVE
+#define MPOL_MF_MOVE (1 << 1)
+#endif
+
+enum sim_dpage_state {
+	SIM_DP_FREE,		/* on the free list, arena PTE none */
+	SIM_DP_USED,		/* holds a user page, on the LRU list */
+	SIM_DP_DIRTY,		/* dropped, arena PTE to zap (dirty list) */
+	SIM_DP_ZAPPING,		/* being zapped (no list) */
+};
+
+static const uint8_t zero_page[SVA_PAGE_SIZE]
+	__attribute__((aligned(SVA_PAGE_SIZE)));
+
+/* ------------------------------------------------------------- caps */
+
+void sim_devmem_caps(struct sva_dev *dev)
+{
+	uint64_t size = dev->opts.devmem_size;
+	int err;
+
+	dev->caps.devmem_size = 0;
+	if (dev->opts.flags & SVA_DEV_NO_DEVMEM)
+		return;
+	err = sim_uffd_probe_move();
+	if (err) {
+		pr_info("%s: no device memory: this kernel or process can't move pages with userfaultfd (UFFDIO_MOVE, Linux 6.8, and a userfaultfd that sees kernel faults): %s\n",
+			dev->name, strerror(-err));
+		return;
+	}
+	dev->caps.devmem_size = size ? size : SIM_DEVMEM_DEFAULT;
+	dev->caps.flags |= SVA_CAP_MIGRATE;
+}
+
+/* ------------------------------------------------- slots, hash, lists */
+
+static inline uint64_t slot_addr(const struct sim_devmem *dm, uint32_t s)
+{
+	return (uint64_t)(uintptr_t)dm->arena + ((uint64_t)s << SVA_PAGE_SHIFT);
+}
+
+static inline uint32_t hash_of(const struct sim_devmem *dm, uint64_t vpn)
+{
+	return (uint32_t)((vpn * 0x9e3779b97f4a7c15ull) >> 32) & dm->hmask;
+}
+
+/* The slot holding @vpn, or -1. */
+static int64_t dm_lookup(const struct sim_devmem *dm, uint64_t vpn)
+{
+	for (uint32_t s = dm->hash[hash_of(dm, vpn)]; s; s = dm->pg[s - 1].hnext)
+		if (dm->pg[s - 1].vpn == vpn)
+			return s - 1;
+	return -1;
+}
+
+static void hash_add(struct sim_devmem *dm, uint32_t s)
+{
+	uint32_t *b = &dm->hash[hash_of(dm, dm->pg[s].vpn)];
+
+	dm->pg[s].hnext = *b;
+	*b = s + 1;
+}
+
+static void hash_del(struct sim_devmem *dm, uint32_t s)
+{
+	uint32_t *p = &dm->hash[hash_of(dm, dm->pg[s].vpn)];
+
+	while (*p && *p != s + 1)
+		p = &dm->pg[*p - 1].hnext;
+	if (*p)
+		*p = dm->pg[s].hnext;
+}
+
+static void lru_add(struct sim_devmem *dm, uint32_t s)
+{
+	dm->pg[s].next = 0;
+	dm->pg[s].prev = dm->lru_tail;
+	if (dm->lru_tail)
+		dm->pg[dm->lru_tail - 1].next = s + 1;
+	else
+		dm->lru_head = s + 1;
+	dm->lru_tail = s + 1;
+}
+
+static void lru_del(struct sim_devmem *dm, uint32_t s)
+{
+	struct sim_dpage *p = &dm->pg[s];
+
+	if (p->prev)
+		dm->pg[p->prev - 1].next = p->next;
+	else
+		dm->lru_head = p->next;
+	if (p->next)
+		dm->pg[p->next - 1].prev = p->prev;
+	else
+		dm->lru_tail = p->prev;
+	p->prev = p->next = 0;
+}
+
+static void slot_use(struct sim_devmem *dm, uint32_t s, uint64_t vpn,
+		     struct sva_bind *bind)
+{
+	dm->pg[s].vpn = vpn;
+	dm->pg[s].bind = bind;
+	dm->pg[s].state = SIM_DP_USED;
+	hash_add(dm, s);
+	lru_add(dm, s);
+	dm->nused++;
+}
+
+/* Take @s out of use: its PTE is none (@moved) or still to be zapped. */
+static void slot_release(struct sim_devmem *dm, uint32_t s, bool moved)
+{
+	hash_del(dm, s);
+	lru_del(dm, s);
+	dm->nused--;
+	dm->pg[s].bind = NULL;
+	if (moved) {
+		dm->pg[s].state = SIM_DP_FREE;
+		dm->pg[s].next = dm->free_head;
+		dm->free_head = s + 1;
+	} else {
+		dm->pg[s].state = SIM_DP_DIRTY;
+		dm->pg[s].next = 0;
+		dm->ndirty++;
+	}
+}
+
+static int64_t slot_alloc(struct sim_devmem *dm)
+{
+	uint32_t s = dm->free_head;
+
+	if (!s)
+		return -1;
+	dm->free_head = dm->pg[s - 1].next;
+	dm->pg[s - 1].next = 0;
+	return s - 1;
+}
+
+/* The arena holding @vpn, and its slot. Caller holds dm_lock. */
+static struct sim_devmem *mm_lookup(struct sim_mm *mm, uint64_t vpn,
+				    uint32_t *slot)
+{
+	struct sim_devmem *dm;
+	int64_t s;
+
+	list_for_each_entry(dm, &mm->arenas, node) {
+		s = dm_lookup(dm, vpn);
+		if (s >= 0) {
+			*slot = (uint32_t)s;
+			return dm;
+		}
+	}
+	return NULL;
+}
+
+/* ----------------------------------------------------- moving pages */
+
+/* One page with UFFDIO_MOVE: 0 or -errno. */
+static int uffd_move(struct sim_mm *mm, uint64_t dst, uint64_t src,
+		     bool wake)
+{
+	struct uffdio_move m = {
+		.dst = dst, .src = src, .len = SVA_PAGE_SIZE,
+		.mode = wake ? 0 : UFFDIO_MOVE_MODE_DONTWAKE,
+	};
+
+	if (!ioctl(mm->uffd, UFFDIO_MOVE, &m))
+		return 0;
+	/* A whole page or nothing: len is one page. */
+	return m.move == (int64_t)SVA_PAGE_SIZE ? 0 : -errno;
+}
+
+/*
+ * @len bytes (pages) with one UFFDIO_MOVE: one call costs about what one
+ * page does (measured on 6.18: 60,000 calls/s one page each, over 1.5
+ * million pages/s in one call). Returns the bytes moved; the move stops
+ * at the first page that fails, which the caller moves on its own.
+ */
+static uint64_t uffd_move_run(struct sim_mm *mm, uint64_t dst, uint64_t src,
+			      uint64_t len, bool wake)
+{
+	struct uffdio_move m = {
+		.dst = dst, .src = src, .len = len,
+		.mode = wake ? 0 : UFFDIO_MOVE_MODE_DONTWAKE,
+	};
+
+	if (!ioctl(mm->uffd, UFFDIO_MOVE, &m))
+		return len;
+	return m.move > 0 ? (uint64_t)m.move & SVA_PAGE_MASK : 0;
+}
+
+/* Take up to @max free slots in a row (ascending) off the free list. */
+static uint32_t slot_alloc_run(struct sim_devmem *dm, uint32_t max,
+			       uint32_t *first)
+{
+	uint32_t n = 0;
+
+	while (n < max && dm->free_head &&
+	       (!n || dm->free_head - 1 == *first + n)) {
+		if (!n)
+			*first = dm->free_head - 1;
+		dm->free_head = dm->pg[dm->free_head - 1].next;
+		n++;
+	}
+	return n;
+}
+
+/* Give slots [first, first + n) back, so that they come out in order. */
+static void slot_free_run(struct sim_devmem *dm, uint32_t first, uint32_t n)
+{
+	for (uint32_t i = n; i > 0; i--) {
+		dm->pg[first + i - 1].state = SIM_DP_FREE;
+		dm->pg[first + i - 1].next = dm->free_head;
+		dm->free_head = first + i;
+	}
+}
+
+static void uffd_wake(struct sim_mm *mm, uint64_t addr, uint64_t len)
+{
+	struct uffdio_range r = { .start = addr, .len = len };
+
+	ioctl(mm->uffd, UFFDIO_WAKE, &r);
+}
+
+/*
+ * Threads other than the event thread move pages holding inval_lock for
+ * reading, then dm_lock. The event thread reads an event and makes device
+ * memory follow it (drops the pages of a discard, records it in progress)
+ * in one inval_lock write section: so no move lands between an event's
+ * read, which lets its zap go, and the drop. (A page moved back to the
+ * user after a zap and before the drop would bring discarded data back:
+ * seen in the discard race test.) Before the read, UFFDIO_MOVE fails with
+ * EAGAIN, and movers let both locks go and try again.
+ */
+static void mover_lock(struct sim_mm *mm)
+{
+	pthread_rwlock_rdlock(&mm->inval_lock);
+	pthread_mutex_lock(&mm->dm_lock);
+}
+
+static void mover_unlock(struct sim_mm *mm)
+{
+	pthread_mutex_unlock(&mm->dm_lock);
+	pthread_rwlock_unlock(&mm->inval_lock);
+}
+
+static void count_to_host(struct sva_bind *bind, uint64_t pages)
+{
+	if (!bind || !pages)
+		return;
+	sva__count(bind, SVA_C_MIGRATED_TO_HOST, pages);
+	sva__count(bind, SVA_C_BYTES_TO_HOST, pages << SVA_PAGE_SHIFT);
+}
+
+/*
+ * Move slot @s of @dm back to its user page. 0, or -EAGAIN (the mm is
+ * changing: try again without dm_lock), -EBUSY (a device access holds
+ * it). Any other failure means the user page is gone (unmapped under us):
+ * the page is dropped. Caller holds dm_lock.
+ */
+static int slot_to_host(struct sim_mm *mm, struct sim_devmem *dm, uint32_t s,
+			bool wake)
+{
+	uint64_t addr = dm->pg[s].vpn << SVA_PAGE_SHIFT;
+	int err;
+
+	if (dm->pg[s].busy)
+		return -EBUSY;
+	err = uffd_move(mm, addr, slot_addr(dm, s), wake);
+	if (err == -EAGAIN)
+		return err;
+	if (err == -EINVAL) {
+		/*
+		 * The user's VMA no longer matches the arena (mprotect()ed
+		 * read-only or PROT_NONE since): UFFDIO_MOVE won't, so copy
+		 * the data back, and the arena page is zapped later.
+		 */
+		struct uffdio_copy c = {
+			.dst = addr, .src = slot_addr(dm, s),
+			.len = SVA_PAGE_SIZE,
+			.mode = wake ? 0 : UFFDIO_COPY_MODE_DONTWAKE,
+		};
+
+		if (!ioctl(mm->uffd, UFFDIO_COPY, &c)) {
+			count_to_host(dm->pg[s].bind, 1);
+			slot_release(dm, s, false);
+			return 0;
+		}
+		err = -errno;
+		if (err == -EAGAIN)
+			return err;
+	}
+	if (err) {
+		pr_debug("page %#llx not moved back (%s): dropped\n",
+			 (unsigned long long)addr, strerror(-err));
+		slot_release(dm, s, false);
+		return err;
+	}
+	count_to_host(dm->pg[s].bind, 1);
+	slot_release(dm, s, true);
+	return 0;
+}
+
+/*
+ * Make room in @dm: evict its least recently used page not in use by a
+ * device access. Returns the slot freed, -EAGAIN (try again without
+ * dm_lock) or -ENOSPC. *span grows to cover the page evicted.
+ */
+static int64_t dm_evict(struct sim_mm *mm, struct sim_devmem *dm,
+			struct sva_migrate_result *res, uint64_t span[2])
+{
+	for (uint32_t s = dm->lru_head; s; s = dm->pg[s - 1].next) {
+		struct sva_bind *owner = dm->pg[s - 1].bind;
+		uint64_t addr = dm->pg[s - 1].vpn << SVA_PAGE_SHIFT;
+		int err;
+
+		if (dm->pg[s - 1].busy)
+			continue;
+		err = slot_to_host(mm, dm, s - 1, true);
+		if (err == -EAGAIN)
+			return err;
+		if (!err) {
+			sva__count(owner, SVA_C_EVICTIONS, 1);
+			if (res)
+				res->evicted++;
+			span[0] = MIN(span[0], addr);
+			span[1] = MAX(span[1], addr + SVA_PAGE_SIZE);
+		}
+		return slot_alloc(dm);
+	}
+	return -ENOSPC;
+}
+
+/* Zap the arena PTEs of dropped pages. Takes dm_lock; never holds it
+ * across the madvise() (its event is read by the event thread). */
+static void dm_zap_dirty(struct sim_mm *mm, struct sim_devmem *dm)
+{
+	uint32_t *z, nz = 0;
+
+	pthread_mutex_lock(&mm->dm_lock);
+	if (!dm->ndirty) {
+		pthread_mutex_unlock(&mm->dm_lock);
+		return;
+	}
+	z = malloc(dm->ndirty * sizeof(*z));
+	for (uint32_t s = 0; z && s < dm->npages && nz < dm->ndirty; s++) {
+		if (dm->pg[s].state == SIM_DP_DIRTY && !dm->pg[s].busy) {
+			dm->pg[s].state = SIM_DP_ZAPPING;
+			z[nz++] = s;
+		}
+	}
+	dm->ndirty -= nz;
+	pthread_mutex_unlock(&mm->dm_lock);
+	for (uint32_t i = 0; i < nz; i++)
+		madvise((void *)(uintptr_t)slot_addr(dm, z[i]), SVA_PAGE_SIZE,
+			MADV_DONTNEED);
+	pthread_mutex_lock(&mm->dm_lock);
+	for (uint32_t i = 0; i < nz; i++) {
+		dm->pg[z[i]].state = SIM_DP_FREE;
+		dm->pg[z[i]].next = dm->free_head;
+		dm->free_head = z[i] + 1;
+	}
+	pthread_mutex_unlock(&mm->dm_lock);
+	free(z);
+}
+
+/* ---------------------------------------------------------- arenas */
+
+static void dm_free(struct sim_devmem *dm)
+{
+	if (dm->arena && dm->arena != MAP_FAILED)
+		munmap(dm->arena, (size_t)dm->npages << SVA_PAGE_SHIFT);
+	free(dm->pg);
+	free(dm->hash);
+	free(dm);
+}
+
+/* @bind's device memory, made on first use. */
+static struct sim_devmem *dm_get(struct sva_bind *bind, int *errp)
+{
+	struct sim_dev *sd = sim_dev_of(bind);
+	struct sim_mm *mm = sim_bind_of(bind)->mm;
+	uint64_t size = bind->dev->caps.devmem_size;
+	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_WP };
+	struct sim_devmem *dm;
+	uint32_t hsize = 1;
+
+	pthread_mutex_lock(&mm->dm_lock);
+	dm = sd->dm;
+	pthread_mutex_unlock(&mm->dm_lock);
+	if (dm)
+		return dm;
+	if (mm->uffd < 0 || !mm->uffd_full) {
+		*errp = sva_err(-EOPNOTSUPP, "%s: this process's userfaultfd can't move pages",
+				bind->dev->name);
+		return NULL;
+	}
+	dm = sva__zalloc(sizeof(*dm));
+	if (!dm)
+		goto nomem;
+	dm->sd = sd;
+	dm->npages = (uint32_t)(size >> SVA_PAGE_SHIFT);
+	while (hsize < dm->npages)
+		hsize <<= 1;
+	dm->hmask = hsize - 1;
+	dm->pg = sva__zalloc(dm->npages * sizeof(*dm->pg));
+	dm->hash = sva__zalloc(hsize * sizeof(*dm->hash));
+	if (!dm->pg || !dm->hash)
+		goto nomem;
+	dm->arena = mmap(NULL, size, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (dm->arena == MAP_FAILED) {
+		*errp = sva_err(-errno, "can't map %llu bytes of device memory",
+				(unsigned long long)size);
+		dm_free(dm);
+		return NULL;
+	}
+	/* Base pages only; a child gets none of it (see fork above). */
+	madvise(dm->arena, size, MADV_NOHUGEPAGE);
+	madvise(dm->arena, size, MADV_DONTFORK);
+	/* A UFFDIO_MOVE destination must be registered with our fd; WP
+	 * mode (never armed) gives it the protections of the user ranges. */
+	reg.range.start = (uintptr_t)dm->arena;
+	reg.range.len = size;
+	if (ioctl(mm->uffd, UFFDIO_REGISTER, &reg)) {
+		*errp = sva_err(-errno, "can't register device memory with userfaultfd");
+		dm_free(dm);
+		return NULL;
+	}
+	for (uint32_t s = dm->npages; s > 0; s--) {
+		dm->pg[s - 1].next = dm->free_head;
+		dm->free_head = s;
+	}
+	pthread_mutex_lock(&mm->dm_lock);
+	if (sd->dm) {
+		/* Made by another thread meanwhile. */
+		pthread_mutex_unlock(&mm->dm_lock);
+		dm_free(dm);
+		return sd->dm;
+	}
+	sd->dm = dm;
+	list_add_tail(&dm->node, &mm->arenas);
+	pthread_mutex_unlock(&mm->dm_lock);
+	return dm;
+nomem:
+	if (dm)
+		dm_free(dm);
+	*errp = -ENOMEM;
+	return NULL;
+}
+
+/* ----------------------------------------------------- placement */
+
+/* Move @n pages at @addrs to NUMA node @node; status per page. */
+static long pages_to_node(uint64_t *addrs, unsigned long n, int node,
+			  int *status)
+{
+	int nodes[SIM_CHUNK_PAGES];
+
+	for (unsigned long i = 0; i < n; i++)
+		nodes[i] = node;
+	return syscall(SYS_move_pages, 0, n, (void **)addrs,
+		       node < 0 ? NULL : nodes, status, MPOL_MF_MOVE);
+}
+
+/* The host node @bind prefers for @addr, -1 for none. */
+static int preferred_node(struct sva_bind *bind, uint64_t addr,
+			  unsigned int *gran)
+{
+	uint64_t v[SVA_ATTR_MAX];
+
+	sva__range_attrs_at(&bind->attrs, addr, v);
+	if (gran)
+		*gran = (unsigned int)v[SVA_ATTR_GRANULARITY];
+	if ((v[SVA_ATTR_PREFERRED_LOC] & 0xffffffffull) != SVA_LOC_HOST)
+		return -1;
+	return SVA_LOC_NODE_OF(v[SVA_ATTR_PREFERRED_LOC]);
+}
+
+/* --------------------------------------------------- to the device */
+
+enum page_fate { PF_MOVED, PF_ALREADY, PF_RETRY, PF_FAIL };
+
+/*
+ * Move the page at @vpn into @dm. Caller holds dm_lock. PF_RETRY: let
+ * dm_lock go and try again (the mm is changing).
+ */
+static enum page_fate page_to_dev(struct sva_bind *bind,
+				  struct sim_devmem *dm, uint64_t vpn,
+				  struct sva_migrate_result *res,
+				  uint64_t span[2], int *reason)
+{
+	struct sim_mm *mm = sim_bind_of(bind)->mm;
+	uint64_t addr = vpn << SVA_PAGE_SHIFT;
+	struct sim_devmem *other;
+	uint32_t os = 0;
+	int64_t s;
+	int err;
+
+	other = mm_lookup(mm, vpn, &os);
+	if (other == dm) {
+		/* Already here: it was used, it is recent. */
+		lru_del(dm, os);
+		lru_add(dm, os);
+		return PF_ALREADY;
+	}
+	if (other && other->pg[os].busy) {
+		*reason = SVA_MIGRATE_BUSY;
+		return PF_FAIL;
+	}
+	if (!other && sim_mm_discard_pending(mm, addr, addr + SVA_PAGE_SIZE)) {
+		*reason = SVA_MIGRATE_BUSY;
+		return PF_FAIL;
+	}
+	s = slot_alloc(dm);
+	if (s < 0)
+		s = dm_evict(mm, dm, res, span);
+	if (s == -EAGAIN)
+		return PF_RETRY;
+	if (s < 0) {
+		*reason = SVA_MIGRATE_NO_ROOM;
+		return PF_FAIL;
+	}
+	/* From another device's memory: device to device, directly. */
+	err = uffd_move(mm, slot_addr(dm, (uint32_t)s),
+			other ? slot_addr(other, os) : addr, false);
+	if (err) {
+		/* The slot stays free: a failed move leaves its PTE none. */
+		dm->pg[s].next = dm->free_head;
+		dm->free_head = (uint32_t)s + 1;
+	}
+	switch (err) {
+	case 0:
+		break;
+	case -EAGAIN:
+		return PF_RETRY;
+	case -EBUSY:
+		*reason = SVA_MIGRATE_PINNED;
+		return PF_FAIL;
+	case -ENOENT:
+		/* Not present (a hole populated and discarded again). */
+		*reason = SVA_MIGRATE_BUSY;
+		return PF_FAIL;
+	case -EINVAL:
+		*reason = SVA_MIGRATE_UNSUPPORTED;
+		return PF_FAIL;
+	default:
+		*reason = SVA_MIGRATE_BUSY;
+		return PF_FAIL;
+	}
+	if (other)
+		slot_release(other, os, true);
+	slot_use(dm, (uint32_t)s, vpn, bind);
+	sva__count(bind, SVA_C_MIGRATED_TO_DEV, 1);
+	sva__count(bind, SVA_C_BYTES_TO_DEV, SVA_PAGE_SIZE);
+	return PF_MOVED;
+}
+
+/* Populate the holes of [start, end) not in device memory. */
+static void populate_holes(struct sim_mm *mm, uint64_t start, uint64_t end)
+{
+	uint64_t pm[SIM_CHUNK_PAGES];
+	uint32_t os;
+
+	for (uint64_t a = start; a < end; a += SIM_CHUNK) {
+		unsigned int n = (unsigned int)MIN((end - a) >> SVA_PAGE_SHIFT,
+						   (uint64_t)SIM_CHUNK_PAGES);
+		bool hole[SIM_CHUNK_PAGES];
+
+		if (sim_mm_pagemap(mm, a >> SVA_PAGE_SHIFT, n, pm))
+			return;
+		pthread_mutex_lock(&mm->dm_lock);
+		for (unsigned int i = 0; i < n; i++)
+			hole[i] = !(pm[i] & (SIM_PM_PRESENT | SIM_PM_SWAP)) &&
+				  !mm_lookup(mm, (a >> SVA_PAGE_SHIFT) + i, &os);
+		pthread_mutex_unlock(&mm->dm_lock);
+		for (unsigned int i = 0, j; i < n; i = j) {
+			for (j = i + 1; j < n && hole[j] == hole[i]; j++)
+				;
+			if (hole[i])
+				madvise((void *)(uintptr_t)(a + ((uint64_t)i << SVA_PAGE_SHIFT)),
+					(uint64_t)(j - i) << SVA_PAGE_SHIFT,
+					MADV_POPULATE_WRITE);
+		}
+	}
+}
+
+/*
+ * The common case in one call: pages from @a on in host memory, no
+ * discard of them in progress, into free slots in a row. Returns the
+ * bytes moved (0: let page_to_dev() look at the page at @a). Caller:
+ * mover_lock().
+ */
+static uint64_t run_move_to_dev(struct sva_bind *bind, struct sim_devmem *dm,
+				uint64_t a, uint64_t end)
+{
+	struct sim_mm *mm = sim_bind_of(bind)->mm;
+	uint32_t n = 0, first = 0, got, os;
+	uint64_t moved;
+
+	while (a + ((uint64_t)n << SVA_PAGE_SHIFT) < end &&
+	       n < SIM_CHUNK_PAGES &&
+	       !mm_lookup(mm, (a >> SVA_PAGE_SHIFT) + n, &os))
+		n++;
+	if (n < 2 || sim_mm_discard_pending(mm, a, a +
+					    ((uint64_t)n << SVA_PAGE_SHIFT)))
+		return 0;
+	got = slot_alloc_run(dm, n, &first);
+	if (got < 2) {
+		slot_free_run(dm, first, got);
+		return 0;
+	}
+	moved = uffd_move_run(mm, slot_addr(dm, first), a,
+			      (uint64_t)got << SVA_PAGE_SHIFT, false);
+	for (uint32_t i = 0; i < moved >> SVA_PAGE_SHIFT; i++)
+		slot_use(dm, first + i, (a >> SVA_PAGE_SHIFT) + i, bind);
+	slot_free_run(dm, first + (uint32_t)(moved >> SVA_PAGE_SHIFT),
+		      got - (uint32_t)(moved >> SVA_PAGE_SHIFT));
+	sva__count(bind, SVA_C_MIGRATED_TO_DEV, moved >> SVA_PAGE_SHIFT);
+	sva__count(bind, SVA_C_BYTES_TO_DEV, moved);
+	return moved;
+}
+
+/* Move the pages of [start, end), one registered VMA's part, to @dm. */
+static void run_to_dev(struct sva_bind *bind, struct sim_devmem *dm,
+		       uint64_t start, uint64_t end,
+		       struct sva_migrate_result *res, uint64_t span[2])
+{
+	struct sim_mm *mm = sim_bind_of(bind)->mm;
+	unsigned int tries = 0;
+	int reason = 0;
+
+	populate_holes(mm, start, end);
+	mover_lock(mm);
+	for (uint64_t a = start; a < end;) {
+		uint64_t moved = run_move_to_dev(bind, dm, a, end);
+
+		if (moved) {
+			res->moved += moved >> SVA_PAGE_SHIFT;
+			span[0] = MIN(span[0], a);
+			span[1] = MAX(span[1], a + moved);
+			a += moved;
+			continue;
+		}
+		/* One page, with everything that may be in its way. */
+		switch (page_to_dev(bind, dm, a >> SVA_PAGE_SHIFT, res, span,
+				    &reason)) {
+		case PF_MOVED:
+			res->moved++;
+			span[0] = MIN(span[0], a);
+			span[1] = MAX(span[1], a + SVA_PAGE_SIZE);
+			break;
+		case PF_ALREADY:
+			res->already++;
+			break;
+		case PF_FAIL:
+			res->not_moved[reason]++;
+			break;
+		case PF_RETRY:
+			/* An event is unread: let the event thread have it. */
+			mover_unlock(mm);
+			usleep(50);
+			mover_lock(mm);
+			if (++tries < SIM_EAGAIN_TRIES)
+				continue;
+			res->not_moved[SVA_MIGRATE_BUSY]++;
+			break;
+		}
+		tries = 0;
+		a += SVA_PAGE_SIZE;
+	}
+	mover_unlock(mm);
+}
+
+/* Why the pages of @vma can't move, or -1 if they may. */
+static int vma_reason(const struct sim_vma *vma)
+{
+	if (!(vma->prot & SIM_PERM_R))
+		return SVA_MIGRATE_PROT_NONE;
+	if (vma->shared || vma->file)
+		return SVA_MIGRATE_SHARED;
+	if (!(vma->prot & SIM_PERM_W))
+		return SVA_MIGRATE_READ_ONLY;
+	return -1;
+}
+
+static int migrate_to_dev(struct sva_bind *bind, uint64_t addr, uint64_t len,
+			  struct sva_migrate_result *res, uint64_t span[2])
+{
+	struct sim_mm *mm = sim_bind_of(bind)->mm;
+	struct sim_devmem *dm;
+	struct sim_vma vma;
+	int err = 0, reason;
+
+	dm = dm_get(bind, &err);
+	if (!dm)
+		return err;
+	dm_zap_dirty(mm, dm);
+	for (uint64_t a = addr, e; a < addr + len; a = e) {
+		if (!sim_mm_vma_now(mm, a, &vma)) {
+			e = a + SVA_PAGE_SIZE;
+			res->not_moved[SVA_MIGRATE_UNMAPPED]++;
+			continue;
+		}
+		e = MIN(vma.end, addr + len);
+		reason = vma_reason(&vma);
+		if (reason < 0) {
+			err = sim_mm_register_missing(mm, a, e);
+			if (err == -EBUSY) {
+				pr_warn("%#llx-%#llx is registered with another userfaultfd: not migrated\n",
+					(unsigned long long)a,
+					(unsigned long long)e);
+				reason = SVA_MIGRATE_FOREIGN_UFFD;
+			} else if (err == -EINVAL) {
+				reason = SVA_MIGRATE_SHARED; /* file, hugetlb */
+			} else if (err) {
+				return sva_err(err, "can't register %#llx-%#llx for missing faults",
+					       (unsigned long long)a,
+					       (unsigned long long)e);
+			}
+		}
+		if (reason >= 0)
+			res->not_moved[reason] += (e - a) >> SVA_PAGE_SHIFT;
+		else
+			run_to_dev(bind, dm, a, e, res, span);
+	}
+	return 0;
+}
+
+/* ----------------------------------------------------- to the host */
+
+/* Place the pages of [addr, addr + len) present on host node @node. */
+static void place_on_node(struct sim_mm *mm, uint64_t addr, uint64_t len,
+			  int node, const bool *from_dev,
+			  struct sva_migrate_result *res)
+{
+	uint64_t addrs[SIM_CHUNK_PAGES], pm[SIM_CHUNK_PAGES];
+	int status[SIM_CHUNK_PAGES], idx[SIM_CHUNK_PAGES];
+
+	for (uint64_t a = addr; a < addr + len; a += SIM_CHUNK) {
+		unsigned int n = (unsigned int)MIN((addr + len - a) >>
+						   SVA_PAGE_SHIFT,
+						   (uint64_t)SIM_CHUNK_PAGES);
+		unsigned int m = 0, base = (unsigned int)((a - addr) >>
+							  SVA_PAGE_SHIFT);
+		long r;
+
+		if (sim_mm_pagemap(mm, a >> SVA_PAGE_SHIFT, n, pm))
+			return;
+		for (unsigned int i = 0; i < n; i++) {
+			if (!(pm[i] & SIM_PM_PRESENT))
+				continue;
+			idx[m] = (int)i;
+			addrs[m++] = a + ((uint64_t)i << SVA_PAGE_SHIFT);
+		}
+		if (!m)
+			continue;
+		/* Where they are now (nodes NULL: a query). */
+		r = pages_to_node(addrs, m, -1, status);
+		for (unsigned int k = 0; k < m; k++) {
+			bool moved_back = from_dev[base + idx[k]];
+
+			if (!r && status[k] == node)
+				continue;
+			/* One at a time: a bad node fails the call whole. */
+			if (pages_to_node(&addrs[k], 1, node, &status[k]) ||
+			    status[k] != node) {
+				if (moved_back)
+					res->moved--;
+				else
+					res->already--;
+				res->not_moved[SVA_MIGRATE_HOST_NODE]++;
+			} else if (!moved_back) {
+				res->already--;
+				res->moved++;
+			}
+		}
+	}
+}
+
+static int migrate_to_host(struct sva_bind *bind, uint64_t addr, uint64_t len,
+			   int node, struct sva_migrate_result *res,
+			   uint64_t span[2])
+{
+	struct sim_mm *mm = sim_bind_of(bind)->mm;
+	uint64_t npages = len >> SVA_PAGE_SHIFT;
+	struct sim_devmem *dm;
+	struct sim_vma vma = { 0 };
+	bool *from_dev;
+	uint32_t s;
+	unsigned int tries = 0;
+	int err;
+
+	from_dev = node >= 0 ? sva__zalloc(npages) : NULL;
+	if (node >= 0 && !from_dev)
+		return -ENOMEM;
+	mover_lock(mm);
+	for (uint64_t i = 0; i < npages;) {
+		uint64_t a = addr + (i << SVA_PAGE_SHIFT);
+
+		dm = list_empty(&mm->arenas) ? NULL :
+		     mm_lookup(mm, a >> SVA_PAGE_SHIFT, &s);
+		if (!dm) {
+			/* On host memory already, if mapped at all. */
+			if (vma.end <= a || vma.start > a) {
+				mover_unlock(mm);
+				if (!sim_mm_vma_now(mm, a, &vma))
+					vma.start = vma.end = 0;
+				mover_lock(mm);
+			}
+			if (vma.start <= a && a < vma.end)
+				res->already++;
+			else
+				res->not_moved[SVA_MIGRATE_UNMAPPED]++;
+			i++;
+			continue;
+		}
+		/* Pages in a row in slots in a row: one move. */
+		{
+			uint64_t k = 1, moved;
+
+			while (i + k < npages && k < SIM_CHUNK_PAGES &&
+			       s + k < dm->npages &&
+			       dm->pg[s + k].state == SIM_DP_USED &&
+			       dm->pg[s + k].vpn == (a >> SVA_PAGE_SHIFT) + k)
+				k++;
+			for (uint64_t j = 0; j < k; j++)
+				if (dm->pg[s + j].busy)
+					k = j;
+			moved = k > 1 ? uffd_move_run(mm, a, slot_addr(dm, s),
+						      k << SVA_PAGE_SHIFT,
+						      true) >> SVA_PAGE_SHIFT : 0;
+			for (uint64_t j = moved; j > 0; j--) {
+				count_to_host(dm->pg[s + j - 1].bind, 1);
+				slot_release(dm, (uint32_t)(s + j - 1), true);
+			}
+			for (uint64_t j = 0; from_dev && j < moved; j++)
+				from_dev[i + j] = true;
+			if (moved) {
+				res->moved += moved;
+				span[0] = MIN(span[0], a);
+				span[1] = MAX(span[1], a + (moved << SVA_PAGE_SHIFT));
+				i += moved;
+				continue;
+			}
+		}
+		err = slot_to_host(mm, dm, s, true);
+		if (err == -EAGAIN || err == -EBUSY) {
+			mover_unlock(mm);
+			usleep(50);
+			mover_lock(mm);
+			if (++tries < SIM_EAGAIN_TRIES)
+				continue;
+			res->not_moved[SVA_MIGRATE_BUSY]++;
+		} else if (err) {
+			res->not_moved[SVA_MIGRATE_UNMAPPED]++;
+		} else {
+			res->moved++;
+			if (from_dev)
+				from_dev[i] = true;
+			span[0] = MIN(span[0], a);
+			span[1] = MAX(span[1], a + SVA_PAGE_SIZE);
+		}
+		tries = 0;
+		i++;
+	}
+	mover_unlock(mm);
+	if (node >= 0)
+		place_on_node(mm, addr, len, node, from_dev, res);
+	free(from_dev);
+	return 0;
+}
+
+int sim_devmem_migrate(struct sva_bind *bind, uint64_t addr, uint64_t len,
+		       uint64_t to, struct sva_migrate_result *res)
+{
+	struct sim_mm *mm = sim_bind_of(bind)->mm;
+	uint64_t span[2] = { UINT64_MAX, 0 };
+	int err;
+
+	if (to == SVA_LOC_DEVICE)
+		err = migrate_to_dev(bind, addr, len, res, span);
+	else
+		err = migrate_to_host(bind, addr, len, SVA_LOC_NODE_OF(to),
+				      res, span);
+	/* Free what munmap() and discards left in device memory (a
+	 * migration to the device does it before it takes room). */
+	if (to != SVA_LOC_DEVICE && sim_dev_of(bind)->dm)
+		dm_zap_dirty(mm, sim_dev_of(bind)->dm);
+	/* Mirrors see pages come and go, as MMU_NOTIFY_MIGRATE tells. */
+	if (span[0] < span[1])
+		sim_mm_invalidate(mm, span[0], span[1]);
+	return err;
+}
+
+void sim_devmem_fault_migrate(struct sva_bind *bind, const uint64_t *addrs,
+			      unsigned int n)
+{
+	uint64_t v[SVA_ATTR_MAX], done_to = 0;
+
+	if (!(bind->dev->caps.flags & SVA_CAP_MIGRATE) ||
+	    sva__range_attrs_empty(&bind->attrs))
+		return;
+	for (unsigned int i = 0; i < n; i++) {
+		struct sva_migrate_result r = { .sz = sizeof(r) };
+		uint64_t size, start;
+
+		if (addrs[i] < done_to)
+			continue;	/* in the granule just moved */
+		sva__range_attrs_at(&bind->attrs, addrs[i], v);
+		if (v[SVA_ATTR_PREFERRED_LOC] != SVA_LOC_DEVICE ||
+		    v[SVA_ATTR_ACCESSED_BY])
+			continue;
+		size = SVA_PAGE_SIZE << v[SVA_ATTR_GRANULARITY];
+		start = addrs[i] & ~(size - 1);
+		sim_devmem_migrate(bind, start, size, SVA_LOC_DEVICE, &r);
+		done_to = start + size;
+	}
+}
+
+/* ------------------------------------------------ the event thread */
+
+/*
+ * No page in device memory at @addr: a fresh page, as the kernel maps.
+ * Under dm_lock: a migration moving the page out between our look-up and
+ * the fill would leave a zero page where its data should come back to.
+ */
+static bool fault_fill(struct sim_mm *mm, uint64_t addr)
+{
+	struct uffdio_copy c = {
+		.dst = addr, .src = (uintptr_t)zero_page,
+		.len = SVA_PAGE_SIZE,
+	};
+
+	if (!ioctl(mm->uffd, UFFDIO_COPY, &c))
+		return true;
+	if (errno == EAGAIN)
+		return false;	/* an event is unread: it may move pages */
+	/* Mapped by now (EEXIST), or gone: the thread tries again. */
+	uffd_wake(mm, addr, SVA_PAGE_SIZE);
+	return true;
+}
+
+bool sim_devmem_fault(struct sim_mm *mm, uint64_t addr)
+{
+	uint64_t vpn = addr >> SVA_PAGE_SHIFT, g0, gn, moved[512];
+	struct sim_devmem *dm;
+	struct sva_bind *owner;
+	unsigned int gran = 0, nmoved = 0;
+	int node, err, status[1];
+	uint32_t s;
+
+	pthread_mutex_lock(&mm->dm_lock);
+	dm = list_empty(&mm->arenas) ? NULL : mm_lookup(mm, vpn, &s);
+	if (!dm) {
+		bool done = fault_fill(mm, addr);
+
+		pthread_mutex_unlock(&mm->dm_lock);
+		return done;
+	}
+	if (dm->pg[s].busy) {
+		pthread_mutex_unlock(&mm->dm_lock);
+		return false;
+	}
+	owner = dm->pg[s].bind;
+	node = preferred_node(owner, addr, &gran);
+	err = slot_to_host(mm, dm, s, false);
+	if (err == -EAGAIN) {
+		pthread_mutex_unlock(&mm->dm_lock);
+		return false;
+	}
+	if (!err) {
+		moved[nmoved++] = addr;
+		sva__count(owner, SVA_C_CPU_FAULT_MIGRATIONS, 1);
+	}
+	/* The rest of its granule comes along, as far as it can now. */
+	g0 = vpn & ~((1ull << gran) - 1);
+	gn = g0 + (1ull << gran);
+	for (uint64_t v = g0; gran && v < gn && nmoved < ARRAY_SIZE(moved);
+	     v++) {
+		if (v == vpn || dm_lookup(dm, v) < 0)
+			continue;
+		s = (uint32_t)dm_lookup(dm, v);
+		if (dm->pg[s].bind == owner &&
+		    !slot_to_host(mm, dm, s, false))
+			moved[nmoved++] = v << SVA_PAGE_SHIFT;
+	}
+	pthread_mutex_unlock(&mm->dm_lock);
+	/* On its preferred node before the faulting thread goes on. */
+	for (unsigned int i = 0; node >= 0 && i < nmoved; i++)
+		pages_to_node(&moved[i], 1, node, status);
+	if (gran)
+		uffd_wake(mm, g0 << SVA_PAGE_SHIFT, (gn - g0) << SVA_PAGE_SHIFT);
+	else
+		uffd_wake(mm, addr, SVA_PAGE_SIZE);
+	if (nmoved)
+		sim_mm_invalidate(mm, gran ? g0 << SVA_PAGE_SHIFT : addr,
+				  gran ? gn << SVA_PAGE_SHIFT :
+				  addr + SVA_PAGE_SIZE);
+	return true;
+}
+
+/* Each page of [start, end) in @dm: small ranges by lookup, else a scan. */
+static void dm_drop_range(struct sim_devmem *dm, uint64_t start, uint64_t end)
+{
+	uint64_t v0 = start >> SVA_PAGE_SHIFT, v1 = end >> SVA_PAGE_SHIFT;
+	int64_t s;
+
+	if (v1 - v0 <= dm->nused) {
+		for (uint64_t v = v0; v < v1; v++)
+			if ((s = dm_lookup(dm, v)) >= 0)
+				slot_release(dm, (uint32_t)s, false);
+		return;
+	}
+	for (uint32_t i = 0; i < dm->npages; i++)
+		if (dm->pg[i].state == SIM_DP_USED && dm->pg[i].vpn >= v0 &&
+		    dm->pg[i].vpn < v1)
+			slot_release(dm, i, false);
+}
+
+void sim_devmem_drop(struct sim_mm *mm, uint64_t start, uint64_t end,
+		     bool unmap)
+{
+	struct sim_devmem *dm;
+
+	(void)unmap;
+	pthread_mutex_lock(&mm->dm_lock);
+	list_for_each_entry(dm, &mm->arenas, node)
+		if (dm->nused)
+			dm_drop_range(dm, start & SVA_PAGE_MASK,
+				      (end + SVA_PAGE_SIZE - 1) & SVA_PAGE_MASK);
+	pthread_mutex_unlock(&mm->dm_lock);
+}
+
+void sim_devmem_remap(struct sim_mm *mm, uint64_t from, uint64_t to,
+		      uint64_t len)
+{
+	uint64_t v0 = from >> SVA_PAGE_SHIFT, v1 = (from + len) >> SVA_PAGE_SHIFT;
+	int64_t delta = (int64_t)(to >> SVA_PAGE_SHIFT) - (int64_t)v0;
+	struct sim_devmem *dm;
+
+	pthread_mutex_lock(&mm->dm_lock);
+	list_for_each_entry(dm, &mm->arenas, node) {
+		for (uint32_t i = 0; dm->nused && i < dm->npages; i++) {
+			if (dm->pg[i].state != SIM_DP_USED ||
+			    dm->pg[i].vpn < v0 || dm->pg[i].vpn >= v1)
+				continue;
+			hash_del(dm, i);
+			dm->pg[i].vpn = (uint64_t)((int64_t)dm->pg[i].vpn + delta);
+			hash_add(dm, i);
+		}
+	}
+	pthread_mutex_unlock(&mm->dm_lock);
+}
+
+/* ------------------------------------------------------ the engine */
+
+unsigned int sim_devmem_pin(struct sva_bind *bind, uint64_t vpn,
+			    unsigned int n, uint8_t *perm, unsigned int need,
+			    uint64_t *local)
+{
+	struct sim_mm *mm = sim_bind_of(bind)->mm;
+	struct sim_devmem *dm;
+	unsigned int pinned = 0;
+	int64_t s;
+
+	memset(local, 0, n * sizeof(*local));
+	if (!__atomic_load_n(&sim_dev_of(bind)->dm, __ATOMIC_ACQUIRE))
+		return 0;
+	pthread_mutex_lock(&mm->dm_lock);
+	dm = sim_dev_of(bind)->dm;
+	for (unsigned int i = 0; dm && i < n; i++) {
+		if ((perm[i] & need) == need)
+			continue;
+		s = dm_lookup(dm, vpn + i);
+		if (s < 0)
+			continue;
+		dm->pg[s].busy++;
+		lru_del(dm, (uint32_t)s);
+		lru_add(dm, (uint32_t)s);
+		local[i] = slot_addr(dm, (uint32_t)s);
+		perm[i] = SIM_PERM_RW;
+		pinned++;
+	}
+	pthread_mutex_unlock(&mm->dm_lock);
+	if (pinned)
+		sva__count(bind, SVA_C_DEVMEM_ACCESSES, pinned);
+	return pinned;
+}
+
+void sim_devmem_unpin(struct sva_bind *bind, const uint64_t *local,
+		      unsigned int n)
+{
+	struct sim_mm *mm = sim_bind_of(bind)->mm;
+	struct sim_devmem *dm = sim_dev_of(bind)->dm;
+
+	pthread_mutex_lock(&mm->dm_lock);
+	for (unsigned int i = 0; i < n; i++)
+		if (local[i])
+			dm->pg[(local[i] - (uintptr_t)dm->arena) >>
+			       SVA_PAGE_SHIFT].busy--;
+	pthread_mutex_unlock(&mm->dm_lock);
+}
+
+void sim_devmem_states(struct sva_bind *bind, uint64_t addr, uint64_t len,
+		       uint8_t *states)
+{
+	struct sim_mm *mm = sim_bind_of(bind)->mm;
+	struct sim_devmem *dm;
+	uint32_t s;
+
+	pthread_mutex_lock(&mm->dm_lock);
+	for (uint64_t i = 0; !list_empty(&mm->arenas) &&
+	     i < len >> SVA_PAGE_SHIFT; i++) {
+		dm = mm_lookup(mm, (addr >> SVA_PAGE_SHIFT) + i, &s);
+		if (!dm)
+			continue;
+		states[i] = dm == sim_dev_of(bind)->dm ?
+			    SVA_PAGE_VALID | SVA_PAGE_WRITE |
+			    SVA_PAGE_DEVICE_LOCAL : SVA_PAGE_DEVICE_REMOTE;
+	}
+	pthread_mutex_unlock(&mm->dm_lock);
+}
+
+/* ------------------------------------------- unbind, close, fork */
+
+/*
+ * Move back every page of @dm owned by @bind (NULL: all). Waits out device
+ * accesses and mm changes with the locks let go. Caller: mover_lock().
+ */
+static void dm_evict_all(struct sim_mm *mm, struct sim_devmem *dm,
+			 struct sva_bind *bind, bool count, uint64_t span[2])
+{
+	for (unsigned int tries = 0; dm->nused && tries < SIM_EAGAIN_TRIES;
+	     tries++) {
+		bool again = false;
+
+		for (uint32_t s = 0; s < dm->npages; s++) {
+			struct sva_bind *owner = dm->pg[s].bind;
+			uint64_t a = dm->pg[s].vpn << SVA_PAGE_SHIFT;
+			int err;
+
+			if (dm->pg[s].state != SIM_DP_USED ||
+			    (bind && owner != bind))
+				continue;
+			err = slot_to_host(mm, dm, s, true);
+			if (err == -EAGAIN || err == -EBUSY)
+				again = true;
+			if (err)
+				continue;
+			if (count)
+				sva__count(owner, SVA_C_EVICTIONS, 1);
+			span[0] = MIN(span[0], a);
+			span[1] = MAX(span[1], a + SVA_PAGE_SIZE);
+		}
+		if (!again)
+			return;
+		mover_unlock(mm);
+		usleep(50);
+		mover_lock(mm);
+	}
+	if (dm->nused)
+		pr_warn("%u pages of device memory held by device accesses: not moved back\n",
+			dm->nused);
+}
+
+void sim_devmem_unbind(struct sva_bind *bind, bool last)
+{
+	struct sim_dev *sd = sim_dev_of(bind);
+	struct sim_mm *mm = sim_bind_of(bind)->mm;
+	uint64_t span[2] = { UINT64_MAX, 0 };
+	struct sim_devmem *dm;
+
+	mover_lock(mm);
+	dm = sd->dm;
+	if (dm)
+		dm_evict_all(mm, dm, last ? NULL : bind, false, span);
+	if (dm && last) {
+		list_del(&dm->node);
+		sd->dm = NULL;
+	}
+	mover_unlock(mm);
+	if (span[0] < span[1])
+		sim_mm_invalidate(mm, span[0], span[1]);
+	/* munmap() of the arena waits for its event: no lock held. */
+	if (dm && last)
+		dm_free(dm);
+}
+
+/*
+ * Before fork(): every page back to host memory, mirrors told (not under
+ * the locks: invalidating takes inval_lock for writing), then both locks
+ * held across fork() so that nothing moves to a device meanwhile (fork()
+ * sends our userfaultfd no event: nothing waits for the event thread).
+ */
+void sim_devmem_fork_prepare(struct sim_mm *mm)
+{
+	struct sim_devmem *dm;
+
+	for (int round = 0; round < 8; round++) {
+		uint64_t span[2] = { UINT64_MAX, 0 };
+
+		mover_lock(mm);
+		list_for_each_entry(dm, &mm->arenas, node)
+			dm_evict_all(mm, dm, NULL, true, span);
+		if (span[0] >= span[1])
+			return;		/* nothing moved: keep the locks */
+		mover_unlock(mm);
+		sim_mm_invalidate(mm, span[0], span[1]);
+	}
+	mover_lock(mm);
+}
+
+void sim_devmem_fork_parent(struct sim_mm *mm)
+{
+	mover_unlock(mm);
+}
