@@ -753,7 +753,7 @@ static void mm_invalidate_locked(struct sim_mm *mm, uint64_t start,
 void sim_mm_invalidate(struct sim_mm *mm, uint64_t start, uint64_t end)
 {
 	pthread_rwlock_wrlock(&mm->inval_lock);
-	mm_invalidate_locked(mm, start, end);
+	mm_invalidate_locked(mm, start, end, SVA_INVAL_OTHER);
 	pthread_rwlock_unlock(&mm->inval_lock);
 	sim_notify_push(mm, start, end, SVA_INVAL_OTHER);
 }
