@@ -284,6 +284,12 @@ struct sva_backend_ops {
 			    uint64_t len);
 };
 
+/*
+ * ops->migrate, recorded in the trace as one migration run for @cause
+ * (enum sva_trace_mig_cause) when the device traces.
+ */
+int sva__migrate_run(struct sva_bind *bind, uint64_t addr, uint64_t len,
+		     uint64_t to, struct sva_migrate_result *res, int cause);
 /* SVA_OP_PREFETCH, run by the queue worker through ops->migrate. */
 void sva__prefetch_exec(struct sva_bind *bind, const struct sva_desc *desc,
 			struct sva_completion *comp);

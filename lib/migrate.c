@@ -51,6 +51,30 @@ static uint64_t result_not_moved(const struct sva_migrate_result *r)
 	return n;
 }
 
+int sva__migrate_run(struct sva_bind *bind, uint64_t addr, uint64_t len,
+		     uint64_t to, struct sva_migrate_result *res, int cause)
+{
+	enum sva_trace_mig_dir dir = SVA_TRACE_MIG_TO_HOST;
+	uint64_t t0, refused;
+	int err;
+
+	if (!sva__tracing(bind->dev))
+		return bind->dev->ops->migrate(bind, addr, len, to, res);
+	t0 = sva__now_ns();
+	sva__trace_mig_from_dev = 0;
+	err = bind->dev->ops->migrate(bind, addr, len, to, res);
+	refused = err ? len >> SVA_PAGE_SHIFT : result_not_moved(res);
+	/* Device to device when every page moved came from another
+	 * device's memory; a mix is a run to the device. */
+	if (to == SVA_LOC_DEVICE)
+		dir = res->moved && sva__trace_mig_from_dev == res->moved ?
+		      SVA_TRACE_MIG_DEV_TO_DEV : SVA_TRACE_MIG_TO_DEV;
+	sva__trace_migrate(bind, t0, 0, dir, cause,
+			   to == SVA_LOC_DEVICE ? -1 : SVA_LOC_NODE_OF(to),
+			   addr, err ? 0 : res->moved, refused);
+	return err;
+}
+
 int sva_migrate(struct sva_bind *bind, uint64_t addr, uint64_t len,
 		const struct sva_migrate_opts *opts,
 		struct sva_migrate_result *res)
@@ -78,7 +102,8 @@ int sva_migrate(struct sva_bind *bind, uint64_t addr, uint64_t len,
 	err = range_check(addr, len);
 	if (err)
 		return err;
-	err = bind->dev->ops->migrate(bind, addr, len, o.to, &r);
+	err = sva__migrate_run(bind, addr, len, o.to, &r,
+			       SVA_TRACE_MIG_EXPLICIT);
 	if (err)
 		return err;
 	not_moved = result_not_moved(&r);
@@ -95,7 +120,8 @@ void sva__prefetch_exec(struct sva_bind *bind, const struct sva_desc *d,
 	uint64_t not_moved;
 	int err;
 
-	err = bind->dev->ops->migrate(bind, d->src, d->len, d->pattern, &r);
+	err = sva__migrate_run(bind, d->src, d->len, d->pattern, &r,
+			       SVA_TRACE_MIG_PREFETCH);
 	not_moved = err ? d->len >> SVA_PAGE_SHIFT : result_not_moved(&r);
 	sva__count(bind, SVA_C_MIGRATE_FAILURES, not_moved);
 	comp->result = r.moved + r.already;

@@ -251,6 +251,28 @@ void sva__trace_quarantine(struct sva_bind *bind, unsigned int failed)
 	slot_end(e, idx);
 }
 
+__thread uint64_t sva__trace_mig_from_dev;
+
+void sva__trace_migrate(struct sva_bind *bind, uint64_t t0, uint64_t dur,
+			enum sva_trace_mig_dir dir,
+			enum sva_trace_mig_cause cause, int node,
+			uint64_t first, uint64_t moved, uint64_t refused)
+{
+	uint64_t now = sva__now_ns(), idx;
+	struct sva_trace_ev *e = ev_begin(bind, SVA_TRACE_MIGRATE, &idx);
+
+	if (!e)
+		return;
+	e->ts = t0;
+	e->dur = dur ? dur : now - t0;
+	e->a = first;
+	e->b = refused;
+	e->c = moved;
+	e->op = (uint16_t)(cause | dir << 8);
+	e->status = (uint32_t)node;
+	slot_end(e, idx);
+}
+
 /* ------------------------------------------------------------ writing */
 
 /* Write @s as a JSON string (quoted, escaped). */
@@ -320,6 +342,33 @@ static const char *inval_name(unsigned int ev)
 	return ev < ARRAY_SIZE(names) && names[ev] ? names[ev] : "unknown";
 }
 
+static const char *mig_cause_name(unsigned int cause)
+{
+	static const char *const names[] = {
+		[SVA_TRACE_MIG_EXPLICIT] = "sva_migrate",
+		[SVA_TRACE_MIG_PREFETCH] = "prefetch",
+		[SVA_TRACE_MIG_DEV_FAULT] = "device fault",
+		[SVA_TRACE_MIG_CPU_FAULT] = "cpu fault",
+		[SVA_TRACE_MIG_EVICTION] = "eviction",
+		[SVA_TRACE_MIG_FORK] = "fork",
+		[SVA_TRACE_MIG_UNBIND] = "unbind",
+	};
+
+	return cause < ARRAY_SIZE(names) && names[cause] ? names[cause] :
+	       "unknown";
+}
+
+static const char *mig_dir_name(unsigned int dir)
+{
+	static const char *const names[] = {
+		[SVA_TRACE_MIG_TO_DEV] = "to device",
+		[SVA_TRACE_MIG_TO_HOST] = "to host",
+		[SVA_TRACE_MIG_DEV_TO_DEV] = "device to device",
+	};
+
+	return dir < ARRAY_SIZE(names) && names[dir] ? names[dir] : "unknown";
+}
+
 static const char *const role_names[SVA_ROLE_NR] = {
 	[SVA_ROLE_APP] = "application",
 	[SVA_ROLE_QUEUE] = "queue worker",
@@ -335,6 +384,31 @@ static void ev_head(FILE *f, const char *ph, const char *cat,
 	json_str(f, name);
 	fprintf(f, ",\"pid\":%d,\"tid\":%u,\"ts\":", pid, e->tid);
 	json_us(f, e->ts);
+}
+
+static void mig_write(FILE *f, int pid, const struct sva_trace_ev *e)
+{
+	unsigned int cause = e->op & 0xff, dir = e->op >> 8;
+	int node = (int)e->status;
+	char name[64];
+
+	/* The timeline's label: direction and cause, as one reads it. */
+	if (dir == SVA_TRACE_MIG_TO_HOST && node >= 0)
+		snprintf(name, sizeof(name), "migrate to host node %d (%s)",
+			 node, mig_cause_name(cause));
+	else
+		snprintf(name, sizeof(name), "migrate %s (%s)",
+			 mig_dir_name(dir), mig_cause_name(cause));
+	ev_head(f, "X", "migrate", name, pid, e);
+	fputs(",\"dur\":", f);
+	json_us(f, e->dur);
+	fprintf(f, ",\"args\":{\"pasid\":%u,\"direction\":\"%s\","
+		"\"node\":%d,\"cause\":\"%s\",\"first\":\"0x%llx\","
+		"\"pages\":%llu,\"refused\":%llu,\"duration_ns\":%llu}}",
+		e->pasid, mig_dir_name(dir), dir == SVA_TRACE_MIG_TO_HOST ?
+		node : -1, mig_cause_name(cause), (unsigned long long)e->a,
+		(unsigned long long)e->c, (unsigned long long)e->b,
+		(unsigned long long)e->dur);
 }
 
 static void ev_write(FILE *f, int pid, const struct sva_dev *dev,
@@ -386,7 +460,10 @@ static void ev_write(FILE *f, int pid, const struct sva_dev *dev,
 			"\"failed_groups\":%llu,\"window_ms\":1000}}", e->pasid,
 			(unsigned long long)e->c);
 		break;
-	default:	/* SVA_TRACE_MIGRATE: nothing records it yet */
+	case SVA_TRACE_MIGRATE:
+		mig_write(f, pid, e);
+		break;
+	default:
 		break;
 	}
 }
@@ -457,7 +534,7 @@ static int trace_write(const struct sva_dev *dev, struct sva_trace *t)
 		const struct sva_trace_ev *e = &t->ring[i & t->mask];
 
 		/* Overwritten by a later lap, or still held: dropped. */
-		if (atomic_load(&e->seq) != i + 2 || e->kind == SVA_TRACE_MIGRATE)
+		if (atomic_load(&e->seq) != i + 2)
 			continue;
 		fputs(",\n", f);	/* after the process name, at least */
 		ev_write(f, pid, dev, e);

@@ -25,7 +25,7 @@ enum sva_trace_kind {
 	SVA_TRACE_PAGE_GROUP,		/* a page request group to its response */
 	SVA_TRACE_INVAL,		/* cached translations dropped */
 	SVA_TRACE_QUARANTINE,		/* a fault storm quarantined the device */
-	SVA_TRACE_MIGRATE,		/* reserved: page migration (none yet) */
+	SVA_TRACE_MIGRATE,		/* a migration run, start to end */
 };
 
 /* What the recording thread is, to name its row in the timeline. */
@@ -90,5 +90,41 @@ void sva__trace_page_group(struct sva_bind *bind, uint64_t t0,
 void sva__trace_inval(struct sva_bind *bind, uint64_t start, uint64_t end,
 		      unsigned int event, uint64_t atc_dropped);
 void sva__trace_quarantine(struct sva_bind *bind, unsigned int failed);
+
+/* Where a migration run moved pages (the event's direction). */
+enum sva_trace_mig_dir {
+	SVA_TRACE_MIG_TO_DEV = 1,	/* host memory to device memory */
+	SVA_TRACE_MIG_TO_HOST,		/* device memory to host (node) */
+	SVA_TRACE_MIG_DEV_TO_DEV,	/* another device's memory to ours */
+};
+
+/* What started a migration run. */
+enum sva_trace_mig_cause {
+	SVA_TRACE_MIG_EXPLICIT = 1,	/* sva_migrate() */
+	SVA_TRACE_MIG_PREFETCH,		/* an SVA_OP_PREFETCH descriptor */
+	SVA_TRACE_MIG_DEV_FAULT,	/* a device fault, preferred location */
+	SVA_TRACE_MIG_CPU_FAULT,	/* a CPU access to device memory */
+	SVA_TRACE_MIG_EVICTION,		/* room made in full device memory */
+	SVA_TRACE_MIG_FORK,		/* everything back before fork() */
+	SVA_TRACE_MIG_UNBIND,		/* a binding's pages back at unbind */
+};
+
+/*
+ * One migration run of @bind's pages, from @t0 to now (or @dur ns when
+ * not 0: evictions add up the time of each, made between other moves):
+ * @first the lowest page, @moved pages moved, @refused pages not moved,
+ * @node the host node (-1 any) of a run to the host.
+ */
+void sva__trace_migrate(struct sva_bind *bind, uint64_t t0, uint64_t dur,
+			enum sva_trace_mig_dir dir,
+			enum sva_trace_mig_cause cause, int node,
+			uint64_t first, uint64_t moved, uint64_t refused);
+
+/*
+ * Pages the backend moved, in the migration run of the calling thread,
+ * from another device's memory (the core zeroes it before ops->migrate):
+ * what tells a run device to device. Counted only while tracing.
+ */
+extern __thread uint64_t sva__trace_mig_from_dev;
 
 #endif /* SVA_TRACE_H */

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
 /*
  * sva-bench --plot-trace: a libsva trace file drawn as a timeline with
- * gnuplot, one row per thread: boxes for descriptors and page request
- * groups, ticks for invalidations and quarantines. It reads the files
+ * gnuplot, one row per thread: boxes for descriptors, page request
+ * groups and migrations, ticks for invalidations and quarantines. It reads the files
  * libsva writes (one event per line), not any Chrome trace: Perfetto and
  * chrome://tracing open those.
  */
@@ -86,9 +86,9 @@ static FILE *dat_open(char *path, size_t len, const char *dir,
 int trace_plot(const char *json, const char *png)
 {
 	char line[4096], ph[4], cat[16], name[48], title[160] = "";
-	char dir[] = "/tmp/sva-plot-XXXXXX", p[4][300];
+	char dir[] = "/tmp/sva-plot-XXXXXX", p[5][300];
 	double t0 = -1, ts, dur, dropped = 0;
-	FILE *in, *gp, *dat[4];
+	FILE *in, *gp, *dat[5];
 	int y, err = 0, rank[ROWS];
 	struct rows rows = { .n = 0 };
 	size_t events = 0;
@@ -137,7 +137,8 @@ int trace_plot(const char *json, const char *png)
 	dat[1] = dat_open(p[1], sizeof(p[1]), dir, "fault");
 	dat[2] = dat_open(p[2], sizeof(p[2]), dir, "inval");
 	dat[3] = dat_open(p[3], sizeof(p[3]), dir, "storm");
-	for (int i = 0; i < 4; i++)
+	dat[4] = dat_open(p[4], sizeof(p[4]), dir, "migrate");
+	for (int i = 0; i < 5; i++)
 		if (!dat[i])
 			err = -errno;
 	rewind(in);
@@ -179,9 +180,12 @@ int trace_plot(const char *json, const char *png)
 			fprintf(dat[2], "%.6f %d\n", ts, y);
 		else if (!strcmp(cat, "storm"))
 			fprintf(dat[3], "%.6f %d\n", ts, y);
+		else if (!strcmp(cat, "migrate"))
+			fprintf(dat[4], "%.6f %d %.6f 0.28\n", ts + dur / 2, y,
+				dur / 2);
 	}
 	fclose(in);
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < 5; i++)
 		if (dat[i]) {
 			/* gnuplot refuses an empty file: one point off-chart. */
 			fprintf(dat[i], "-1e9 -10 0 0\n");
@@ -210,16 +214,18 @@ int trace_plot(const char *json, const char *png)
 			"lc rgb '#4a7fc1' title 'descriptor', "
 			"'%s' using 1:2:3:4 with boxxyerror fs solid 0.8 border lc rgb '#8a4a00' "
 			"lc rgb '#e08a2c' title 'page request group', "
+			"'%s' using 1:2:3:4 with boxxyerror fs solid 0.6 border lc rgb '#1e6b3a' "
+			"lc rgb '#3fae6a' title 'migration', "
 			"'%s' using 1:($2-0.4):(0):(0.8) with vectors nohead "
 			"lw 1.5 lc rgb '#c0392b' title 'invalidation', "
 			"'%s' using 1:($2-0.45):(0):(0.9) with vectors nohead "
 			"lw 3 lc rgb 'black' title 'quarantine'\n",
-			p[0], p[1], p[2], p[3]);
+			p[0], p[1], p[4], p[2], p[3]);
 		if (pclose(gp))
 			err = -EIO;
 	}
 out:
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < 5; i++)
 		unlink(p[i]);
 	rmdir(dir);
 	return err;

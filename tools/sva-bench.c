@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -672,6 +674,208 @@ static void bench_trace(void)
 	free(b);
 }
 
+/* ------------------------------------------------------------- migrate */
+
+static int migrate_to(struct ctx *c, void *p, size_t len, uint64_t to)
+{
+	struct sva_migrate_opts o = { .sz = sizeof(o), .to = to };
+	struct sva_migrate_result r = { .sz = sizeof(r) };
+	int err = sva_migrate(c->bind, (uintptr_t)p, len, &o, &r);
+
+	if (err < 0)
+		die("sva_migrate", err);
+	if (err > 0)
+		fprintf(stderr, "sva-bench: migrate: %d pages not moved\n", err);
+	return err;
+}
+
+/* NUMA nodes of the host (node directories in sysfs); 0 if unknown. */
+static unsigned int host_nodes(void)
+{
+	DIR *d = opendir("/sys/devices/system/node");
+	struct dirent *e;
+	unsigned int n = 0;
+
+	while (d && (e = readdir(d)))
+		n += !strncmp(e->d_name, "node", 4) &&
+		     e->d_name[4] >= '0' && e->d_name[4] <= '9';
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/*
+ * move_pages(2) of @n pages to @node (raw syscall: no libnuma needed).
+ * 0, or -errno; a page not moved is an error too.
+ */
+static int move_pages_to(void **pages, int *nodes, int *status, size_t n,
+			 int node)
+{
+	for (size_t i = 0; i < n; i++)
+		nodes[i] = node;
+	if (syscall(SYS_move_pages, 0, n, pages, nodes, status, 0) < 0)
+		return -errno;
+	for (size_t i = 0; i < n; i++)
+		if (status[i] < 0)
+			return status[i];
+	return 0;
+}
+
+/*
+ * Device memory: migration to the device and back against memcpy of the
+ * same bytes and move_pages(2) of the same pages (between two host nodes,
+ * or to the node they are on where there is one: the kernel still looks
+ * up and checks every page, copying none); CPU fault-back latency against
+ * a CPU first touch; migration that must evict against one that needn't.
+ */
+static void bench_migrate(void)
+{
+	size_t sz = (opt.quick ? 4 : 64) * MiB, np = sz / PAGE;
+	size_t n = opt.quick ? 5 : 11, nf = opt.quick ? 256 : 2048;
+	SVA_OPTS_INIT(sva_dev_opts, big, .devmem_size = sz);
+	SVA_OPTS_INIT(sva_dev_opts, small, .devmem_size = sz / 4);
+	struct sva_dev_caps caps = { .sz = sizeof(caps) };
+	double *sd = calloc(n, sizeof(*sd)), *sh = calloc(n, sizeof(*sh));
+	double *bc = calloc(n, sizeof(*bc)), *bm = calloc(n, sizeof(*bm));
+	double *tmp = calloc(n, sizeof(*tmp));
+	double *fs = calloc(nf, sizeof(*fs)), *fb = calloc(nf, sizeof(*fb));
+	void **pages = calloc(np, sizeof(*pages));
+	int *nodes = calloc(np, sizeof(*nodes));
+	int *status = calloc(np, sizeof(*status));
+	unsigned int nnodes = host_nodes();
+	char name[32], mp_name[32], why[160] = "";
+	struct sva_stats st0 = { .sz = sizeof(st0) }, st1 = { .sz = sizeof(st1) };
+	struct ctx c, cs;
+	struct result *r;
+	uint8_t *src, *dst;
+	int mp_err = 0;
+	uint64_t t;
+
+	/* For the test of the skip: a sim device without device memory. */
+	if (getenv("SVA_BENCH_NO_DEVMEM"))
+		big.flags |= SVA_DEV_NO_DEVMEM;
+	ctx_open(&c, 0, &big);
+	if (sva_dev_caps(c.dev, &caps) || !(caps.flags & SVA_CAP_MIGRATE)) {
+		fprintf(stderr, "sva-bench: migrate: skipped: %s has no device memory (no SVA_CAP_MIGRATE on this backend/kernel)\n",
+			sva_dev_name(c.dev));
+		step += 6;
+		ctx_close(&c);
+		goto out;
+	}
+	src = map_anon(sz, true);
+	dst = map_anon(sz, true);
+	for (size_t i = 0; i < np; i++)
+		pages[i] = src + i * PAGE;
+	/* Two nodes: back and forth between 0 and 1. One: to node 0. */
+	snprintf(mp_name, sizeof(mp_name), "%s",
+		 nnodes >= 2 ? "move_pages node<->node" : "move_pages same node");
+	migrate_to(&c, src, sz, SVA_LOC_DEVICE);	/* warm: arena made */
+	migrate_to(&c, src, sz, SVA_LOC_HOST);
+	for (size_t k = 0; k < n; k++) {
+		t = now_ns();
+		migrate_to(&c, src, sz, SVA_LOC_DEVICE);
+		sd[k] = (double)(now_ns() - t);
+		t = now_ns();
+		migrate_to(&c, src, sz, SVA_LOC_HOST);
+		sh[k] = (double)(now_ns() - t);
+		t = now_ns();
+		memcpy(dst, src, sz);
+		__asm__ volatile("" ::: "memory");
+		bc[k] = (double)(now_ns() - t);
+		if (!mp_err) {
+			t = now_ns();
+			mp_err = move_pages_to(pages, nodes, status, np,
+					       nnodes >= 2 ? (int)(k & 1) : 0);
+			bm[k] = (double)(now_ns() - t);
+		}
+	}
+	if (mp_err)
+		snprintf(why, sizeof(why), "move_pages(2): %s",
+			 strerror(-mp_err));
+	size_name(name, sizeof(name), sz);
+	for (int dir = 0; dir < 2; dir++) {
+		const char *subj = dir ? "migrate to host" : "migrate to device";
+		double *sv = dir ? sh : sd;
+
+		r = report_add(&rep);
+		set_names(r, "migrate", name, subj, "memcpy", 1 + 2 * dir);
+		memcpy(tmp, sv, n * sizeof(*tmp));
+		finish(r, tmp, bc, n, (double)sz / (1 << 30), "GiB/s");
+		if (mp_err) {
+			/* No baseline, no ratio: say why rather than print 0. */
+			fprintf(stderr, "sva-bench: migrate: %s vs move_pages: n/a (%s)\n",
+				subj, why);
+			progress("sva-bench", ++step, steps);
+			continue;
+		}
+		r = report_add(&rep);
+		set_names(r, "migrate", name, subj, mp_name, 2 + 2 * dir);
+		memcpy(tmp, sv, n * sizeof(*tmp));
+		finish(r, tmp, bm, n, (double)np, "pages/s");
+	}
+
+	/* CPU fault-back: one touch of a page in device memory, each
+	 * against a first touch of a fresh page. */
+	migrate_to(&c, src, nf * PAGE, SVA_LOC_DEVICE);
+	{
+		uint8_t *fresh = map_anon(nf * PAGE, false);
+
+		for (size_t i = 0; i < nf; i++) {
+			t = now_ns();
+			((volatile uint8_t *)src)[i * PAGE]++;
+			fs[i] = (double)(now_ns() - t);
+			t = now_ns();
+			((volatile uint8_t *)fresh)[i * PAGE] = 1;
+			fb[i] = (double)(now_ns() - t);
+		}
+		munmap(fresh, nf * PAGE);
+	}
+	r = report_add(&rep);
+	set_names(r, "migrate", "1 page", "CPU fault-back", "CPU first touch",
+		  5);
+	finish(r, fs, fb, nf, 1, "faults/s");
+
+	/* Eviction: device memory a quarter of the buffer. */
+	ctx_open(&cs, 1, &small);
+	migrate_to(&cs, src, sz, SVA_LOC_DEVICE);
+	migrate_to(&cs, src, sz, SVA_LOC_HOST);
+	if (sva_bind_stats(cs.bind, &st0))
+		die("stats", -EINVAL);
+	for (size_t k = 0; k < n; k++) {
+		t = now_ns();
+		migrate_to(&cs, src, sz, SVA_LOC_DEVICE);
+		sd[k] = (double)(now_ns() - t);
+		migrate_to(&cs, src, sz, SVA_LOC_HOST);
+		t = now_ns();
+		migrate_to(&c, src, sz, SVA_LOC_DEVICE);
+		bm[k] = (double)(now_ns() - t);
+		migrate_to(&c, src, sz, SVA_LOC_HOST);
+	}
+	if (sva_bind_stats(cs.bind, &st1))
+		die("stats", -EINVAL);
+	r = report_add(&rep);
+	set_names(r, "migrate", name, "to device, evicting 3/4",
+		  "to device, room for all", 6);
+	/* Rate: pages evicted per second of the evicting migration. */
+	finish(r, sd, bm, n, (double)(st1.evictions - st0.evictions) / (double)n,
+	       "evict/s");
+	ctx_close(&cs);
+	ctx_close(&c);
+	munmap(src, sz);
+	munmap(dst, sz);
+out:
+	free(sd);
+	free(sh);
+	free(bc);
+	free(bm);
+	free(tmp);
+	free(fs);
+	free(fb);
+	free(pages);
+	free(nodes);
+	free(status);
+}
+
 /* ---------------------------------------------------------------- main */
 
 static const struct {
@@ -687,6 +891,7 @@ static const struct {
 	{ "snapshot", bench_snapshot, 1 },
 	{ "scale", bench_scale, 6 },
 	{ "trace", bench_trace, 3 },
+	{ "migrate", bench_migrate, 6 },
 };
 
 static void usage(FILE *out)
@@ -695,7 +900,7 @@ static void usage(FILE *out)
 		"usage: sva-bench [--quick] [--json] [--plot DIR] [--backend sim|kmod]\n"
 		"                 [--only GROUP[,GROUP]] [--threads N] [--trace FILE]\n"
 		"       sva-bench --plot-trace FILE.json OUT.png\n"
-		"groups: copy fault inval mirrors bind snapshot scale trace\n"
+		"groups: copy fault inval mirrors bind snapshot scale trace migrate\n"
 		"Every figure is a ratio to a baseline timed in the same run.\n");
 }
 

@@ -320,6 +320,48 @@ static void count_to_host(struct sva_bind *bind, uint64_t pages)
 }
 
 /*
+ * Pages moved back to the host for one cause (eviction, fork, unbind),
+ * one owner at a time, as the trace records them: one event per owner
+ * and run rather than one per page. Used only while the device traces.
+ */
+struct back_run {
+	struct sva_bind *owner;
+	uint64_t t0, dur, first, moved, refused;
+	enum sva_trace_mig_cause cause;
+};
+
+static void back_run_flush(struct back_run *br)
+{
+	if (br->owner && (br->moved || br->refused))
+		sva__trace_migrate(br->owner, br->t0, br->dur,
+				   SVA_TRACE_MIG_TO_HOST, br->cause, -1,
+				   br->first, br->moved, br->refused);
+	br->owner = NULL;
+}
+
+/*
+ * Note a page of @owner at @addr moved back (@ok) or not, @t0 when its
+ * move began. Evictions add up their times (@sum): they come one by one
+ * between moves to the device, which their event must not claim.
+ */
+static void back_run_add(struct back_run *br, struct sva_bind *owner,
+			 uint64_t addr, bool ok, uint64_t t0, bool sum)
+{
+	if (br->owner != owner) {
+		back_run_flush(br);
+		*br = (struct back_run){ .owner = owner, .t0 = t0,
+					 .first = addr, .cause = br->cause };
+	}
+	br->first = MIN(br->first, addr);
+	if (ok)
+		br->moved++;
+	else
+		br->refused++;
+	if (sum)
+		br->dur += MAX(sva__now_ns() - t0, 1);
+}
+
+/*
  * Move slot @s of @dm back to its user page. 0, or -EAGAIN (the mm is
  * changing: try again without dm_lock), -EBUSY (a device access holds
  * it). Any other failure means the user page is gone (unmapped under us):
@@ -374,18 +416,25 @@ static int slot_to_host(struct sim_mm *mm, struct sim_devmem *dm, uint32_t s,
  * dm_lock) or -ENOSPC. *span grows to cover the page evicted.
  */
 static int64_t dm_evict(struct sim_mm *mm, struct sim_devmem *dm,
-			struct sva_migrate_result *res, uint64_t span[2])
+			struct sva_migrate_result *res, uint64_t span[2],
+			struct back_run *ev)
 {
 	for (uint32_t s = dm->lru_head; s; s = dm->pg[s - 1].next) {
 		struct sva_bind *owner = dm->pg[s - 1].bind;
-		uint64_t addr = dm->pg[s - 1].vpn << SVA_PAGE_SHIFT;
+		uint64_t addr = dm->pg[s - 1].vpn << SVA_PAGE_SHIFT, t0 = 0;
+		bool tracing = owner && sva__tracing(owner->dev);
 		int err;
 
 		if (dm->pg[s - 1].busy)
 			continue;
+		if (tracing)
+			t0 = sva__now_ns();
 		err = slot_to_host(mm, dm, s - 1, true);
 		if (err == -EAGAIN)
 			return err;
+		/* The one place pages are evicted for room. */
+		if (tracing)
+			back_run_add(ev, owner, addr, !err, t0, true);
 		if (!err) {
 			sva__count(owner, SVA_C_EVICTIONS, 1);
 			if (res)
@@ -555,7 +604,8 @@ enum page_fate { PF_MOVED, PF_ALREADY, PF_RETRY, PF_FAIL };
 static enum page_fate page_to_dev(struct sva_bind *bind,
 				  struct sim_devmem *dm, uint64_t vpn,
 				  struct sva_migrate_result *res,
-				  uint64_t span[2], int *reason)
+				  uint64_t span[2], int *reason,
+				  struct back_run *ev)
 {
 	struct sim_mm *mm = sim_bind_of(bind)->mm;
 	uint64_t addr = vpn << SVA_PAGE_SHIFT;
@@ -581,7 +631,7 @@ static enum page_fate page_to_dev(struct sva_bind *bind,
 	}
 	s = slot_alloc(dm);
 	if (s < 0)
-		s = dm_evict(mm, dm, res, span);
+		s = dm_evict(mm, dm, res, span, ev);
 	if (s == -EAGAIN)
 		return PF_RETRY;
 	if (s < 0) {
@@ -615,8 +665,10 @@ static enum page_fate page_to_dev(struct sva_bind *bind,
 		*reason = SVA_MIGRATE_BUSY;
 		return PF_FAIL;
 	}
-	if (other)
+	if (other) {
 		slot_release(other, os, true);
+		sva__trace_mig_from_dev++;
+	}
 	slot_use(dm, (uint32_t)s, vpn, bind);
 	sva__count(bind, SVA_C_MIGRATED_TO_DEV, 1);
 	sva__count(bind, SVA_C_BYTES_TO_DEV, SVA_PAGE_SIZE);
@@ -694,6 +746,7 @@ static void run_to_dev(struct sva_bind *bind, struct sim_devmem *dm,
 		       struct sva_migrate_result *res, uint64_t span[2])
 {
 	struct sim_mm *mm = sim_bind_of(bind)->mm;
+	struct back_run ev = { .cause = SVA_TRACE_MIG_EVICTION };
 	unsigned int tries = 0;
 	int reason = 0;
 
@@ -711,7 +764,7 @@ static void run_to_dev(struct sva_bind *bind, struct sim_devmem *dm,
 		}
 		/* One page, with everything that may be in its way. */
 		switch (page_to_dev(bind, dm, a >> SVA_PAGE_SHIFT, res, span,
-				    &reason)) {
+				    &reason, &ev)) {
 		case PF_MOVED:
 			res->moved++;
 			span[0] = MIN(span[0], a);
@@ -737,6 +790,7 @@ static void run_to_dev(struct sva_bind *bind, struct sim_devmem *dm,
 		a += SVA_PAGE_SIZE;
 	}
 	mover_unlock(mm);
+	back_run_flush(&ev);
 }
 
 /* Why the pages of @vma can't move, or -1 if they may. */
@@ -980,7 +1034,8 @@ void sim_devmem_fault_migrate(struct sva_bind *bind, const uint64_t *addrs,
 			continue;
 		size = SVA_PAGE_SIZE << v[SVA_ATTR_GRANULARITY];
 		start = addrs[i] & ~(size - 1);
-		sim_devmem_migrate(bind, start, size, SVA_LOC_DEVICE, &r);
+		sva__migrate_run(bind, start, size, SVA_LOC_DEVICE, &r,
+				 SVA_TRACE_MIG_DEV_FAULT);
 		done_to = start + size;
 	}
 }
@@ -1013,8 +1068,9 @@ bool sim_devmem_fault(struct sim_mm *mm, uint64_t addr)
 	uint64_t vpn = addr >> SVA_PAGE_SHIFT, g0, gn, moved[512];
 	struct sim_devmem *dm;
 	struct sva_bind *owner;
-	unsigned int gran = 0, nmoved = 0;
+	unsigned int gran = 0, nmoved = 0, refused = 0;
 	int node, err, status[1];
+	uint64_t t0 = 0;
 	uint32_t s;
 
 	pthread_mutex_lock(&mm->dm_lock);
@@ -1030,6 +1086,8 @@ bool sim_devmem_fault(struct sim_mm *mm, uint64_t addr)
 		return false;
 	}
 	owner = dm->pg[s].bind;
+	if (owner && sva__tracing(owner->dev))
+		t0 = sva__now_ns();
 	node = preferred_node(owner, addr, &gran);
 	err = slot_to_host(mm, dm, s, false);
 	if (err == -EAGAIN) {
@@ -1039,6 +1097,8 @@ bool sim_devmem_fault(struct sim_mm *mm, uint64_t addr)
 	if (!err) {
 		moved[nmoved++] = addr;
 		sva__count(owner, SVA_C_CPU_FAULT_MIGRATIONS, 1);
+	} else {
+		refused++;
 	}
 	/* The rest of its granule comes along, as far as it can now. */
 	g0 = vpn & ~((1ull << gran) - 1);
@@ -1048,9 +1108,12 @@ bool sim_devmem_fault(struct sim_mm *mm, uint64_t addr)
 		if (v == vpn || dm_lookup(dm, v) < 0)
 			continue;
 		s = (uint32_t)dm_lookup(dm, v);
-		if (dm->pg[s].bind == owner &&
-		    !slot_to_host(mm, dm, s, false))
+		if (dm->pg[s].bind != owner)
+			continue;
+		if (!slot_to_host(mm, dm, s, false))
 			moved[nmoved++] = v << SVA_PAGE_SHIFT;
+		else
+			refused++;
 	}
 	pthread_mutex_unlock(&mm->dm_lock);
 	/* On its preferred node before the faulting thread goes on. */
@@ -1060,6 +1123,13 @@ bool sim_devmem_fault(struct sim_mm *mm, uint64_t addr)
 		uffd_wake(mm, g0 << SVA_PAGE_SHIFT, (gn - g0) << SVA_PAGE_SHIFT);
 	else
 		uffd_wake(mm, addr, SVA_PAGE_SIZE);
+	/* The one place a CPU access moves pages back: the fault's run,
+	 * to its node, on the event thread that served it. */
+	if (t0)
+		sva__trace_migrate(owner, t0, 0, SVA_TRACE_MIG_TO_HOST,
+				   SVA_TRACE_MIG_CPU_FAULT, node,
+				   gran ? g0 << SVA_PAGE_SHIFT : addr, nmoved,
+				   refused);
 	if (nmoved)
 		sim_mm_invalidate(mm, gran ? g0 << SVA_PAGE_SHIFT : addr,
 				  gran ? gn << SVA_PAGE_SHIFT :
@@ -1198,21 +1268,30 @@ void sim_devmem_states(struct sva_bind *bind, uint64_t addr, uint64_t len,
 static void dm_evict_all(struct sim_mm *mm, struct sim_devmem *dm,
 			 struct sva_bind *bind, bool count, uint64_t span[2])
 {
+	struct back_run br = {
+		.cause = count ? SVA_TRACE_MIG_FORK : SVA_TRACE_MIG_UNBIND,
+	};
+	bool again = false;
+
 	for (unsigned int tries = 0; dm->nused && tries < SIM_EAGAIN_TRIES;
 	     tries++) {
-		bool again = false;
-
+		again = false;
 		for (uint32_t s = 0; s < dm->npages; s++) {
 			struct sva_bind *owner = dm->pg[s].bind;
-			uint64_t a = dm->pg[s].vpn << SVA_PAGE_SHIFT;
+			uint64_t a = dm->pg[s].vpn << SVA_PAGE_SHIFT, t0 = 0;
 			int err;
 
 			if (dm->pg[s].state != SIM_DP_USED ||
 			    (bind && owner != bind))
 				continue;
+			if (owner && sva__tracing(owner->dev))
+				t0 = sva__now_ns();
 			err = slot_to_host(mm, dm, s, true);
 			if (err == -EAGAIN || err == -EBUSY)
 				again = true;
+			/* The one place fork and unbind move pages back. */
+			if (t0 && err != -EAGAIN && err != -EBUSY)
+				back_run_add(&br, owner, a, !err, t0, false);
 			if (err)
 				continue;
 			if (count)
@@ -1221,12 +1300,13 @@ static void dm_evict_all(struct sim_mm *mm, struct sim_devmem *dm,
 			span[1] = MAX(span[1], a + SVA_PAGE_SIZE);
 		}
 		if (!again)
-			return;
+			break;
 		mover_unlock(mm);
 		usleep(50);
 		mover_lock(mm);
 	}
-	if (dm->nused)
+	back_run_flush(&br);
+	if (again && dm->nused)
 		pr_warn("%u pages of device memory held by device accesses: not moved back\n",
 			dm->nused);
 }

@@ -53,6 +53,46 @@ fi
 "$B/tools/sva-bench" --plot-trace "$T/run.json" > "$T/out" 2>&1 &&
 	fail "plot-trace without OUT"
 
+# Device memory: rows for each direction against memcpy and move_pages
+# (or that baseline named n/a), fault-back and eviction; ratios positive
+# and finite. No timing is asserted.
+"$B/tools/sva-bench" --quick --json --only migrate > "$T/out" 2> "$T/err" ||
+	fail "migrate run"
+if grep -q 'migrate: skipped: ' "$T/err"; then
+	echo "test-sva-bench: migrate group skipped: $(cat "$T/err")"
+else
+	for row in '"subject": "migrate to device", "baseline": "memcpy"' \
+		'"subject": "migrate to host", "baseline": "memcpy"' \
+		'"subject": "CPU fault-back", "baseline": "CPU first touch"' \
+		'"subject": "to device, evicting 3/4"'; do
+		grep -q "$row" "$T/out" || fail "migrate row $row"
+	done
+	grep -q '"baseline": "move_pages' "$T/out" ||
+		grep -q 'vs move_pages: n/a (' "$T/err" ||
+		fail "move_pages baseline or its n/a"
+	if command -v python3 >/dev/null; then
+		python3 - "$T/out" <<'PY' || fail "migrate json or ratios"
+import json, math, sys
+rows = [r for r in json.load(open(sys.argv[1]))["results"]
+        if r["group"] == "migrate"]
+assert len(rows) >= 4, rows
+for r in rows:
+    for k in ("ratio", "subject_ns", "baseline_ns", "p50_ns", "p99_ns", "rate"):
+        assert r[k] > 0 and math.isfinite(r[k]), (k, r)
+    assert r["p99_ns"] >= r["p50_ns"], r
+PY
+	else
+		if grep -q '"ratio": 0.0000' "$T/out"; then fail "zero ratio"; fi
+		if grep -Eq '"ratio": (-|inf|nan)' "$T/out"; then fail "bad ratio"; fi
+	fi
+fi
+# Without device memory the group says why and succeeds.
+SVA_BENCH_NO_DEVMEM=1 "$B/tools/sva-bench" --quick --only migrate \
+	> "$T/out" 2> "$T/err" || fail "migrate without device memory"
+grep -q 'migrate: skipped: .*no device memory' "$T/err" ||
+	fail "migrate skip reason"
+if grep -q '^migrate ' "$T/out"; then fail "rows of a skipped group"; fi
+
 "$B/tools/sva-bench" --backend kmod --only bind > "$T/out" 2>&1 &&
 	{ [ -e /dev/sva ] || fail "kmod without /dev/sva must fail"; }
 "$B/tools/sva-bench" --only nosuch > "$T/out" 2>&1 && fail "bad group"

@@ -16,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -229,11 +231,13 @@ static char *read_file(const char *path, size_t *size)
 /* One event of the file: what the tests look at. */
 struct tev {
 	char ph[4], cat[16], name[32], status[32], event[16], access[16];
+	char direction[20], cause[16];	/* migrate */
 	unsigned int tid;
 	int pid;
 	double ts, dur;
 	uint64_t first, last, start, end, user_data;
 	long pages, status_code, bytes_done, atc;	/* atc -1: null */
+	long refused;
 };
 
 struct trace {
@@ -363,6 +367,9 @@ static void trace_load(struct trace *t, const char *path)
 		e->status_code = jget_long(line, "status_code");
 		e->bytes_done = jget_long(line, "bytes_done");
 		e->atc = jget_long(line, "atc_dropped");
+		jget_str(line, "direction", e->direction, sizeof(e->direction));
+		jget_str(line, "cause", e->cause, sizeof(e->cause));
+		e->refused = jget_long(line, "refused");
 	}
 	trace_check_thread_names(t);
 }
@@ -966,6 +973,138 @@ START_TEST(test_trace_fork_child_never_writes_parent_file)
 }
 END_TEST
 
+/* ---------------------------------------------------------- migrations */
+
+/* Pages of the migration events with @dir ("" any) and @cause ("" any). */
+static long mig_pages(const struct trace *t, const char *dir,
+		      const char *cause, long *events, long *refused)
+{
+	long pages = 0;
+
+	*events = 0;
+	if (refused)
+		*refused = 0;
+	for (size_t i = 0; i < t->n; i++) {
+		const struct tev *e = &t->ev[i];
+
+		if (strcmp(e->cat, "migrate") ||
+		    (*dir && strcmp(e->direction, dir)) ||
+		    (*cause && strcmp(e->cause, cause)))
+			continue;
+		ck_assert_str_eq(e->ph, "X");
+		ck_assert_int_ge(e->pages, 0);
+		ck_assert_int_ge(e->refused, 0);
+		/* Runs the library started on its own are recorded when
+		 * they did something (libsva(7)). */
+		if (strcmp(e->cause, "sva_migrate") &&
+		    strcmp(e->cause, "prefetch") &&
+		    strcmp(e->cause, "device fault"))
+			ck_assert_msg(e->pages + e->refused > 0,
+				      "an empty migration event: %s", e->name);
+		pages += e->pages;
+		(*events)++;
+		if (refused)
+			*refused += e->refused;
+	}
+	return pages;
+}
+
+/*
+ * Migrate to the device (one page refused: PROT_NONE), let the CPU touch
+ * half of it (fault-back), migrate more than device memory holds
+ * (evictions), everything back: the events' page totals are the
+ * binding's counters, whatever the run did.
+ */
+START_TEST(test_trace_migration_events_match_stats)
+{
+	enum { N = 32, DEV = 16 };
+	SVA_OPTS_INIT(sva_dev_opts, o, .devmem_size = DEV * PAGE);
+	struct sva_migrate_opts mo = { .sz = sizeof(mo) };
+	struct sva_migrate_result r = { .sz = sizeof(r) };
+	struct sva_dev_caps caps = { .sz = sizeof(caps) };
+	uint8_t *p, *ref;
+	struct fixture f;
+	char path[PATH_MAX];
+	struct sva_stats s;
+	struct trace t;
+	long n, ev_cpu, ev_evict, ev_fork, ev_unbind, ev_expl, refused, refused2;
+	long to_dev, d2d, to_host, cpu, evict, fork_pages, unbind;
+	unsigned int me = (unsigned int)syscall(SYS_gettid);
+
+	snprintf(path, sizeof(path), "%s/migrate.json", tmpdir);
+	o.trace_path = path;
+	open_bind(&f, &o);
+	ck_assert_int_eq(sva_dev_caps(f.dev, &caps), 0);
+	if (!(caps.flags & SVA_CAP_MIGRATE)) {
+		fprintf(stderr, "%s: %s has no SVA_CAP_MIGRATE (no device memory on this backend/kernel): skipped\n",
+			__func__, sva_dev_name(f.dev));
+		close_bind(&f);
+		return;
+	}
+	p = map_filled((N + 1) * PAGE, 41);
+	ref = malloc(N * PAGE);
+	ck_assert_ptr_nonnull(ref);
+	memcpy(ref, p, N * PAGE);
+	ck_assert_int_eq(mprotect(p + N * PAGE, PAGE, PROT_NONE), 0);
+
+	mo.to = SVA_LOC_DEVICE;
+	ck_assert_int_ge(sva_migrate(f.bind, (uintptr_t)p, DEV * PAGE, &mo, &r), 0);
+	/* The CPU reads half of it back, page by page. */
+	for (unsigned int i = 0; i < DEV; i += 2)
+		ck_assert_int_eq(memcmp(p + i * PAGE, ref + i * PAGE, PAGE), 0);
+	/* More than fits, and the PROT_NONE page: evictions, one refused. */
+	ck_assert_int_ge(sva_migrate(f.bind, (uintptr_t)p + PAGE, N * PAGE, &mo, &r), 1);
+	mo.to = SVA_LOC_HOST;
+	ck_assert_int_eq(sva_migrate(f.bind, (uintptr_t)p, N * PAGE, &mo, &r), 0);
+	ck_assert_int_eq(memcmp(p, ref, N * PAGE), 0);
+	s = bind_stats(&f);
+	close_bind(&f);
+	/* What the run did, from its counters: the test needs each. */
+	ck_assert_uint_gt(s.migrated_to_dev, 0);
+	ck_assert_uint_gt(s.migrated_to_host, 0);
+	ck_assert_uint_gt(s.cpu_fault_migrations, 0);
+	ck_assert_uint_gt(s.evictions, 0);
+	ck_assert_uint_gt(s.migrate_failures, 0);
+
+	trace_load(&t, path);
+	ck_assert_uint_eq((uint64_t)t.dropped, 0);
+	to_dev = mig_pages(&t, "to device", "", &n, NULL);
+	d2d = mig_pages(&t, "device to device", "", &n, NULL);
+	to_host = mig_pages(&t, "to host", "", &n, NULL);
+	cpu = mig_pages(&t, "to host", "cpu fault", &ev_cpu, NULL);
+	evict = mig_pages(&t, "to host", "eviction", &ev_evict, NULL);
+	fork_pages = mig_pages(&t, "to host", "fork", &ev_fork, NULL);
+	unbind = mig_pages(&t, "to host", "unbind", &ev_unbind, NULL);
+	mig_pages(&t, "", "sva_migrate", &ev_expl, &refused);
+	ck_assert_int_eq(ev_expl, 3);
+	ck_assert_int_eq(to_dev + d2d, (long)s.migrated_to_dev);
+	/* Everything was back before the stats: unbind moved nothing. */
+	ck_assert_int_eq(unbind, 0);
+	ck_assert_int_eq(to_host - unbind, (long)s.migrated_to_host);
+	/* Granularity 0: each CPU fault moved its one page. */
+	ck_assert_int_eq(ev_cpu, (long)s.cpu_fault_migrations);
+	ck_assert_int_eq(cpu, (long)s.cpu_fault_migrations);
+	ck_assert_int_eq(evict + fork_pages, (long)s.evictions);
+	mig_pages(&t, "", "prefetch", &n, &refused2);
+	ck_assert_int_eq(refused + refused2, (long)s.migrate_failures);
+	/* Each on the thread that did it: CPU faults on the event reader. */
+	for (size_t i = 0; i < t.n; i++) {
+		const struct tev *e = &t.ev[i];
+
+		if (strcmp(e->cat, "migrate"))
+			continue;
+		if (!strcmp(e->cause, "sva_migrate") ||
+		    !strcmp(e->cause, "eviction"))
+			ck_assert_uint_eq(e->tid, me);
+		else if (!strcmp(e->cause, "cpu fault"))
+			ck_assert_uint_ne(e->tid, me);
+	}
+	trace_free(&t);
+	free(ref);
+	munmap(p, (N + 1) * PAGE);
+}
+END_TEST
+
 Suite *trace_suite(void)
 {
 	Suite *s = suite_create("trace");
@@ -984,6 +1123,7 @@ Suite *trace_suite(void)
 	tcase_add_test(tc, test_trace_env_path_expands);
 	tcase_add_test(tc, test_trace_bad_options);
 	tcase_add_test(tc, test_trace_fork_child_never_writes_parent_file);
+	tcase_add_test(tc, test_trace_migration_events_match_stats);
 	suite_add_tcase(s, tc);
 	return s;
 }
