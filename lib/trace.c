@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -75,6 +77,49 @@ static int path_expand(char *out, size_t size, const char *tmpl,
 	return 0;
 }
 
+/*
+ * Create or take @path for the trace, without blocking and without
+ * touching a file another trace owns. O_NONBLOCK: a FIFO nobody reads
+ * fails (ENXIO) instead of waiting, under the fd lock, for a reader that
+ * may never come; the writes at close block as usual. No O_TRUNC before
+ * the lock: a regular file is the first handle's, held with flock() for
+ * as long as the device is open (a second handle of this process or any
+ * other, fork()'s child included, gets -EBUSY), and only then emptied.
+ */
+static int file_take(const struct sva_dev *dev, const char *path)
+{
+	struct stat st;
+	int fd, err;
+
+	fd = sva__fd_create(path, O_WRONLY | O_NONBLOCK, 0644);
+	if (fd < 0)
+		return sva_err(fd, "%s: can't create trace file '%s': %s",
+			       dev->name, path, strerror(-fd));
+	if (fstat(fd, &st) || fcntl(fd, F_SETFL, 0)) {
+		err = sva_err(-errno, "%s: trace file '%s': %s", dev->name,
+			      path, strerror(errno));
+		goto close;
+	}
+	if (S_ISREG(st.st_mode)) {
+		if (flock(fd, LOCK_EX | LOCK_NB)) {
+			err = errno == EWOULDBLOCK ? -EBUSY : -errno;
+			sva_err(err, "%s: trace file '%s' %s", dev->name, path,
+				err == -EBUSY ? "is another open device's trace (use %%d, %%p in the path)" :
+				strerror(-err));
+			goto close;
+		}
+		if (ftruncate(fd, 0)) {
+			err = sva_err(-errno, "%s: trace file '%s': %s",
+				      dev->name, path, strerror(errno));
+			goto close;
+		}
+	}
+	return fd;
+close:
+	sva__fd_close(fd);
+	return err;
+}
+
 int sva__trace_open(struct sva_dev *dev)
 {
 	const char *tmpl = dev->opts.trace_path, *env = NULL;
@@ -113,10 +158,9 @@ int sva__trace_open(struct sva_dev *dev)
 		goto free;
 	}
 	t->mask = size - 1;
-	t->fd = sva__fd_create(t->path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	t->fd = file_take(dev, t->path);
 	if (t->fd < 0) {
-		err = sva_err(t->fd, "%s: can't create trace file '%s': %s",
-			      dev->name, t->path, strerror(-t->fd));
+		err = t->fd;
 		goto free;
 	}
 	dev->trace = t;
@@ -496,20 +540,22 @@ static int trace_write(const struct sva_dev *dev, struct sva_trace *t)
 	uint64_t first = head > size ? head - size : 0, written = 0;
 	struct thread_seen *th;
 	unsigned int nth = 0;
-	int pid = (int)getpid(), fd;
+	int pid = (int)getpid(), fd, err;
 	char name[64];
 	FILE *f;
 
 	th = calloc(TRACE_THREADS, sizeof(*th));
-	fd = dup(t->fd);
+	/* Close-on-exec: another thread may fork() and exec() meanwhile. */
+	fd = fcntl(t->fd, F_DUPFD_CLOEXEC, 0);
 	f = fd < 0 ? NULL : fdopen(fd, "w");
 	if (!f || !th) {
+		err = fd < 0 ? -errno : -ENOMEM;
 		if (fd >= 0 && !f)
 			close(fd);
 		free(th);
 		if (f)
 			fclose(f);
-		return -ENOMEM;
+		return err;
 	}
 	for (uint64_t i = first; i < head; i++)
 		if (atomic_load(&t->ring[i & t->mask].seq) == i + 2)

@@ -40,7 +40,7 @@ enum sva_trace_role {
 
 /* One event: 64 bytes, written by one writer, read at close. */
 struct sva_trace_ev {
-	_Atomic uint64_t seq;		/* slot index + 1 once complete, 0 busy */
+	_Atomic uint64_t seq;		/* 0 never written, 1 busy, else index + 2 */
 	uint64_t ts;			/* CLOCK_MONOTONIC ns (start) */
 	uint64_t dur;			/* ns (DESC, PAGE_GROUP) */
 	uint64_t a, b;			/* addresses (see trace.c) */

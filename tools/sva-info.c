@@ -747,7 +747,8 @@ static void header(bool real)
 {
 	if (json) {
 		printf("{");
-		json_kv_str("libsva", sva_version(), false);
+		/* "libsva" is the list of libsva devices, last. */
+		json_kv_str("libsva_version", sva_version(), false);
 		json_kv_str("sysfs", info_paths.sys, false);
 		json_kv_str("proc", info_paths.proc, false);
 		json_kv_str("dev", info_paths.dev, false);

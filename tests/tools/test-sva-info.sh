@@ -18,6 +18,24 @@ fail() { echo "FAIL: $*"; cat "$T/out" 2>/dev/null; exit 1; }
 command -v jq >/dev/null || fail "jq is needed (scripts/install-deps)"
 
 fresh() { sh "$S/tests/tools/make-sysfs-fixture.sh" "$F"; }
+
+# json_ok FILE: parses, is UTF-8 (RFC 8259; sysfs and /proc bytes needn't
+# be), and no object holds a key twice (jq keeps only the last one: the
+# JSON had both "libsva": VERSION and "libsva": [devices]).
+json_ok() {
+	jq -e . "$1" > /dev/null || fail "invalid JSON"
+	iconv -f UTF-8 -t UTF-8 "$1" > /dev/null 2>&1 || fail "JSON not UTF-8"
+	dup=$(jq -n --stream -r '
+		reduce (inputs | select(length == 2) | .[0] as $p
+			| range(0; $p | length) as $i
+			| [($p[0:$i] | tojson), $p[$i]]) as [$par, $k]
+			({}; if (.[$par] | last) == $k then .
+			     else .[$par] += [$k] end)
+		| to_entries[]
+		| select((.value | length) != (.value | unique | length))
+		| .key' "$1")
+	[ -z "$dup" ] || fail "JSON keys repeated in object $dup"
+}
 run() {
 	"$B/tools/sva-info" --sysfs "$F/sys" --proc "$F/proc" --dev "$F/dev" \
 		--kernel-release "$KREL" --machine "$ARCH" "$@"
@@ -39,7 +57,7 @@ verdict() {
 		on && /^  verdict: / { sub(/^  verdict: /, ""); print }' \
 		"$T/out")
 	run --json > "$T/json" || fail "json exit status"
-	jq -e . "$T/json" > /dev/null || fail "invalid JSON"
+	json_ok "$T/json"
 	j=$(jq -r --arg d "$1" '.pci[] | select(.bdf == $d) | .verdict' \
 		"$T/json")
 	[ "$v" = "$j" ] || fail "$1: text verdict '$v', JSON '$j'"
@@ -267,6 +285,14 @@ run --json > "$T/json"
 jq -e '.cmdline.params == "iommu=\"x\" iommu.strict=\\1"' "$T/json" \
 	> /dev/null ||
 	fail "json escaping"
+# bytes that aren't UTF-8 (a command line is any bytes): U+FFFD each
+printf 'iommu=\377x\303\n' > "$F/proc/cmdline"
+run --json > "$T/json"
+json_ok "$T/json"
+jq -e '.cmdline.params == "iommu=\ufffdx\ufffd"' "$T/json" > /dev/null ||
+	fail "json: bytes not UTF-8"
+jq -e '.libsva_version | type == "string"' "$T/json" > /dev/null ||
+	fail "json libsva_version"
 
 # -- this machine: whatever it has, a clean run with a verdict per device
 "$B/tools/sva-info" > "$T/out" || fail "real sysfs"
@@ -285,7 +311,7 @@ for d in /sys/bus/virtio/devices/*; do
 	esac
 done
 "$B/tools/sva-info" --json > "$T/json" || fail "real sysfs json"
-jq -e . "$T/json" > /dev/null || fail "real sysfs: invalid JSON"
+json_ok "$T/json"
 "$B/tools/sva-info" --sysfs "$T/nonexistent" > "$T/out" 2>&1 &&
 	fail "missing sysfs must fail"
 "$B/tools/sva-info" --bogus > "$T/out" 2>&1 && fail "bad option must fail"

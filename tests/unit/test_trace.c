@@ -10,9 +10,11 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "unit.h"
@@ -1105,6 +1108,216 @@ START_TEST(test_trace_migration_events_match_stats)
 }
 END_TEST
 
+/* ------------------------------------------------- regressions (review) */
+
+/* NOPs on @f, @n of them, one at a time. */
+static void run_n(struct fixture *f, unsigned int n)
+{
+	struct sva_desc d = desc_make(f, SVA_OP_NOP, 0, NULL, NULL, 0);
+
+	for (unsigned int i = 0; i < n; i++)
+		ck_assert_uint_eq(run1(f, &d).status, SVA_STATUS_SUCCESS);
+}
+
+/*
+ * Two handles naming one trace file (the same device opened twice with
+ * trace_path or SVA_TRACE "%p-%d"): each wrote the file from offset 0 at
+ * its close, so a shorter trace written last left the tail of the longer
+ * one behind it, and the file was no JSON. The file belongs to the first
+ * handle: a second trace_path naming it is refused (-EBUSY, with a
+ * message), a second SVA_TRACE naming it only warns and traces nothing.
+ */
+START_TEST(test_regress_trace_same_file_two_handles)
+{
+	sva_print_fn_t old = sva_set_print(capture);
+	char path[PATH_MAX], tmpl[PATH_MAX];
+	struct fixture f, g;
+	struct trace t;
+
+	/* Explicit trace_path: the second open is refused. */
+	open_traced(&f, "same.json", 0, path, sizeof(path));
+	ck_assert_int_eq(open_bad(path, 0), -EBUSY);
+	ck_assert_msg(strstr(msg, path), "got: %s", msg);
+	run_n(&f, 20);
+	close_bind(&f);
+	trace_load(&t, path);
+	ck_assert_uint_eq(trace_count(&t, "desc"), 20);
+	trace_free(&t);
+
+	/* $SVA_TRACE: the second handle runs untraced, the file is whole. */
+	snprintf(tmpl, sizeof(tmpl), "%s/env-%%p-%%d.json", tmpdir);
+	ck_assert_int_eq(setenv("SVA_TRACE", tmpl, 1), 0);
+	open_bind(&f, NULL);
+	msg[0] = 0;
+	open_bind(&g, NULL);
+	ck_assert_msg(strstr(msg, "SVA_TRACE ignored"), "got: %s", msg);
+	unsetenv("SVA_TRACE");
+	snprintf(path, sizeof(path), "%s/env-%d-%s.json", tmpdir,
+		 (int)getpid(), sva_dev_name(f.dev));
+	run_n(&f, 20);
+	run_n(&g, 3);
+	close_bind(&f);
+	close_bind(&g);
+	ck_assert_uint_eq(dir_entries(tmpdir), 2);	/* same.json too */
+	trace_load(&t, path);
+	ck_assert_uint_eq(trace_count(&t, "desc"), 20);
+	trace_free(&t);
+	sva_set_print(old);
+}
+END_TEST
+
+struct opener {
+	const char *path;
+	int err;
+};
+
+static void *open_thread(void *arg)
+{
+	struct opener *o = arg;
+
+	o->err = open_bad(o->path, 0);
+	return NULL;
+}
+
+/*
+ * A trace path naming a FIFO nobody reads: open(O_WRONLY) waited for a
+ * reader forever, inside sva_dev_open() and under the library's fd lock
+ * (every other thread's open and fork() waited too). It fails at once now
+ * with a specific errno.
+ */
+START_TEST(test_regress_trace_fifo_open_never_hangs)
+{
+	sva_print_fn_t old = sva_set_print(capture);
+	struct opener o = { .err = 1 };
+	char path[PATH_MAX];
+	struct timespec deadline;
+	pthread_t th;
+	int err, rfd;
+
+	snprintf(path, sizeof(path), "%s/fifo", tmpdir);
+	ck_assert_int_eq(mkfifo(path, 0600), 0);
+	o.path = path;
+	ck_assert_int_eq(pthread_create(&th, NULL, open_thread, &o), 0);
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += 5;
+	err = pthread_timedjoin_np(th, NULL, &deadline);
+	if (err) {
+		/* Give it a reader so that the thread ends, then fail. */
+		rfd = open(path, O_RDONLY | O_NONBLOCK);
+		pthread_join(th, NULL);
+		close(rfd);
+	}
+	sva_set_print(old);
+	ck_assert_msg(!err, "sva_dev_open() on a FIFO without reader hung");
+	ck_assert_int_eq(o.err, -ENXIO);
+	ck_assert_msg(strstr(msg, path), "got: %s", msg);
+}
+END_TEST
+
+struct closer {
+	struct fixture *f;
+	_Atomic bool done;
+};
+
+static void *close_thread(void *arg)
+{
+	struct closer *c = arg;
+
+	close_bind(c->f);
+	atomic_store(&c->done, true);
+	return NULL;
+}
+
+/*
+ * Every fd of this process open on @path, and whether each is
+ * close-on-exec (/proc/self/fdinfo "flags:", octal, O_CLOEXEC 02000000).
+ */
+static unsigned int fds_on(const char *path, unsigned int *cloexec)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	unsigned int n = 0;
+
+	*cloexec = 0;
+	ck_assert_ptr_nonnull(d);
+	while ((e = readdir(d))) {
+		char lnk[PATH_MAX + 32], tgt[PATH_MAX], info[PATH_MAX + 32];
+		char line[128];
+		ssize_t len;
+		FILE *fi;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(lnk, sizeof(lnk), "/proc/self/fd/%s", e->d_name);
+		len = readlink(lnk, tgt, sizeof(tgt) - 1);
+		if (len <= 0)
+			continue;
+		tgt[len] = 0;
+		if (strcmp(tgt, path))
+			continue;
+		n++;
+		snprintf(info, sizeof(info), "/proc/self/fdinfo/%s", e->d_name);
+		fi = fopen(info, "r");
+		while (fi && fgets(line, sizeof(line), fi))
+			if (!strncmp(line, "flags:", 6) &&
+			    strtoul(line + 6, NULL, 8) & O_CLOEXEC)
+				(*cloexec)++;
+		if (fi)
+			fclose(fi);
+	}
+	closedir(d);
+	return n;
+}
+
+/*
+ * Writing the trace at close, the library held a dup() of the file made
+ * without close-on-exec: a thread's fork()+exec() meanwhile handed the
+ * trace file to the new program. Seen here while the write blocks on a
+ * FIFO whose reader the test holds (a FIFO with a reader is a valid
+ * trace target: SVA_TRACE=/dev/stdout into a pipe).
+ */
+START_TEST(test_regress_trace_write_fd_cloexec)
+{
+	SVA_OPTS_INIT(sva_dev_opts, o, .trace_events = 4096);
+	struct closer c = { .done = false };
+	char path[PATH_MAX], buf[4096];
+	unsigned int n = 0, cloexec = 0;
+	struct fixture f;
+	pthread_t th;
+	size_t total = 0;
+	ssize_t r;
+	int rfd, tries = 0;
+
+	snprintf(path, sizeof(path), "%s/fifo", tmpdir);
+	ck_assert_int_eq(mkfifo(path, 0600), 0);
+	rfd = open(path, O_RDONLY | O_NONBLOCK);
+	ck_assert_int_ge(rfd, 0);
+	o.trace_path = path;
+	open_bind(&f, &o);
+	/* Over a pipe's 64 KiB of events: the write at close blocks. */
+	run_n(&f, 1500);
+	c.f = &f;
+	ck_assert_int_eq(pthread_create(&th, NULL, close_thread, &c), 0);
+	/* Wait until the closing thread holds a second fd on the FIFO. */
+	while (!atomic_load(&c.done) && tries++ < 5000) {
+		n = fds_on(path, &cloexec);
+		if (n > 2)
+			break;
+		usleep(1000);
+	}
+	/* Then drain it so that the close ends. */
+	ck_assert_int_eq(fcntl(rfd, F_SETFL, 0), 0);
+	while ((r = read(rfd, buf, sizeof(buf))) > 0)
+		total += (size_t)r;
+	pthread_join(th, NULL);
+	close(rfd);
+	ck_assert_msg(n > 2, "the close never wrote through a second fd");
+	/* Ours (the reader) isn't close-on-exec; every fd of the library's is. */
+	ck_assert_uint_eq(cloexec, n - 1);
+	ck_assert_uint_gt(total, 64 * 1024);
+}
+END_TEST
+
 Suite *trace_suite(void)
 {
 	Suite *s = suite_create("trace");
@@ -1124,6 +1337,9 @@ Suite *trace_suite(void)
 	tcase_add_test(tc, test_trace_bad_options);
 	tcase_add_test(tc, test_trace_fork_child_never_writes_parent_file);
 	tcase_add_test(tc, test_trace_migration_events_match_stats);
+	tcase_add_test(tc, test_regress_trace_same_file_two_handles);
+	tcase_add_test(tc, test_regress_trace_fifo_open_never_hangs);
+	tcase_add_test(tc, test_regress_trace_write_fd_cloexec);
 	suite_add_tcase(s, tc);
 	return s;
 }
