@@ -337,6 +337,15 @@ static void json_str(FILE *f, const char *s)
 }
 
 /* Microseconds with the nanoseconds as fraction, exactly. */
+/* A count the backend may not know (null), then the args' and event's ends. */
+static void json_count_end(FILE *f, uint64_t v)
+{
+	if (v == SVA_TRACE_UNKNOWN)
+		fputs("null}}", f);
+	else
+		fprintf(f, "%llu}}", (unsigned long long)v);
+}
+
 static void json_us(FILE *f, uint64_t ns)
 {
 	fprintf(f, "%llu.%03u", (unsigned long long)(ns / 1000),
@@ -481,10 +490,7 @@ static void ev_write(FILE *f, int pid, const struct sva_dev *dev,
 			(unsigned long long)e->b, (unsigned long long)e->c,
 			access_name(e->op), dev->caps.fault_batch,
 			response_name(e->status));
-		if (e->dur == SVA_TRACE_UNKNOWN)
-			fputs("null}}", f);
-		else
-			fprintf(f, "%llu}}", (unsigned long long)e->dur);
+		json_count_end(f, e->dur);
 		break;
 	case SVA_TRACE_INVAL:
 		ev_head(f, "i", "inval", "invalidation", pid, e);
@@ -493,10 +499,7 @@ static void ev_write(FILE *f, int pid, const struct sva_dev *dev,
 			"\"event\":\"%s\",\"atc_dropped\":", e->pasid,
 			(unsigned long long)e->a, (unsigned long long)e->b,
 			(unsigned long long)(e->b - e->a), inval_name(e->op));
-		if (e->c == SVA_TRACE_UNKNOWN)
-			fputs("null}}", f);
-		else
-			fprintf(f, "%llu}}", (unsigned long long)e->c);
+		json_count_end(f, e->c);
 		break;
 	case SVA_TRACE_QUARANTINE:
 		ev_head(f, "i", "storm", "quarantine", pid, e);

@@ -311,6 +311,19 @@ static void mover_unlock(struct sim_mm *mm)
 	pthread_rwlock_unlock(&mm->inval_lock);
 }
 
+/*
+ * A move found an event unread (EAGAIN/EBUSY): let both locks go so the
+ * event thread can read it, then say whether to try the page again (true)
+ * or count it busy (false, after SIM_EAGAIN_TRIES).
+ */
+static bool mover_backoff(struct sim_mm *mm, unsigned int *tries)
+{
+	mover_unlock(mm);
+	usleep(50);
+	mover_lock(mm);
+	return ++*tries < SIM_EAGAIN_TRIES;
+}
+
 static void count_to_host(struct sva_bind *bind, uint64_t pages)
 {
 	if (!bind || !pages)
@@ -778,10 +791,7 @@ static void run_to_dev(struct sva_bind *bind, struct sim_devmem *dm,
 			break;
 		case PF_RETRY:
 			/* An event is unread: let the event thread have it. */
-			mover_unlock(mm);
-			usleep(50);
-			mover_lock(mm);
-			if (++tries < SIM_EAGAIN_TRIES)
+			if (mover_backoff(mm, &tries))
 				continue;
 			res->not_moved[SVA_MIGRATE_BUSY]++;
 			break;
@@ -967,10 +977,7 @@ static int migrate_to_host(struct sva_bind *bind, uint64_t addr, uint64_t len,
 		}
 		err = slot_to_host(mm, dm, s, true);
 		if (err == -EAGAIN || err == -EBUSY) {
-			mover_unlock(mm);
-			usleep(50);
-			mover_lock(mm);
-			if (++tries < SIM_EAGAIN_TRIES)
+			if (mover_backoff(mm, &tries))
 				continue;
 			res->not_moved[SVA_MIGRATE_BUSY]++;
 		} else if (err) {
