@@ -16,6 +16,7 @@
 
 #define KMOD_DEV_PATH "/dev/sva"
 #define KMOD_WINDOW (64 * SVA_PAGE_SIZE)	/* bytes a burst moves */
+#define KMOD_DEVMEM_DEFAULT (64ull << 20)	/* device memory, as sim's */
 
 struct kmod_bind {
 	int fd;				/* this binding's /dev/sva context */
@@ -26,6 +27,9 @@ struct kmod_bind {
 	/* Kernel counters as last folded into libsva's (dev.c). */
 	struct sva_shim_stats seen;
 	pthread_mutex_t seen_lock;
+	/* The context's device memory exists (migrate.c). */
+	pthread_mutex_t devmem_lock;
+	bool devmem;			/* devmem_lock */
 };
 
 static inline struct kmod_bind *kmod_bind_of(struct sva_bind *bind)
@@ -42,5 +46,8 @@ void kmod_mirror_unregister(struct sva_mirror *m);
 int kmod_snapshot(struct sva_mirror *m, uint64_t addr, uint64_t len,
 		  uint8_t *states, unsigned int fault);
 void kmod_mirrors_sync(struct sva_bind *bind);
+void kmod_stats_sync(struct sva_bind *bind);
+int kmod_migrate(struct sva_bind *bind, uint64_t addr, uint64_t len,
+		 uint64_t to, struct sva_migrate_result *res);
 
 #endif /* SVA_KMOD_H */
