@@ -28,6 +28,7 @@
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
+#include <linux/userfaultfd_k.h>
 
 #include "shim.h"
 
@@ -39,6 +40,7 @@ MODULE_PARM_DESC(max_devmem_mb,
 #if IS_ENABLED(CONFIG_DEVICE_PRIVATE)
 
 #define SVA_MIG_BATCH 64	/* pages per migrate_vma_setup() */
+#define SVA_GRANULE_MAX 9	/* log2 pages a CPU fault brings back: 2 MiB */
 /* memremap_pages() of device private memory works in subsections. */
 #define SVA_DEVMEM_ALIGN (2ul << 20)
 
@@ -52,6 +54,10 @@ struct sva_mig_bufs {
 /* One page of device memory: on dm->free or, in use, on dm->lru. */
 struct sva_dm_slot {
 	struct list_head node;
+	/* log2 pages a CPU fault on it brings back; set while it is locked
+	 * for its migration in, read under its lock in migrate_to_ram.
+	 */
+	u8 granule;
 };
 
 struct sva_devmem {
@@ -188,37 +194,71 @@ static unsigned long count_moved(const unsigned long *src,
 	return n;
 }
 
-/* pgmap->ops->migrate_to_ram: a CPU access to a page in device memory. */
+/*
+ * The faulting page's granule, within its VMA: [*start, *end). Its @one
+ * arrays are used for a single page, or when a granule's can't be had.
+ */
+static unsigned long *fault_span(struct vm_fault *vmf, unsigned int granule,
+				 unsigned long *start, unsigned long *end)
+{
+	unsigned long size = PAGE_SIZE << granule;
+
+	*start = max(ALIGN_DOWN(vmf->address, size), vmf->vma->vm_start);
+	*end = min(ALIGN_DOWN(vmf->address, size) + size, vmf->vma->vm_end);
+	if (!granule)
+		return NULL;
+	/* src and dst: a fault may sleep, and a failure is one page. */
+	return kmalloc_array(2 << granule, sizeof(unsigned long), GFP_KERNEL);
+}
+
+/*
+ * pgmap->ops->migrate_to_ram: a CPU access to a page in device memory
+ * brings it back with the rest of its granule. Called with the page
+ * locked and referenced (do_swap_page()).
+ */
 static vm_fault_t devmem_migrate_to_ram(struct vm_fault *vmf)
 {
 	struct sva_devmem *dm = page_devmem(vmf->page);
-	unsigned long src = 0, dst = 0, moved;
+	unsigned int granule = page_slot(dm, vmf->page)->granule;
+	unsigned long one[2], *arr, npages, moved, at;
 	struct migrate_vma args = {
 		.vma = vmf->vma,
-		.start = ALIGN_DOWN(vmf->address, PAGE_SIZE),
-		.src = &src,
-		.dst = &dst,
 		.pgmap_owner = dm->ctx,
 		.flags = MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
 		.fault_page = vmf->page,
 	};
+	vm_fault_t ret = 0;
 
-	args.end = args.start + PAGE_SIZE;
-	if (migrate_vma_setup(&args))
-		return VM_FAULT_SIGBUS;
-	/* Onto the node the task's (or the VMA's) memory policy says. */
-	copy_to_host(&src, &dst, 1, vmf->vma, args.start,
-		     GFP_HIGHUSER_MOVABLE);
-	if ((src & MIGRATE_PFN_MIGRATE) && !dst) {
-		migrate_vma_finalize(&args);	/* restores the entry */
-		return VM_FAULT_OOM;
+	arr = fault_span(vmf, granule, &args.start, &args.end);
+	if (!arr) {
+		args.start = ALIGN_DOWN(vmf->address, PAGE_SIZE);
+		args.end = args.start + PAGE_SIZE;
+		arr = one;
 	}
+	npages = (args.end - args.start) >> PAGE_SHIFT;
+	args.src = arr;
+	args.dst = arr + npages;
+	if (migrate_vma_setup(&args)) {
+		ret = VM_FAULT_SIGBUS;
+		goto out;
+	}
+	/* Onto the node the task's (or the VMA's) memory policy says. */
+	copy_to_host(args.src, args.dst, npages, vmf->vma, args.start,
+		     GFP_HIGHUSER_MOVABLE);
+	/* No host page for the faulting one: OOM. Not collected: retry. */
+	at = (ALIGN_DOWN(vmf->address, PAGE_SIZE) - args.start) >> PAGE_SHIFT;
+	if ((args.src[at] & MIGRATE_PFN_MIGRATE) && !args.dst[at])
+		ret = VM_FAULT_OOM;
 	migrate_vma_pages(&args);
-	moved = count_moved(&src, &dst, 1);
+	moved = count_moved(args.src, args.dst, npages);
 	migrate_vma_finalize(&args);
 	sva_stat_add(dm->ctx, SVA_ST_MIGRATED_TO_HOST, moved);
-	sva_stat_add(dm->ctx, SVA_ST_CPU_FAULT_MIGRATIONS, moved);
-	return 0;
+	if (moved)
+		sva_stat_add(dm->ctx, SVA_ST_CPU_FAULT_MIGRATIONS, 1);
+out:
+	if (arr != one)
+		kfree(arr);
+	return ret;
 }
 
 static const struct dev_pagemap_ops sva_devmem_ops = {
@@ -318,7 +358,7 @@ static void range_where(struct sva_ctx *ctx, unsigned long start,
  * Returns the pages that found no room (bit i for page i).
  */
 static unsigned long copy_to_dev(struct sva_devmem *dm,
-				 struct migrate_vma *args)
+				 struct migrate_vma *args, unsigned int granule)
 {
 	unsigned long i, no_room = 0;
 
@@ -342,6 +382,7 @@ static unsigned long copy_to_dev(struct sva_devmem *dm,
 			copy_highpage(backing_page(dpage), spage);
 		else
 			clear_highpage(backing_page(dpage));
+		page_slot(dm, dpage)->granule = granule;
 		args->dst[i] = migrate_pfn(page_to_pfn(dpage));
 		if ((args->src[i] & MIGRATE_PFN_WRITE) ||
 		    (!spage && (args->vma->vm_flags & VM_WRITE)))
@@ -367,7 +408,7 @@ static int batch_to_dev(struct sva_ctx *ctx, struct sva_devmem *dm,
 	ret = migrate_vma_setup(args);
 	if (ret)
 		return ret;
-	no_room = copy_to_dev(dm, args);
+	no_room = copy_to_dev(dm, args, m->granule);
 	migrate_vma_pages(args);
 	/* What failed lost MIGRATE_PFN_MIGRATE: say why as best we know. */
 	for (i = 0; i < npages; i++) {
@@ -416,9 +457,15 @@ static int batch_to_host(struct sva_ctx *ctx, struct migrate_vma *args,
 	return 0;
 }
 
-/* Why no page of @vma can move (a reason index), or -1 if they may. */
-static int vma_refusal(struct vm_area_struct *vma)
+/*
+ * Why no page of @vma can move to device memory (a reason index), or -1
+ * if they may. To host memory, every VMA is tried: only private anonymous
+ * ones can hold device pages, whatever their protection now.
+ */
+static int vma_refusal(struct vm_area_struct *vma, bool to_dev)
 {
+	if (!to_dev)
+		return -1;
 	if (!(vma->vm_flags & (VM_READ | VM_WRITE | VM_EXEC)))
 		return SVA_SHIM_NM_PROT_NONE;
 	if (vma->vm_flags & (VM_IO | VM_PFNMAP | VM_MIXEDMAP))
@@ -426,6 +473,12 @@ static int vma_refusal(struct vm_area_struct *vma)
 	/* Device private memory takes private anonymous pages only. */
 	if (!vma_is_anonymous(vma))
 		return SVA_SHIM_NM_SHARED;
+	/*
+	 * Someone's userfaultfd (the application's) handles this range's
+	 * faults: pages leaving under it would surprise its handler.
+	 */
+	if (userfaultfd_armed(vma))
+		return SVA_SHIM_NM_UFFD;
 	return -1;
 }
 
@@ -462,9 +515,15 @@ static int migrate_range(struct sva_ctx *ctx, struct sva_devmem *dm,
 			continue;
 		}
 		next = min3(end, vma->vm_end, addr + batch * PAGE_SIZE);
-		why = vma_refusal(vma);
+		why = vma_refusal(vma, to_dev);
 		if (why >= 0) {
 			m->not_moved[why] += (next - addr) >> PAGE_SHIFT;
+			continue;
+		}
+		/* Nothing of ours can be in a VMA that can't hold it. */
+		if (!to_dev && (!vma_is_anonymous(vma) ||
+				(vma->vm_flags & (VM_IO | VM_PFNMAP)))) {
+			m->already += (next - addr) >> PAGE_SHIFT;
 			continue;
 		}
 		args.vma = vma;
@@ -493,7 +552,9 @@ long sva_ioctl_migrate(struct sva_ctx *ctx, void __user *uarg)
 
 	if (copy_from_user(&m, uarg, sizeof(m)))
 		return -EFAULT;
-	if ((m.flags & ~dir) || hweight32(m.flags) != 1 || m.pad ||
+	if ((m.flags & ~dir) || hweight32(m.flags) != 1 ||
+	    m.granule > SVA_GRANULE_MAX ||
+	    (m.granule && !(m.flags & SVA_SHIM_MIGRATE_TO_DEVICE)) ||
 	    m.moved || m.already || m.evicted || !m.len ||
 	    !PAGE_ALIGNED(m.addr) || !PAGE_ALIGNED(m.len) ||
 	    m.len > SVA_SHIM_MAX_XFER || m.addr + m.len < m.addr ||
@@ -601,6 +662,7 @@ long sva_ioctl_devmem(struct sva_ctx *ctx, void __user *uarg)
 		ret = PTR_ERR(dm);
 		goto unlock;
 	}
+	/* Published whole: MIGRATE reads it with smp_load_acquire(). */
 	smp_store_release(&ctx->devmem, dm);
 	ret = 0;
 unlock:

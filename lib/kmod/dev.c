@@ -114,6 +114,8 @@ static int kmod_bind(struct sva_bind *bind)
 	kb->stop_fd = -1;
 	pthread_mutex_init(&kb->seen_lock, NULL);
 	pthread_mutex_init(&kb->devmem_lock, NULL);
+	pthread_mutex_init(&kb->track_lock, NULL);
+	pthread_cond_init(&kb->track_cond, NULL);
 	for (int i = 0; i < 2; i++) {
 		kb->win[i] = sva__inject(SVA_INJECT_ALLOC) ? NULL :
 			     aligned_alloc(SVA_PAGE_SIZE, KMOD_WINDOW);
@@ -154,6 +156,7 @@ free:
 	free(kb->win[1]);
 	pthread_mutex_destroy(&kb->seen_lock);
 	pthread_mutex_destroy(&kb->devmem_lock);
+	kmod_tracks_fini(kb);
 	free(kb);
 	bind->priv = NULL;
 	return err;
@@ -169,6 +172,7 @@ static void kmod_unbind(struct sva_bind *bind)
 	free(kb->win[1]);
 	pthread_mutex_destroy(&kb->seen_lock);
 	pthread_mutex_destroy(&kb->devmem_lock);
+	kmod_tracks_fini(kb);
 	free(kb);
 }
 
@@ -213,6 +217,7 @@ static void kmod_sync(struct sva_bind *bind)
 {
 	kmod_stats_sync(bind);
 	kmod_mirrors_sync(bind);
+	kmod_tracks_sync(bind);
 }
 
 const struct sva_backend_ops sva_kmod_ops = {
@@ -228,4 +233,5 @@ const struct sva_backend_ops sva_kmod_ops = {
 	.mirror_unregister = kmod_mirror_unregister,
 	.snapshot = kmod_snapshot,
 	.migrate = kmod_migrate,
+	.attrs_track = kmod_attrs_track,
 };

@@ -30,6 +30,22 @@ struct kmod_bind {
 	/* The context's device memory exists (migrate.c). */
 	pthread_mutex_t devmem_lock;
 	bool devmem;			/* devmem_lock */
+	/*
+	 * Ranges with attributes, each a kernel mirror range of ours, so
+	 * that their munmap/mremap reach us as events (migrate.c). The
+	 * event thread counts the events of each in processed; a sync
+	 * waits until it has seen as many as the kernel counted.
+	 */
+	pthread_mutex_t track_lock;
+	pthread_cond_t track_cond;
+	struct kmod_track *tracks;	/* track_lock */
+	size_t ntracks, tracks_cap;	/* track_lock */
+};
+
+struct kmod_track {
+	uint64_t start, end;
+	uint32_t id;			/* its kernel mirror range */
+	uint64_t processed;		/* track_lock: events seen */
 };
 
 static inline struct kmod_bind *kmod_bind_of(struct sva_bind *bind)
@@ -49,5 +65,10 @@ void kmod_mirrors_sync(struct sva_bind *bind);
 void kmod_stats_sync(struct sva_bind *bind);
 int kmod_migrate(struct sva_bind *bind, uint64_t addr, uint64_t len,
 		 uint64_t to, struct sva_migrate_result *res);
+void kmod_attrs_track(struct sva_bind *bind, uint64_t addr, uint64_t len);
+void kmod_tracks_event(struct sva_bind *bind, const struct sva_shim_event *ev);
+void kmod_tracks_lost(struct sva_bind *bind);
+void kmod_tracks_sync(struct sva_bind *bind);
+void kmod_tracks_fini(struct kmod_bind *kb);
 
 #endif /* SVA_KMOD_H */

@@ -187,6 +187,7 @@ struct sva_shim_devmem {
 #define SVA_SHIM_NM_NO_ROOM	4	/* device memory full, none evictable */
 #define SVA_SHIM_NM_BUSY	5	/* changed under the migration */
 #define SVA_SHIM_NM_UNSUPPORTED	6	/* VM_IO, VM_PFNMAP, ... */
+#define SVA_SHIM_NM_UFFD	7	/* registered with a userfaultfd */
 #define SVA_SHIM_NM_MAX		8
 
 /*
@@ -196,14 +197,16 @@ struct sva_shim_devmem {
  * context's memory), as lib/test_hmm.c's MIGRATE_TO_DEV/MIGRATE_TO_SYS.
  * Every page is counted once: moved, already (there before), or in
  * not_moved[] by reason. A CPU access to a page in device memory migrates
- * it back (migrate_to_ram), data exact; the device's own reads and writes
+ * it back (migrate_to_ram), data exact, with the rest of its granule (the
+ * naturally aligned 2^granule pages around it, as far as they are in this
+ * context's memory and in the same VMA); the device's own reads and writes
  * of it are local. Closing the context evicts what is left.
  */
 struct sva_shim_migrate {
 	__u64 addr;		/* in: page aligned */
 	__u64 len;		/* in: page multiple, <= SVA_SHIM_MAX_XFER */
 	__u32 flags;		/* in: SVA_SHIM_MIGRATE_* */
-	__u32 pad;
+	__u32 granule;		/* in: to device: log2 pages, 0..9; else 0 */
 	__u64 moved;		/* out */
 	__u64 already;		/* out */
 	__u64 evicted;		/* out: other pages evicted for room */
