@@ -195,8 +195,9 @@ static unsigned long count_moved(const unsigned long *src,
 }
 
 /*
- * The faulting page's granule, within its VMA: [*start, *end). Its @one
- * arrays are used for a single page, or when a granule's can't be had.
+ * The faulting page's granule, within its VMA: [*start, *end), and src
+ * and dst arrays for it; NULL for a single page, or when the arrays can't
+ * be had (the caller then moves the faulting page alone).
  */
 static unsigned long *fault_span(struct vm_fault *vmf, unsigned int granule,
 				 unsigned long *start, unsigned long *end)
@@ -207,7 +208,6 @@ static unsigned long *fault_span(struct vm_fault *vmf, unsigned int granule,
 	*end = min(ALIGN_DOWN(vmf->address, size) + size, vmf->vma->vm_end);
 	if (!granule)
 		return NULL;
-	/* src and dst: a fault may sleep, and a failure is one page. */
 	return kmalloc_array(2 << granule, sizeof(unsigned long), GFP_KERNEL);
 }
 

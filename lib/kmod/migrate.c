@@ -49,7 +49,7 @@ static const enum sva_migrate_reason reason_of[SVA_SHIM_NM_MAX] = {
 	[SVA_SHIM_NM_NO_ROOM] = SVA_MIGRATE_NO_ROOM,
 	[SVA_SHIM_NM_BUSY] = SVA_MIGRATE_BUSY,
 	[SVA_SHIM_NM_UNSUPPORTED] = SVA_MIGRATE_UNSUPPORTED,
-	[7] = SVA_MIGRATE_UNSUPPORTED,
+	[SVA_SHIM_NM_UFFD] = SVA_MIGRATE_FOREIGN_UFFD,
 };
 
 static int migrate_chunk(struct sva_bind *bind, uint64_t addr, uint64_t len,

@@ -1382,12 +1382,19 @@ static void fill_pat(uint8_t *p, size_t len, unsigned int seed)
 		p[i] = pat(i, seed);
 }
 
-static int check_pat(const uint8_t *p, size_t len, unsigned int seed)
+/* [p + off, p + off + len) holds what fill_pat(p, .., seed) put there. */
+static int check_pat_at(const uint8_t *p, size_t off, size_t len,
+			unsigned int seed)
 {
-	for (size_t i = 0; i < len; i++)
+	for (size_t i = off; i < off + len; i++)
 		if (p[i] != pat(i, seed))
 			return -1;
 	return 0;
+}
+
+static int check_pat(const uint8_t *p, size_t len, unsigned int seed)
+{
+	return check_pat_at(p, 0, len, seed);
 }
 
 static bool kernel_migrates(void)
@@ -1564,7 +1571,7 @@ static int t_devmem_migrate(void)
 	CHECK(!migrate(fd, p, N * PAGE, SVA_SHIM_MIGRATE_TO_HOST, &m));
 	CHECK(m.moved == N / 2 && m.already == N / 2);
 	CHECK(cpu_present(p, N * PAGE) == N);
-	CHECK(!check_pat(p + N / 2 * PAGE, N / 2 * PAGE, 1));
+	CHECK(!check_pat_at(p, N / 2 * PAGE, N / 2 * PAGE, 1));
 	/* Shared memory can't move: refused, untouched. */
 	memset(sh, 5, 4 * PAGE);
 	CHECK(!migrate(fd, sh, 4 * PAGE, SVA_SHIM_MIGRATE_TO_DEVICE, &m));
