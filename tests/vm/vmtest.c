@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "uapi/linux/sva_shim.h"
@@ -1713,6 +1714,94 @@ static int t_devmem_teardown(void)
 	return 0;
 }
 
+/* lib/test_hmm_uapi.h of 6.12: the kernel's own test device. */
+struct hmm_dmirror_cmd {
+	uint64_t addr, ptr, npages, cpages, faults;
+};
+#define HMM_DMIRROR_MIGRATE_TO_DEV _IOWR('H', 0x02, struct hmm_dmirror_cmd)
+#define HMM_DMIRROR_MIGRATE_TO_SYS _IOWR('H', 0x03, struct hmm_dmirror_cmd)
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Round trips of one buffer to device memory and back: ours (MIGRATE)
+ * beside test_hmm's MIGRATE_TO_DEV/MIGRATE_TO_SYS (which also copies the
+ * migrated data out to a buffer) where its module is at hand, the same
+ * rounds on the same buffer. Data exact after each; the times are printed,
+ * never asserted (TCG and KASAN make them relative at best).
+ */
+static int t_devmem_vs_test_hmm(void)
+{
+	enum { N = 1024, ROUNDS = 4 };
+	uint8_t *p = map(N * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	uint8_t *bounce = map(N * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	uint64_t t0, ours[2] = { 0, 0 }, theirs[2] = { 0, 0 };
+	struct hmm_dmirror_cmd c;
+	struct sva_shim_migrate m;
+	int fd = sva_open_bound(NULL), hfd = -1;
+
+	if (!kernel_migrates()) {
+		close(fd);
+		return 0;
+	}
+	CHECK(fd >= 0 && p && bounce);
+	fill_pat(p, N * PAGE, 5);
+	CHECK(!devmem(fd, N));
+	for (int r = 0; r < ROUNDS; r++) {
+		t0 = now_ns();
+		CHECK(!migrate(fd, p, N * PAGE, SVA_SHIM_MIGRATE_TO_DEVICE, &m));
+		ours[0] += now_ns() - t0;
+		CHECK(m.moved == N);
+		t0 = now_ns();
+		CHECK(!migrate(fd, p, N * PAGE, SVA_SHIM_MIGRATE_TO_HOST, &m));
+		ours[1] += now_ns() - t0;
+		CHECK(m.moved == N);
+	}
+	CHECK(!check_pat(p, N * PAGE, 5));
+	close(fd);
+	if (access("/test_hmm.ko", R_OK) ||
+	    system("insmod /test_hmm.ko 2> /dev/null") ||
+	    (hfd = open("/dev/hmm_dmirror0", O_RDWR | O_CLOEXEC)) < 0) {
+		printf("# devmem: %d pages, %.0f ns/page to device, %.0f back (no test_hmm to compare)\n",
+		       N, (double)ours[0] / (ROUNDS * N),
+		       (double)ours[1] / (ROUNDS * N));
+		goto out;
+	}
+	for (int r = 0; r < ROUNDS; r++) {
+		c = (struct hmm_dmirror_cmd){ .addr = (uintptr_t)p,
+			.ptr = (uintptr_t)bounce, .npages = N };
+		t0 = now_ns();
+		CHECK(!ioctl(hfd, HMM_DMIRROR_MIGRATE_TO_DEV, &c));
+		theirs[0] += now_ns() - t0;
+		c = (struct hmm_dmirror_cmd){ .addr = (uintptr_t)p,
+			.ptr = (uintptr_t)bounce, .npages = N };
+		t0 = now_ns();
+		CHECK(!ioctl(hfd, HMM_DMIRROR_MIGRATE_TO_SYS, &c));
+		theirs[1] += now_ns() - t0;
+		CHECK(c.cpages == N);
+	}
+	CHECK(!check_pat(p, N * PAGE, 5));
+	printf("# devmem: %d pages x %d rounds: to device %.0f ns/page (test_hmm %.0f, x%.2f), back %.0f ns/page (test_hmm %.0f, x%.2f)\n",
+	       N, ROUNDS, (double)ours[0] / (ROUNDS * N),
+	       (double)theirs[0] / (ROUNDS * N),
+	       (double)ours[0] / (double)theirs[0],
+	       (double)ours[1] / (ROUNDS * N),
+	       (double)theirs[1] / (ROUNDS * N),
+	       (double)ours[1] / (double)theirs[1]);
+	close(hfd);
+	CHECK(!system("rmmod test_hmm"));
+out:
+	munmap(p, N * PAGE);
+	munmap(bounce, N * PAGE);
+	return 0;
+}
+
 /* Last: every case closed what it opened; the module holds nothing. */
 static int t_no_leaks(void)
 {
@@ -1759,6 +1848,7 @@ static const struct {
 	{ "devmem_granule", t_devmem_granule },
 	{ "devmem_eviction", t_devmem_eviction },
 	{ "devmem_teardown", t_devmem_teardown },
+	{ "devmem_vs_test_hmm", t_devmem_vs_test_hmm },
 	{ "no_leaks", t_no_leaks },
 };
 
