@@ -1482,6 +1482,17 @@ static int t_devmem_abi(void)
 		CHECK(ioctl(fd, SVA_SHIM_IOC_DEVMEM, &d) == -1 &&
 		      errno == EINVAL);
 	}
+	/* Bounded per user: max_devmem_mb_per_user, across contexts. */
+	{
+		int fd2 = sva_open_bound(NULL);
+
+		CHECK(fd2 >= 0 && !set_param("max_devmem_mb_per_user", "1"));
+		CHECK(devmem(fd2, 2 * 256) == -1 && errno == ENOSPC);
+		CHECK(!devmem(fd2, 256));		/* 1 MiB */
+		CHECK(devmem(fd, 4) == -1 && errno == ENOSPC);
+		close(fd2);				/* gives it back */
+		CHECK(!set_param("max_devmem_mb_per_user", "1024"));
+	}
 	CHECK(!devmem(fd, 4));
 	CHECK(devmem(fd, 4) == -1 && errno == EBUSY);
 	CHECK(migrate(fd, p, PAGE, 0, &m) == -1 && errno == EINVAL);
@@ -1714,6 +1725,83 @@ static int t_devmem_teardown(void)
 	return 0;
 }
 
+/*
+ * Device memory is charged to the migrating process's memory cgroup: the
+ * host pages holding the device's data while the pages it moved keep
+ * their own charge (mem_cgroup_migrate()). A child in a cgroup moves 4
+ * MiB to its device memory: memory.current grows by about that much, and
+ * shrinks back when it moves them home.
+ */
+static int t_devmem_memcg(void)
+{
+	enum { N = 1024 };
+	const char *cg = "/sys/fs/cgroup/sva-devmem";
+	long long before, on_dev, back;
+	int go[2], done[2], status;
+	char c = 0, pidbuf[16];
+	pid_t pid;
+
+	if (!kernel_migrates())
+		return 0;
+	mkdir("/sys/fs/cgroup", 0755);
+	if (mount("none", "/sys/fs/cgroup", "cgroup2", 0, NULL) &&
+	    errno != EBUSY) {
+		printf("# cgroup2 not mountable: devmem accounting not checked\n");
+		return 0;
+	}
+	CHECK(!write_file("/sys/fs/cgroup/cgroup.subtree_control", "+memory"));
+	CHECK(!mkdir(cg, 0755) || errno == EEXIST);
+	CHECK(!pipe(go) && !pipe(done));
+	pid = fork();
+	CHECK(pid >= 0);
+	if (!pid) {
+		struct sva_shim_migrate m;
+		uint8_t *p;
+		int fd;
+
+		/* In the cgroup: fill the buffer, then migrate on cue. */
+		if (read(go[0], &c, 1) != 1)
+			_exit(1);
+		p = map(N * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+		fd = sva_open_bound(NULL);
+		if (!p || fd < 0 || devmem(fd, N))
+			_exit(2);
+		fill_pat(p, N * PAGE, 6);
+		if (write(done[1], &c, 1) != 1 || read(go[0], &c, 1) != 1 ||
+		    migrate(fd, p, N * PAGE, SVA_SHIM_MIGRATE_TO_DEVICE, &m) ||
+		    m.moved != N)
+			_exit(3);
+		if (write(done[1], &c, 1) != 1 || read(go[0], &c, 1) != 1 ||
+		    migrate(fd, p, N * PAGE, SVA_SHIM_MIGRATE_TO_HOST, &m) ||
+		    m.moved != N || check_pat(p, N * PAGE, 6))
+			_exit(4);
+		if (write(done[1], &c, 1) != 1 || read(go[0], &c, 1) != 1)
+			_exit(5);
+		_exit(0);
+	}
+	snprintf(pidbuf, sizeof(pidbuf), "%d", (int)pid);
+	CHECK(!write_file("/sys/fs/cgroup/sva-devmem/cgroup.procs", pidbuf));
+	CHECK(write(go[1], &c, 1) == 1 && read(done[0], &c, 1) == 1);
+	before = memcg_current(cg);
+	CHECK(write(go[1], &c, 1) == 1 && read(done[0], &c, 1) == 1);
+	on_dev = memcg_current(cg);
+	CHECK(write(go[1], &c, 1) == 1 && read(done[0], &c, 1) == 1);
+	back = memcg_current(cg);
+	CHECK(write(go[1], &c, 1) == 1);
+	CHECK(waitpid(pid, &status, 0) == pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	printf("# devmem, %d pages: memory.current %lld, on the device %lld, back %lld\n",
+	       N, before, on_dev, back);
+	CHECK(before >= 0 && on_dev - before >= (long long)(3 * N * PAGE / 4));
+	CHECK(on_dev - back >= (long long)(3 * N * PAGE / 4));
+	for (int i = 0; i < 2; i++) {
+		close(go[i]);
+		close(done[i]);
+	}
+	rmdir(cg);
+	return 0;
+}
+
 /* lib/test_hmm_uapi.h of 6.12: the kernel's own test device. */
 struct hmm_dmirror_cmd {
 	uint64_t addr, ptr, npages, cpages, faults;
@@ -1848,6 +1936,7 @@ static const struct {
 	{ "devmem_granule", t_devmem_granule },
 	{ "devmem_eviction", t_devmem_eviction },
 	{ "devmem_teardown", t_devmem_teardown },
+	{ "devmem_memcg", t_devmem_memcg },
 	{ "devmem_vs_test_hmm", t_devmem_vs_test_hmm },
 	{ "no_leaks", t_no_leaks },
 };
