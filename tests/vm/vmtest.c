@@ -1882,8 +1882,11 @@ static int t_devmem_vs_test_hmm(void)
 	       (double)ours[1] / (ROUNDS * N),
 	       (double)theirs[1] / (ROUNDS * N),
 	       (double)ours[1] / (double)theirs[1]);
+	/*
+	 * test_hmm stays loaded: 6.12's leaks its devices' names when
+	 * unloaded, which kmemleak (rightly) reports at the end of the run.
+	 */
 	close(hfd);
-	CHECK(!system("rmmod test_hmm"));
 out:
 	munmap(p, N * PAGE);
 	munmap(bounce, N * PAGE);
