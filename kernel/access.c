@@ -31,24 +31,37 @@ static int pt_access(struct sva_ctx *ctx, unsigned long addr, void *bounce,
 		     size_t len, bool write)
 {
 	void *entry = xa_load(&ctx->pt, addr >> PAGE_SHIFT);
-	struct page *page;
+	struct page *page, *data;
+	bool devmem;
 	void *va;
 
 	lockdep_assert_held(&ctx->lock);
 	sva_stat_add(ctx, SVA_ST_TRANSLATIONS, 1);
-	if (!entry || (write && xa_pointer_tag(entry) != SVA_PT_WRITE)) {
+	if (!entry || (write && !(xa_pointer_tag(entry) & SVA_PT_WRITE))) {
 		sva_stat_add(ctx, SVA_ST_ATC_MISSES, 1);
 		return -ENOENT;
 	}
 	sva_stat_add(ctx, SVA_ST_ATC_HITS, 1);
 	page = xa_untag_pointer(entry);
-	va = kmap_local_page(page);
+	devmem = xa_pointer_tag(entry) & SVA_PT_DEVMEM;
+	/*
+	 * A page of our device memory: its data is in its backing page,
+	 * which only the device touches (a CPU access migrates it back
+	 * first, and the migration invalidates this entry under ctx->lock).
+	 */
+	data = devmem ? page->zone_device_data : page;
+	if (devmem) {
+		sva_devmem_touch(ctx, page);
+		sva_stat_add(ctx, SVA_ST_DEVMEM_ACCESSES, 1);
+	}
+	va = kmap_local_page(data);
 	if (write)
 		memcpy(va + offset_in_page(addr), bounce, len);
 	else
 		memcpy(bounce, va + offset_in_page(addr), len);
 	kunmap_local(va);
-	if (write)
+	/* Device memory is not the page cache's: nothing to write back. */
+	if (write && !devmem)
 		folio_mark_dirty(page_folio(page));
 	return 0;
 }

@@ -27,11 +27,17 @@ module_param(max_mirrors_per_context, uint, 0644);
 MODULE_PARM_DESC(max_mirrors_per_context,
 		 "mirror ranges one context may register (default 16384)");
 
+static unsigned int max_devmem_mb_per_user = 1024;
+module_param(max_devmem_mb_per_user, uint, 0644);
+MODULE_PARM_DESC(max_devmem_mb_per_user,
+		 "device memory all of a user's contexts may have, MiB (default 1024)");
+
 /* A user holding contexts; freed with its last one. */
 struct sva_user {
 	struct hlist_node node;		/* in sva_users, sva_users_lock */
 	kuid_t uid;
 	unsigned int contexts;		/* sva_users_lock */
+	unsigned long devmem_pages;	/* sva_users_lock */
 };
 
 static DEFINE_HASHTABLE(sva_users, 6);
@@ -93,4 +99,30 @@ bool sva_mirror_room(struct sva_ctx *ctx)
 {
 	lockdep_assert_held(&ctx->lock);
 	return ctx->nr_ranges < READ_ONCE(max_mirrors_per_context);
+}
+
+/*
+ * Count @pages of device memory against @user: its struct pages (memmap)
+ * are the kernel's, not charged to any cgroup, so the total is bounded.
+ */
+int sva_user_devmem_charge(struct sva_user *user, unsigned long pages)
+{
+	unsigned long max = (unsigned long)READ_ONCE(max_devmem_mb_per_user) <<
+			    (20 - PAGE_SHIFT);
+	int ret = 0;
+
+	mutex_lock(&sva_users_lock);
+	if (user->devmem_pages + pages > max)
+		ret = -ENOSPC;
+	else
+		user->devmem_pages += pages;
+	mutex_unlock(&sva_users_lock);
+	return ret;
+}
+
+void sva_user_devmem_uncharge(struct sva_user *user, unsigned long pages)
+{
+	mutex_lock(&sva_users_lock);
+	user->devmem_pages -= pages;
+	mutex_unlock(&sva_users_lock);
 }

@@ -105,6 +105,8 @@ static struct sva_ctx *sva_ctx_create(void)
 /* Last reference gone: no ioctl can be running on the context. */
 static void sva_ctx_destroy(struct sva_ctx *ctx)
 {
+	/* Pages left in device memory go back to host memory first. */
+	sva_devmem_fini(ctx);
 	mutex_lock(&ctx->bind_lock);
 	if (ctx->pasid)
 		sva_unbind_locked(ctx);
@@ -240,7 +242,8 @@ static long sva_ioctl_version(void __user *uarg)
 {
 	struct sva_shim_version v = {
 		.abi = SVA_SHIM_ABI_VERSION,
-		.caps = SVA_SHIM_CAP_HMM | SVA_SHIM_CAP_INJECT,
+		.caps = SVA_SHIM_CAP_HMM | SVA_SHIM_CAP_INJECT |
+			(sva_devmem_supported() ? SVA_SHIM_CAP_MIGRATE : 0),
 		.pasid_bits = SVA_PASID_BITS,
 	};
 
@@ -266,6 +269,10 @@ static long sva_ioctl_bound(struct sva_ctx *ctx, unsigned int cmd,
 		return sva_ioctl_mirror(ctx, uarg);
 	case SVA_SHIM_IOC_UNMIRROR:
 		return sva_ioctl_unmirror(ctx, uarg);
+	case SVA_SHIM_IOC_DEVMEM:
+		return sva_ioctl_devmem(ctx, uarg);
+	case SVA_SHIM_IOC_MIGRATE:
+		return sva_ioctl_migrate(ctx, uarg);
 	default:
 		return sva_ioctl_mirror_seq(ctx, uarg);
 	}
@@ -297,6 +304,8 @@ static long sva_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	case SVA_SHIM_IOC_MIRROR:
 	case SVA_SHIM_IOC_UNMIRROR:
 	case SVA_SHIM_IOC_MIRROR_SEQ:
+	case SVA_SHIM_IOC_DEVMEM:
+	case SVA_SHIM_IOC_MIGRATE:
 		/* The device works for a PASID: bind first. */
 		if (!sva_bound(ctx))
 			return -ENOTCONN;

@@ -138,16 +138,20 @@ int sva_mirror_init(struct sva_ctx *ctx)
  */
 static int pt_install(struct sva_ctx *ctx, struct hmm_range *range)
 {
-	unsigned long *pfns = range->hmm_pfns, addr;
+	unsigned long *pfns = range->hmm_pfns, addr, tag;
+	struct page *page;
 	void *entry;
 
 	for (addr = range->start; addr < range->end;
 	     addr += PAGE_SIZE, pfns++) {
 		if (!(*pfns & HMM_PFN_VALID))
 			continue;
-		entry = hmm_pfn_to_page(*pfns);
-		if (*pfns & HMM_PFN_WRITE)
-			entry = xa_tag_pointer(entry, SVA_PT_WRITE);
+		page = hmm_pfn_to_page(*pfns);
+		tag = *pfns & HMM_PFN_WRITE ? SVA_PT_WRITE : 0;
+		/* Ours (dev_private_owner): the device reads it locally. */
+		if (sva_devmem_page(ctx, page))
+			tag |= SVA_PT_DEVMEM;
+		entry = xa_tag_pointer(page, tag);
 		/* No reclaim: it may invalidate and wait for ctx->lock. */
 		entry = xa_store(&ctx->pt, addr >> PAGE_SHIFT, entry,
 				 GFP_NOWAIT);
@@ -300,7 +304,7 @@ int sva_fault(struct sva_ctx *ctx, unsigned long start, unsigned long end,
 
 /* ----------------------------------------------------------- snapshot */
 
-static u8 pfn_state(unsigned long pfn)
+static u8 pfn_state(struct sva_ctx *ctx, unsigned long pfn)
 {
 	u8 st = 0;
 
@@ -313,6 +317,8 @@ static u8 pfn_state(unsigned long pfn)
 		st |= SVA_SHIM_PAGE_WRITE;
 	if (hmm_pfn_to_map_order(pfn))
 		st |= SVA_SHIM_PAGE_HUGE;
+	if (sva_devmem_page(ctx, hmm_pfn_to_page(pfn)))
+		st |= SVA_SHIM_PAGE_DEVICE_LOCAL;
 	return st;
 }
 
@@ -344,7 +350,7 @@ static int snapshot_batch(struct sva_ctx *ctx, unsigned long start,
 	if (ret)
 		return ret;
 	for (i = 0; i < (end - start) >> PAGE_SHIFT; i++)
-		st[i] = pfn_state(pfns[i]);
+		st[i] = pfn_state(ctx, pfns[i]);
 	return 0;
 }
 

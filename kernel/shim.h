@@ -23,6 +23,7 @@
 #define SVA_EVENTS 256		/* event records queued per context */
 #define SVA_PASID_BITS 20
 #define SVA_PT_WRITE 1		/* device page table pointer tag: writable */
+#define SVA_PT_DEVMEM 2		/* tag: a page of the context's device memory */
 
 /* Counters, in struct sva_shim_stats order. */
 enum sva_stat {
@@ -37,10 +38,16 @@ enum sva_stat {
 	SVA_ST_ATC_INVALIDATED,
 	SVA_ST_EVENTS_LOST,
 	SVA_ST_BYTES_DONE,
+	SVA_ST_DEVMEM_ACCESSES,
+	SVA_ST_MIGRATED_TO_DEV,
+	SVA_ST_MIGRATED_TO_HOST,
+	SVA_ST_CPU_FAULT_MIGRATIONS,
+	SVA_ST_EVICTIONS,
 	SVA_ST_NR,
 };
 
 struct sva_user;
+struct sva_devmem;
 
 struct sva_ctx {
 	struct mm_struct *mm;		/* mmgrab()ed at creation */
@@ -66,10 +73,12 @@ struct sva_ctx {
 	struct xarray range_ids;
 	u64 inval_seq;			/* lock: invalidations told */
 
-	struct mutex bind_lock;		/* protects the three below */
+	struct mutex bind_lock;		/* protects the four below */
 	u32 pasid;			/* 0: not bound; else mm's (pasid.c) */
 	struct iommu_sva *hw;		/* hardware SVA bond, if any */
 	int hw_status;
+	/* Device memory (devmem.c): set once, read without the lock. */
+	struct sva_devmem *devmem;
 
 	spinlock_t ev_lock;		/* protects events and ev_lost */
 	DECLARE_KFIFO(events, struct sva_shim_event, SVA_EVENTS);
@@ -122,6 +131,16 @@ long sva_ioctl_mirror_seq(struct sva_ctx *ctx, void __user *uarg);
 struct sva_user *sva_user_get(void);
 void sva_user_put(struct sva_user *user);
 bool sva_mirror_room(struct sva_ctx *ctx);
+int sva_user_devmem_charge(struct sva_user *user, unsigned long pages);
+void sva_user_devmem_uncharge(struct sva_user *user, unsigned long pages);
+
+/* devmem.c: device memory and migration (CONFIG_DEVICE_PRIVATE) */
+bool sva_devmem_supported(void);
+long sva_ioctl_devmem(struct sva_ctx *ctx, void __user *uarg);
+long sva_ioctl_migrate(struct sva_ctx *ctx, void __user *uarg);
+void sva_devmem_fini(struct sva_ctx *ctx);
+bool sva_devmem_page(struct sva_ctx *ctx, struct page *page);
+void sva_devmem_touch(struct sva_ctx *ctx, struct page *dpage);
 
 /* pasid.c: one PASID per bound mm */
 int sva_pasid_get(struct mm_struct *mm);

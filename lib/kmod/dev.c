@@ -81,6 +81,19 @@ static int kmod_open(struct sva_dev *dev, const char *name, int fd)
 	caps->fault_batch = 64;
 	caps->ops = (1u << SVA_OP_MAX) - 1;
 	caps->max_xfer = 1ull << 30;
+	/* Device memory where the kernel has device-private pages. */
+	if (dev->opts.devmem_size & ~SVA_PAGE_MASK) {
+		sva__fd_close(dev->fd);
+		dev->fd = -1;
+		return sva_err(-EINVAL, "devmem_size %llu is no page multiple",
+			       (unsigned long long)dev->opts.devmem_size);
+	}
+	if ((v.caps & SVA_SHIM_CAP_MIGRATE) &&
+	    !(dev->opts.flags & SVA_DEV_NO_DEVMEM)) {
+		caps->flags |= SVA_CAP_MIGRATE;
+		caps->devmem_size = dev->opts.devmem_size ?
+				    dev->opts.devmem_size : KMOD_DEVMEM_DEFAULT;
+	}
 	return 0;
 }
 
@@ -100,6 +113,9 @@ static int kmod_bind(struct sva_bind *bind)
 		return -ENOMEM;
 	kb->stop_fd = -1;
 	pthread_mutex_init(&kb->seen_lock, NULL);
+	pthread_mutex_init(&kb->devmem_lock, NULL);
+	pthread_mutex_init(&kb->track_lock, NULL);
+	pthread_cond_init(&kb->track_cond, NULL);
 	for (int i = 0; i < 2; i++) {
 		kb->win[i] = sva__inject(SVA_INJECT_ALLOC) ? NULL :
 			     aligned_alloc(SVA_PAGE_SIZE, KMOD_WINDOW);
@@ -139,6 +155,8 @@ free:
 	free(kb->win[0]);
 	free(kb->win[1]);
 	pthread_mutex_destroy(&kb->seen_lock);
+	pthread_mutex_destroy(&kb->devmem_lock);
+	kmod_tracks_fini(kb);
 	free(kb);
 	bind->priv = NULL;
 	return err;
@@ -153,17 +171,26 @@ static void kmod_unbind(struct sva_bind *bind)
 	free(kb->win[0]);
 	free(kb->win[1]);
 	pthread_mutex_destroy(&kb->seen_lock);
+	pthread_mutex_destroy(&kb->devmem_lock);
+	kmod_tracks_fini(kb);
 	free(kb);
 }
 
 /* Fold what the kernel counted since last time into libsva's counters. */
-static void kmod_stats_sync(struct sva_bind *bind)
+void kmod_stats_sync(struct sva_bind *bind)
 {
-	static const enum sva_counter map[] = {
-		SVA_C_TRANSLATIONS, SVA_C_ATC_HITS, SVA_C_ATC_MISSES,
-		SVA_C_PAGE_REQUESTS, SVA_C_PAGE_GROUPS, SVA_C_FAULTS_RESOLVED,
-		SVA_C_FAULTS_FAILED, SVA_C_INVALIDATIONS,
-		SVA_C_ATC_INVALIDATED,
+	/* Kernel counter (index in struct sva_shim_stats) -> libsva's. */
+	static const struct {
+		unsigned int k;
+		enum sva_counter c;
+	} map[] = {
+		{ 0, SVA_C_TRANSLATIONS }, { 1, SVA_C_ATC_HITS },
+		{ 2, SVA_C_ATC_MISSES }, { 3, SVA_C_PAGE_REQUESTS },
+		{ 4, SVA_C_PAGE_GROUPS }, { 5, SVA_C_FAULTS_RESOLVED },
+		{ 6, SVA_C_FAULTS_FAILED }, { 7, SVA_C_INVALIDATIONS },
+		{ 8, SVA_C_ATC_INVALIDATED }, { 11, SVA_C_DEVMEM_ACCESSES },
+		{ 12, SVA_C_MIGRATED_TO_DEV }, { 13, SVA_C_MIGRATED_TO_HOST },
+		{ 14, SVA_C_CPU_FAULT_MIGRATIONS }, { 15, SVA_C_EVICTIONS },
 	};
 	struct kmod_bind *kb = kmod_bind_of(bind);
 	struct sva_shim_stats now;
@@ -174,7 +201,14 @@ static void kmod_stats_sync(struct sva_bind *bind)
 	pthread_mutex_lock(&kb->seen_lock);
 	s = &kb->seen.translations;
 	for (size_t i = 0; i < ARRAY_SIZE(map); i++)
-		sva__count(bind, map[i], n[i] - s[i]);
+		sva__count(bind, map[i].c, n[map[i].k] - s[map[i].k]);
+	/* The kernel counts pages; bytes are pages of SVA_PAGE_SIZE. */
+	sva__count(bind, SVA_C_BYTES_TO_DEV,
+		   (now.migrated_to_dev - kb->seen.migrated_to_dev) <<
+		   SVA_PAGE_SHIFT);
+	sva__count(bind, SVA_C_BYTES_TO_HOST,
+		   (now.migrated_to_host - kb->seen.migrated_to_host) <<
+		   SVA_PAGE_SHIFT);
 	kb->seen = now;
 	pthread_mutex_unlock(&kb->seen_lock);
 }
@@ -183,6 +217,7 @@ static void kmod_sync(struct sva_bind *bind)
 {
 	kmod_stats_sync(bind);
 	kmod_mirrors_sync(bind);
+	kmod_tracks_sync(bind);
 }
 
 const struct sva_backend_ops sva_kmod_ops = {
@@ -197,4 +232,6 @@ const struct sva_backend_ops sva_kmod_ops = {
 	.mirror_register = kmod_mirror_register,
 	.mirror_unregister = kmod_mirror_unregister,
 	.snapshot = kmod_snapshot,
+	.migrate = kmod_migrate,
+	.attrs_track = kmod_attrs_track,
 };

@@ -16,6 +16,7 @@
 
 #define KMOD_DEV_PATH "/dev/sva"
 #define KMOD_WINDOW (64 * SVA_PAGE_SIZE)	/* bytes a burst moves */
+#define KMOD_DEVMEM_DEFAULT (64ull << 20)	/* device memory, as sim's */
 
 struct kmod_bind {
 	int fd;				/* this binding's /dev/sva context */
@@ -26,6 +27,25 @@ struct kmod_bind {
 	/* Kernel counters as last folded into libsva's (dev.c). */
 	struct sva_shim_stats seen;
 	pthread_mutex_t seen_lock;
+	/* The context's device memory exists (migrate.c). */
+	pthread_mutex_t devmem_lock;
+	bool devmem;			/* devmem_lock */
+	/*
+	 * Ranges with attributes, each a kernel mirror range of ours, so
+	 * that their munmap/mremap reach us as events (migrate.c). The
+	 * event thread counts the events of each in processed; a sync
+	 * waits until it has seen as many as the kernel counted.
+	 */
+	pthread_mutex_t track_lock;
+	pthread_cond_t track_cond;
+	struct kmod_track *tracks;	/* track_lock */
+	size_t ntracks, tracks_cap;	/* track_lock */
+};
+
+struct kmod_track {
+	uint64_t start, end;
+	uint32_t id;			/* its kernel mirror range */
+	uint64_t processed;		/* track_lock: events seen */
 };
 
 static inline struct kmod_bind *kmod_bind_of(struct sva_bind *bind)
@@ -42,5 +62,13 @@ void kmod_mirror_unregister(struct sva_mirror *m);
 int kmod_snapshot(struct sva_mirror *m, uint64_t addr, uint64_t len,
 		  uint8_t *states, unsigned int fault);
 void kmod_mirrors_sync(struct sva_bind *bind);
+void kmod_stats_sync(struct sva_bind *bind);
+int kmod_migrate(struct sva_bind *bind, uint64_t addr, uint64_t len,
+		 uint64_t to, struct sva_migrate_result *res);
+void kmod_attrs_track(struct sva_bind *bind, uint64_t addr, uint64_t len);
+void kmod_tracks_event(struct sva_bind *bind, const struct sva_shim_event *ev);
+void kmod_tracks_lost(struct sva_bind *bind);
+void kmod_tracks_sync(struct sva_bind *bind);
+void kmod_tracks_fini(struct kmod_bind *kb);
 
 #endif /* SVA_KMOD_H */

@@ -97,6 +97,7 @@ static void event_dispatch(struct sva_bind *bind,
 	case SVA_SHIM_EVENT_INVALIDATE:
 		if (!ev->mirror)	/* it overlapped no mirror */
 			return;
+		kmod_tracks_event(bind, ev);
 		mirrors_sync_range(bind, ev->start, ev->end);
 		sva__mirrors_notify(bind, ev->start, ev->end,
 				    event_of(ev->reason));
@@ -106,6 +107,7 @@ static void event_dispatch(struct sva_bind *bind,
 		pr_debug("kmod: %llu event records lost: whole-mirror invalidations\n",
 			 (unsigned long long)ev->seq);
 		mirrors_sync_range(bind, 0, UINT64_MAX);
+		kmod_tracks_lost(bind);
 		sva__mirrors_notify(bind, 0, UINT64_MAX, SVA_INVAL_OTHER);
 		return;
 	default:

@@ -23,6 +23,10 @@
 /* struct sva_shim_version.caps */
 #define SVA_SHIM_CAP_HMM	(1u << 0)	/* HMM mirror device */
 #define SVA_SHIM_CAP_INJECT	(1u << 1)	/* fault injection knobs */
+/* Device memory and migration: DEVMEM, MIGRATE (the kernel has
+ * CONFIG_DEVICE_PRIVATE; without it both ioctls fail with -EOPNOTSUPP).
+ */
+#define SVA_SHIM_CAP_MIGRATE	(1u << 2)
 
 struct sva_shim_version {
 	__u32 abi;		/* out: SVA_SHIM_ABI_VERSION */
@@ -75,6 +79,7 @@ struct sva_shim_access {
 #define SVA_SHIM_PAGE_WRITE	(1u << 1)
 #define SVA_SHIM_PAGE_HUGE	(1u << 2)
 #define SVA_SHIM_PAGE_ERROR	(1u << 3)
+#define SVA_SHIM_PAGE_DEVICE_LOCAL (1u << 4)	/* in this context's memory */
 
 /* struct sva_shim_snapshot.flags */
 #define SVA_SHIM_SNAP_FAULT_READ	(1u << 0)
@@ -109,7 +114,12 @@ struct sva_shim_stats {
 	__u64 atc_invalidated;	/* device page table entries dropped */
 	__u64 events_lost;	/* records a full queue dropped (told) */
 	__u64 bytes_done;
-	__u64 rsvd[5];
+	/* Device memory (DEVMEM, MIGRATE), in pages. */
+	__u64 devmem_accesses;	/* device accesses served from it */
+	__u64 migrated_to_dev;
+	__u64 migrated_to_host;	/* by MIGRATE, CPU faults and evictions */
+	__u64 cpu_fault_migrations;
+	__u64 evictions;	/* pages evicted to make room */
 };
 
 /*
@@ -153,6 +163,56 @@ struct sva_shim_event {
 				 */
 };
 
+/*
+ * Give the context a device-local memory of size bytes (a page multiple,
+ * at most the module's max_devmem_mb), once: MEMORY_DEVICE_PRIVATE pages,
+ * each backed by a host page charged to the caller's memory cgroup when it
+ * is used. -EBUSY if it has one; -EOPNOTSUPP without SVA_SHIM_CAP_MIGRATE.
+ */
+struct sva_shim_devmem {
+	__u64 size;		/* in: bytes */
+	__u32 flags;		/* in: 0 */
+	__u32 pad;
+};
+
+/* struct sva_shim_migrate.flags: the direction, exactly one of */
+#define SVA_SHIM_MIGRATE_TO_DEVICE	(1u << 0)
+#define SVA_SHIM_MIGRATE_TO_HOST	(1u << 1)
+
+/* struct sva_shim_migrate.not_moved[]: why pages were not moved */
+#define SVA_SHIM_NM_UNMAPPED	0	/* no VMA */
+#define SVA_SHIM_NM_PROT_NONE	1	/* no access allowed */
+#define SVA_SHIM_NM_SHARED	2	/* not private anonymous memory */
+#define SVA_SHIM_NM_PINNED	3	/* extra references, shared COW, ... */
+#define SVA_SHIM_NM_NO_ROOM	4	/* device memory full, none evictable */
+#define SVA_SHIM_NM_BUSY	5	/* changed under the migration */
+#define SVA_SHIM_NM_UNSUPPORTED	6	/* VM_IO, VM_PFNMAP, ... */
+#define SVA_SHIM_NM_UFFD	7	/* registered with a userfaultfd */
+#define SVA_SHIM_NM_MAX		8
+
+/*
+ * Migrate [addr, addr + len) to the context's device memory (private
+ * anonymous pages only; when it is full, its least recently used pages are
+ * evicted to host memory first) or back to host memory (the pages in this
+ * context's memory), as lib/test_hmm.c's MIGRATE_TO_DEV/MIGRATE_TO_SYS.
+ * Every page is counted once: moved, already (there before), or in
+ * not_moved[] by reason. A CPU access to a page in device memory migrates
+ * it back (migrate_to_ram), data exact, with the rest of its granule (the
+ * naturally aligned 2^granule pages around it, as far as they are in this
+ * context's memory and in the same VMA); the device's own reads and writes
+ * of it are local. Closing the context evicts what is left.
+ */
+struct sva_shim_migrate {
+	__u64 addr;		/* in: page aligned */
+	__u64 len;		/* in: page multiple, <= SVA_SHIM_MAX_XFER */
+	__u32 flags;		/* in: SVA_SHIM_MIGRATE_* */
+	__u32 granule;		/* in: to device: log2 pages, 0..9; else 0 */
+	__u64 moved;		/* out */
+	__u64 already;		/* out */
+	__u64 evicted;		/* out: other pages evicted for room */
+	__u64 not_moved[SVA_SHIM_NM_MAX];	/* out */
+};
+
 #define SVA_SHIM_IOC_MAGIC 'S'
 #define SVA_SHIM_IOC_VERSION	_IOR(SVA_SHIM_IOC_MAGIC, 0x00, struct sva_shim_version)
 #define SVA_SHIM_IOC_BIND	_IOWR(SVA_SHIM_IOC_MAGIC, 0x01, struct sva_shim_bind)
@@ -166,5 +226,7 @@ struct sva_shim_event {
 #define SVA_SHIM_IOC_STATS	_IOR(SVA_SHIM_IOC_MAGIC, 0x09, struct sva_shim_stats)
 /* Returns a new fd: a context of the same device bound to the caller's mm. */
 #define SVA_SHIM_IOC_CONTEXT	_IO(SVA_SHIM_IOC_MAGIC, 0x0a)
+#define SVA_SHIM_IOC_DEVMEM	_IOW(SVA_SHIM_IOC_MAGIC, 0x0b, struct sva_shim_devmem)
+#define SVA_SHIM_IOC_MIGRATE	_IOWR(SVA_SHIM_IOC_MAGIC, 0x0c, struct sva_shim_migrate)
 
 #endif /* _UAPI_LINUX_SVA_SHIM_H */
