@@ -85,6 +85,8 @@ enum sva_counter {
 	SVA_C_EVICTIONS,
 	SVA_C_MIGRATE_FAILURES,
 	SVA_C_DEVMEM_ACCESSES,
+	SVA_C_EXCLUSIVE_GRANTS,
+	SVA_C_EXCLUSIVE_REVOKES,
 	SVA_C_NR,
 };
 
@@ -278,6 +280,11 @@ struct sva_backend_ops {
 	 * of it known to the library). Returns 0 or a negative errno. */
 	int (*migrate)(struct sva_bind *bind, uint64_t addr, uint64_t len,
 		       uint64_t to, struct sva_migrate_result *res);
+	/* Optional (SVA_CAP_EXCLUSIVE): make the validated, page aligned
+	 * [addr, addr + len) exclusive to @bind's device, counting into
+	 * @res as sva_make_exclusive(3) documents. 0 or a negative errno. */
+	int (*make_exclusive)(struct sva_bind *bind, uint64_t addr,
+			      uint64_t len, struct sva_migrate_result *res);
 	/* Optional: attributes were set on [addr, addr + len): hear of
 	 * its munmap/mremap (sva__range_attrs_drop()) where it can. */
 	void (*attrs_track)(struct sva_bind *bind, uint64_t addr,

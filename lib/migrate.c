@@ -113,6 +113,36 @@ int sva_migrate(struct sva_bind *bind, uint64_t addr, uint64_t len,
 	return (int)MIN(not_moved, (uint64_t)INT32_MAX);
 }
 
+int sva_make_exclusive(struct sva_bind *bind, uint64_t addr, uint64_t len,
+		       unsigned int flags, struct sva_migrate_result *res)
+{
+	struct sva_migrate_result r = { .sz = sizeof(r) };
+	uint64_t refused;
+	int err;
+
+	err = sva__bind_usable(bind);
+	if (err)
+		return err;
+	if (!(bind->dev->caps.flags & SVA_CAP_EXCLUSIVE) ||
+	    !bind->dev->ops->make_exclusive)
+		return sva_err(-EOPNOTSUPP, "sva_make_exclusive: %s can't hold host pages exclusively (SVA_CAP_EXCLUSIVE)",
+			       bind->dev->name);
+	if (flags)
+		return sva_err(-EINVAL, "unknown flags %#x", flags);
+	if (res && res->sz < sizeof(size_t))
+		return sva_err(-EINVAL, "res->sz %zu too small", res->sz);
+	err = range_check(addr, len);
+	if (err)
+		return err;
+	err = bind->dev->ops->make_exclusive(bind, addr, len, &r);
+	if (err)
+		return err;
+	refused = result_not_moved(&r);
+	if (res)
+		sva__out_copy(res, res->sz, &r, sizeof(r));
+	return (int)MIN(refused, (uint64_t)INT32_MAX);
+}
+
 void sva__prefetch_exec(struct sva_bind *bind, const struct sva_desc *d,
 			struct sva_completion *comp)
 {

@@ -163,6 +163,9 @@ enum sva_cap_flags {
 	/* Device-local memory and migration: sva_migrate(3),
 	 * sva_range_set_attr(3), SVA_OP_PREFETCH. */
 	SVA_CAP_MIGRATE = 1u << 6,
+	/* Exclusive (atomic) device access to host pages:
+	 * sva_make_exclusive(3). */
+	SVA_CAP_EXCLUSIVE = 1u << 7,
 };
 
 struct sva_dev_caps {
@@ -314,6 +317,10 @@ enum sva_page_state {
 	SVA_PAGE_DEVICE_LOCAL = 1u << 4,
 	/* In another device's memory (not VALID: an access faults). */
 	SVA_PAGE_DEVICE_REMOTE = 1u << 5,
+	/* In host memory, held exclusively by this device (with VALID):
+	 * device atomics are local, any CPU access revokes it first
+	 * (sva_make_exclusive(3)). */
+	SVA_PAGE_EXCLUSIVE = 1u << 6,
 };
 
 enum sva_inval_event {
@@ -430,6 +437,22 @@ SVA_API int sva_migrate(struct sva_bind *bind, uint64_t addr, uint64_t len,
 			const struct sva_migrate_opts *opts,
 			struct sva_migrate_result *res);
 
+/*
+ * Give @bind's device exclusive access to the host pages of [addr, addr +
+ * len) (page aligned), as make_device_exclusive_range() does: the pages
+ * stay where they are but lose their CPU mapping, so the device may run
+ * atomics on them without a CPU seeing a torn value; the first CPU access
+ * (read or write) revokes the exclusivity and finds the data exact.
+ * Pages in this device's memory count as already exclusive. Returns 0
+ * when every page is held, the number of pages not made exclusive (> 0,
+ * reasons in @res: moved counts pages made exclusive, already those that
+ * were), or a negative errno (-EOPNOTSUPP without SVA_CAP_EXCLUSIVE).
+ * @flags must be 0. See sva_make_exclusive(3).
+ */
+SVA_API int sva_make_exclusive(struct sva_bind *bind, uint64_t addr,
+			       uint64_t len, unsigned int flags,
+			       struct sva_migrate_result *res);
+
 enum sva_range_attr_type {
 	/* SVA_LOC_*: where CPU faults take pages back to (a host node),
 	 * or the device (device page requests migrate pages there). */
@@ -494,6 +517,9 @@ struct sva_stats {
 	uint64_t migrate_failures;	/* pages a migration didn't move */
 	uint64_t devmem_accesses;	/* device page accesses served from
 					 * device memory (no translation) */
+	uint64_t exclusive_grants;	/* pages made device-exclusive */
+	uint64_t exclusive_revokes;	/* exclusive pages a CPU access (or
+					 * an invalidation) took back */
 };
 
 SVA_API int sva_bind_stats(const struct sva_bind *bind,
