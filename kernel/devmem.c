@@ -63,6 +63,7 @@ struct sva_dm_slot {
 struct sva_devmem {
 	struct dev_pagemap pgmap;	/* owner: the context */
 	struct sva_ctx *ctx;
+	struct list_head node;		/* in sva_devmems */
 	unsigned long pfn_first;
 	unsigned long npages;		/* usable: the size asked for */
 	struct sva_dm_slot *slots;	/* npages of them */
@@ -71,6 +72,15 @@ struct sva_devmem {
 	struct list_head lru;		/* oldest first */
 	unsigned long used;
 };
+
+/*
+ * Every context's device memory, for snapshots to tell the pages in
+ * another context's memory (SVA_SHIM_PAGE_DEVICE_REMOTE). hmm_range_fault()
+ * hands back device private pages of one owner only, so a snapshot asks
+ * again as each other context of its mm.
+ */
+static LIST_HEAD(sva_devmems);		/* sva_devmems_lock */
+static DEFINE_MUTEX(sva_devmems_lock);
 
 static struct sva_devmem *page_devmem(struct page *page)
 {
@@ -148,6 +158,60 @@ void sva_devmem_touch(struct sva_ctx *ctx, struct page *dpage)
 bool sva_devmem_page(struct sva_ctx *ctx, struct page *page)
 {
 	return is_device_private_page(page) && page->pgmap->owner == ctx;
+}
+
+/*
+ * Walk [start, end) as @owner's device would, without faulting: mark the
+ * pages not known to @st that sit in that owner's memory. @pfns holds the
+ * range's pages.
+ */
+static void mark_remote_of(struct sva_ctx *ctx, void *owner,
+			   unsigned long start, unsigned long end,
+			   unsigned long *pfns, u8 *st)
+{
+	struct hmm_range range = {
+		.notifier = &ctx->notifier,
+		.start = start, .end = end,
+		.hmm_pfns = pfns,
+		.dev_private_owner = owner,
+	};
+	unsigned long i;
+	int ret;
+
+	range.notifier_seq = mmu_interval_read_begin(&ctx->notifier);
+	mmap_read_lock(ctx->mm);
+	ret = hmm_range_fault(&range);
+	mmap_read_unlock(ctx->mm);
+	/* Raced with a change: its invalidation advanced the sequences. */
+	if (ret)
+		return;
+	for (i = 0; i < (end - start) >> PAGE_SHIFT; i++)
+		if (!st[i] && (pfns[i] & HMM_PFN_VALID) &&
+		    is_device_private_page(hmm_pfn_to_page(pfns[i])))
+			st[i] = SVA_SHIM_PAGE_DEVICE_REMOTE;
+}
+
+/*
+ * A snapshot of [start, end) found the pages of @st that are 0 not
+ * present: those in another context's device memory (of the same mm) are
+ * DEVICE_REMOTE. A device access still faults them back to host memory
+ * (mirror.c asks as this context only).
+ */
+void sva_devmem_mark_remote(struct sva_ctx *ctx, unsigned long start,
+			    unsigned long end, unsigned long *pfns, u8 *st)
+{
+	unsigned long i, n = (end - start) >> PAGE_SHIFT;
+	struct sva_devmem *dm;
+
+	for (i = 0; i < n && st[i]; i++)
+		;
+	if (i == n)
+		return;
+	mutex_lock(&sva_devmems_lock);
+	list_for_each_entry(dm, &sva_devmems, node)
+		if (dm->ctx != ctx && dm->ctx->mm == ctx->mm)
+			mark_remote_of(ctx, dm->ctx, start, end, pfns, st);
+	mutex_unlock(&sva_devmems_lock);
 }
 
 /* ----------------------------------------------------- back to host */
@@ -664,6 +728,9 @@ long sva_ioctl_devmem(struct sva_ctx *ctx, void __user *uarg)
 	}
 	/* Published whole: MIGRATE reads it with smp_load_acquire(). */
 	smp_store_release(&ctx->devmem, dm);
+	mutex_lock(&sva_devmems_lock);
+	list_add(&dm->node, &sva_devmems);
+	mutex_unlock(&sva_devmems_lock);
 	ret = 0;
 unlock:
 	mutex_unlock(&ctx->bind_lock);
@@ -683,6 +750,9 @@ void sva_devmem_fini(struct sva_ctx *ctx)
 
 	if (!dm)
 		return;
+	mutex_lock(&sva_devmems_lock);
+	list_del(&dm->node);
+	mutex_unlock(&sva_devmems_lock);
 	src = kvcalloc(dm->npages, sizeof(*src), GFP_KERNEL | __GFP_NOFAIL);
 	dst = kvcalloc(dm->npages, sizeof(*dst), GFP_KERNEL | __GFP_NOFAIL);
 	for (tries = 0; READ_ONCE(dm->used); tries++) {
@@ -738,6 +808,11 @@ bool sva_devmem_page(struct sva_ctx *ctx, struct page *page)
 bool sva_devmem_supported(void)
 {
 	return false;
+}
+
+void sva_devmem_mark_remote(struct sva_ctx *ctx, unsigned long start,
+			    unsigned long end, unsigned long *pfns, u8 *st)
+{
 }
 
 #endif /* CONFIG_DEVICE_PRIVATE */

@@ -87,6 +87,7 @@ static struct sva_ctx *sva_ctx_create(void)
 	ctx->user = user;
 	mutex_init(&ctx->lock);
 	mutex_init(&ctx->bind_lock);
+	mutex_init(&ctx->excl_lock);
 	sva_events_init(ctx);
 	ctx->hw_status = -ENODEV;
 	ctx->mm = current->mm;
@@ -166,6 +167,8 @@ static int sva_hw_bind(struct sva_ctx *ctx)
 static void sva_unbind_locked(struct sva_ctx *ctx)
 {
 	lockdep_assert_held(&ctx->bind_lock);
+	/* The device lets go of what it held for its PASID. */
+	sva_excl_release(ctx);
 	if (ctx->hw)
 		iommu_sva_unbind_device(ctx->hw);
 	ctx->hw = NULL;
@@ -227,7 +230,9 @@ static long sva_ioctl_unbind(struct sva_ctx *ctx)
 	return ret;
 }
 
-static long sva_ioctl_stats(struct sva_ctx *ctx, void __user *uarg)
+/* @size: the caller's struct, this ABI's or ABI 2's first one. */
+static long sva_ioctl_stats(struct sva_ctx *ctx, void __user *uarg,
+			    size_t size)
 {
 	struct sva_shim_stats s = { 0 };
 	u64 *v = &s.translations;
@@ -235,7 +240,7 @@ static long sva_ioctl_stats(struct sva_ctx *ctx, void __user *uarg)
 
 	for (i = 0; i < SVA_ST_NR; i++)
 		v[i] = atomic64_read(&ctx->stats[i]);
-	return copy_to_user(uarg, &s, sizeof(s)) ? -EFAULT : 0;
+	return copy_to_user(uarg, &s, size) ? -EFAULT : 0;
 }
 
 static long sva_ioctl_version(void __user *uarg)
@@ -243,7 +248,8 @@ static long sva_ioctl_version(void __user *uarg)
 	struct sva_shim_version v = {
 		.abi = SVA_SHIM_ABI_VERSION,
 		.caps = SVA_SHIM_CAP_HMM | SVA_SHIM_CAP_INJECT |
-			(sva_devmem_supported() ? SVA_SHIM_CAP_MIGRATE : 0),
+			(sva_devmem_supported() ? SVA_SHIM_CAP_MIGRATE : 0) |
+			(sva_excl_supported() ? SVA_SHIM_CAP_EXCLUSIVE : 0),
 		.pasid_bits = SVA_PASID_BITS,
 	};
 
@@ -273,6 +279,8 @@ static long sva_ioctl_bound(struct sva_ctx *ctx, unsigned int cmd,
 		return sva_ioctl_devmem(ctx, uarg);
 	case SVA_SHIM_IOC_MIGRATE:
 		return sva_ioctl_migrate(ctx, uarg);
+	case SVA_SHIM_IOC_EXCLUSIVE:
+		return sva_ioctl_exclusive(ctx, uarg);
 	default:
 		return sva_ioctl_mirror_seq(ctx, uarg);
 	}
@@ -297,7 +305,10 @@ static long sva_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	case SVA_SHIM_IOC_UNBIND:
 		return sva_ioctl_unbind(ctx);
 	case SVA_SHIM_IOC_STATS:
-		return sva_ioctl_stats(ctx, uarg);
+		return sva_ioctl_stats(ctx, uarg, sizeof(struct sva_shim_stats));
+	case SVA_SHIM_IOC_STATS_ABI2:
+		return sva_ioctl_stats(ctx, uarg,
+				       _IOC_SIZE(SVA_SHIM_IOC_STATS_ABI2));
 	case SVA_SHIM_IOC_READ:
 	case SVA_SHIM_IOC_WRITE:
 	case SVA_SHIM_IOC_SNAPSHOT:
@@ -306,6 +317,7 @@ static long sva_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	case SVA_SHIM_IOC_MIRROR_SEQ:
 	case SVA_SHIM_IOC_DEVMEM:
 	case SVA_SHIM_IOC_MIGRATE:
+	case SVA_SHIM_IOC_EXCLUSIVE:
 		/* The device works for a PASID: bind first. */
 		if (!sva_bound(ctx))
 			return -ENOTCONN;

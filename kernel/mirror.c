@@ -61,15 +61,21 @@ static u32 inval_reason(const struct mmu_notifier_range *range)
 	}
 }
 
-/* Drop [start, end) from the device page table. Caller holds ctx->lock. */
+/*
+ * Drop [start, end) from the device page table; *revoked: how many of the
+ * dropped entries were held exclusively. Caller holds ctx->lock.
+ */
 static unsigned long pt_zap(struct sva_ctx *ctx, unsigned long start,
-			    unsigned long end)
+			    unsigned long end, unsigned long *revoked)
 {
 	unsigned long pfn, dropped = 0;
 	void *entry;
 
+	*revoked = 0;
 	xa_for_each_range(&ctx->pt, pfn, entry, start >> PAGE_SHIFT,
 			  (end >> PAGE_SHIFT) - 1) {
+		if (xa_get_mark(&ctx->pt, pfn, SVA_PT_EXCL))
+			(*revoked)++;
 		xa_erase(&ctx->pt, pfn);
 		dropped++;
 	}
@@ -97,12 +103,23 @@ static bool sva_pt_invalidate(struct mmu_interval_notifier *mni,
 		.start = range->start, .end = range->end,
 		.reason = inval_reason(range),
 	};
-	unsigned long dropped;
+	unsigned long dropped, revoked;
 
+	/* Our own grant (exclusive.c): the pages stay ours, and current. */
+	if (range->event == MMU_NOTIFY_EXCLUSIVE && range->owner == ctx)
+		return true;
 	if (!notifier_lock(ctx, range))
 		return false;
 	mmu_interval_set_seq(mni, cur_seq);
-	dropped = pt_zap(ctx, range->start, range->end);
+	dropped = pt_zap(ctx, range->start, range->end, &revoked);
+	/*
+	 * A grant in progress over this range: the mapping changed under
+	 * it, unless this restores a page's PTE for it to be granted (a
+	 * grant has the page locked, which any later restore waits for).
+	 */
+	if (range->start < ctx->excl_end && range->end > ctx->excl_start &&
+	    range->event != MMU_NOTIFY_EXCLUSIVE)
+		ctx->excl_hit = true;
 	ev.mirror = sva_ranges_advance(ctx, range->start, range->end);
 	if (dropped || ev.mirror)
 		ev.seq = ++ctx->inval_seq;
@@ -111,6 +128,7 @@ static bool sva_pt_invalidate(struct mmu_interval_notifier *mni,
 
 	sva_stat_add(ctx, SVA_ST_INVALIDATIONS, 1);
 	sva_stat_add(ctx, SVA_ST_ATC_INVALIDATED, dropped);
+	sva_stat_add(ctx, SVA_ST_EXCL_REVOKES, revoked);
 	/* Only invalidations that cost the device or a mirror are told. */
 	if (dropped || ev.mirror)
 		sva_event_push(ctx, &ev);
@@ -193,20 +211,27 @@ static int range_fault_install(struct sva_ctx *ctx, struct hmm_range *range)
 	return ret;
 }
 
-/* hmm_range_fault() [start, end) with @flags; install what it found. */
+/*
+ * hmm_range_fault() [start, end) with @flags; install what it found. The
+ * pages held exclusively are asked for nothing: faulting one would revoke
+ * it, and the device has them already.
+ */
 static int mirror_range(struct sva_ctx *ctx, unsigned long start,
 			unsigned long end, unsigned long flags)
 {
-	unsigned long pfns[SVA_FAULT_BATCH];
+	unsigned long pfns[SVA_FAULT_BATCH], i;
 	struct hmm_range range = {
 		.notifier = &ctx->notifier,
 		.start = start,
 		.end = end,
 		.hmm_pfns = pfns,
-		.default_flags = flags,
+		.pfn_flags_mask = flags,
 		.dev_private_owner = ctx,
 	};
 	int ret;
+
+	for (i = 0; i < (end - start) >> PAGE_SHIFT; i++)
+		pfns[i] = sva_excl_held(ctx, start + i * PAGE_SIZE) ? 0 : flags;
 
 	if (!mmget_not_zero(ctx->mm))
 		return -EFAULT;	/* the process is exiting */
@@ -349,8 +374,14 @@ static int snapshot_batch(struct sva_ctx *ctx, unsigned long start,
 	} while (ret == -EBUSY);
 	if (ret)
 		return ret;
-	for (i = 0; i < (end - start) >> PAGE_SHIFT; i++)
+	for (i = 0; i < (end - start) >> PAGE_SHIFT; i++) {
 		st[i] = pfn_state(ctx, pfns[i]);
+		/* The CPU's PTE is gone, the page is the device's. */
+		if (sva_excl_held(ctx, start + i * PAGE_SIZE))
+			st[i] = SVA_SHIM_PAGE_VALID | SVA_SHIM_PAGE_WRITE |
+				SVA_SHIM_PAGE_EXCLUSIVE;
+	}
+	sva_devmem_mark_remote(ctx, start, end, pfns, st);
 	return 0;
 }
 

@@ -24,6 +24,8 @@
 #define SVA_PASID_BITS 20
 #define SVA_PT_WRITE 1		/* device page table pointer tag: writable */
 #define SVA_PT_DEVMEM 2		/* tag: a page of the context's device memory */
+/* Mark of a device page table entry: a page held exclusively (exclusive.c) */
+#define SVA_PT_EXCL XA_MARK_1
 
 /* Counters, in struct sva_shim_stats order. */
 enum sva_stat {
@@ -43,6 +45,8 @@ enum sva_stat {
 	SVA_ST_MIGRATED_TO_HOST,
 	SVA_ST_CPU_FAULT_MIGRATIONS,
 	SVA_ST_EVICTIONS,
+	SVA_ST_EXCL_GRANTS,
+	SVA_ST_EXCL_REVOKES,
 	SVA_ST_NR,
 };
 
@@ -72,6 +76,16 @@ struct sva_ctx {
 	unsigned int nr_ranges;		/* lock */
 	struct xarray range_ids;
 	u64 inval_seq;			/* lock: invalidations told */
+	/*
+	 * Exclusive access (exclusive.c): held pages are pt entries marked
+	 * SVA_PT_EXCL (lock). excl_lock serializes EXCLUSIVE ioctls; while
+	 * one makes [excl_start, excl_end) exclusive, the notifier sets
+	 * excl_hit if something else invalidated that range (all three
+	 * under lock).
+	 */
+	struct mutex excl_lock;
+	unsigned long excl_start, excl_end;
+	bool excl_hit;
 
 	struct mutex bind_lock;		/* protects the four below */
 	u32 pasid;			/* 0: not bound; else mm's (pasid.c) */
@@ -141,6 +155,16 @@ long sva_ioctl_migrate(struct sva_ctx *ctx, void __user *uarg);
 void sva_devmem_fini(struct sva_ctx *ctx);
 bool sva_devmem_page(struct sva_ctx *ctx, struct page *page);
 void sva_devmem_touch(struct sva_ctx *ctx, struct page *dpage);
+
+/* devmem.c: snapshots of the pages in other contexts' device memory */
+void sva_devmem_mark_remote(struct sva_ctx *ctx, unsigned long start,
+			    unsigned long end, unsigned long *pfns, u8 *st);
+
+/* exclusive.c: exclusive device access to host pages */
+bool sva_excl_supported(void);
+long sva_ioctl_exclusive(struct sva_ctx *ctx, void __user *uarg);
+bool sva_excl_held(struct sva_ctx *ctx, unsigned long addr);
+void sva_excl_release(struct sva_ctx *ctx);
 
 /* pasid.c: one PASID per bound mm */
 int sva_pasid_get(struct mm_struct *mm);

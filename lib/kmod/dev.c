@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
 /* The kernel backend's ops table, devices and bindings. */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,6 +95,9 @@ static int kmod_open(struct sva_dev *dev, const char *name, int fd)
 		caps->devmem_size = dev->opts.devmem_size ?
 				    dev->opts.devmem_size : KMOD_DEVMEM_DEFAULT;
 	}
+	/* make_device_exclusive_range(): the same kernels as migration. */
+	if (v.caps & SVA_SHIM_CAP_EXCLUSIVE)
+		caps->flags |= SVA_CAP_EXCLUSIVE;
 	return 0;
 }
 
@@ -191,12 +195,15 @@ void kmod_stats_sync(struct sva_bind *bind)
 		{ 8, SVA_C_ATC_INVALIDATED }, { 11, SVA_C_DEVMEM_ACCESSES },
 		{ 12, SVA_C_MIGRATED_TO_DEV }, { 13, SVA_C_MIGRATED_TO_HOST },
 		{ 14, SVA_C_CPU_FAULT_MIGRATIONS }, { 15, SVA_C_EVICTIONS },
+		{ 16, SVA_C_EXCLUSIVE_GRANTS }, { 17, SVA_C_EXCLUSIVE_REVOKES },
 	};
 	struct kmod_bind *kb = kmod_bind_of(bind);
-	struct sva_shim_stats now;
+	struct sva_shim_stats now = { 0 };
 	__u64 *n = &now.translations, *s;
 
-	if (ioctl(kb->fd, SVA_SHIM_IOC_STATS, &now))
+	/* A module of ABI 2's first days has no exclusive counters: 0. */
+	if (ioctl(kb->fd, SVA_SHIM_IOC_STATS, &now) &&
+	    (errno != ENOTTY || ioctl(kb->fd, SVA_SHIM_IOC_STATS_ABI2, &now)))
 		return;
 	pthread_mutex_lock(&kb->seen_lock);
 	s = &kb->seen.translations;
@@ -233,5 +240,6 @@ const struct sva_backend_ops sva_kmod_ops = {
 	.mirror_unregister = kmod_mirror_unregister,
 	.snapshot = kmod_snapshot,
 	.migrate = kmod_migrate,
+	.make_exclusive = kmod_make_exclusive,
 	.attrs_track = kmod_attrs_track,
 };

@@ -65,6 +65,8 @@ void kmod_mirrors_sync(struct sva_bind *bind);
 void kmod_stats_sync(struct sva_bind *bind);
 int kmod_migrate(struct sva_bind *bind, uint64_t addr, uint64_t len,
 		 uint64_t to, struct sva_migrate_result *res);
+int kmod_make_exclusive(struct sva_bind *bind, uint64_t addr, uint64_t len,
+			struct sva_migrate_result *res);
 void kmod_attrs_track(struct sva_bind *bind, uint64_t addr, uint64_t len);
 void kmod_tracks_event(struct sva_bind *bind, const struct sva_shim_event *ev);
 void kmod_tracks_lost(struct sva_bind *bind);

@@ -75,6 +75,46 @@ static int migrate_chunk(struct sva_bind *bind, uint64_t addr, uint64_t len,
 	return 0;
 }
 
+/* The kernel's reasons for pages not held exclusively, as libsva's. */
+static const enum sva_migrate_reason excl_reason_of[] = {
+	[SVA_SHIM_NM_UNMAPPED] = SVA_MIGRATE_UNMAPPED,
+	[SVA_SHIM_NM_PROT_NONE] = SVA_MIGRATE_PROT_NONE,
+	[SVA_SHIM_NM_SHARED] = SVA_MIGRATE_SHARED,
+	[SVA_SHIM_NM_PINNED] = SVA_MIGRATE_PINNED,
+	[SVA_SHIM_NM_NO_ROOM] = SVA_MIGRATE_NO_ROOM,
+	[SVA_SHIM_NM_BUSY] = SVA_MIGRATE_BUSY,
+	[SVA_SHIM_NM_UNSUPPORTED] = SVA_MIGRATE_UNSUPPORTED,
+	[SVA_SHIM_NM_UFFD] = SVA_MIGRATE_FOREIGN_UFFD,
+	[SVA_SHIM_NM_READ_ONLY] = SVA_MIGRATE_READ_ONLY,
+};
+
+/* ops->make_exclusive: SVA_SHIM_IOC_EXCLUSIVE, a chunk at a time. */
+int kmod_make_exclusive(struct sva_bind *bind, uint64_t addr, uint64_t len,
+			struct sva_migrate_result *res)
+{
+	for (uint64_t done = 0; done < len;) {
+		struct sva_shim_exclusive x = {
+			.addr = addr + done,
+			.len = MIN(len - done, (uint64_t)SVA_SHIM_MAX_XFER),
+		};
+
+		if (ioctl(kmod_bind_of(bind)->fd, SVA_SHIM_IOC_EXCLUSIVE, &x))
+			return sva_err(-errno, "exclusive %#llx+%#llx: %s",
+				       (unsigned long long)x.addr,
+				       (unsigned long long)x.len,
+				       strerror(errno));
+		res->moved += x.held;
+		res->already += x.already;
+		/* A newer module's reasons: busy, as good a guess as any. */
+		for (int i = 0; i < SVA_SHIM_EXCL_NM_MAX; i++)
+			res->not_moved[i < (int)ARRAY_SIZE(excl_reason_of) ?
+				       excl_reason_of[i] : SVA_MIGRATE_BUSY] +=
+				x.not_held[i];
+		done += x.len;
+	}
+	return 0;
+}
+
 /* move_pages(2) of our own pages; @node < 0: where are they (a query). */
 static long pages_to_node(void **addrs, unsigned long n, int node,
 			  int *status)

@@ -27,6 +27,11 @@
  * CONFIG_DEVICE_PRIVATE; without it both ioctls fail with -EOPNOTSUPP).
  */
 #define SVA_SHIM_CAP_MIGRATE	(1u << 2)
+/* Exclusive device access to host pages: EXCLUSIVE (the kernel has
+ * CONFIG_DEVICE_PRIVATE, make_device_exclusive_range(); without it the
+ * ioctl fails with -EOPNOTSUPP).
+ */
+#define SVA_SHIM_CAP_EXCLUSIVE	(1u << 3)
 
 struct sva_shim_version {
 	__u32 abi;		/* out: SVA_SHIM_ABI_VERSION */
@@ -80,6 +85,12 @@ struct sva_shim_access {
 #define SVA_SHIM_PAGE_HUGE	(1u << 2)
 #define SVA_SHIM_PAGE_ERROR	(1u << 3)
 #define SVA_SHIM_PAGE_DEVICE_LOCAL (1u << 4)	/* in this context's memory */
+/* In another context's device memory (of this mm): not VALID, a device
+ * access faults it back to host memory first.
+ */
+#define SVA_SHIM_PAGE_DEVICE_REMOTE (1u << 5)
+/* Held exclusively by this context (EXCLUSIVE), with VALID and WRITE. */
+#define SVA_SHIM_PAGE_EXCLUSIVE	(1u << 6)
 
 /* struct sva_shim_snapshot.flags */
 #define SVA_SHIM_SNAP_FAULT_READ	(1u << 0)
@@ -120,6 +131,10 @@ struct sva_shim_stats {
 	__u64 migrated_to_host;	/* by MIGRATE, CPU faults and evictions */
 	__u64 cpu_fault_migrations;
 	__u64 evictions;	/* pages evicted to make room */
+	/* Exclusive access (EXCLUSIVE), in pages. */
+	__u64 exclusive_grants;
+	__u64 exclusive_revokes; /* CPU access, invalidation, unbind */
+	__u64 rsvd[6];		/* zero */
 };
 
 /*
@@ -189,6 +204,9 @@ struct sva_shim_devmem {
 #define SVA_SHIM_NM_UNSUPPORTED	6	/* VM_IO, VM_PFNMAP, ... */
 #define SVA_SHIM_NM_UFFD	7	/* registered with a userfaultfd */
 #define SVA_SHIM_NM_MAX		8
+/* struct sva_shim_exclusive.not_held[] only: no write access */
+#define SVA_SHIM_NM_READ_ONLY	8
+#define SVA_SHIM_EXCL_NM_MAX	16
 
 /*
  * Migrate [addr, addr + len) to the context's device memory (private
@@ -213,6 +231,27 @@ struct sva_shim_migrate {
 	__u64 not_moved[SVA_SHIM_NM_MAX];	/* out */
 };
 
+/*
+ * Make the pages of [addr, addr + len) exclusive to the context, as
+ * make_device_exclusive_range() does for device atomics: they stay in host
+ * memory but lose their CPU mapping; the device reads and writes them
+ * without a fault, and the first CPU access (or any other invalidation:
+ * munmap, mprotect, fork, ...) revokes the exclusivity, the data exact.
+ * Private anonymous writable memory only; pages are faulted in for writing
+ * first. Every page is counted once: held (made exclusive now), already
+ * (held before, or in this context's device memory), or in not_held[] by
+ * reason (SVA_SHIM_NM_*). Unbinding releases every held page.
+ */
+struct sva_shim_exclusive {
+	__u64 addr;		/* in: page aligned */
+	__u64 len;		/* in: page multiple, <= SVA_SHIM_MAX_XFER */
+	__u32 flags;		/* in: 0 */
+	__u32 pad;
+	__u64 held;		/* out */
+	__u64 already;		/* out */
+	__u64 not_held[SVA_SHIM_EXCL_NM_MAX];	/* out */
+};
+
 #define SVA_SHIM_IOC_MAGIC 'S'
 #define SVA_SHIM_IOC_VERSION	_IOR(SVA_SHIM_IOC_MAGIC, 0x00, struct sva_shim_version)
 #define SVA_SHIM_IOC_BIND	_IOWR(SVA_SHIM_IOC_MAGIC, 0x01, struct sva_shim_bind)
@@ -228,5 +267,13 @@ struct sva_shim_migrate {
 #define SVA_SHIM_IOC_CONTEXT	_IO(SVA_SHIM_IOC_MAGIC, 0x0a)
 #define SVA_SHIM_IOC_DEVMEM	_IOW(SVA_SHIM_IOC_MAGIC, 0x0b, struct sva_shim_devmem)
 #define SVA_SHIM_IOC_MIGRATE	_IOWR(SVA_SHIM_IOC_MAGIC, 0x0c, struct sva_shim_migrate)
+#define SVA_SHIM_IOC_EXCLUSIVE	_IOWR(SVA_SHIM_IOC_MAGIC, 0x0d, struct sva_shim_exclusive)
+/*
+ * STATS as ABI 2 first had it, up to evictions: still answered, so that
+ * a library of then works with this module and this library with a
+ * module of then.
+ */
+#define SVA_SHIM_IOC_STATS_ABI2	_IOC(_IOC_READ, SVA_SHIM_IOC_MAGIC, 0x09, \
+				     16 * sizeof(__u64))
 
 #endif /* _UAPI_LINUX_SVA_SHIM_H */

@@ -1,0 +1,317 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Exclusive device access to host pages, as lib/test_hmm.c's EXCLUSIVE:
+ * make_device_exclusive_range() swaps the CPU's PTEs of private anonymous
+ * pages for device-exclusive entries, so that the device may run atomics
+ * on them with no CPU seeing a torn value. The pages stay in host memory;
+ * the context keeps them in its device page table (mirror.c), marked
+ * SVA_PT_EXCL, and the device reads and writes them there, without a fault
+ * (a fault would take them back: hmm_range_fault() restores the CPU PTE
+ * of an exclusive entry). The first CPU access restores the PTE under an
+ * MMU_NOTIFY_EXCLUSIVE invalidation, as every other change of the mapping
+ * (munmap, mprotect, fork, migration) invalidates it: the notifier drops
+ * the entry and counts a revoke. Our own grant's MMU_NOTIFY_EXCLUSIVE
+ * (owner: this context) is no invalidation.
+ *
+ * No page reference is kept: as for every device page table entry, the
+ * notifier drops the entry (under ctx->lock, which the device's accesses
+ * hold) before the page can leave the mapping, and the exclusive entry
+ * holds the page while it is in the mm.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/hmm.h>
+#include <linux/hugetlb.h>
+#include <linux/mm.h>
+#include <linux/pagemap.h>
+#include <linux/rmap.h>
+#include <linux/sched/mm.h>
+#include <linux/sched/signal.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include <linux/userfaultfd_k.h>
+
+#include "shim.h"
+
+/* Is the page at @addr held exclusively? Any context, no lock needed. */
+bool sva_excl_held(struct sva_ctx *ctx, unsigned long addr)
+{
+	return xa_get_mark(&ctx->pt, addr >> PAGE_SHIFT, SVA_PT_EXCL);
+}
+
+/* Unbind: the device gives every held page up (it stays exclusive in the
+ * mm until a CPU access restores it, which no longer concerns us).
+ */
+void sva_excl_release(struct sva_ctx *ctx)
+{
+	unsigned long pfn, n = 0;
+	void *entry;
+
+	mutex_lock(&ctx->lock);
+	xa_for_each_marked(&ctx->pt, pfn, entry, SVA_PT_EXCL) {
+		xa_erase(&ctx->pt, pfn);
+		n++;
+	}
+	mutex_unlock(&ctx->lock);
+	sva_stat_add(ctx, SVA_ST_EXCL_REVOKES, n);
+}
+
+#if IS_ENABLED(CONFIG_DEVICE_PRIVATE)
+
+#define SVA_EXCL_BATCH 64	/* pages per make_device_exclusive_range() */
+#define SVA_EXCL_TRIES 3	/* batches an invalidation raced, retried */
+
+/* Why no page of @vma can be held (SVA_SHIM_NM_*), or -1 if they may. */
+static int vma_refusal(struct vm_area_struct *vma)
+{
+	if (!(vma->vm_flags & (VM_READ | VM_WRITE | VM_EXEC)))
+		return SVA_SHIM_NM_PROT_NONE;
+	if (vma->vm_flags & (VM_IO | VM_PFNMAP | VM_MIXEDMAP))
+		return SVA_SHIM_NM_UNSUPPORTED;
+	/* make_device_exclusive_range() takes anonymous folios only. */
+	if (!vma_is_anonymous(vma) || is_vm_hugetlb_page(vma))
+		return SVA_SHIM_NM_SHARED;
+	if (!(vma->vm_flags & VM_WRITE))
+		return SVA_SHIM_NM_READ_ONLY;
+	/* The write fault would be the application's handler's to serve. */
+	if (userfaultfd_armed(vma))
+		return SVA_SHIM_NM_UFFD;
+	return -1;
+}
+
+/*
+ * Which pages of [start, end) are in this context's device memory (bit i
+ * for page i): they are the device's already, and a write fault would
+ * migrate them out. Caller holds the mmap lock.
+ */
+static unsigned long devmem_pages(struct sva_ctx *ctx, unsigned long start,
+				  unsigned long end, unsigned long *pfns)
+{
+	struct hmm_range range = {
+		.notifier = &ctx->notifier,
+		.start = start, .end = end,
+		.hmm_pfns = pfns,
+		.dev_private_owner = ctx,
+	};
+	unsigned long i, ours = 0;
+
+	range.notifier_seq = mmu_interval_read_begin(&ctx->notifier);
+	if (hmm_range_fault(&range))
+		return 0;
+	for (i = 0; i < (end - start) >> PAGE_SHIFT; i++)
+		if ((pfns[i] & HMM_PFN_VALID) &&
+		    sva_devmem_page(ctx, hmm_pfn_to_page(pfns[i])))
+			ours |= BIT(i);
+	return ours;
+}
+
+/*
+ * Record the pages make_device_exclusive_range() gave us for [start,
+ * start + n pages) in the device page table, unless the mapping changed
+ * meanwhile. Returns how many were recorded, or -EAGAIN.
+ */
+static long run_record(struct sva_ctx *ctx, unsigned long start, long n,
+		       struct page **pages)
+{
+	unsigned long addr;
+	long i, held = 0;
+	void *entry;
+
+	mutex_lock(&ctx->lock);
+	if (ctx->excl_hit) {
+		held = -EAGAIN;
+		goto out;
+	}
+	for (i = 0, addr = start; i < n; i++, addr += PAGE_SIZE) {
+		if (!pages[i])
+			continue;
+		entry = xa_tag_pointer(pages[i], SVA_PT_WRITE);
+		/* No reclaim: it may invalidate and wait for ctx->lock. */
+		entry = xa_store(&ctx->pt, addr >> PAGE_SHIFT, entry,
+				 GFP_NOWAIT);
+		if (xa_is_err(entry))
+			continue;	/* not held: busy */
+		xa_set_mark(&ctx->pt, addr >> PAGE_SHIFT, SVA_PT_EXCL);
+		held++;
+	}
+out:
+	ctx->excl_start = 0;
+	ctx->excl_end = 0;
+	mutex_unlock(&ctx->lock);
+	return held;
+}
+
+static void pages_release(struct page **pages, long n)
+{
+	long i;
+
+	for (i = 0; i < n; i++) {
+		if (!pages[i])
+			continue;
+		unlock_page(pages[i]);
+		put_page(pages[i]);
+	}
+}
+
+/*
+ * Make the run [start, end) of pages neither held nor ours exclusive.
+ * make_device_exclusive_range() returns them locked, which keeps a CPU
+ * fault from restoring them before they are recorded; an invalidation
+ * that doesn't need the page lock (munmap, madvise, mprotect) is seen
+ * through excl_hit, and the run tried again. Caller holds the mmap lock.
+ */
+static void run_exclusive(struct sva_ctx *ctx, unsigned long start,
+			  unsigned long end, struct page **pages,
+			  struct sva_shim_exclusive *x)
+{
+	long n, held, want = (end - start) >> PAGE_SHIFT;
+	int tries;
+
+	for (tries = 0; ; tries++) {
+		mutex_lock(&ctx->lock);
+		ctx->excl_start = start;
+		ctx->excl_end = end;
+		ctx->excl_hit = false;
+		mutex_unlock(&ctx->lock);
+		/* GUP stops at the first page it can't fault: n <= want. */
+		n = make_device_exclusive_range(ctx->mm, start, end, pages,
+						ctx);
+		held = run_record(ctx, start, max(n, 0L), pages);
+		pages_release(pages, max(n, 0L));
+		if (held != -EAGAIN || tries == SVA_EXCL_TRIES)
+			break;
+	}
+	if (held < 0)
+		held = 0;
+	x->held += held;
+	/* Locked, a tail page of a large folio, or raced: busy. */
+	x->not_held[SVA_SHIM_NM_BUSY] += want - held;
+}
+
+/* A batch of @vma: runs of the pages not held already. */
+static void batch_exclusive(struct sva_ctx *ctx, unsigned long start,
+			    unsigned long end, struct page **pages,
+			    unsigned long *pfns, struct sva_shim_exclusive *x)
+{
+	unsigned long ours = devmem_pages(ctx, start, end, pfns);
+	unsigned long addr, run = start, i;
+
+	for (addr = start, i = 0; addr <= end; addr += PAGE_SIZE, i++) {
+		bool skip = addr < end &&
+			    ((ours & BIT(i)) || sva_excl_held(ctx, addr));
+
+		if (addr < end && !skip)
+			continue;
+		if (run < addr)
+			run_exclusive(ctx, run, addr, pages, x);
+		if (skip)
+			x->already++;
+		run = addr + PAGE_SIZE;
+	}
+}
+
+static int exclusive_range(struct sva_ctx *ctx, struct sva_shim_exclusive *x,
+			   struct page **pages, unsigned long *pfns)
+{
+	unsigned long addr = x->addr, end = x->addr + x->len, next;
+	struct vm_area_struct *vma;
+	int ret = 0, why;
+
+	mmap_read_lock(ctx->mm);
+	for (; addr < end; addr = next) {
+		if (fatal_signal_pending(current)) {
+			ret = -EINTR;
+			break;
+		}
+		vma = find_vma(ctx->mm, addr);
+		if (!vma || vma->vm_start >= end) {
+			x->not_held[SVA_SHIM_NM_UNMAPPED] += (end - addr) >>
+							     PAGE_SHIFT;
+			break;
+		}
+		if (vma->vm_start > addr) {
+			next = vma->vm_start;
+			x->not_held[SVA_SHIM_NM_UNMAPPED] += (next - addr) >>
+							     PAGE_SHIFT;
+			continue;
+		}
+		next = min3(end, vma->vm_end,
+			    addr + SVA_EXCL_BATCH * PAGE_SIZE);
+		why = vma_refusal(vma);
+		if (why >= 0)
+			x->not_held[why] += (next - addr) >> PAGE_SHIFT;
+		else
+			batch_exclusive(ctx, addr, next, pages, pfns, x);
+	}
+	mmap_read_unlock(ctx->mm);
+	return ret;
+}
+
+static int exclusive_check(const struct sva_shim_exclusive *x)
+{
+	int i;
+
+	if (x->flags || x->pad || x->held || x->already || !x->len ||
+	    !PAGE_ALIGNED(x->addr) || !PAGE_ALIGNED(x->len) ||
+	    x->len > SVA_SHIM_MAX_XFER || x->addr + x->len < x->addr ||
+	    x->addr + x->len > TASK_SIZE)
+		return -EINVAL;
+	for (i = 0; i < SVA_SHIM_EXCL_NM_MAX; i++)
+		if (x->not_held[i])
+			return -EINVAL;
+	return 0;
+}
+
+long sva_ioctl_exclusive(struct sva_ctx *ctx, void __user *uarg)
+{
+	struct sva_shim_exclusive x;
+	unsigned long *pfns;
+	struct page **pages;
+	int ret;
+
+	if (copy_from_user(&x, uarg, sizeof(x)))
+		return -EFAULT;
+	ret = exclusive_check(&x);
+	if (ret)
+		return ret;
+	ret = sva_inject_alloc();
+	if (ret)
+		return ret;
+	/* One allocation for both arrays: too big for the stack. */
+	pages = kmalloc_array(2 * SVA_EXCL_BATCH, sizeof(void *),
+			      GFP_KERNEL_ACCOUNT);
+	if (!pages)
+		return -ENOMEM;
+	pfns = (unsigned long *)(pages + SVA_EXCL_BATCH);
+	ret = -ESRCH;
+	if (mmget_not_zero(ctx->mm)) {
+		mutex_lock(&ctx->excl_lock);
+		ret = exclusive_range(ctx, &x, pages, pfns);
+		mutex_unlock(&ctx->excl_lock);
+		mmput(ctx->mm);
+	}
+	kfree(pages);
+	sva_stat_add(ctx, SVA_ST_EXCL_GRANTS, x.held);
+	if (ret)
+		return ret;
+	return copy_to_user(uarg, &x, sizeof(x)) ? -EFAULT : 0;
+}
+
+bool sva_excl_supported(void)
+{
+	return true;
+}
+
+#else /* !CONFIG_DEVICE_PRIVATE: no make_device_exclusive_range() */
+
+long sva_ioctl_exclusive(struct sva_ctx *ctx, void __user *uarg)
+{
+	return -EOPNOTSUPP;
+}
+
+bool sva_excl_supported(void)
+{
+	return false;
+}
+
+#endif /* CONFIG_DEVICE_PRIVATE */
