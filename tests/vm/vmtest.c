@@ -2089,7 +2089,9 @@ static int t_exclusive_mprotect(void)
 	CHECK(a.status == SVA_SHIM_STATUS_INVALID && a.bytes_done == 0);
 	CHECK(!dev_access(fd, SVA_SHIM_IOC_READ, p + 3 * PAGE, sizeof(b), b, 0,
 			  &a));
-	CHECK(a.status == 0 && !check_pat_at(b, 3 * PAGE, sizeof(b), 12));
+	CHECK(a.status == 0);
+	for (size_t i = 0; i < sizeof(b); i++)
+		CHECK(b[i] == pat(3 * PAGE + i, 12));
 	/* Read-only now: refused as such. */
 	CHECK(!exclusive(fd, p, N * PAGE, &x));
 	CHECK(x.held == 0 && x.not_held[SVA_SHIM_NM_READ_ONLY] == N);
