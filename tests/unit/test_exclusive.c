@@ -736,6 +736,83 @@ START_TEST(test_exclusive_mremap)
 }
 END_TEST
 
+/*
+ * Another device (a second handle on the same one: a device context of
+ * its own) sees held pages as not mapped: its access revokes them first,
+ * its grant takes them over. The holder is told and counts the revokes.
+ */
+START_TEST(test_exclusive_other_device)
+{
+	enum { N = 8 };
+	struct sva_migrate_result r;
+	struct fixture f0, f1;
+	uint8_t st[N], *p, *copy;
+	SVA_OPTS_INIT(sva_dev_caps, caps);
+
+	EXCL_OR_SKIP(&f0);
+	ck_assert_int_eq(sva_dev_open(test_device(), NULL, &f1.dev), 0);
+	ck_assert_int_eq(sva_bind(f1.dev, NULL, &f1.bind), 0);
+	ck_assert_int_eq(sva_bind_pasid(f1.bind, &f1.pasid), 0);
+	ck_assert_int_eq(sva_dev_caps(f1.dev, &caps), 0);
+	ck_assert(caps.flags & SVA_CAP_EXCLUSIVE);
+	p = map_filled(N * PAGE, 14);
+	ck_assert_int_eq(make_excl(&f0, p, N * PAGE, &r), 0);
+	ck_assert_uint_eq(r.moved, N);
+	/* Not this device's: not held for it, no CPU mapping either. */
+	states_of(&f1, p, N * PAGE, st);
+	ck_assert_uint_eq(count_state(st, N, SVA_PAGE_EXCLUSIVE), 0);
+	ck_assert_uint_eq(count_state(st, N, SVA_PAGE_VALID), 0);
+	/* Device 1 reads the first half: revoked from device 0 first. */
+	copy = device_read(&f1, p, N / 2 * PAGE);
+	check_pattern(copy, N / 2 * PAGE, 14);
+	ck_assert_uint_eq(bind_stats(&f0).exclusive_revokes, N / 2);
+	check_held(&f0, p, N / 2, false);
+	check_held(&f0, p + N / 2 * PAGE, N / 2, true);
+	/* Device 1 takes the rest over. */
+	ck_assert_int_eq(make_excl(&f1, p, N * PAGE, &r), 0);
+	ck_assert_uint_eq(r.moved, N);
+	ck_assert_uint_eq(bind_stats(&f0).exclusive_revokes, N);
+	ck_assert_uint_eq(bind_stats(&f1).exclusive_grants, N);
+	check_held(&f1, p, N, true);
+	check_held(&f0, p, N, false);
+	check_pattern(p, N * PAGE, 14);
+	ck_assert_uint_eq(bind_stats(&f1).exclusive_revokes, N);
+	close_bind(&f1);
+	close_bind(&f0);
+	munmap(p, N * PAGE);
+	munmap(copy, N / 2 * PAGE);
+}
+END_TEST
+
+/* Transparent huge pages (where the kernel gives them): held per page. */
+START_TEST(test_exclusive_thp)
+{
+	const size_t len = 4ul << 20;
+	struct sva_migrate_result r;
+	struct fixture f;
+	uint8_t *raw, *p;
+	int thp;
+
+	EXCL_OR_SKIP(&f);
+	raw = map_fresh(2 * len, PROT_READ | PROT_WRITE);
+	p = (uint8_t *)(((uintptr_t)raw + len - 1) & ~(len - 1));
+	madvise(p, len, MADV_HUGEPAGE);
+	fill_pattern(p, len, 28);
+	thp = page_is_thp(p);
+	ck_assert_int_eq(make_excl(&f, p, len, &r), 0);
+	ck_assert_uint_eq(r.moved, len / PAGE);
+	ck_assert_uint_eq(pages_present(p, len), 0);
+	check_pattern(p, len / 2, 28);		/* half revoked */
+	check_held(&f, p + len / 2, len / 2 / PAGE, true);
+	ck_assert_uint_eq(bind_stats(&f).exclusive_revokes, len / 2 / PAGE);
+	check_pattern(p, len, 28);
+	fprintf(stderr, "%s: the range was %s huge pages\n", __func__,
+		thp == 1 ? "in" : thp == 0 ? "not in" : "maybe in");
+	close_bind(&f);
+	munmap(raw, 2 * len);
+}
+END_TEST
+
 /* -------------------------------------------- device memory, refusals */
 
 /* Pages in this device's memory count as held already, and stay there. */
@@ -1100,6 +1177,8 @@ Suite *exclusive_suite(void)
 	tcase_add_test(tc, test_exclusive_release);
 	tcase_add_test(tc, test_exclusive_unbind);
 	tcase_add_test(tc, test_exclusive_mremap);
+	tcase_add_test(tc, test_exclusive_other_device);
+	tcase_add_test(tc, test_exclusive_thp);
 	tcase_add_test(tc, test_exclusive_already_devmem);
 	tcase_add_test(tc, test_exclusive_refused);
 	tcase_add_test(tc, test_exclusive_foreign_uffd);
