@@ -287,17 +287,28 @@ static uint64_t uffd_move_run(struct sim_mm *mm, uint64_t dst, uint64_t src,
 	return m.move > 0 ? (uint64_t)m.move & SVA_PAGE_MASK : 0;
 }
 
-/* Take up to @max free slots in a row (ascending) off the free list. */
+/*
+ * Take up to @max free slots in a row off the free list: slots the list
+ * gives in ascending order, or in descending order (as pages freed one by
+ * one in address order, by CPU faults, leave it). *first: the lowest.
+ */
 static uint32_t slot_alloc_run(struct sim_devmem *dm, uint32_t max,
 			       uint32_t *first)
 {
 	uint32_t n = 0;
+	int dir = 0;
 
-	while (n < max && dm->free_head &&
-	       (!n || dm->free_head - 1 == *first + n)) {
-		if (!n)
-			*first = dm->free_head - 1;
-		dm->free_head = dm->pg[dm->free_head - 1].next;
+	while (n < max && dm->free_head) {
+		uint32_t s = dm->free_head - 1;
+
+		if (n == 1)
+			dir = s == *first + 1 ? 1 : s + 1 == *first ? -1 : 0;
+		if (n && !(dir > 0 && s == *first + n) &&
+		    !(dir < 0 && s + 1 == *first))
+			break;
+		if (!n || dir < 0)
+			*first = s;
+		dm->free_head = dm->pg[s].next;
 		n++;
 	}
 	return n;
