@@ -1133,6 +1133,8 @@ START_TEST(test_exclusive_race_cpu_writer)
 	for (i = 0; i < GRANTS && !race_over(t0, (unsigned int)i); i++) {
 		ck_assert_int_ge(make_excl(&f, w.p, N * PAGE, &r), 0);
 		ck_assert_uint_eq(r.moved + r.already + refused(&r), N);
+		/* Let the writer run into them (each write a revoke). */
+		usleep(200);
 		/* Device reads race too: a count, not junk. */
 		if (i % 8 == 7) {
 			uint8_t *c = device_read(&f, w.p, N * PAGE);
@@ -1155,6 +1157,115 @@ START_TEST(test_exclusive_race_cpu_writer)
 		__func__, i, w.rounds, (unsigned long long)s.exclusive_grants);
 	close_bind(&f);
 	munmap(w.p, N * PAGE);
+}
+END_TEST
+
+struct granter {
+	struct fixture *f;
+	void *p;
+	size_t len;
+	atomic_bool stop;
+	unsigned int rounds;
+	int err;
+};
+
+/* Hold the range again and again until told to stop. */
+static void *granter_fn(void *arg)
+{
+	struct granter *g = arg;
+	struct sva_migrate_result r = { .sz = sizeof(r) };
+
+	while (!atomic_load(&g->stop)) {
+		int ret = sva_make_exclusive(g->f->bind, (uintptr_t)g->p,
+					     g->len, 0, &r);
+
+		g->rounds++;
+		if (ret < 0)
+			g->err = ret;
+	}
+	return NULL;
+}
+
+/*
+ * MADV_DONTNEED racing grants: discarded pages read zero, the others keep
+ * their data (no held page survives its discard, none comes back).
+ */
+START_TEST(test_exclusive_race_discard)
+{
+	enum { N = 32 };
+	struct granter g = { .len = N * PAGE };
+	struct fixture f;
+	pthread_t t;
+	uint8_t *p;
+	uint64_t t0;
+	unsigned int k;
+
+	EXCL_OR_SKIP(&f);
+	p = map_fresh_small(N * PAGE, PROT_READ | PROT_WRITE);
+	g.f = &f;
+	g.p = p;
+	ck_assert_int_eq(pthread_create(&t, NULL, granter_fn, &g), 0);
+	t0 = race_now_s();
+	for (k = 0; k < 100 && !race_over(t0, k); k++) {
+		size_t at = (k % 4) * (N / 4) * PAGE;
+
+		fill_pattern(p, N * PAGE, k);
+		ck_assert_int_eq(madvise(p + at, N / 4 * PAGE, MADV_DONTNEED), 0);
+		for (size_t i = 0; i < N / 4 * PAGE; i += 512)
+			ck_assert_uint_eq(p[at + i], 0);
+		ck_assert_uint_eq(p[at + N / 4 * PAGE - 1], 0);
+		if (at)
+			check_pattern_at(p, 0, at, k);
+		check_pattern_at(p, at + N / 4 * PAGE, N * PAGE - at - N / 4 * PAGE, k);
+	}
+	atomic_store(&g.stop, true);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	ck_assert_int_eq(g.err, 0);
+	fprintf(stderr, "%s: %u discards raced %u grant calls (%llu pages granted)\n",
+		__func__, k, g.rounds,
+		(unsigned long long)bind_stats(&f).exclusive_grants);
+	close_bind(&f);
+	munmap(p, N * PAGE);
+}
+END_TEST
+
+/* Device writes racing grants and CPU reads: each lands whole. */
+START_TEST(test_exclusive_race_device_writer)
+{
+	enum { N = 32 };
+	struct granter g = { .len = N * PAGE };
+	struct fixture f;
+	pthread_t t;
+	uint64_t *p, t0, k;
+
+	EXCL_OR_SKIP(&f);
+	p = map_fresh_small(N * PAGE, PROT_READ | PROT_WRITE);
+	memset(p, 0, N * PAGE);
+	g.f = &f;
+	g.p = p;
+	ck_assert_int_eq(pthread_create(&t, NULL, granter_fn, &g), 0);
+	t0 = race_now_s();
+	for (k = 1; k <= 200 && !race_over(t0, (unsigned int)k - 1); k++) {
+		struct sva_desc d = desc_make(&f, SVA_OP_FILL,
+					      SVA_DESC_BLOCK_ON_FAULT, NULL, p,
+					      N * PAGE);
+		struct sva_completion c;
+
+		d.pattern = k * 0x0101010101010101ull;
+		c = run1(&f, &d);
+		ck_assert_int_eq(c.status, SVA_STATUS_SUCCESS);
+		/* The CPU revokes pages as it reads them. */
+		for (size_t i = 0; i < N * PAGE / 8; i += 61)
+			ck_assert_uint_eq(p[i], d.pattern);
+	}
+	atomic_store(&g.stop, true);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	ck_assert_int_eq(g.err, 0);
+	fprintf(stderr, "%s: %llu device fills raced %u grant calls (%llu pages granted)\n",
+		__func__, (unsigned long long)k - 1, g.rounds,
+		(unsigned long long)bind_stats(&f).exclusive_grants);
+	close_bind(&f);
+	munmap(p, N * PAGE);
 }
 END_TEST
 
@@ -1185,6 +1296,8 @@ Suite *exclusive_suite(void)
 	tcase_add_test(tc, test_exclusive_fork_eperm);
 	tcase_add_test(tc, test_exclusive_in_callback);
 	tcase_add_test(tc, test_exclusive_race_cpu_writer);
+	tcase_add_test(tc, test_exclusive_race_discard);
+	tcase_add_test(tc, test_exclusive_race_device_writer);
 	suite_add_tcase(s, tc);
 	return s;
 }
