@@ -722,6 +722,69 @@ static int move_pages_to(void **pages, int *nodes, int *status, size_t n,
 }
 
 /*
+ * Exclusive access (sva_make_exclusive(3)): holding a buffer's pages vs
+ * migrating them to the device (the same pages, the same per-page work
+ * for the sim: a move out of the page table); a CPU access revoking one
+ * held page vs a CPU first touch. Every page is revoked by a CPU touch
+ * between rounds, so each round holds them all again: the buffer is kept
+ * small (4 MiB, 1 MiB with --quick), a fault per page. @sd, @bm (n) and
+ * @fs, @fb (nf) are the caller's scratch arrays.
+ */
+static void bench_exclusive(struct ctx *c, const struct sva_dev_caps *caps,
+			    uint8_t *src, double *sd, double *bm, size_t n,
+			    double *fs, double *fb, size_t nf)
+{
+	size_t xs = (opt.quick ? 1 : 4) * MiB, xn = xs / PAGE, nrev = 0;
+	struct sva_migrate_result res = { .sz = sizeof(res) };
+	struct result *r;
+	char name[32];
+	uint8_t *fresh;
+	uint64_t t;
+	int err;
+
+	if (!(caps->flags & SVA_CAP_EXCLUSIVE)) {
+		fprintf(stderr, "sva-bench: migrate: exclusive rows skipped: %s has no SVA_CAP_EXCLUSIVE\n",
+			sva_dev_name(c->dev));
+		step += 2;
+		return;
+	}
+	for (size_t k = 0; k < n; k++) {
+		t = now_ns();
+		err = sva_make_exclusive(c->bind, (uintptr_t)src, xs, 0, &res);
+		sd[k] = (double)(now_ns() - t);
+		if (err < 0)
+			die("sva_make_exclusive", err);
+		if (err > 0 || res.moved != xn)
+			fprintf(stderr, "sva-bench: migrate: make exclusive: %llu of %zu pages held\n",
+				(unsigned long long)res.moved, xn);
+		for (size_t i = 0; i < xn; i++) {
+			t = now_ns();
+			((volatile uint8_t *)src)[i * PAGE]++;
+			if (nrev < nf)
+				fs[nrev++] = (double)(now_ns() - t);
+		}
+		t = now_ns();
+		migrate_to(c, src, xs, SVA_LOC_DEVICE);
+		bm[k] = (double)(now_ns() - t);
+		migrate_to(c, src, xs, SVA_LOC_HOST);
+	}
+	size_name(name, sizeof(name), xs);
+	r = report_add(&rep);
+	set_names(r, "migrate", name, "make exclusive", "migrate to device", 7);
+	finish(r, sd, bm, n, (double)xn, "pages/s");
+	fresh = map_anon(nrev * PAGE, false);
+	for (size_t i = 0; i < nrev; i++) {
+		t = now_ns();
+		((volatile uint8_t *)fresh)[i * PAGE] = 1;
+		fb[i] = (double)(now_ns() - t);
+	}
+	munmap(fresh, nrev * PAGE);
+	r = report_add(&rep);
+	set_names(r, "migrate", "1 page", "CPU revoke", "CPU first touch", 8);
+	finish(r, fs, fb, nrev, 1, "faults/s");
+}
+
+/*
  * Device memory: migration to the device and back against memcpy of the
  * same bytes and move_pages(2) of the same pages (between two host nodes,
  * or to the node they are on where there is one: the kernel still looks
@@ -758,7 +821,7 @@ static void bench_migrate(void)
 	if (sva_dev_caps(c.dev, &caps) || !(caps.flags & SVA_CAP_MIGRATE)) {
 		fprintf(stderr, "sva-bench: migrate: skipped: %s has no device memory (no SVA_CAP_MIGRATE on this backend/kernel)\n",
 			sva_dev_name(c.dev));
-		step += 6;
+		step += 8;
 		ctx_close(&c);
 		goto out;
 	}
@@ -860,6 +923,7 @@ static void bench_migrate(void)
 	finish(r, sd, bm, n, (double)(st1.evictions - st0.evictions) / (double)n,
 	       "evict/s");
 	ctx_close(&cs);
+	bench_exclusive(&c, &caps, src, sd, bm, n, fs, fb, nf);
 	ctx_close(&c);
 	munmap(src, sz);
 	munmap(dst, sz);
@@ -891,7 +955,7 @@ static const struct {
 	{ "snapshot", bench_snapshot, 1 },
 	{ "scale", bench_scale, 6 },
 	{ "trace", bench_trace, 3 },
-	{ "migrate", bench_migrate, 6 },
+	{ "migrate", bench_migrate, 8 },
 };
 
 static void usage(FILE *out)

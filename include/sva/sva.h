@@ -94,7 +94,9 @@ enum sva_dev_flags {
 	SVA_DEV_NO_PRI = 1u << 0,
 	/* Don't cache translations (every access asks the IOMMU). */
 	SVA_DEV_NO_ATC = 1u << 1,
-	/* Model a device without local memory: no SVA_CAP_MIGRATE. */
+	/* Model a device without local memory: no SVA_CAP_MIGRATE, and
+	 * no SVA_CAP_EXCLUSIVE (device-private memory support, which
+	 * exclusive entries are part of in the kernel). */
 	SVA_DEV_NO_DEVMEM = 1u << 2,
 };
 

@@ -353,5 +353,6 @@ const struct sva_backend_ops sva_sim_ops = {
 	.snapshot = sim_snapshot,
 	.reserved_regions = sim_reserved_regions,
 	.migrate = sim_devmem_migrate,
+	.make_exclusive = sim_devmem_make_exclusive,
 	.attrs_track = sim_attrs_track,
 };

@@ -47,6 +47,25 @@
  *    moves every page back to host memory first (counted as evictions) and
  *    holds dm_lock across fork(): parent and child see the same data,
  *    copy-on-write as for any page. The arena is MADV_DONTFORK.
+ *
+ * Exclusive access (sva_make_exclusive(3), make_device_exclusive_range()):
+ * the kernel leaves the page in host memory and replaces its PTE by a
+ * device-exclusive entry, which any CPU access faults on, restoring the
+ * mapping and telling the device (revoke). The model is the same move as
+ * above, into a second arena per device (sim_dev.xm, excl set): the page
+ * leaves the user's page table, the device reaches it in the arena with no
+ * translation, and a CPU (or kernel) access arrives as a missing fault that
+ * moves it back. It is host memory held, not device memory: it takes none
+ * of devmem_size, is never evicted for room, and counts as a grant when
+ * held and a revoke when it leaves the arena for any reason (CPU fault,
+ * munmap/discard, fork, unbind, a migration), never as a migration.
+ *  - mprotect() sends no event: the device's write permission on a held
+ *    page is the VMA's, read from the kernel (PROCMAP_QUERY) when a device
+ *    access pins it, so a write after mprotect(PROT_READ) faults INVALID
+ *    and the page stays held, as the kernel's read-only exclusive entry.
+ *  - Pages are faulted in for writing first (MADV_POPULATE_WRITE, as the
+ *    kernel's GUP with FOLL_WRITE): a zero page or one shared copy-on-write
+ *    since fork() becomes the process's own before it moves.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +80,12 @@
 /* The sim's default device memory, and its largest. */
 #define SIM_DEVMEM_DEFAULT (64ull << 20)
 #define SIM_DEVMEM_MAX (16ull << 30)
+/*
+ * The window of host pages a device may hold exclusively at once (virtual,
+ * MAP_NORESERVE; its slots cost 36 bytes each): past it, pages are refused
+ * with SVA_MIGRATE_NO_ROOM, never taken from another holder.
+ */
+#define SIM_EXCL_SIZE (256ull << 20)
 /* UFFDIO_MOVE tries while the mm is changing (EAGAIN), 50 us apart. */
 #define SIM_EAGAIN_TRIES 4000
 
@@ -95,7 +120,8 @@ void sim_devmem_caps(struct sva_dev *dev)
 		return;
 	}
 	dev->caps.devmem_size = size ? size : SIM_DEVMEM_DEFAULT;
-	dev->caps.flags |= SVA_CAP_MIGRATE;
+	/* Exclusive access is built on the same moves (see above). */
+	dev->caps.flags |= SVA_CAP_MIGRATE | SVA_CAP_EXCLUSIVE;
 }
 
 /* ------------------------------------------------- slots, hash, lists */
@@ -174,9 +200,14 @@ static void slot_use(struct sim_devmem *dm, uint32_t s, uint64_t vpn,
 	dm->nused++;
 }
 
-/* Take @s out of use: its PTE is none (@moved) or still to be zapped. */
+/*
+ * Take @s out of use: its PTE is none (@moved) or still to be zapped. A
+ * held page leaving the exclusive arena, whatever for, is a revoke.
+ */
 static void slot_release(struct sim_devmem *dm, uint32_t s, bool moved)
 {
+	if (dm->excl && dm->pg[s].bind)
+		sva__count(dm->pg[s].bind, SVA_C_EXCLUSIVE_REVOKES, 1);
 	hash_del(dm, s);
 	lru_del(dm, s);
 	dm->nused--;
@@ -256,17 +287,28 @@ static uint64_t uffd_move_run(struct sim_mm *mm, uint64_t dst, uint64_t src,
 	return m.move > 0 ? (uint64_t)m.move & SVA_PAGE_MASK : 0;
 }
 
-/* Take up to @max free slots in a row (ascending) off the free list. */
+/*
+ * Take up to @max free slots in a row off the free list: slots the list
+ * gives in ascending order, or in descending order (as pages freed one by
+ * one in address order, by CPU faults, leave it). *first: the lowest.
+ */
 static uint32_t slot_alloc_run(struct sim_devmem *dm, uint32_t max,
 			       uint32_t *first)
 {
 	uint32_t n = 0;
+	int dir = 0;
 
-	while (n < max && dm->free_head &&
-	       (!n || dm->free_head - 1 == *first + n)) {
-		if (!n)
-			*first = dm->free_head - 1;
-		dm->free_head = dm->pg[dm->free_head - 1].next;
+	while (n < max && dm->free_head) {
+		uint32_t s = dm->free_head - 1;
+
+		if (n == 1)
+			dir = s == *first + 1 ? 1 : s + 1 == *first ? -1 : 0;
+		if (n && !(dir > 0 && s == *first + n) &&
+		    !(dir < 0 && s + 1 == *first))
+			break;
+		if (!n || dir < 0)
+			*first = s;
+		dm->free_head = dm->pg[s].next;
 		n++;
 	}
 	return n;
@@ -404,7 +446,8 @@ static int slot_to_host(struct sim_mm *mm, struct sim_devmem *dm, uint32_t s,
 		};
 
 		if (!ioctl(mm->uffd, UFFDIO_COPY, &c)) {
-			count_to_host(dm->pg[s].bind, 1);
+			if (!dm->excl)
+				count_to_host(dm->pg[s].bind, 1);
 			slot_release(dm, s, false);
 			return 0;
 		}
@@ -418,7 +461,8 @@ static int slot_to_host(struct sim_mm *mm, struct sim_devmem *dm, uint32_t s,
 		slot_release(dm, s, false);
 		return err;
 	}
-	count_to_host(dm->pg[s].bind, 1);
+	if (!dm->excl)
+		count_to_host(dm->pg[s].bind, 1);
 	slot_release(dm, s, true);
 	return 0;
 }
@@ -504,18 +548,19 @@ static void dm_free(struct sim_devmem *dm)
 	free(dm);
 }
 
-/* @bind's device memory, made on first use. */
-static struct sim_devmem *dm_get(struct sva_bind *bind, int *errp)
+/* @bind's device memory (@excl: its exclusive arena), made on first use. */
+static struct sim_devmem *dm_get(struct sva_bind *bind, bool excl, int *errp)
 {
 	struct sim_dev *sd = sim_dev_of(bind);
 	struct sim_mm *mm = sim_bind_of(bind)->mm;
-	uint64_t size = bind->dev->caps.devmem_size;
+	struct sim_devmem **where = excl ? &sd->xm : &sd->dm;
+	uint64_t size = excl ? SIM_EXCL_SIZE : bind->dev->caps.devmem_size;
 	struct uffdio_register reg = { .mode = UFFDIO_REGISTER_MODE_WP };
 	struct sim_devmem *dm;
 	uint32_t hsize = 1;
 
 	pthread_mutex_lock(&mm->dm_lock);
-	dm = sd->dm;
+	dm = *where;
 	pthread_mutex_unlock(&mm->dm_lock);
 	if (dm)
 		return dm;
@@ -528,6 +573,7 @@ static struct sim_devmem *dm_get(struct sva_bind *bind, int *errp)
 	if (!dm)
 		goto nomem;
 	dm->sd = sd;
+	dm->excl = excl;
 	dm->npages = (uint32_t)(size >> SVA_PAGE_SHIFT);
 	while (hsize < dm->npages)
 		hsize <<= 1;
@@ -561,13 +607,14 @@ static struct sim_devmem *dm_get(struct sva_bind *bind, int *errp)
 		dm->free_head = s;
 	}
 	pthread_mutex_lock(&mm->dm_lock);
-	if (sd->dm) {
+	if (*where) {
 		/* Made by another thread meanwhile. */
 		pthread_mutex_unlock(&mm->dm_lock);
 		dm_free(dm);
-		return sd->dm;
+		return *where;
 	}
-	sd->dm = dm;
+	/* Published for the engine's unlocked look (sim_devmem_pin()). */
+	__atomic_store_n(where, dm, __ATOMIC_RELEASE);
 	list_add_tail(&dm->node, &mm->arenas);
 	pthread_mutex_unlock(&mm->dm_lock);
 	return dm;
@@ -679,8 +726,9 @@ static enum page_fate page_to_dev(struct sva_bind *bind,
 		return PF_FAIL;
 	}
 	if (other) {
+		if (!other->excl)
+			sva__trace_mig_from_dev++;
 		slot_release(other, os, true);
-		sva__trace_mig_from_dev++;
 	}
 	slot_use(dm, (uint32_t)s, vpn, bind);
 	sva__count(bind, SVA_C_MIGRATED_TO_DEV, 1);
@@ -718,6 +766,114 @@ static void populate_holes(struct sim_mm *mm, uint64_t start, uint64_t end)
 }
 
 /*
+ * Fault in for writing the pages of [start, end) in no arena that aren't
+ * the process's own already (holes, the zero page, pages shared
+ * copy-on-write since fork()), as GUP with FOLL_WRITE does before
+ * make_device_exclusive_range(): UFFDIO_MOVE moves only exclusive pages.
+ * Pages in device memory are left there (held already, or moved on).
+ */
+static void populate_for_write(struct sim_mm *mm, uint64_t start,
+			       uint64_t end)
+{
+	uint32_t os;
+
+	for (uint64_t a = start; a < end; a += SIM_CHUNK) {
+		unsigned int n = (unsigned int)MIN((end - a) >> SVA_PAGE_SHIFT,
+						   (uint64_t)SIM_CHUNK_PAGES);
+		bool want[SIM_CHUNK_PAGES];
+
+		pthread_mutex_lock(&mm->dm_lock);
+		/*
+		 * Present pages too: pagemap shows no write bit, and a page
+		 * fork() shared stays read-only (not AnonExclusive, which
+		 * UFFDIO_MOVE needs) after the child is gone. On a writable
+		 * PTE this is a page walk, no fault.
+		 */
+		for (unsigned int i = 0; i < n; i++)
+			want[i] = list_empty(&mm->arenas) ||
+				  !mm_lookup(mm, (a >> SVA_PAGE_SHIFT) + i, &os);
+		pthread_mutex_unlock(&mm->dm_lock);
+		for (unsigned int i = 0, j; i < n; i = j) {
+			for (j = i + 1; j < n && want[j] == want[i]; j++)
+				;
+			if (want[i])
+				madvise((void *)(uintptr_t)(a + ((uint64_t)i << SVA_PAGE_SHIFT)),
+					(uint64_t)(j - i) << SVA_PAGE_SHIFT,
+					MADV_POPULATE_WRITE);
+		}
+	}
+}
+
+/*
+ * Hold the page at @vpn in @xm, @bind's exclusive arena. Caller holds
+ * dm_lock. PF_RETRY: let dm_lock go and try again (the mm is changing).
+ */
+static enum page_fate page_to_xm(struct sva_bind *bind,
+				 struct sim_devmem *xm, uint64_t vpn,
+				 int *reason)
+{
+	struct sim_mm *mm = sim_bind_of(bind)->mm;
+	uint64_t addr = vpn << SVA_PAGE_SHIFT;
+	struct sim_devmem *other;
+	uint32_t os = 0;
+	int64_t s;
+	int err;
+
+	other = mm_lookup(mm, vpn, &os);
+	/* Held, or in this device's memory: exclusive to it already. */
+	if (other == xm || (other && other == sim_dev_of(bind)->dm)) {
+		lru_del(other, os);
+		lru_add(other, os);
+		return PF_ALREADY;
+	}
+	if (other && other->pg[os].busy) {
+		*reason = SVA_MIGRATE_BUSY;
+		return PF_FAIL;
+	}
+	if (!other && sim_mm_discard_pending(mm, addr, addr + SVA_PAGE_SIZE)) {
+		*reason = SVA_MIGRATE_BUSY;
+		return PF_FAIL;
+	}
+	s = slot_alloc(xm);
+	if (s < 0) {
+		*reason = SVA_MIGRATE_NO_ROOM;
+		return PF_FAIL;
+	}
+	/* From another device (its memory, or held by it): taken over. */
+	err = uffd_move(mm, slot_addr(xm, (uint32_t)s),
+			other ? slot_addr(other, os) : addr, false);
+	if (err) {
+		xm->pg[s].next = xm->free_head;
+		xm->free_head = (uint32_t)s + 1;
+	}
+	switch (err) {
+	case 0:
+		break;
+	case -EAGAIN:
+		return PF_RETRY;
+	case -EBUSY:
+		/* Still shared (KSM, or copy-on-write again since). */
+		*reason = SVA_MIGRATE_PINNED;
+		return PF_FAIL;
+	case -EINVAL:
+		*reason = SVA_MIGRATE_UNSUPPORTED;
+		return PF_FAIL;
+	default:
+		/* -ENOENT: discarded since it was faulted in. */
+		*reason = SVA_MIGRATE_BUSY;
+		return PF_FAIL;
+	}
+	if (other) {
+		if (!other->excl)
+			count_to_host(other->pg[os].bind, 1);
+		slot_release(other, os, true);
+	}
+	slot_use(xm, (uint32_t)s, vpn, bind);
+	sva__count(bind, SVA_C_EXCLUSIVE_GRANTS, 1);
+	return PF_MOVED;
+}
+
+/*
  * The common case in one call: pages from @a on in host memory, no
  * discard of them in progress, into free slots in a row. Returns the
  * bytes moved (0: let page_to_dev() look at the page at @a). Caller:
@@ -748,6 +904,10 @@ static uint64_t run_move_to_dev(struct sva_bind *bind, struct sim_devmem *dm,
 		slot_use(dm, first + i, (a >> SVA_PAGE_SHIFT) + i, bind);
 	slot_free_run(dm, first + (uint32_t)(moved >> SVA_PAGE_SHIFT),
 		      got - (uint32_t)(moved >> SVA_PAGE_SHIFT));
+	if (dm->excl) {
+		sva__count(bind, SVA_C_EXCLUSIVE_GRANTS, moved >> SVA_PAGE_SHIFT);
+		return moved;
+	}
 	sva__count(bind, SVA_C_MIGRATED_TO_DEV, moved >> SVA_PAGE_SHIFT);
 	sva__count(bind, SVA_C_BYTES_TO_DEV, moved);
 	return moved;
@@ -763,7 +923,10 @@ static void run_to_dev(struct sva_bind *bind, struct sim_devmem *dm,
 	unsigned int tries = 0;
 	int reason = 0;
 
-	populate_holes(mm, start, end);
+	if (dm->excl)
+		populate_for_write(mm, start, end);
+	else
+		populate_holes(mm, start, end);
 	mover_lock(mm);
 	for (uint64_t a = start; a < end;) {
 		uint64_t moved = run_move_to_dev(bind, dm, a, end);
@@ -776,7 +939,9 @@ static void run_to_dev(struct sva_bind *bind, struct sim_devmem *dm,
 			continue;
 		}
 		/* One page, with everything that may be in its way. */
-		switch (page_to_dev(bind, dm, a >> SVA_PAGE_SHIFT, res, span,
+		switch (dm->excl ?
+			page_to_xm(bind, dm, a >> SVA_PAGE_SHIFT, &reason) :
+			page_to_dev(bind, dm, a >> SVA_PAGE_SHIFT, res, span,
 				    &reason, &ev)) {
 		case PF_MOVED:
 			res->moved++;
@@ -815,15 +980,17 @@ static int vma_reason(const struct sim_vma *vma)
 	return -1;
 }
 
+/* To the device's memory, or (@excl) into its exclusive hold. */
 static int migrate_to_dev(struct sva_bind *bind, uint64_t addr, uint64_t len,
-			  struct sva_migrate_result *res, uint64_t span[2])
+			  bool excl, struct sva_migrate_result *res,
+			  uint64_t span[2])
 {
 	struct sim_mm *mm = sim_bind_of(bind)->mm;
 	struct sim_devmem *dm;
 	struct sim_vma vma;
 	int err = 0, reason;
 
-	dm = dm_get(bind, &err);
+	dm = dm_get(bind, excl, &err);
 	if (!dm)
 		return err;
 	dm_zap_dirty(mm, dm);
@@ -838,9 +1005,10 @@ static int migrate_to_dev(struct sva_bind *bind, uint64_t addr, uint64_t len,
 		if (reason < 0) {
 			err = sim_mm_register_missing(mm, a, e);
 			if (err == -EBUSY) {
-				pr_warn("%#llx-%#llx is registered with another userfaultfd: not migrated\n",
+				pr_warn("%#llx-%#llx is registered with another userfaultfd: not %s\n",
 					(unsigned long long)a,
-					(unsigned long long)e);
+					(unsigned long long)e,
+					excl ? "made exclusive" : "migrated");
 				reason = SVA_MIGRATE_FOREIGN_UFFD;
 			} else if (err == -EINVAL) {
 				reason = SVA_MIGRATE_SHARED; /* file, hugetlb */
@@ -931,6 +1099,16 @@ static int migrate_to_host(struct sva_bind *bind, uint64_t addr, uint64_t len,
 
 		dm = list_empty(&mm->arenas) ? NULL :
 		     mm_lookup(mm, a >> SVA_PAGE_SHIFT, &s);
+		if (dm && dm->excl) {
+			/*
+			 * Held exclusively: in host memory already, and it
+			 * stays held (migrate_vma_setup() leaves a
+			 * device-exclusive entry alone).
+			 */
+			res->already++;
+			i++;
+			continue;
+		}
 		if (!dm) {
 			/* On host memory already, if mapped at all. */
 			if (vma.end <= a || vma.start > a) {
@@ -1007,7 +1185,7 @@ int sim_devmem_migrate(struct sva_bind *bind, uint64_t addr, uint64_t len,
 	int err;
 
 	if (to == SVA_LOC_DEVICE)
-		err = migrate_to_dev(bind, addr, len, res, span);
+		err = migrate_to_dev(bind, addr, len, false, res, span);
 	else
 		err = migrate_to_host(bind, addr, len, SVA_LOC_NODE_OF(to),
 				      res, span);
@@ -1016,6 +1194,23 @@ int sim_devmem_migrate(struct sva_bind *bind, uint64_t addr, uint64_t len,
 	if (to != SVA_LOC_DEVICE && sim_dev_of(bind)->dm)
 		dm_zap_dirty(mm, sim_dev_of(bind)->dm);
 	/* Mirrors see pages come and go, as MMU_NOTIFY_MIGRATE tells. */
+	if (span[0] < span[1])
+		sim_mm_invalidate(mm, span[0], span[1]);
+	return err;
+}
+
+int sim_devmem_make_exclusive(struct sva_bind *bind, uint64_t addr,
+			      uint64_t len, struct sva_migrate_result *res)
+{
+	struct sim_mm *mm = sim_bind_of(bind)->mm;
+	uint64_t span[2] = { UINT64_MAX, 0 };
+	int err;
+
+	err = migrate_to_dev(bind, addr, len, true, res, span);
+	/*
+	 * The grant takes the pages out of the CPU page table: mirrors
+	 * are told (MMU_NOTIFY_EXCLUSIVE), this device's to see them held.
+	 */
 	if (span[0] < span[1])
 		sim_mm_invalidate(mm, span[0], span[1]);
 	return err;
@@ -1070,6 +1265,25 @@ static bool fault_fill(struct sim_mm *mm, uint64_t addr)
 	return true;
 }
 
+/*
+ * A CPU access to a page held exclusively: revoke it (the page, not a
+ * granule; it stays on the node it is on), as the kernel's fault on a
+ * device-exclusive entry restores the PTE and tells the device. Called
+ * with dm_lock held; lets it go.
+ */
+static bool xm_fault(struct sim_mm *mm, struct sim_devmem *xm, uint32_t s,
+		     uint64_t addr)
+{
+	int err = slot_to_host(mm, xm, s, false);
+
+	pthread_mutex_unlock(&mm->dm_lock);
+	if (err == -EAGAIN)
+		return false;
+	uffd_wake(mm, addr, SVA_PAGE_SIZE);
+	sim_mm_invalidate(mm, addr, addr + SVA_PAGE_SIZE);
+	return true;
+}
+
 bool sim_devmem_fault(struct sim_mm *mm, uint64_t addr)
 {
 	uint64_t vpn = addr >> SVA_PAGE_SHIFT, g0, gn, moved[512];
@@ -1093,6 +1307,8 @@ bool sim_devmem_fault(struct sim_mm *mm, uint64_t addr)
 		return false;
 	}
 	owner = dm->pg[s].bind;
+	if (dm->excl)
+		return xm_fault(mm, dm, s, addr);
 	if (owner && sva__tracing(owner->dev))
 		t0 = sva__now_ns();
 	node = preferred_node(owner, addr, &gran);
@@ -1204,31 +1420,79 @@ unsigned int sim_devmem_pin(struct sva_bind *bind, uint64_t vpn,
 			    uint64_t *local)
 {
 	struct sim_mm *mm = sim_bind_of(bind)->mm;
-	struct sim_devmem *dm;
-	unsigned int pinned = 0;
+	struct sim_dev *sd = sim_dev_of(bind);
+	struct sim_devmem *dm, *xm;
+	unsigned int pinned = 0, local_pages = 0, held = 0;
+	struct sim_vma vma = { 0 };
 	int64_t s;
 
 	memset(local, 0, n * sizeof(*local));
-	if (!__atomic_load_n(&sim_dev_of(bind)->dm, __ATOMIC_ACQUIRE))
+	if (!__atomic_load_n(&sd->dm, __ATOMIC_ACQUIRE) &&
+	    !__atomic_load_n(&sd->xm, __ATOMIC_ACQUIRE))
 		return 0;
 	pthread_mutex_lock(&mm->dm_lock);
-	dm = sim_dev_of(bind)->dm;
-	for (unsigned int i = 0; dm && i < n; i++) {
+	dm = sd->dm;
+	xm = sd->xm;
+	for (unsigned int i = 0; (dm || xm) && i < n; i++) {
+		struct sim_devmem *a = dm;
+
 		if ((perm[i] & need) == need)
 			continue;
-		s = dm_lookup(dm, vpn + i);
+		s = dm ? dm_lookup(dm, vpn + i) : -1;
+		if (s < 0 && xm) {
+			/* A VMA the device can't read: no access. */
+			if (perm[i] & SIM_PERM_NONE)
+				continue;
+			a = xm;
+			s = dm_lookup(xm, vpn + i);
+		}
 		if (s < 0)
 			continue;
-		dm->pg[s].busy++;
-		lru_del(dm, (uint32_t)s);
-		lru_add(dm, (uint32_t)s);
-		local[i] = slot_addr(dm, (uint32_t)s);
+		a->pg[s].busy++;
+		lru_del(a, (uint32_t)s);
+		lru_add(a, (uint32_t)s);
+		local[i] = slot_addr(a, (uint32_t)s);
 		perm[i] = SIM_PERM_RW;
+		if (a == xm)
+			held++;
+		else
+			local_pages++;
 		pinned++;
 	}
 	pthread_mutex_unlock(&mm->dm_lock);
-	if (pinned)
-		sva__count(bind, SVA_C_DEVMEM_ACCESSES, pinned);
+	if (local_pages)
+		sva__count(bind, SVA_C_DEVMEM_ACCESSES, local_pages);
+	if (!held)
+		return pinned;
+	/*
+	 * Held pages: the device may write them if their VMA is writable
+	 * now. mprotect() sends no event, so ask the kernel (not under
+	 * dm_lock: the query may wait for the mm). A page the device may
+	 * not access as it needs is let go: it faults, and the page
+	 * request is answered as the VMA says (INVALID for a write to a
+	 * read-only one), the page staying held.
+	 */
+	for (unsigned int i = 0; i < n; i++) {
+		uint64_t addr = (vpn + i) << SVA_PAGE_SHIFT;
+		unsigned int allowed;
+
+		if (!local[i] || local[i] < (uintptr_t)xm->arena ||
+		    local[i] >= slot_addr(xm, xm->npages))
+			continue;
+		if ((addr < vma.start || addr >= vma.end) &&
+		    !sim_mm_vma_now(mm, addr, &vma))
+			vma.start = vma.end = 0;
+		allowed = addr >= vma.start && addr < vma.end ?
+			  vma.prot & SIM_PERM_RW : 0;
+		if ((allowed & need) == need) {
+			perm[i] = (uint8_t)allowed;
+			continue;
+		}
+		sim_devmem_unpin(bind, &local[i], 1);
+		local[i] = 0;
+		perm[i] = 0;
+		pinned--;
+	}
 	return pinned;
 }
 
@@ -1237,12 +1501,20 @@ void sim_devmem_unpin(struct sva_bind *bind, const uint64_t *local,
 {
 	struct sim_mm *mm = sim_bind_of(bind)->mm;
 	struct sim_devmem *dm = sim_dev_of(bind)->dm;
+	struct sim_devmem *xm = sim_dev_of(bind)->xm;
 
 	pthread_mutex_lock(&mm->dm_lock);
-	for (unsigned int i = 0; i < n; i++)
-		if (local[i])
-			dm->pg[(local[i] - (uintptr_t)dm->arena) >>
-			       SVA_PAGE_SHIFT].busy--;
+	for (unsigned int i = 0; i < n; i++) {
+		struct sim_devmem *a = dm;
+
+		if (!local[i])
+			continue;
+		/* Which arena: the one whose range holds it. */
+		if (!a || local[i] < (uintptr_t)a->arena ||
+		    local[i] >= slot_addr(a, a->npages))
+			a = xm;
+		a->pg[(local[i] - (uintptr_t)a->arena) >> SVA_PAGE_SHIFT].busy--;
+	}
 	pthread_mutex_unlock(&mm->dm_lock);
 }
 
@@ -1250,7 +1522,9 @@ void sim_devmem_states(struct sva_bind *bind, uint64_t addr, uint64_t len,
 		       uint8_t *states)
 {
 	struct sim_mm *mm = sim_bind_of(bind)->mm;
+	struct sim_vma vma = { 0 };
 	struct sim_devmem *dm;
+	uint64_t nheld = 0;
 	uint32_t s;
 
 	pthread_mutex_lock(&mm->dm_lock);
@@ -1259,11 +1533,40 @@ void sim_devmem_states(struct sva_bind *bind, uint64_t addr, uint64_t len,
 		dm = mm_lookup(mm, (addr >> SVA_PAGE_SHIFT) + i, &s);
 		if (!dm)
 			continue;
+		if (dm->excl) {
+			/*
+			 * Held by another device: no CPU mapping, and no
+			 * translation for this one (an access revokes it
+			 * first), as hmm_range_fault() sees another's
+			 * exclusive entry. Held by this one: its own.
+			 */
+			if (dm == sim_dev_of(bind)->xm &&
+			    !(states[i] & SVA_PAGE_ERROR)) {
+				states[i] = SVA_PAGE_VALID | SVA_PAGE_WRITE |
+					    SVA_PAGE_EXCLUSIVE;
+				nheld++;
+			}
+			continue;
+		}
 		states[i] = dm == sim_dev_of(bind)->dm ?
 			    SVA_PAGE_VALID | SVA_PAGE_WRITE |
 			    SVA_PAGE_DEVICE_LOCAL : SVA_PAGE_DEVICE_REMOTE;
 	}
 	pthread_mutex_unlock(&mm->dm_lock);
+	/* Writable as their VMA is now (mprotect() sends no event). */
+	for (uint64_t i = 0; nheld && i < len >> SVA_PAGE_SHIFT; i++) {
+		uint64_t a = addr + (i << SVA_PAGE_SHIFT);
+
+		if (!(states[i] & SVA_PAGE_EXCLUSIVE))
+			continue;
+		nheld--;
+		if ((a < vma.start || a >= vma.end) &&
+		    !sim_mm_vma_now(mm, a, &vma))
+			vma.start = vma.end = 0;
+		if (a < vma.start || a >= vma.end ||
+		    !(vma.prot & SIM_PERM_W))
+			states[i] &= (uint8_t)~SVA_PAGE_WRITE;
+	}
 }
 
 /* ------------------------------------------- unbind, close, fork */
@@ -1301,7 +1604,7 @@ static void dm_evict_all(struct sim_mm *mm, struct sim_devmem *dm,
 				back_run_add(&br, owner, a, !err, t0, false);
 			if (err)
 				continue;
-			if (count)
+			if (count && !dm->excl)
 				sva__count(owner, SVA_C_EVICTIONS, 1);
 			span[0] = MIN(span[0], a);
 			span[1] = MAX(span[1], a + SVA_PAGE_SIZE);
@@ -1323,15 +1626,23 @@ void sim_devmem_unbind(struct sva_bind *bind, bool last)
 	struct sim_dev *sd = sim_dev_of(bind);
 	struct sim_mm *mm = sim_bind_of(bind)->mm;
 	uint64_t span[2] = { UINT64_MAX, 0 };
-	struct sim_devmem *dm;
+	struct sim_devmem *dm, *xm;
 
 	mover_lock(mm);
 	dm = sd->dm;
+	xm = sd->xm;
 	if (dm)
 		dm_evict_all(mm, dm, last ? NULL : bind, false, span);
+	/* Its exclusive pages: revoked, back in place. */
+	if (xm)
+		dm_evict_all(mm, xm, last ? NULL : bind, false, span);
 	if (dm && last) {
 		list_del(&dm->node);
 		sd->dm = NULL;
+	}
+	if (xm && last) {
+		list_del(&xm->node);
+		sd->xm = NULL;
 	}
 	mover_unlock(mm);
 	if (span[0] < span[1])
@@ -1339,6 +1650,8 @@ void sim_devmem_unbind(struct sva_bind *bind, bool last)
 	/* munmap() of the arena waits for its event: no lock held. */
 	if (dm && last)
 		dm_free(dm);
+	if (xm && last)
+		dm_free(xm);
 }
 
 /*

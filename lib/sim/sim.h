@@ -300,6 +300,9 @@ struct sim_devmem {
 	uint32_t lru_head, lru_tail;	/* used pages, oldest first */
 	uint32_t free_head;		/* free pages (pte none) */
 	uint32_t nused, ndirty;
+	/* Host pages the device holds exclusively (sva_make_exclusive(3)),
+	 * not device memory: see devmem.c. */
+	bool excl;
 };
 
 /* 0 when this process may move pages with UFFDIO_MOVE (mm.c). */
@@ -308,6 +311,9 @@ int sim_uffd_probe_move(void);
 void sim_devmem_caps(struct sva_dev *dev);
 int sim_devmem_migrate(struct sva_bind *bind, uint64_t addr, uint64_t len,
 		       uint64_t to, struct sva_migrate_result *res);
+/* sva_make_exclusive(3): hold [addr, addr + len) for @bind's device. */
+int sim_devmem_make_exclusive(struct sva_bind *bind, uint64_t addr,
+			      uint64_t len, struct sva_migrate_result *res);
 /*
  * Engine: the device faulted on @addrs (resolved): pages whose preferred
  * location is the device (and not ACCESSED_BY) move there, by granule.
@@ -339,7 +345,8 @@ void sim_devmem_unpin(struct sva_bind *bind, const uint64_t *local,
  * handler (mm.c's atfork handlers call these). */
 void sim_devmem_fork_prepare(struct sim_mm *mm);
 void sim_devmem_fork_parent(struct sim_mm *mm);
-/* Snapshot: mark pages in device memory (DEVICE_LOCAL / _REMOTE). */
+/* Snapshot: mark pages in device memory (DEVICE_LOCAL / _REMOTE) and
+ * those the device holds exclusively (EXCLUSIVE). */
 void sim_devmem_states(struct sva_bind *bind, uint64_t addr, uint64_t len,
 		       uint8_t *states);
 
@@ -351,6 +358,8 @@ struct sim_dev {
 	struct sim_atc atc;
 	struct sim_prq prq;
 	struct sim_devmem *dm;		/* NULL until a migration (dm_lock) */
+	struct sim_devmem *xm;		/* pages held exclusively, NULL
+					 * until the first (dm_lock) */
 };
 
 struct sim_bind {

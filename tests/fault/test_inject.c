@@ -61,7 +61,8 @@ static struct sva_completion run(struct sva_bind *b, struct sva_desc *d)
 
 /*
  * Device memory (issue 8), where the device has it: an attribute, the
- * source to the device, the copy from there, back. 0 or the first error.
+ * source to the device, the copy from there, back; then held exclusively,
+ * copied from, revoked. 0 or the first error.
  */
 static int devmem_steps(struct sva_dev *dev, struct sva_bind *b,
 			uint8_t *src, uint8_t *dst, struct sva_desc *d)
@@ -91,6 +92,17 @@ static int devmem_steps(struct sva_dev *dev, struct sva_bind *b,
 	if (err < 0)
 		return err;
 	ck_assert_int_eq(err, 0);
+	ck_assert_int_eq(memcmp(src, dst, 8 * PAGE), 0);
+	/* Exclusive access: held, the device copies, the CPU revokes. */
+	if (!(caps.flags & SVA_CAP_EXCLUSIVE))
+		return 0;
+	err = sva_make_exclusive(b, (uintptr_t)src, 8 * PAGE, 0, NULL);
+	if (err < 0)
+		return err;
+	ck_assert_int_eq(err, 0);
+	memset(dst, 0, 8 * PAGE);
+	c = run(b, d);
+	ck_assert_uint_eq(c.status, SVA_STATUS_SUCCESS);
 	ck_assert_int_eq(memcmp(src, dst, 8 * PAGE), 0);
 	return 0;
 }

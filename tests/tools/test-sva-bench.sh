@@ -67,6 +67,13 @@ else
 		'"subject": "to device, evicting 3/4"'; do
 		grep -q "$row" "$T/out" || fail "migrate row $row"
 	done
+	# Exclusive access: its two rows, or why not.
+	if ! grep -q 'migrate: exclusive rows skipped: ' "$T/err"; then
+		for row in '"subject": "make exclusive", "baseline": "migrate to device"' \
+			'"subject": "CPU revoke", "baseline": "CPU first touch"'; do
+			grep -q "$row" "$T/out" || fail "migrate row $row"
+		done
+	fi
 	grep -q '"baseline": "move_pages' "$T/out" ||
 		grep -q 'vs move_pages: n/a (' "$T/err" ||
 		fail "move_pages baseline or its n/a"

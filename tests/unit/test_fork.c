@@ -118,6 +118,14 @@ static int f_migrate(struct forked *x)
 	       -EPERM && r.moved == 77);
 	return 0;
 }
+static int f_make_exclusive(struct forked *x)
+{
+	struct sva_migrate_result r = { .sz = sizeof(r), .moved = 77 };
+
+	EXPECT(sva_make_exclusive(x->f.bind, (uintptr_t)x->p, PAGE, 0, &r) ==
+	       -EPERM && r.moved == 77);
+	return 0;
+}
 static int f_range_set_attr(struct forked *x)
 {
 	struct sva_range_attr a = { .type = SVA_ATTR_DEVICE_READ_ONLY, .value = 1 };
@@ -192,6 +200,7 @@ static const struct {
 	E(sva_dev_stats_reset, f_dev_stats_reset),
 	E(sva_mirror_unregister, f_mirror_unregister),
 	E(sva_migrate, f_migrate),
+	E(sva_make_exclusive, f_make_exclusive),
 	E(sva_range_set_attr, f_range_set_attr),
 	E(sva_range_get_attr, f_range_get_attr),
 	E(sva_dev_close, f_dev_close),

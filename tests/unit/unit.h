@@ -27,6 +27,7 @@ Suite *unbind_suite(void);
 Suite *reserved_suite(void);
 Suite *trace_suite(void);
 Suite *migrate_suite(void);
+Suite *exclusive_suite(void);
 
 /* A fixture binding on a sim device; set up by open_bind(). */
 struct fixture {
