@@ -22,6 +22,7 @@
 
 #include <linux/hmm.h>
 #include <linux/hugetlb.h>
+#include <linux/migrate.h>
 #include <linux/mm.h>
 #include <linux/pagemap.h>
 #include <linux/rmap.h>
@@ -39,20 +40,43 @@ bool sva_excl_held(struct sva_ctx *ctx, unsigned long addr)
 	return xa_get_mark(&ctx->pt, addr >> PAGE_SHIFT, SVA_PT_EXCL);
 }
 
-/* Unbind: the device gives every held page up (it stays exclusive in the
- * mm until a CPU access restores it, which no longer concerns us).
+/*
+ * Take the first held page at or after *@pfn off the device page table;
+ * false when there is none left.
  */
-void sva_excl_release(struct sva_ctx *ctx)
+static bool excl_take(struct sva_ctx *ctx, unsigned long *pfn)
 {
-	unsigned long pfn, n = 0;
 	void *entry;
 
 	mutex_lock(&ctx->lock);
-	xa_for_each_marked(&ctx->pt, pfn, entry, SVA_PT_EXCL) {
-		xa_erase(&ctx->pt, pfn);
-		n++;
-	}
+	entry = xa_find(&ctx->pt, pfn, ULONG_MAX, SVA_PT_EXCL);
+	if (entry)
+		xa_erase(&ctx->pt, *pfn);
 	mutex_unlock(&ctx->lock);
+	return entry;
+}
+
+/*
+ * Unbind: the device gives every held page up, and the CPU gets its
+ * mapping back (a read fault restores the exclusive entry's PTE, with
+ * the write permission it had), as if it had touched each: no page stays
+ * unmapped for a device that is gone. The fault's invalidation finds the
+ * entry gone, so each page is counted here once.
+ */
+void sva_excl_release(struct sva_ctx *ctx)
+{
+	unsigned long pfn = 0, n = 0;
+	bool mm = mmget_not_zero(ctx->mm);
+
+	if (mm)
+		mmap_read_lock(ctx->mm);
+	for (; excl_take(ctx, &pfn); pfn++, n++)
+		if (mm)
+			fixup_user_fault(ctx->mm, pfn << PAGE_SHIFT, 0, NULL);
+	if (mm) {
+		mmap_read_unlock(ctx->mm);
+		mmput(ctx->mm);
+	}
 	sva_stat_add(ctx, SVA_ST_EXCL_REVOKES, n);
 }
 
@@ -188,13 +212,64 @@ static void run_exclusive(struct sva_ctx *ctx, unsigned long start,
 	x->not_held[SVA_SHIM_NM_BUSY] += want - held;
 }
 
+/*
+ * Split the transparent huge page mapped by the PMD at @addr into small
+ * pages: 6.12's make_device_exclusive_range() holds only a large folio's
+ * head page (it refuses tail pages), and a module can't call
+ * split_folio(). Collecting a page of a PMD-mapped THP for migration
+ * splits it (migrate_vma_collect_pmd()); nothing is migrated, the page
+ * is put back where it was.
+ */
+static void thp_split(struct sva_ctx *ctx, struct vm_area_struct *vma,
+		      unsigned long addr)
+{
+	unsigned long src = 0, dst = 0;
+	struct migrate_vma args = {
+		.vma = vma,
+		.start = addr,
+		.end = addr + PAGE_SIZE,
+		.src = &src,
+		.dst = &dst,
+		.pgmap_owner = ctx,
+		.flags = MIGRATE_VMA_SELECT_SYSTEM,
+	};
+
+	if (migrate_vma_setup(&args))
+		return;
+	migrate_vma_pages(&args);
+	migrate_vma_finalize(&args);
+}
+
+/* Split every THP that hmm_range_fault() found PMD-mapped in @pfns. */
+static void batch_split(struct sva_ctx *ctx, struct vm_area_struct *vma,
+			unsigned long start, unsigned long end,
+			const unsigned long *pfns)
+{
+	unsigned long addr, i;
+
+	for (addr = start, i = 0; addr < end; addr += PAGE_SIZE, i++) {
+		if (!(pfns[i] & HMM_PFN_VALID) || !hmm_pfn_to_map_order(pfns[i]))
+			continue;
+		thp_split(ctx, vma, addr);
+		/* The rest of this PMD is split with it. */
+		while (addr + PAGE_SIZE < end &&
+		       (addr + PAGE_SIZE) & ~PMD_MASK) {
+			addr += PAGE_SIZE;
+			i++;
+		}
+	}
+}
+
 /* A batch of @vma: runs of the pages not held already. */
-static void batch_exclusive(struct sva_ctx *ctx, unsigned long start,
-			    unsigned long end, struct page **pages,
-			    unsigned long *pfns, struct sva_shim_exclusive *x)
+static void batch_exclusive(struct sva_ctx *ctx, struct vm_area_struct *vma,
+			    unsigned long start, unsigned long end,
+			    struct page **pages, unsigned long *pfns,
+			    struct sva_shim_exclusive *x)
 {
 	unsigned long ours = devmem_pages(ctx, start, end, pfns);
 	unsigned long addr, run = start, i;
+
+	batch_split(ctx, vma, start, end, pfns);
 
 	for (addr = start, i = 0; addr <= end; addr += PAGE_SIZE, i++) {
 		bool skip = addr < end &&
@@ -241,7 +316,7 @@ static int exclusive_range(struct sva_ctx *ctx, struct sva_shim_exclusive *x,
 		if (why >= 0)
 			x->not_held[why] += (next - addr) >> PAGE_SHIFT;
 		else
-			batch_exclusive(ctx, addr, next, pages, pfns, x);
+			batch_exclusive(ctx, vma, addr, next, pages, pfns, x);
 	}
 	mmap_read_unlock(ctx->mm);
 	return ret;

@@ -103,15 +103,19 @@ static bool sva_pt_invalidate(struct mmu_interval_notifier *mni,
 		.start = range->start, .end = range->end,
 		.reason = inval_reason(range),
 	};
-	unsigned long dropped, revoked;
+	/*
+	 * Our own grant (exclusive.c) keeps the device's translations; it
+	 * changes only what a snapshot says, which the mirror ranges hear.
+	 */
+	bool own = range->event == MMU_NOTIFY_EXCLUSIVE && range->owner == ctx;
+	unsigned long dropped = 0, revoked = 0;
 
-	/* Our own grant (exclusive.c): the pages stay ours, and current. */
-	if (range->event == MMU_NOTIFY_EXCLUSIVE && range->owner == ctx)
-		return true;
 	if (!notifier_lock(ctx, range))
 		return false;
-	mmu_interval_set_seq(mni, cur_seq);
-	dropped = pt_zap(ctx, range->start, range->end, &revoked);
+	if (!own) {
+		mmu_interval_set_seq(mni, cur_seq);
+		dropped = pt_zap(ctx, range->start, range->end, &revoked);
+	}
 	/*
 	 * A grant in progress over this range: the mapping changed under
 	 * it, unless this restores a page's PTE for it to be granted (a

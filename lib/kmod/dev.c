@@ -95,8 +95,13 @@ static int kmod_open(struct sva_dev *dev, const char *name, int fd)
 		caps->devmem_size = dev->opts.devmem_size ?
 				    dev->opts.devmem_size : KMOD_DEVMEM_DEFAULT;
 	}
-	/* make_device_exclusive_range(): the same kernels as migration. */
-	if (v.caps & SVA_SHIM_CAP_EXCLUSIVE)
+	/*
+	 * make_device_exclusive_range(): the same kernels as migration, a
+	 * part of device-private memory support (a device opened without
+	 * it has neither, as on sim).
+	 */
+	if ((v.caps & SVA_SHIM_CAP_EXCLUSIVE) &&
+	    !(dev->opts.flags & SVA_DEV_NO_DEVMEM))
 		caps->flags |= SVA_CAP_EXCLUSIVE;
 	return 0;
 }
