@@ -81,6 +81,7 @@ struct sva_devmem {
  */
 static LIST_HEAD(sva_devmems);		/* sva_devmems_lock */
 static DEFINE_MUTEX(sva_devmems_lock);
+static atomic_t sva_devmems_nr;		/* on the list, read unlocked */
 
 static struct sva_devmem *page_devmem(struct page *page)
 {
@@ -418,6 +419,38 @@ static void range_where(struct sva_ctx *ctx, unsigned long start,
 }
 
 /*
+ * Where other contexts have device memory, the pages of [start, end) that
+ * are neither ours nor present (bit i of @absent) may be in one of them,
+ * which migrate_vma_setup() can't collect: fault them in for reading
+ * first, their owner's migrate_to_ram() brings them to host memory, as
+ * that device's own access would (a hole maps the zero page, which
+ * migrates as a hole). What doesn't come is counted by the migration.
+ * Caller holds the mmap lock.
+ */
+static bool fault_absent(struct sva_ctx *ctx, unsigned long start,
+			 unsigned long end, unsigned long *pfns,
+			 unsigned long absent)
+{
+	struct hmm_range range = {
+		.notifier = &ctx->notifier,
+		.start = start,
+		.end = end,
+		.hmm_pfns = pfns,
+		.pfn_flags_mask = HMM_PFN_REQ_FAULT,
+		.dev_private_owner = ctx,
+	};
+	unsigned long i;
+
+	if (!absent || atomic_read(&sva_devmems_nr) < 2)
+		return false;
+	for (i = 0; i < (end - start) >> PAGE_SHIFT; i++)
+		pfns[i] = absent & BIT(i) ? HMM_PFN_REQ_FAULT : 0;
+	range.notifier_seq = mmu_interval_read_begin(&ctx->notifier);
+	hmm_range_fault(&range);
+	return true;
+}
+
+/*
  * Device pages for the collected host pages of @args, data copied in.
  * Returns the pages that found no room (bit i for page i).
  */
@@ -461,10 +494,15 @@ static int batch_to_dev(struct sva_ctx *ctx, struct sva_devmem *dm,
 			struct sva_shim_migrate *m)
 {
 	unsigned long npages = (args->end - args->start) >> PAGE_SHIFT;
-	unsigned long ours, present, no_room, i, evicted;
+	unsigned long ours, present, no_room, i, evicted, all;
 	int ret;
 
 	range_where(ctx, args->start, args->end, pfns, &ours, &present);
+	all = npages == BITS_PER_LONG ? ~0ul : BIT(npages) - 1;
+	if (fault_absent(ctx, args->start, args->end, pfns,
+			 all & ~(ours | present)))
+		range_where(ctx, args->start, args->end, pfns, &ours,
+			    &present);
 	/* Room for what isn't there yet, evicting the oldest pages. */
 	evicted = devmem_make_room(dm, npages - hweight_long(ours));
 	m->evicted += evicted;
@@ -730,6 +768,7 @@ long sva_ioctl_devmem(struct sva_ctx *ctx, void __user *uarg)
 	smp_store_release(&ctx->devmem, dm);
 	mutex_lock(&sva_devmems_lock);
 	list_add(&dm->node, &sva_devmems);
+	atomic_inc(&sva_devmems_nr);
 	mutex_unlock(&sva_devmems_lock);
 	ret = 0;
 unlock:
@@ -752,6 +791,7 @@ void sva_devmem_fini(struct sva_ctx *ctx)
 		return;
 	mutex_lock(&sva_devmems_lock);
 	list_del(&dm->node);
+	atomic_dec(&sva_devmems_nr);
 	mutex_unlock(&sva_devmems_lock);
 	src = kvcalloc(dm->npages, sizeof(*src), GFP_KERNEL | __GFP_NOFAIL);
 	dst = kvcalloc(dm->npages, sizeof(*dst), GFP_KERNEL | __GFP_NOFAIL);

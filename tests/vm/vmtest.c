@@ -2221,11 +2221,16 @@ static int t_devmem_remote(void)
 	CHECK(cpu_present(p, N / 2 * PAGE) == N / 2);
 	CHECK(snap_count(fa, p, N / 2, SVA_SHIM_PAGE_DEVICE_LOCAL |
 			 SVA_SHIM_PAGE_VALID | SVA_SHIM_PAGE_WRITE) == 0);
-	close(fa);
-	/* A gone: nothing of it is left to be remote. */
+	/* A takes B's pages straight from B's memory. */
+	CHECK(!migrate(fa, p + N / 2 * PAGE, N / 2 * PAGE,
+		       SVA_SHIM_MIGRATE_TO_DEVICE, &m));
+	CHECK(m.moved == N / 2);
 	CHECK(snap_count(fb, p + N / 2 * PAGE, N / 2,
-			 SVA_SHIM_PAGE_VALID | SVA_SHIM_PAGE_WRITE |
-			 SVA_SHIM_PAGE_DEVICE_LOCAL) == N / 2);
+			 SVA_SHIM_PAGE_DEVICE_REMOTE) == N / 2);
+	close(fa);
+	/* A gone: its pages are back in host memory, none remote. */
+	CHECK(cpu_present(p, N * PAGE) == N);
+	CHECK(snap_count(fb, p, N, SVA_SHIM_PAGE_DEVICE_REMOTE) == 0);
 	close(fb);
 	CHECK(!check_pat(p, N * PAGE, 15));
 	munmap(p, N * PAGE);
