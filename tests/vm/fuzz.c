@@ -1276,6 +1276,8 @@ static bool cmd_valid(uint32_t c)
 		SVA_SHIM_IOC_MIRROR_SEQ, SVA_SHIM_IOC_STATS,
 		SVA_SHIM_IOC_CONTEXT, SVA_SHIM_IOC_DEVMEM,
 		SVA_SHIM_IOC_MIGRATE,
+		SVA_SHIM_IOC_EXCLUSIVE,
+		SVA_SHIM_IOC_STATS_ABI2,
 	};
 
 	for (size_t i = 0; i < sizeof(valid) / sizeof(valid[0]); i++)
