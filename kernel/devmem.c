@@ -204,6 +204,9 @@ void sva_devmem_mark_remote(struct sva_ctx *ctx, unsigned long start,
 	unsigned long i, n = (end - start) >> PAGE_SHIFT;
 	struct sva_devmem *dm;
 
+	/* No device memory anywhere: no global lock for every snapshot. */
+	if (!atomic_read(&sva_devmems_nr))
+		return;
 	for (i = 0; i < n && st[i]; i++)
 		;
 	if (i == n)
