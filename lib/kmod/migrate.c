@@ -158,7 +158,7 @@ static int migrate_to_node(struct sva_bind *bind, uint64_t addr,
 	return 0;
 }
 
-
+/* The attributes at @addr the kernel keeps with a page moved there. */
 static struct dev_page_attrs dev_page_attrs_at(struct sva_bind *bind,
 					       uint64_t addr)
 {
