@@ -1054,7 +1054,7 @@ static int host_nodes(void)
  * them (SVA_TEST_EXPECT_NODES: the test VM boots with two), fewer fail
  * the case instead of skipping it.
  */
-static bool need_nodes(int want)
+static bool need_nodes(const char *who, int want)
 {
 	const char *expect = getenv("SVA_TEST_EXPECT_NODES");
 	int have = host_nodes();
@@ -1065,7 +1065,7 @@ static bool need_nodes(int want)
 		      "%d NUMA node(s) here, SVA_TEST_EXPECT_NODES=%s", have,
 		      expect);
 	fprintf(stderr, "%s: %d NUMA node(s), %d needed: skipped\n",
-		__func__, have, want);
+		who, have, want);
 	return false;
 }
 
@@ -1142,7 +1142,7 @@ START_TEST(test_migrate_host_node_placement)
 	cpu_set_t saved;
 	uint8_t *p;
 
-	if (!need_nodes(2))
+	if (!need_nodes(__func__, 2))
 		return;
 	MIGRATE_OR_SKIP(&f, 0);
 	ck_assert_int_eq(sched_getaffinity(0, sizeof(saved), &saved), 0);
@@ -1198,7 +1198,7 @@ START_TEST(test_migrate_preferred_node)
 	int nodes = host_nodes();
 	uint8_t *p;
 
-	if (!need_nodes(2))
+	if (!need_nodes(__func__, 2))
 		return;
 	MIGRATE_OR_SKIP(&f, 0);
 	ck_assert_int_eq(sched_getaffinity(0, sizeof(saved), &saved), 0);
