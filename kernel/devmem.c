@@ -58,6 +58,10 @@ struct sva_dm_slot {
 	 * for its migration in, read under its lock in migrate_to_ram.
 	 */
 	u8 granule;
+	/* 1 + the host node it goes back to, 0: the memory policy's; set
+	 * and read as granule is.
+	 */
+	u16 home_node;
 };
 
 struct sva_devmem {
@@ -221,8 +225,24 @@ void sva_devmem_mark_remote(struct sva_ctx *ctx, unsigned long start,
 /* ----------------------------------------------------- back to host */
 
 /*
+ * A host page for the data of device page @spage: on its preferred node
+ * where that has memory, else as @vma's NUMA policy at @addr says (the
+ * task's if @vma is NULL).
+ */
+static struct page *host_page_for(struct page *spage,
+				  struct vm_area_struct *vma,
+				  unsigned long addr, gfp_t gfp)
+{
+	int nid = (int)page_slot(page_devmem(spage), spage)->home_node - 1;
+
+	if (nid >= 0 && nid < MAX_NUMNODES && node_state(nid, N_MEMORY))
+		return alloc_pages_node(nid, gfp, 0);
+	return vma ? alloc_page_vma(gfp, vma, addr) : alloc_page(gfp);
+}
+
+/*
  * Fill @dst for the device pages collected in @src: a host page for each
- * (@vma's NUMA policy at its address if given), the data copied in.
+ * (host_page_for()), the data copied in.
  */
 static void copy_to_host(const unsigned long *src, unsigned long *dst,
 			 unsigned long npages, struct vm_area_struct *vma,
@@ -239,8 +259,7 @@ static void copy_to_host(const unsigned long *src, unsigned long *dst,
 			continue;
 		if (WARN_ON_ONCE(!is_device_private_page(spage)))
 			continue;
-		dpage = vma ? alloc_page_vma(gfp, vma, start + i * PAGE_SIZE) :
-			      alloc_page(gfp);
+		dpage = host_page_for(spage, vma, start + i * PAGE_SIZE, gfp);
 		if (!dpage)
 			continue;
 		lock_page(dpage);
@@ -458,7 +477,8 @@ static bool fault_absent(struct sva_ctx *ctx, unsigned long start,
  * Returns the pages that found no room (bit i for page i).
  */
 static unsigned long copy_to_dev(struct sva_devmem *dm,
-				 struct migrate_vma *args, unsigned int granule)
+				 struct migrate_vma *args,
+				 const struct sva_shim_migrate *m)
 {
 	unsigned long i, no_room = 0;
 
@@ -482,7 +502,8 @@ static unsigned long copy_to_dev(struct sva_devmem *dm,
 			copy_highpage(backing_page(dpage), spage);
 		else
 			clear_highpage(backing_page(dpage));
-		page_slot(dm, dpage)->granule = granule;
+		page_slot(dm, dpage)->granule = m->granule;
+		page_slot(dm, dpage)->home_node = m->node;
 		args->dst[i] = migrate_pfn(page_to_pfn(dpage));
 		if ((args->src[i] & MIGRATE_PFN_WRITE) ||
 		    (!spage && (args->vma->vm_flags & VM_WRITE)))
@@ -513,7 +534,7 @@ static int batch_to_dev(struct sva_ctx *ctx, struct sva_devmem *dm,
 	ret = migrate_vma_setup(args);
 	if (ret)
 		return ret;
-	no_room = copy_to_dev(dm, args, m->granule);
+	no_room = copy_to_dev(dm, args, m);
 	migrate_vma_pages(args);
 	/* What failed lost MIGRATE_PFN_MIGRATE: say why as best we know. */
 	for (i = 0; i < npages; i++) {
@@ -659,7 +680,8 @@ long sva_ioctl_migrate(struct sva_ctx *ctx, void __user *uarg)
 		return -EFAULT;
 	if ((m.flags & ~dir) || hweight32(m.flags) != 1 ||
 	    m.granule > SVA_GRANULE_MAX ||
-	    (m.granule && !(m.flags & SVA_SHIM_MIGRATE_TO_DEVICE)) ||
+	    ((m.granule || m.node) &&
+	     !(m.flags & SVA_SHIM_MIGRATE_TO_DEVICE)) ||
 	    m.moved || m.already || m.evicted || !m.len ||
 	    !PAGE_ALIGNED(m.addr) || !PAGE_ALIGNED(m.len) ||
 	    m.len > SVA_SHIM_MAX_XFER || m.addr + m.len < m.addr ||

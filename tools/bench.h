@@ -41,4 +41,16 @@ int report_plot(const struct report *rep, const char *dir);
 int trace_plot(const char *json, const char *png);
 void progress(const char *what, unsigned int done, unsigned int total);
 
+/*
+ * The kernel's test_hmm device as the migrate group's peer on kmod
+ * (bench-peer-hmm.c): its fd, or -errno (-ENOENT: module not loaded;
+ * SVA_BENCH_TEST_HMM names another device node). hmm_peer_migrate():
+ * MIGRATE_TO_DEV (@to_dev) or MIGRATE_TO_SYS of @npages pages at @p,
+ * @bounce (as big) taking the copy test_hmm reads back; 0, -errno, or
+ * -EIO when not every page moved.
+ */
+int hmm_peer_open(void);
+int hmm_peer_migrate(int fd, void *p, void *bounce, size_t npages,
+		     bool to_dev);
+
 #endif /* SVA_BENCH_H */

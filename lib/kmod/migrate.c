@@ -52,15 +52,24 @@ static const enum sva_migrate_reason reason_of[SVA_SHIM_NM_MAX] = {
 	[SVA_SHIM_NM_UFFD] = SVA_MIGRATE_FOREIGN_UFFD,
 };
 
+/* What the kernel keeps with each page moved to the device. */
+struct dev_page_attrs {
+	unsigned int granule;	/* a CPU fault on one brings its granule back */
+	unsigned int node;	/* 1 + the preferred host node, 0: none */
+};
+
+static const struct dev_page_attrs no_attrs;
+
 static int migrate_chunk(struct sva_bind *bind, uint64_t addr, uint64_t len,
-			 bool to_dev, unsigned int granule,
+			 bool to_dev, const struct dev_page_attrs *a,
 			 struct sva_migrate_result *res)
 {
 	struct sva_shim_migrate m = {
 		.addr = addr, .len = len,
 		.flags = to_dev ? SVA_SHIM_MIGRATE_TO_DEVICE :
 				  SVA_SHIM_MIGRATE_TO_HOST,
-		.granule = granule,
+		.granule = (__u16)a->granule,
+		.node = (__u16)a->node,
 	};
 
 	if (ioctl(kmod_bind_of(bind)->fd, SVA_SHIM_IOC_MIGRATE, &m))
@@ -154,7 +163,8 @@ static int migrate_to_node(struct sva_bind *bind, uint64_t addr,
 		if (pages_to_node(addrs, n, -1, before))
 			for (unsigned long i = 0; i < n; i++)
 				before[i] = -ENOENT;
-		err = migrate_chunk(bind, a, n << SVA_PAGE_SHIFT, false, 0, &r);
+		err = migrate_chunk(bind, a, n << SVA_PAGE_SHIFT, false,
+				    &no_attrs, &r);
 		if (err)
 			return err;
 		if (pages_to_node(addrs, n, -1, now))
@@ -188,29 +198,48 @@ static int migrate_to_node(struct sva_bind *bind, uint64_t addr,
 	return 0;
 }
 
-/*
- * The granularity attribute at @addr, and how far from @addr (at most
- * @len) it stays the same: the kernel takes one per call, and gives it to
- * the pages it moves (a CPU fault on one brings its granule back).
- */
-static unsigned int granule_run(struct sva_bind *bind, uint64_t addr,
-				uint64_t len, uint64_t *run)
+/* The attributes at @addr the kernel keeps with a page moved there. */
+static struct dev_page_attrs dev_page_attrs_at(struct sva_bind *bind,
+					       uint64_t addr)
 {
-	uint64_t v[SVA_ATTR_MAX], g;
+	uint64_t v[SVA_ATTR_MAX];
+	struct dev_page_attrs a = { 0, 0 };
+	int node;
+
+	sva__range_attrs_at(&bind->attrs, addr, v);
+	a.granule = (unsigned int)v[SVA_ATTR_GRANULARITY];
+	node = SVA_LOC_NODE_OF(v[SVA_ATTR_PREFERRED_LOC]);
+	/* SVA_LOC_HOST_NODE(n) (n < 1024, set_attr checked it). */
+	if ((v[SVA_ATTR_PREFERRED_LOC] & 0xffffffffull) == SVA_LOC_HOST &&
+	    node >= 0)
+		a.node = (unsigned int)node + 1;
+	return a;
+}
+
+/*
+ * The granularity and preferred host node at @addr, and how far from
+ * @addr (at most @len) they stay the same: the kernel takes one of each
+ * per call, and gives them to the pages it moves (a CPU fault on one
+ * brings its granule back, onto that node).
+ */
+static struct dev_page_attrs dev_page_attrs_run(struct sva_bind *bind,
+						uint64_t addr, uint64_t len,
+						uint64_t *run)
+{
+	struct dev_page_attrs a = { 0, 0 }, b;
 
 	*run = len;
 	if (sva__range_attrs_empty(&bind->attrs))
-		return 0;
-	sva__range_attrs_at(&bind->attrs, addr, v);
-	g = v[SVA_ATTR_GRANULARITY];
+		return a;
+	a = dev_page_attrs_at(bind, addr);
 	for (uint64_t off = SVA_PAGE_SIZE; off < len; off += SVA_PAGE_SIZE) {
-		sva__range_attrs_at(&bind->attrs, addr + off, v);
-		if (v[SVA_ATTR_GRANULARITY] != g) {
+		b = dev_page_attrs_at(bind, addr + off);
+		if (b.granule != a.granule || b.node != a.node) {
 			*run = off;
 			break;
 		}
 	}
-	return (unsigned int)g;
+	return a;
 }
 
 int kmod_migrate(struct sva_bind *bind, uint64_t addr, uint64_t len,
@@ -218,18 +247,18 @@ int kmod_migrate(struct sva_bind *bind, uint64_t addr, uint64_t len,
 {
 	int node = to == SVA_LOC_DEVICE ? -1 : SVA_LOC_NODE_OF(to);
 	int err = devmem_ready(bind);
-	unsigned int g = 0;
+	struct dev_page_attrs a = { 0, 0 };
 
 	for (uint64_t done = 0; !err && done < len;) {
 		uint64_t n = MIN(len - done, (uint64_t)SVA_SHIM_MAX_XFER);
 
 		if (to == SVA_LOC_DEVICE)
-			g = granule_run(bind, addr + done, n, &n);
+			a = dev_page_attrs_run(bind, addr + done, n, &n);
 		if (node >= 0)
 			err = migrate_to_node(bind, addr + done, n, node, res);
 		else
 			err = migrate_chunk(bind, addr + done, n,
-					    to == SVA_LOC_DEVICE, g, res);
+					    to == SVA_LOC_DEVICE, &a, res);
 		done += n;
 	}
 	/* The kernel counted what moved: fold it in now. */

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1034,6 +1035,206 @@ START_TEST(test_migrate_fault_driven)
 }
 END_TEST
 
+/* ------------------------------------------------ NUMA placement */
+
+/* Host NUMA nodes (node directories in sysfs, numbered from 0). */
+static int host_nodes(void)
+{
+	char path[64];
+	int n = 0;
+
+	for (;; n++) {
+		snprintf(path, sizeof(path), "/sys/devices/system/node/node%d", n);
+		if (access(path, F_OK))
+			return n;
+	}
+}
+
+/*
+ * Placement needs @want nodes. Where the harness says the machine has
+ * them (SVA_TEST_EXPECT_NODES: the test VM boots with two), fewer fail
+ * the case instead of skipping it.
+ */
+static bool need_nodes(const char *who, int want)
+{
+	const char *expect = getenv("SVA_TEST_EXPECT_NODES");
+	int have = host_nodes();
+
+	if (have >= want)
+		return true;
+	ck_assert_msg(!expect || atoi(expect) < want,
+		      "%d NUMA node(s) here, SVA_TEST_EXPECT_NODES=%s", have,
+		      expect);
+	fprintf(stderr, "%s: %d NUMA node(s), %d needed: skipped\n",
+		who, have, want);
+	return false;
+}
+
+/*
+ * Where each page of [p, p + n pages) is: its node, or a negative errno
+ * (-ENOENT: not present, as a page in device memory); a move_pages(2)
+ * query (nodes NULL) moves nothing.
+ */
+static void nodes_of(const void *p, size_t n, int *node)
+{
+	void **addrs = malloc(n * sizeof(*addrs));
+
+	ck_assert_ptr_nonnull(addrs);
+	for (size_t i = 0; i < n; i++)
+		addrs[i] = (uint8_t *)p + i * PAGE;
+	ck_assert_int_eq(syscall(SYS_move_pages, 0, n, addrs, NULL, node, 0), 0);
+	free(addrs);
+}
+
+static unsigned int count_on_node(const void *p, size_t n, int node)
+{
+	int *where = calloc(n, sizeof(*where));
+	unsigned int c = 0;
+
+	ck_assert_ptr_nonnull(where);
+	nodes_of(p, n, where);
+	for (size_t i = 0; i < n; i++)
+		c += where[i] == node;
+	free(where);
+	return c;
+}
+
+/*
+ * Run the calling thread on @node's CPUs only (its cpulist in sysfs), so
+ * that what it touches first lands there, and what a fault brings back
+ * without a preference too: the placement a case asks for is then
+ * distinguishable from the default.
+ */
+static void run_on_node(int node)
+{
+	char path[80], list[256] = "", *s, *end;
+	cpu_set_t set;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/devices/system/node/node%d/cpulist",
+		 node);
+	f = fopen(path, "r");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_ptr_nonnull(fgets(list, sizeof(list), f));
+	fclose(f);
+	CPU_ZERO(&set);
+	for (s = list; *s >= '0' && *s <= '9'; s = end + (*end == ',')) {
+		long lo = strtol(s, &end, 10), hi = lo;
+
+		if (*end == '-')
+			hi = strtol(end + 1, &end, 10);
+		for (long c = lo; c <= hi && c < CPU_SETSIZE; c++)
+			CPU_SET((int)c, &set);
+	}
+	ck_assert_msg(CPU_COUNT(&set) > 0, "node %d has no CPU", node);
+	ck_assert_int_eq(sched_setaffinity(0, sizeof(set), &set), 0);
+}
+
+/*
+ * sva_migrate() to SVA_LOC_HOST_NODE(n) lands every page on node n, from
+ * the device and from another host node: node 1 and, as the control, node
+ * 0, each time from pages first touched on the other node.
+ */
+START_TEST(test_migrate_host_node_placement)
+{
+	enum { N = 16 };
+	struct sva_migrate_result r;
+	struct fixture f;
+	cpu_set_t saved;
+	uint8_t *p;
+
+	if (!need_nodes(__func__, 2))
+		return;
+	MIGRATE_OR_SKIP(&f, 0);
+	ck_assert_int_eq(sched_getaffinity(0, sizeof(saved), &saved), 0);
+	for (int node = 1; node >= 0; node--) {
+		unsigned int there;
+
+		/* First touched on the other node (where the CPU is). */
+		run_on_node(!node);
+		p = map_fresh_small(N * PAGE, PROT_READ | PROT_WRITE);
+		fill_pattern(p, N * PAGE, 40 + node);
+		there = count_on_node(p, N, node);
+		/* Host to host: those not there move, the others were. */
+		ck_assert_int_eq(migrate(&f, p, N * PAGE, SVA_LOC_HOST_NODE(node),
+					 &r), 0);
+		ck_assert_uint_eq(r.moved, N - there);
+		ck_assert_uint_eq(r.already, there);
+		ck_assert_uint_eq(count_on_node(p, N, node), N);
+		/* Back to the other node, then to the device: none on a node. */
+		ck_assert_int_eq(migrate(&f, p, N * PAGE, SVA_LOC_HOST_NODE(!node),
+					 &r), 0);
+		ck_assert_uint_eq(count_on_node(p, N, !node), N);
+		ck_assert_int_eq(migrate(&f, p, N * PAGE, SVA_LOC_DEVICE, &r), 0);
+		ck_assert_uint_eq(count_on_node(p, N, 0) +
+				  count_on_node(p, N, 1), 0);
+		/* Device to the node: all of them, there, data exact. */
+		ck_assert_int_eq(migrate(&f, p, N * PAGE, SVA_LOC_HOST_NODE(node),
+					 &r), 0);
+		ck_assert_uint_eq(r.moved, N);
+		ck_assert_uint_eq(count_on_node(p, N, node), N);
+		check_pattern(p, N * PAGE, 40 + node);
+		munmap(p, N * PAGE);
+	}
+	ck_assert_int_eq(sched_setaffinity(0, sizeof(saved), &saved), 0);
+	close_bind(&f);
+}
+END_TEST
+
+/*
+ * SVA_ATTR_PREFERRED_LOC = SVA_LOC_HOST_NODE(n): pages moved to the
+ * device come back on node n when the CPU touches them, whichever node
+ * the touching CPU is on: node 1 and, as the control, node 0, with the
+ * CPU on the other node each time; then a preferred node that doesn't
+ * exist, where the pages come back anyway (on whichever node), data
+ * exact.
+ */
+START_TEST(test_migrate_preferred_node)
+{
+	enum { N = 16 };
+	struct sva_migrate_result r;
+	struct sva_stats s0, s1;
+	struct fixture f;
+	cpu_set_t saved;
+	int nodes = host_nodes();
+	uint8_t *p;
+
+	if (!need_nodes(__func__, 2))
+		return;
+	MIGRATE_OR_SKIP(&f, 0);
+	ck_assert_int_eq(sched_getaffinity(0, sizeof(saved), &saved), 0);
+	for (int node = 1; node >= -1; node--) {
+		int want = node >= 0 ? node : nodes;	/* -1: none such */
+		int cpu_node = node >= 0 ? !node : 0;
+		uint64_t sum = 0;
+
+		run_on_node(cpu_node);
+		p = map_fresh_small(N * PAGE, PROT_READ | PROT_WRITE);
+		fill_pattern(p, N * PAGE, 50 + want);
+		ck_assert_int_eq(set1(&f, p, N * PAGE, SVA_ATTR_PREFERRED_LOC,
+				      SVA_LOC_HOST_NODE(want)), 0);
+		ck_assert_int_eq(migrate(&f, p, N * PAGE, SVA_LOC_DEVICE, &r), 0);
+		ck_assert_uint_eq(r.moved, N);
+		s0 = bind_stats(&f);
+		/* A CPU read of each page, from the other node. */
+		for (size_t i = 0; i < N; i++)
+			sum += ((volatile uint8_t *)p)[i * PAGE];
+		(void)sum;
+		s1 = bind_stats(&f);
+		ck_assert_uint_ge(s1.cpu_fault_migrations - s0.cpu_fault_migrations, 1);
+		ck_assert_uint_eq(s1.migrated_to_host - s0.migrated_to_host, N);
+		if (node >= 0)
+			ck_assert_uint_eq(count_on_node(p, N, node), N);
+		else
+			ck_assert_uint_eq(pages_present(p, N * PAGE), N);
+		check_pattern(p, N * PAGE, 50 + want);
+		munmap(p, N * PAGE);
+	}
+	ck_assert_int_eq(sched_setaffinity(0, sizeof(saved), &saved), 0);
+	close_bind(&f);
+}
+END_TEST
+
 /* ---------------------------------------------------------- races */
 
 /*
@@ -1295,6 +1496,8 @@ Suite *migrate_suite(void)
 	tcase_add_test(tc, test_migrate_mprotect);
 	tcase_add_test(tc, test_migrate_foreign_uffd);
 	tcase_add_test(tc, test_migrate_host_node);
+	tcase_add_test(tc, test_migrate_host_node_placement);
+	tcase_add_test(tc, test_migrate_preferred_node);
 	tcase_add_test(tc, test_migrate_prefetch);
 	tcase_add_test(tc, test_migrate_attr_intersection);
 	tcase_add_test(tc, test_migrate_attr_einval);

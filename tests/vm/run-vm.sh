@@ -126,11 +126,26 @@ cp "$S/tests/vm/init" "$T/root/init"
 chmod +x "$T/root/init"
 (cd "$T/root" && find . | cpio -o -H newc 2>/dev/null | gzip -1) > "$T/initrd"
 
+# Two NUMA nodes, a CPU and half the memory each, for the placement tests
+# (host memory on a node, preferred location): the VM's init tells the
+# unit suite to expect them (SVA_TEST_EXPECT_NODES), so that those tests
+# fail rather than skip if the nodes are gone. Each CPU a socket of its
+# own: two cores of one socket (QEMU's default) share a cache, and the
+# kernel WARNs at boot when cache siblings sit on different nodes.
+NODES=2
+NUMA="-object memory-backend-ram,id=mem0,size=$((MEM / 2))M
+	-object memory-backend-ram,id=mem1,size=$((MEM - MEM / 2))M
+	-numa node,nodeid=0,cpus=0,memdev=mem0
+	-numa node,nodeid=1,cpus=1,memdev=mem1"
+CMDLINE="$CMDLINE sva.nodes=$NODES"
+
 start=$(date +%s)
+# (NUMA: options of their own)
+# shellcheck disable=SC2086
 timeout "$LIMIT" qemu-system-x86_64 -machine q35,kernel-irqchip=split -accel tcg \
 	-device intel-iommu,intremap=on,x-scalable-mode=on \
 	-device e1000e,addr=03.0,romfile= -nic none \
-	-cpu max -smp 2 -m "$MEM" -nographic -no-reboot \
+	-cpu max -smp 2,sockets=2,cores=1,threads=1 -m "$MEM" $NUMA -nographic -no-reboot \
 	-kernel "$KERNEL" -initrd "$T/initrd" \
 	-append "console=ttyS0 intel_iommu=on,sm_on panic=-1 loglevel=4 no_timer_check $CMDLINE" \
 	< /dev/null > "$T/console" 2>&1 || true

@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -44,6 +45,14 @@ static char why[256];
 			return -1; \
 		} \
 	} while (0)
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 static int sva_open_bound(uint32_t *pasid)
 {
@@ -502,17 +511,31 @@ static int t_mirrors_and_events(void)
 	return 0;
 }
 
+/*
+ * munmap() of a range while device reads of it run back to back: every
+ * read sees the whole range (OK) or finds it gone (INVALID), never an
+ * error or a torn status, and the reads after it are INVALID. The
+ * unmapper starts once the reads run and the reader goes on until it is
+ * done, however the (emulated, loaded) machine schedules the two; the
+ * time bound is a hang guard only.
+ */
 struct unmapper {
 	uint8_t *p;
 	size_t len;
+	atomic_int reads;	/* reads done so far */
+	atomic_bool done;	/* munmap() returned */
 };
 
 static void *unmap_thread(void *arg)
 {
 	struct unmapper *u = arg;
 
-	usleep(2000);
+	/* A few reads first, so that the munmap() lands among them. */
+	while (atomic_load(&u->reads) < 2)
+		sched_yield();
+	usleep(500);
 	munmap(u->p, u->len);
+	atomic_store(&u->done, true);
 	return NULL;
 }
 
@@ -521,30 +544,64 @@ static int t_unmap_during_access(void)
 	size_t len = 256 * PAGE;
 	uint8_t *p = map(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
 	uint8_t *buf = map(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
-	struct unmapper u = { p, len };
+	struct unmapper u = { .p = p, .len = len };
 	struct sva_shim_access a;
-	int fd = sva_open_bound(NULL), bad = 0;
+	int fd = sva_open_bound(NULL), bad = 0, ret = -1;
+	bool started = false;
+	uint64_t t0;
 	pthread_t t;
 
-	CHECK(fd >= 0 && p && buf);
+	if (fd < 0 || !p || !buf) {
+		snprintf(why, sizeof(why), "setup: fd %d p %p buf %p (errno %d)",
+			 fd, (void *)p, (void *)buf, errno);
+		goto out;
+	}
 	memset(p, 2, len);
-	CHECK(!pthread_create(&t, NULL, unmap_thread, &u));
-	for (int i = 0; i < 200; i++) {
-		if (dev_access(fd, SVA_SHIM_IOC_READ, p, len, buf, 0, &a))
+	if (pthread_create(&t, NULL, unmap_thread, &u)) {
+		snprintf(why, sizeof(why), "pthread_create failed");
+		goto out;
+	}
+	started = true;
+	t0 = now_ns();
+	while (!atomic_load(&u.done) && now_ns() - t0 < 120000000000ull) {
+		memset(&a, 0, sizeof(a));
+		if (dev_access(fd, SVA_SHIM_IOC_READ, p, len, buf, 0, &a) ||
+		    (a.status != SVA_SHIM_STATUS_OK &&
+		     a.status != SVA_SHIM_STATUS_INVALID)) {
 			bad = 1;
-		if (a.status == SVA_SHIM_STATUS_INVALID)
-			break;
-		if (a.status != SVA_SHIM_STATUS_OK)
-			bad = 1;
+			snprintf(why, sizeof(why), "read %d: status %u (errno %d)",
+				 atomic_load(&u.reads), a.status, errno);
+		}
+		atomic_fetch_add(&u.reads, 1);
 	}
 	pthread_join(t, NULL);
-	CHECK(!bad);
-	CHECK(!dev_access(fd, SVA_SHIM_IOC_READ, p, len, buf, 0, &a));
-	CHECK(a.status == SVA_SHIM_STATUS_INVALID);
-	CHECK(stats(fd).invalidations > 0 && stats(fd).atc_invalidated > 0);
-	close(fd);
-	munmap(buf, len);
-	return 0;
+	if (!atomic_load(&u.done)) {
+		snprintf(why, sizeof(why), "munmap not done in 120 s (%d reads)",
+			 atomic_load(&u.reads));
+		goto out;
+	}
+	if (bad)
+		goto out;
+	if (dev_access(fd, SVA_SHIM_IOC_READ, p, len, buf, 0, &a) ||
+	    a.status != SVA_SHIM_STATUS_INVALID) {
+		snprintf(why, sizeof(why), "read after munmap: status %u (errno %d)",
+			 a.status, errno);
+		goto out;
+	}
+	if (!(stats(fd).invalidations > 0 && stats(fd).atc_invalidated > 0)) {
+		snprintf(why, sizeof(why), "no invalidation counted");
+		goto out;
+	}
+	ret = 0;
+out:
+	/* Whatever failed: no context left open for the cases after. */
+	if (fd >= 0)
+		close(fd);
+	if (!started && p)
+		munmap(p, len);
+	if (buf)
+		munmap(buf, len);
+	return ret;
 }
 
 struct reader {
@@ -1078,24 +1135,45 @@ static int open_contexts(int *fds, int max)
 	return n;
 }
 
-/*
- * Defect 9: contexts per user and mirror ranges per context are bounded
- * (module parameters), with specific errors: EMFILE, ENOSPC.
- */
-static int t_regress_limits(void)
+static int get_param(const char *name, char *val, size_t len)
 {
-	uint8_t *p = map(16 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
-	int fds[16], n, fd, status, err;
+	char path[128];
+	int fd, n;
+
+	snprintf(path, sizeof(path), "/sys/module/sva_shim/parameters/%s",
+		 name);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -1;
+	n = (int)read(fd, val, len - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	val[n] = '\0';
+	val[strcspn(val, "\n")] = '\0';
+	return 0;
+}
+
+/* What regress_limits holds: its cleanup releases it, pass or fail. */
+struct limits_held {
+	uint8_t *p;
+	int fds[16], n;		/* contexts under the lowered limit */
+	int fd;			/* the context of the mirror limit */
+};
+
+static int regress_limits_body(struct limits_held *h)
+{
 	struct sva_shim_mirror m;
+	int fd, status, err;
 	pid_t pid;
 
-	CHECK(p);
+	CHECK(h->p);
 	CHECK(!set_param("max_contexts_per_user", "4"));
-	n = open_contexts(fds, 16);
+	h->n = open_contexts(h->fds, 16);
 	err = errno;
-	CHECK(n == 4 && err == EMFILE);
+	CHECK(h->n == 4 && err == EMFILE);
 	/* CONTEXT counts too. */
-	CHECK(ioctl(fds[0], SVA_SHIM_IOC_CONTEXT) < 0 && errno == EMFILE);
+	CHECK(ioctl(h->fds[0], SVA_SHIM_IOC_CONTEXT) < 0 && errno == EMFILE);
 	/* Another user (of the sva group) has a count of its own. */
 	CHECK(!dev_grant_group(1));
 	pid = fork();
@@ -1109,34 +1187,68 @@ static int t_regress_limits(void)
 	CHECK(waitpid(pid, &status, 0) == pid);
 	CHECK(!dev_grant_group(0));
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	close(fds[3]);
-	fd = open("/dev/sva", O_RDWR);
+	close(h->fds[3]);
+	h->fds[3] = fd = open("/dev/sva", O_RDWR);
 	CHECK(fd >= 0);
-	fds[3] = fd;
-	for (int i = 0; i < n; i++)
-		close(fds[i]);
+	for (int i = 0; i < h->n; i++)
+		close(h->fds[i]);
+	h->n = 0;
 	CHECK(!set_param("max_contexts_per_user", "256"));
 
 	CHECK(!set_param("max_mirrors_per_context", "8"));
-	fd = sva_open_bound(NULL);
-	CHECK(fd >= 0);
+	h->fd = sva_open_bound(NULL);
+	CHECK(h->fd >= 0);
 	for (int i = 0; i < 9; i++) {
 		memset(&m, 0, sizeof(m));
-		m.addr = (uintptr_t)p + (uint64_t)i * PAGE;
+		m.addr = (uintptr_t)h->p + (uint64_t)i * PAGE;
 		m.len = PAGE;
-		err = ioctl(fd, SVA_SHIM_IOC_MIRROR, &m) ? errno : 0;
+		err = ioctl(h->fd, SVA_SHIM_IOC_MIRROR, &m) ? errno : 0;
 		CHECK(i < 8 ? !err : err == ENOSPC);
 	}
 	memset(&m, 0, sizeof(m));
 	m.id = 1;
-	CHECK(!ioctl(fd, SVA_SHIM_IOC_UNMIRROR, &m.id));
-	m.addr = (uintptr_t)p;
+	CHECK(!ioctl(h->fd, SVA_SHIM_IOC_UNMIRROR, &m.id));
+	m.addr = (uintptr_t)h->p;
 	m.len = PAGE;
 	m.id = 0;
-	CHECK(!ioctl(fd, SVA_SHIM_IOC_MIRROR, &m));
-	CHECK(!set_param("max_mirrors_per_context", "16384"));
-	close(fd);
-	munmap(p, 16 * PAGE);
+	CHECK(!ioctl(h->fd, SVA_SHIM_IOC_MIRROR, &m));
+	return 0;
+}
+
+/*
+ * Defect 9: contexts per user and mirror ranges per context are bounded
+ * (module parameters), with specific errors: EMFILE, ENOSPC. Whatever
+ * the outcome, the case closes what it opened and puts both limits back
+ * as it found them: a case that stopped half-way once left
+ * max_contexts_per_user at 4, and every later case failed with EMFILE.
+ */
+static int t_regress_limits(void)
+{
+	struct limits_held h = { .n = 0, .fd = -1 };
+	char ctxs[32], mirrors[32];
+	int ret;
+
+	CHECK(!get_param("max_contexts_per_user", ctxs, sizeof(ctxs)));
+	CHECK(!get_param("max_mirrors_per_context", mirrors, sizeof(mirrors)));
+	h.p = map(16 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	ret = regress_limits_body(&h);
+	dev_grant_group(0);
+	for (int i = 0; i < h.n; i++)
+		if (h.fds[i] >= 0)
+			close(h.fds[i]);
+	if (h.fd >= 0)
+		close(h.fd);
+	if (h.p)
+		munmap(h.p, 16 * PAGE);
+	if (set_param("max_contexts_per_user", ctxs) ||
+	    set_param("max_mirrors_per_context", mirrors)) {
+		if (!ret)
+			snprintf(why, sizeof(why), "limits not restored (%s, %s)",
+				 ctxs, mirrors);
+		return -1;
+	}
+	if (ret)
+		return ret;
 	CHECK(live_objects() == 0);
 	return 0;
 }
@@ -1813,14 +1925,6 @@ struct hmm_dmirror_cmd {
 };
 #define HMM_DMIRROR_MIGRATE_TO_DEV _IOWR('H', 0x02, struct hmm_dmirror_cmd)
 #define HMM_DMIRROR_MIGRATE_TO_SYS _IOWR('H', 0x03, struct hmm_dmirror_cmd)
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /*
  * Round trips of one buffer to device memory and back: ours (MIGRATE)

@@ -224,7 +224,12 @@ struct sva_shim_migrate {
 	__u64 addr;		/* in: page aligned */
 	__u64 len;		/* in: page multiple, <= SVA_SHIM_MAX_XFER */
 	__u32 flags;		/* in: SVA_SHIM_MIGRATE_* */
-	__u32 granule;		/* in: to device: log2 pages, 0..9; else 0 */
+	__u16 granule;		/* in: to device: log2 pages, 0..9; else 0 */
+	/* in: to device: 1 + the host NUMA node a CPU fault or an eviction
+	 * brings the pages back to (where it has memory then; else, as
+	 * with 0, the node the VMA's memory policy gives); else 0
+	 */
+	__u16 node;
 	__u64 moved;		/* out */
 	__u64 already;		/* out */
 	__u64 evicted;		/* out: other pages evicted for room */
