@@ -39,6 +39,15 @@ void report_json(const struct report *rep, FILE *out, const char *backend,
 int report_plot(const struct report *rep, const char *dir);
 /* @json (a libsva trace file) as a timeline PNG @png; 0 or -errno. */
 int trace_plot(const char *json, const char *png);
+/* An earlier --json run into @rep (group, case, ratio), its backend into
+ * @backend; 0 or -errno, with a message. */
+int baseline_load(const char *path, struct report *rep, char *backend,
+		  size_t backend_len);
+/* Print each ratio of @now against @then; returns how many grew by more
+ * than @max_regress_pct percent (none counted when it is negative). */
+unsigned int baseline_compare(const struct report *now,
+			      const struct report *then, FILE *out,
+			      double max_regress_pct);
 void progress(const char *what, unsigned int done, unsigned int total);
 
 /*

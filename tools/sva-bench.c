@@ -1009,6 +1009,7 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: sva-bench [--quick] [--json] [--plot DIR] [--backend sim|kmod]\n"
 		"                 [--only GROUP[,GROUP]] [--threads N] [--trace FILE]\n"
+		"                 [--baseline EARLIER.json [--max-regress PCT]]\n"
 		"       sva-bench --plot-trace FILE.json OUT.png\n"
 		"groups: copy fault inval mirrors bind snapshot scale trace migrate\n"
 		"Every figure is a ratio to a baseline timed in the same run.\n");
@@ -1025,10 +1026,16 @@ int main(int argc, char **argv)
 		{ "threads", required_argument, NULL, 't' },
 		{ "trace", required_argument, NULL, 'T' },
 		{ "plot-trace", required_argument, NULL, 'P' },
+		{ "baseline", required_argument, NULL, 'B' },
+		{ "max-regress", required_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	const char *plot_trace = NULL;
+	const char *plot_trace = NULL, *baseline = NULL;
+	struct report then = { 0 };
+	double max_regress = -1;
+	char then_backend[16] = "", *end;
+	unsigned int regressed = 0;
 	int c, err;
 
 	while ((c = getopt_long(argc, argv, "qjp:b:o:t:h", lo, NULL)) != -1) {
@@ -1041,6 +1048,15 @@ int main(int argc, char **argv)
 		case 't': opt.max_threads = (unsigned int)atoi(optarg); break;
 		case 'T': opt.trace = optarg; break;
 		case 'P': plot_trace = optarg; break;
+		case 'B': baseline = optarg; break;
+		case 'R':
+			max_regress = strtod(optarg, &end);
+			if (*end || !(max_regress >= 0)) {
+				fprintf(stderr, "sva-bench: --max-regress %s: a percentage >= 0\n",
+					optarg);
+				return 2;
+			}
+			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -1065,6 +1081,17 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (max_regress >= 0 && !baseline) {
+		fprintf(stderr, "sva-bench: --max-regress needs --baseline\n");
+		return 2;
+	}
+	/* Read the earlier run first: a bad file fails before the run. */
+	if (baseline && baseline_load(baseline, &then, then_backend,
+				      sizeof(then_backend)))
+		return 1;
+	if (baseline && then_backend[0] && strcmp(then_backend, opt.backend))
+		fprintf(stderr, "sva-bench: --baseline %s ran on backend %s, this run on %s\n",
+			baseline, then_backend, opt.backend);
 	for (size_t i = 0; i < sizeof(benches) / sizeof(benches[0]); i++)
 		if (!opt.only || strstr(opt.only, benches[i].name))
 			steps += benches[i].steps;
@@ -1079,6 +1106,12 @@ int main(int argc, char **argv)
 		report_json(&rep, stdout, opt.backend, opt.quick);
 	else
 		report_table(&rep, stdout);
+	/* With --json, stdout carries the JSON only. */
+	if (baseline)
+		regressed = baseline_compare(&rep, &then,
+					     opt.json ? stderr : stdout,
+					     max_regress);
+	free(then.r);
 	if (opt.plot) {
 		err = report_plot(&rep, opt.plot);
 		if (err) {
@@ -1088,5 +1121,5 @@ int main(int argc, char **argv)
 		}
 	}
 	free(rep.r);
-	return 0;
+	return regressed ? 3 : 0;
 }

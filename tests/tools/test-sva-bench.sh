@@ -100,6 +100,57 @@ grep -q 'migrate: skipped: .*no device memory' "$T/err" ||
 	fail "migrate skip reason"
 if grep -q '^migrate ' "$T/out"; then fail "rows of a skipped group"; fi
 
+# --baseline: each ratio against an earlier --json run. The earlier run is
+# this run's own JSON with ratios scaled by 1000 (much worse then: every
+# change far below 1) or by 1/1000 (much better then: every change far
+# above 1, so --max-regress 50 must fail the run with status 3).
+"$B/tools/sva-bench" --quick --json --only bind > "$T/now.json" ||
+	fail "json for baseline"
+scale() {
+	python3 - "$T/now.json" "$1" > "$T/then.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+for r in d["results"]:
+    r["ratio"] *= float(sys.argv[2])
+d["results"].append({"group": "gone", "case": "old", "ratio": 2.0})
+json.dump(d, sys.stdout)
+PY
+}
+if command -v python3 >/dev/null; then
+	scale 1000
+	"$B/tools/sva-bench" --quick --only bind --baseline "$T/then.json" \
+		--max-regress 50 > "$T/out" 2>&1 || fail "baseline run (better now)"
+	grep -Eq '^bind .* 0\.00x  -100%$' "$T/out" || fail "change column"
+	grep -q '^gone  *old .*gone (not run now)' "$T/out" || fail "gone case"
+	grep -q '^0 of [1-9][0-9]* ratios regressed by more than 50%' "$T/out" ||
+		fail "regression count 0"
+	scale 0.001
+	rc=0
+	"$B/tools/sva-bench" --quick --json --only bind \
+		--baseline "$T/then.json" --max-regress 50 > "$T/out" \
+		2> "$T/err" || rc=$?
+	[ "$rc" = 3 ] || fail "regressed run exits 3 (got $rc)"
+	grep -q 'REGRESSED' "$T/err" || fail "regression marked on stderr"
+	python3 -m json.tool "$T/out" > /dev/null || fail "stdout stays JSON"
+fi
+# A baseline that is no sva-bench JSON fails before the run, naming why.
+printf '{"tool": "sva-bench", "results": [{"group": "bind", "ratio": 1}' \
+	> "$T/bad.json"
+"$B/tools/sva-bench" --quick --only bind --baseline "$T/bad.json" \
+	> "$T/out" 2>&1 && fail "truncated baseline accepted"
+grep -q "baseline $T/bad.json: byte [0-9]*: " "$T/out" || fail "parse error named"
+echo '{"results": []}' > "$T/bad.json"
+"$B/tools/sva-bench" --quick --only bind --baseline "$T/bad.json" \
+	> "$T/out" 2>&1 && fail "baseline without tool accepted"
+grep -q 'not sva-bench --json output' "$T/out" || fail "not ours named"
+"$B/tools/sva-bench" --only bind --baseline "$T/nosuch.json" > "$T/out" 2>&1 &&
+	fail "missing baseline accepted"
+grep -q 'No such file' "$T/out" || fail "missing baseline named"
+"$B/tools/sva-bench" --only bind --max-regress 10 > "$T/out" 2>&1 &&
+	fail "--max-regress without --baseline"
+"$B/tools/sva-bench" --only bind --baseline "$T/now.json" --max-regress -1 \
+	> "$T/out" 2>&1 && fail "negative --max-regress"
+
 "$B/tools/sva-bench" --backend kmod --only bind > "$T/out" 2>&1 &&
 	{ [ -e /dev/sva ] || fail "kmod without /dev/sva must fail"; }
 "$B/tools/sva-bench" --only nosuch > "$T/out" 2>&1 && fail "bad group"
