@@ -299,6 +299,39 @@ static unsigned long *fault_span(struct vm_fault *vmf, unsigned int granule,
 }
 
 /*
+ * Tell the library of @moved pages the kernel moved back to host memory on
+ * its own since @t0 (ktime_get_ns()), so that its trace shows them.
+ */
+static void devmem_event(struct sva_ctx *ctx, u32 cause, unsigned long first,
+			 unsigned long moved, int nid, u64 t0)
+{
+	struct sva_shim_event ev = {
+		.type = SVA_SHIM_EVENT_MIGRATE,
+		.pasid = ctx->pasid,
+		.start = first,
+		.end = t0,
+		.seq = ktime_get_ns() - t0,
+		.access = cause,
+		.response = moved,
+		.reason = nid + 1,
+		.mirror = task_pid_vnr(current),
+	};
+
+	if (moved)
+		sva_event_push_optional(ctx, &ev);
+}
+
+/* The node of the first page @dst moved to, NUMA_NO_NODE if none. */
+static int moved_nid(const unsigned long *src, const unsigned long *dst,
+		     unsigned long npages)
+{
+	for (unsigned long i = 0; i < npages; i++)
+		if ((src[i] & MIGRATE_PFN_MIGRATE) && dst[i])
+			return page_to_nid(migrate_pfn_to_page(dst[i]));
+	return NUMA_NO_NODE;
+}
+
+/*
  * pgmap->ops->migrate_to_ram: a CPU access to a page in device memory
  * brings it back with the rest of its granule. Called with the page
  * locked and referenced (do_swap_page()).
@@ -314,7 +347,9 @@ static vm_fault_t devmem_migrate_to_ram(struct vm_fault *vmf)
 		.flags = MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
 		.fault_page = vmf->page,
 	};
+	u64 t0 = ktime_get_ns();
 	vm_fault_t ret = 0;
+	int nid;
 
 	arr = fault_span(vmf, granule, &args.start, &args.end);
 	if (!arr) {
@@ -338,10 +373,13 @@ static vm_fault_t devmem_migrate_to_ram(struct vm_fault *vmf)
 		ret = VM_FAULT_OOM;
 	migrate_vma_pages(&args);
 	moved = count_moved(args.src, args.dst, npages);
+	nid = moved_nid(args.src, args.dst, npages);
 	migrate_vma_finalize(&args);
 	sva_stat_add(dm->ctx, SVA_ST_MIGRATED_TO_HOST, moved);
 	if (moved)
 		sva_stat_add(dm->ctx, SVA_ST_CPU_FAULT_MIGRATIONS, 1);
+	devmem_event(dm->ctx, SVA_SHIM_MIG_CPU_FAULT, args.start, moved, nid,
+		     t0);
 out:
 	if (arr != one)
 		kfree(arr);
@@ -381,6 +419,7 @@ static unsigned long devmem_make_room(struct sva_devmem *dm,
 {
 	unsigned long tries, evicted = 0, src, dst, pfn;
 	struct sva_dm_slot *slot;
+	u64 t0 = ktime_get_ns();
 
 	for (tries = 0; tries < dm->npages; tries++) {
 		spin_lock(&dm->lock);
@@ -402,6 +441,8 @@ static unsigned long devmem_make_room(struct sva_devmem *dm,
 	}
 	sva_stat_add(dm->ctx, SVA_ST_EVICTIONS, evicted);
 	sva_stat_add(dm->ctx, SVA_ST_MIGRATED_TO_HOST, evicted);
+	devmem_event(dm->ctx, SVA_SHIM_MIG_EVICTION, 0, evicted, NUMA_NO_NODE,
+		     t0);
 	return evicted;
 }
 

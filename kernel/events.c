@@ -38,6 +38,26 @@ void sva_event_push(struct sva_ctx *ctx, const struct sva_shim_event *ev)
 	wake_up_interruptible(&ctx->ev_wait);
 }
 
+/*
+ * A record that may be left out: pushed only while the queue is at most
+ * half full, so that it never makes invalidation records get lost (a LOST
+ * record costs the library a whole-mirror resync). Returns whether it was.
+ */
+bool sva_event_push_optional(struct sva_ctx *ctx,
+			     const struct sva_shim_event *ev)
+{
+	unsigned long flags;
+	bool pushed = false;
+
+	spin_lock_irqsave(&ctx->ev_lock, flags);
+	if (!ctx->ev_lost && kfifo_len(&ctx->events) < SVA_EVENTS / 2)
+		pushed = kfifo_put(&ctx->events, *ev);
+	spin_unlock_irqrestore(&ctx->ev_lock, flags);
+	if (pushed)
+		wake_up_interruptible(&ctx->ev_wait);
+	return pushed;
+}
+
 static bool events_pending(struct sva_ctx *ctx)
 {
 	unsigned long flags;

@@ -174,6 +174,8 @@ void sva_pasids_fini(void);
 /* events.c */
 void sva_events_init(struct sva_ctx *ctx);
 void sva_event_push(struct sva_ctx *ctx, const struct sva_shim_event *ev);
+bool sva_event_push_optional(struct sva_ctx *ctx,
+			     const struct sva_shim_event *ev);
 ssize_t sva_events_read(struct sva_ctx *ctx, char __user *buf, size_t len,
 			bool nonblock);
 __poll_t sva_events_poll(struct sva_ctx *ctx, struct file *file,

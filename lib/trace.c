@@ -297,16 +297,22 @@ void sva__trace_quarantine(struct sva_bind *bind, unsigned int failed)
 
 __thread uint64_t sva__trace_mig_from_dev;
 
-void sva__trace_migrate(struct sva_bind *bind, uint64_t t0, uint64_t dur,
-			enum sva_trace_mig_dir dir,
-			enum sva_trace_mig_cause cause, int node,
-			uint64_t first, uint64_t moved, uint64_t refused)
+static void trace_migrate_tid(struct sva_bind *bind, uint32_t tid,
+			      uint64_t t0, uint64_t dur,
+			      enum sva_trace_mig_dir dir,
+			      enum sva_trace_mig_cause cause, int node,
+			      uint64_t first, uint64_t moved, uint64_t refused)
 {
 	uint64_t now = sva__now_ns(), idx;
 	struct sva_trace_ev *e = ev_begin(bind, SVA_TRACE_MIGRATE, &idx);
 
 	if (!e)
 		return;
+	if (tid) {
+		/* Another thread's (the kernel told): its role unknown. */
+		e->tid = tid;
+		e->role = SVA_ROLE_APP;
+	}
 	e->ts = t0;
 	e->dur = dur ? dur : now - t0;
 	e->a = first;
@@ -315,6 +321,23 @@ void sva__trace_migrate(struct sva_bind *bind, uint64_t t0, uint64_t dur,
 	e->op = (uint16_t)(cause | dir << 8);
 	e->status = (uint32_t)node;
 	slot_end(e, idx);
+}
+
+void sva__trace_migrate(struct sva_bind *bind, uint64_t t0, uint64_t dur,
+			enum sva_trace_mig_dir dir,
+			enum sva_trace_mig_cause cause, int node,
+			uint64_t first, uint64_t moved, uint64_t refused)
+{
+	trace_migrate_tid(bind, 0, t0, dur, dir, cause, node, first, moved,
+			  refused);
+}
+
+void sva__trace_migrate_by(struct sva_bind *bind, uint32_t tid, uint64_t t0,
+			   uint64_t dur, enum sva_trace_mig_cause cause,
+			   int node, uint64_t first, uint64_t moved)
+{
+	trace_migrate_tid(bind, tid, t0, dur ? dur : 1, SVA_TRACE_MIG_TO_HOST,
+			  cause, node, first, moved, 0);
 }
 
 /* ------------------------------------------------------------ writing */

@@ -121,6 +121,14 @@ void sva__trace_migrate(struct sva_bind *bind, uint64_t t0, uint64_t dur,
 			uint64_t first, uint64_t moved, uint64_t refused);
 
 /*
+ * A run to host memory that another thread @tid (0: the caller) made and
+ * the kernel told of (kmod: CPU faults, evictions), from @t0 for @dur ns.
+ */
+void sva__trace_migrate_by(struct sva_bind *bind, uint32_t tid, uint64_t t0,
+			   uint64_t dur, enum sva_trace_mig_cause cause,
+			   int node, uint64_t first, uint64_t moved);
+
+/*
  * Pages the backend moved, in the migration run of the calling thread,
  * from another device's memory (the core zeroes it before ops->migrate):
  * what tells a run device to device. Counted only while tracing.

@@ -83,6 +83,17 @@ static void event_trace(struct sva_bind *bind,
 		sva__trace_inval(bind, ev->start, ev->end, event_of(ev->reason),
 				 SVA_TRACE_UNKNOWN);
 		return;
+	case SVA_SHIM_EVENT_MIGRATE:
+		/* CPU faults: on the event reader, as sim's fault service;
+		 * evictions: on the thread whose migration needed room. */
+		sva__trace_migrate_by(bind, ev->access == SVA_SHIM_MIG_EVICTION ?
+				      ev->mirror : 0, ev->end, ev->seq,
+				      ev->access == SVA_SHIM_MIG_EVICTION ?
+				      SVA_TRACE_MIG_EVICTION :
+				      SVA_TRACE_MIG_CPU_FAULT,
+				      (int)ev->reason - 1, ev->start,
+				      ev->response);
+		return;
 	default:
 		return;
 	}

@@ -146,10 +146,23 @@ struct sva_shim_stats {
  * range, mirror is how many ranges it overlapped). LOST: the queue was full
  * and seq records were dropped; every mirror range must be treated as
  * invalidated (their sequences are right, the callbacks were lost).
+ * MIGRATE: a migration the kernel made on its own, out of the context's
+ * device memory to host memory (a CPU fault, an eviction for room), for the
+ * library's trace; left out when the queue is half full, never making
+ * other records get lost. Its fields: start, the first address moved (0:
+ * not known, as for an eviction); end, CLOCK_MONOTONIC ns when it began;
+ * seq, how long it took (ns); access, SVA_SHIM_MIG_*; response, the pages
+ * moved; reason, 1 + the host node of the first (0: not known); mirror,
+ * the thread that made it (its id in the context's pid namespace).
  */
 #define SVA_SHIM_EVENT_PAGE_REQUEST	1
 #define SVA_SHIM_EVENT_INVALIDATE	2
 #define SVA_SHIM_EVENT_LOST		3
+#define SVA_SHIM_EVENT_MIGRATE		4
+
+/* struct sva_shim_event.access, for MIGRATE records */
+#define SVA_SHIM_MIG_CPU_FAULT		1
+#define SVA_SHIM_MIG_EVICTION		2
 
 /* struct sva_shim_event.response, for page requests */
 #define SVA_SHIM_RESP_SUCCESS	0
