@@ -1339,7 +1339,8 @@ static void op_invalid(struct thr *t, struct target *tg)
  * Each record on its own. INVALIDATE (ABI 2): one per invalidation that
  * dropped translations or overlapped mirrors, start/end the whole range,
  * mirror how many ranges it overlapped (0: it only dropped translations),
- * seq the context's count of them (never 0). LOST: seq records dropped, the
+ * seq the context's count of them (never 0). MIGRATE: a CPU fault or an
+ * eviction moved pages of device memory back (sva_shim.h). LOST: seq records dropped, the
  * rest zero; only the first record of a read() can be one. Returns how many
  * records were said lost.
  */
@@ -1363,6 +1364,14 @@ static uint64_t check_events(struct thr *t, const uint8_t *buf, ssize_t n,
 			ok = ev.reason <= SVA_SHIM_INVAL_REMAP &&
 			     ev.start < ev.end && !ev.access &&
 			     !ev.response && ev.seq > 0;
+		else if (ev.type == SVA_SHIM_EVENT_MIGRATE)
+			/* CPU faults name their first page, evictions none;
+			 * end is when it began, mirror the thread. */
+			ok = (ev.access == SVA_SHIM_MIG_CPU_FAULT ?
+			      ev.start && !(ev.start % PAGE) :
+			      ev.access == SVA_SHIM_MIG_EVICTION && !ev.start) &&
+			     ev.response > 0 && ev.end > 0 &&
+			     ev.reason <= 1024 && ev.mirror > 0;
 		else if (ev.type == SVA_SHIM_EVENT_LOST)
 			ok = (!off || !one_read) && ev.seq > 0 && !ev.pasid &&
 			     !ev.start &&
