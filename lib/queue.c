@@ -78,15 +78,8 @@ int sva__queue_init(struct sva_bind *bind, unsigned int depth)
 	pthread_cond_init(&q->work_cv, &ca);
 	pthread_cond_init(&q->comp_cv, &ca);
 	pthread_condattr_destroy(&ca);
-	err = sva__thread_create(&q->worker, queue_worker, bind);
-	if (err) {
-		sva_err(err, "can't start the queue worker");
-		pthread_cond_destroy(&q->work_cv);
-		pthread_cond_destroy(&q->comp_cv);
-		pthread_mutex_destroy(&q->lock);
-		goto free;
-	}
-	q->worker_started = true;
+	/* The worker starts with the first submit (queue_worker_start()):
+	 * a binding used for mirrors or migration only never needs one. */
 	return 0;
 free:
 	free(q->descs);
@@ -107,7 +100,8 @@ void sva__queue_fini(struct sva_bind *bind)
 	q->exiting = true;
 	pthread_cond_broadcast(&q->work_cv);
 	pthread_mutex_unlock(&q->lock);
-	pthread_join(q->worker, NULL);
+	if (q->worker_started)
+		pthread_join(q->worker, NULL);
 
 	pthread_cond_destroy(&q->work_cv);
 	pthread_cond_destroy(&q->comp_cv);
@@ -161,6 +155,23 @@ static int desc_check(const struct sva_bind *bind, const struct sva_desc *d)
 	return 0;
 }
 
+/* The binding's first work: start its worker. Caller holds q->lock. */
+static int queue_worker_start(struct sva_bind *bind)
+{
+	struct sva_queue *q = &bind->q;
+	int err;
+
+	if (q->worker_started)
+		return 0;
+	err = sva__thread_create(&q->worker, queue_worker, bind);
+	/* Not -EAGAIN, which tells submitters to reap and retry. */
+	if (err)
+		return sva_err(-ENOMEM, "can't start the queue worker: %s",
+			       strerror(-err));
+	q->worker_started = true;
+	return 0;
+}
+
 int sva_submit(struct sva_bind *bind, const struct sva_desc *descs,
 	       unsigned int n)
 {
@@ -188,6 +199,11 @@ int sva_submit(struct sva_bind *bind, const struct sva_desc *descs,
 	}
 
 	pthread_mutex_lock(&q->lock);
+	err = n ? queue_worker_start(bind) : 0;
+	if (err) {
+		pthread_mutex_unlock(&q->lock);
+		return err;
+	}
 	for (i = 0; i < n && q->inflight < q->depth - 1; i++) {
 		q->descs[q->d_tail] = descs[i];
 		q->d_tail = (q->d_tail + 1) % q->depth;

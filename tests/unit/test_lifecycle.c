@@ -198,6 +198,60 @@ START_TEST(test_reopen_from_fd)
 }
 END_TEST
 
+/* /proc/self/task once @want, or after 1 s (a joined thread lingers). */
+static int tasks_settle(int want)
+{
+	int n = count_dir("/proc/self/task");
+
+	for (int i = 0; i < 100 && n != want; i++) {
+		usleep(10000);
+		n = count_dir("/proc/self/task");
+	}
+	return n;
+}
+
+/*
+ * A binding starts its queue worker with its first submit, not at bind: a
+ * binding used for mirrors or migration only costs no thread. Exactly one
+ * starts however many submit at once, and unbind joins it.
+ */
+START_TEST(test_queue_worker_starts_at_first_submit)
+{
+	uint8_t *src = map_filled(PAGE, 7), *dst = map_fresh(PAGE,
+						PROT_READ | PROT_WRITE);
+	struct sva_completion c;
+	struct sva_bind *b;
+	struct sva_dev *dev;
+	struct sva_desc d;
+	uint32_t pasid;
+	int base, bound;
+
+	ck_assert_int_eq(sva_dev_open(test_device(), NULL, &dev), 0);
+	base = tasks_settle(-1);
+	ck_assert_int_eq(sva_bind(dev, NULL, &b), 0);
+	bound = tasks_settle(-1);
+	/* Nothing submitted (a NOP batch of 0 either): no worker yet. */
+	ck_assert_int_eq(sva_submit(b, NULL, 0), 0);
+	ck_assert_int_eq(tasks_settle(bound), bound);
+	ck_assert_int_eq(sva_bind_pasid(b, &pasid), 0);
+	d = (struct sva_desc){ .opcode = SVA_OP_COPY, .pasid = pasid,
+		.flags = SVA_DESC_BLOCK_ON_FAULT, .src = (uintptr_t)src,
+		.dst = (uintptr_t)dst, .len = PAGE };
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(sva_submit(b, &d, 1), 1);
+		ck_assert_int_eq(sva_wait(b, &c, 1, 1, 5000), 1);
+		ck_assert_uint_eq(c.status, SVA_STATUS_SUCCESS);
+		ck_assert_int_eq(tasks_settle(bound + 1), bound + 1);
+	}
+	ck_assert_int_eq(memcmp(src, dst, PAGE), 0);
+	ck_assert_int_eq(sva_unbind(b), 0);
+	ck_assert_int_eq(tasks_settle(base), base);
+	sva_dev_close(dev);
+	munmap(src, PAGE);
+	munmap(dst, PAGE);
+}
+END_TEST
+
 /* 10k bind/unbind cycles: no fd, thread or (under ASan) memory leaks. */
 START_TEST(test_bind_unbind_cycles)
 {
@@ -256,6 +310,7 @@ Suite *lifecycle_suite(void)
 	tcase_add_test(tc, test_close_with_bindings);
 	tcase_add_test(tc, test_reopen_from_fd);
 	tcase_add_test(tc, test_bind_unbind_cycles);
+	tcase_add_test(tc, test_queue_worker_starts_at_first_submit);
 	suite_add_tcase(s, tc);
 	return s;
 }
