@@ -314,8 +314,16 @@ static void devmem_event(struct sva_ctx *ctx, u32 cause, unsigned long first,
 		.access = cause,
 		.response = moved,
 		.reason = nid + 1,
-		.mirror = task_pid_vnr(current),
 	};
+
+	/*
+	 * An eviction runs in the MIGRATE ioctl of the context's own
+	 * process: its thread id means something to the reader. A CPU fault
+	 * may come from any task (process_vm_readv, /proc/pid/mem), of
+	 * another pid namespace: no id.
+	 */
+	if (cause == SVA_SHIM_MIG_EVICTION)
+		ev.mirror = task_pid_vnr(current);
 
 	if (moved)
 		sva_event_push_optional(ctx, &ev);

@@ -1371,7 +1371,8 @@ static uint64_t check_events(struct thr *t, const uint8_t *buf, ssize_t n,
 			      ev.start && !(ev.start % PAGE) :
 			      ev.access == SVA_SHIM_MIG_EVICTION && !ev.start) &&
 			     ev.response > 0 && ev.end > 0 &&
-			     ev.reason <= 1024 && ev.mirror > 0;
+			     ev.reason <= 1024 &&
+			     (ev.access == SVA_SHIM_MIG_EVICTION) == !!ev.mirror;
 		else if (ev.type == SVA_SHIM_EVENT_LOST)
 			ok = (!off || !one_read) && ev.seq > 0 && !ev.pasid &&
 			     !ev.start &&

@@ -153,7 +153,7 @@ struct sva_shim_stats {
  * not known, as for an eviction); end, CLOCK_MONOTONIC ns when it began;
  * seq, how long it took (ns); access, SVA_SHIM_MIG_*; response, the pages
  * moved; reason, 1 + the host node of the first (0: not known); mirror,
- * the thread that made it (its id in the context's pid namespace).
+ * for an eviction, the thread whose MIGRATE needed room (0 otherwise).
  */
 #define SVA_SHIM_EVENT_PAGE_REQUEST	1
 #define SVA_SHIM_EVENT_INVALIDATE	2
