@@ -813,6 +813,56 @@ START_TEST(test_exclusive_thp)
 }
 END_TEST
 
+/*
+ * A transparent huge page mapped by PTEs (its PMD split by an mprotect()
+ * of one page, the folio still large): each page is either held or keeps
+ * its CPU mapping (refused), and the counts say which. 6.12's
+ * make_device_exclusive_range() refuses a large folio's tail pages, but
+ * its rmap walk of the head page swaps every PTE of the folio for a
+ * device-exclusive entry: tails neither held nor mapped, counted busy.
+ */
+START_TEST(test_regress_exclusive_pte_mapped_thp)
+{
+	const size_t len = 2ul << 20, n = len / PAGE;
+	struct sva_migrate_result r;
+	unsigned int held, lost = 0;
+	struct fixture f;
+	uint8_t *raw, *p, *st;
+	int thp, ret;
+
+	EXCL_OR_SKIP(&f);
+	st = malloc(n);
+	ck_assert_ptr_nonnull(st);
+	raw = map_fresh(2 * len, PROT_READ | PROT_WRITE);
+	p = (uint8_t *)(((uintptr_t)raw + len - 1) & ~(len - 1));
+	madvise(p, len, MADV_HUGEPAGE);
+	fill_pattern(p, len, 41);
+	/* Split the PMD mapping, not the folio; the VMAs merge again. */
+	ck_assert_int_eq(mprotect(p + PAGE, PAGE, PROT_READ), 0);
+	ck_assert_int_eq(mprotect(p + PAGE, PAGE, PROT_READ | PROT_WRITE), 0);
+	thp = page_is_thp(p + 3 * PAGE);
+	ret = make_excl(&f, p, len, &r);
+	ck_assert_int_eq(ret, (int)refused(&r));
+	states_of(&f, p, len, st);
+	held = count_state(st, n, SVA_PAGE_EXCLUSIVE);
+	for (size_t i = 0; i < n; i++)
+		if (!(st[i] & SVA_PAGE_EXCLUSIVE) &&
+		    !pages_present(p + i * PAGE, PAGE))
+			lost++;
+	fprintf(stderr, "%s: %s a PTE-mapped huge page: %llu held, %llu refused, %u neither held nor mapped\n",
+		__func__, thp == 1 ? "in" : thp == 0 ? "not in" : "maybe in",
+		(unsigned long long)r.moved, (unsigned long long)refused(&r),
+		lost);
+	ck_assert_uint_eq(lost, 0);
+	ck_assert_uint_eq(r.moved, held);
+	ck_assert_uint_eq(r.moved + refused(&r), n);
+	check_pattern(p, len, 41);
+	free(st);
+	close_bind(&f);
+	munmap(raw, 2 * len);
+}
+END_TEST
+
 /* -------------------------------------------- device memory, refusals */
 
 /* Pages in this device's memory count as held already, and stay there. */
@@ -1290,6 +1340,7 @@ Suite *exclusive_suite(void)
 	tcase_add_test(tc, test_exclusive_mremap);
 	tcase_add_test(tc, test_exclusive_other_device);
 	tcase_add_test(tc, test_exclusive_thp);
+	tcase_add_test(tc, test_regress_exclusive_pte_mapped_thp);
 	tcase_add_test(tc, test_exclusive_already_devmem);
 	tcase_add_test(tc, test_exclusive_refused);
 	tcase_add_test(tc, test_exclusive_foreign_uffd);
