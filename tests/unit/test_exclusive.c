@@ -1121,6 +1121,95 @@ START_TEST(test_exclusive_in_callback)
 }
 END_TEST
 
+/*
+ * A snapshot that read_retry() accepts while a grant is under way is
+ * current, or a later invalidation says it isn't: a callback re-reading
+ * the range on each invalidation ends with the pages held, or with its
+ * snapshot's sequence invalidated. (kmod: the grant's own
+ * MMU_NOTIFY_EXCLUSIVE advances the mirrors before the pages are recorded
+ * as held; a snapshot in between saw them neither mapped nor held, and
+ * nothing advanced the mirrors again.)
+ */
+enum { SNAPW_N = 64 };
+
+struct snapw {
+	struct sva_mirror *m;
+	uint8_t *p;
+	pthread_mutex_t lock;
+	uint8_t st[SNAPW_N];
+	uint64_t seq;
+	bool have;
+	unsigned int taken;
+};
+
+static void snapw_callback(struct sva_mirror *m, uint64_t start, uint64_t end,
+			   enum sva_inval_event ev, uint64_t seq, void *ctx)
+{
+	struct snapw *w = ctx;
+	uint8_t st[SNAPW_N];
+	uint64_t s;
+
+	(void)start, (void)end, (void)ev, (void)seq;
+	s = sva_mirror_read_begin(m);
+	if (sva_mirror_snapshot(m, (uintptr_t)w->p, SNAPW_N * PAGE, st, 0))
+		return;
+	if (sva_mirror_read_retry(m, s))
+		return;
+	pthread_mutex_lock(&w->lock);
+	memcpy(w->st, st, sizeof(st));
+	w->seq = s;
+	w->have = true;
+	w->taken++;
+	pthread_mutex_unlock(&w->lock);
+}
+
+START_TEST(test_regress_exclusive_snapshot_in_grant)
+{
+	enum { ROUNDS = 40 };
+	struct snapw w = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	SVA_OPTS_INIT(sva_mirror_opts, mo, .invalidate = snapw_callback,
+		      .ctx = &w);
+	struct sva_migrate_result r;
+	unsigned int stale = 0;
+	struct fixture f;
+	volatile uint8_t sink;
+
+	EXCL_OR_SKIP(&f);
+	w.p = map_filled(SNAPW_N * PAGE, 43);
+	ck_assert_int_eq(sva_mirror_register(f.bind, (uintptr_t)w.p,
+					     SNAPW_N * PAGE, &mo, &w.m), 0);
+	for (int round = 0; round < ROUNDS; round++) {
+		bool current = false;
+
+		ck_assert_int_eq(make_excl(&f, w.p, SNAPW_N * PAGE, &r), 0);
+		ck_assert_uint_eq(r.moved, SNAPW_N);
+		/* Callbacks of the grant run; nothing changes meanwhile. */
+		for (int t = 0; t < 500 && !current; t++) {
+			usleep(2000);
+			pthread_mutex_lock(&w.lock);
+			current = !w.have ||
+				  sva_mirror_read_retry(w.m, w.seq) ||
+				  count_state(w.st, SNAPW_N,
+					      SVA_PAGE_EXCLUSIVE) == SNAPW_N;
+			pthread_mutex_unlock(&w.lock);
+		}
+		if (!current)
+			stale++;
+		/* Revoke every page (CPU reads) for the next round. */
+		for (int i = 0; i < SNAPW_N; i++)
+			sink = w.p[i * PAGE];
+	}
+	(void)sink;
+	fprintf(stderr, "%s: %u snapshots from callbacks, %u of %d rounds left an accepted snapshot stale\n",
+		__func__, w.taken, stale, ROUNDS);
+	ck_assert_uint_eq(stale, 0);
+	ck_assert_int_eq(sva_mirror_unregister(w.m), 0);
+	check_pattern(w.p, SNAPW_N * PAGE, 43);
+	close_bind(&f);
+	munmap(w.p, SNAPW_N * PAGE);
+}
+END_TEST
+
 /* ------------------------------------------------------------ races */
 
 enum { RACE_MIN = 20, RACE_SECONDS = 3 };
@@ -1346,6 +1435,7 @@ Suite *exclusive_suite(void)
 	tcase_add_test(tc, test_exclusive_foreign_uffd);
 	tcase_add_test(tc, test_exclusive_fork_eperm);
 	tcase_add_test(tc, test_exclusive_in_callback);
+	tcase_add_test(tc, test_regress_exclusive_snapshot_in_grant);
 	tcase_add_test(tc, test_exclusive_race_cpu_writer);
 	tcase_add_test(tc, test_exclusive_race_discard);
 	tcase_add_test(tc, test_exclusive_race_device_writer);
