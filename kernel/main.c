@@ -252,7 +252,8 @@ static long sva_ioctl_version(void __user *uarg)
 	struct sva_shim_version v = {
 		.abi = SVA_SHIM_ABI_VERSION,
 		.caps = SVA_SHIM_CAP_HMM | SVA_SHIM_CAP_INJECT |
-			(sva_devmem_supported() ? SVA_SHIM_CAP_MIGRATE : 0) |
+			(sva_devmem_supported() ? SVA_SHIM_CAP_MIGRATE |
+			 SVA_SHIM_CAP_MIGRATE_NODE : 0) |
 			(sva_excl_supported() ? SVA_SHIM_CAP_EXCLUSIVE : 0),
 		.pasid_bits = SVA_PASID_BITS,
 	};
