@@ -359,13 +359,13 @@ static bool batch_split(struct sva_ctx *ctx, struct vm_area_struct *vma,
 /*
  * Which pages of [start, end) belong to a large folio (bit i for page i)
  * after batch_split() (a THP it could not split, one mapped by PTEs):
- * 6.12's make_device_exclusive_range()
- * refuses its tails, but holding its head swaps every PTE of the folio for
- * an exclusive entry, and a module can't split it (split_folio() isn't
- * exported, migrate_vma_setup() splits only PMD-mapped ones). The pfns
- * are hmm_range_fault()'s, without a reference: a hint, the mmap lock
- * keeps the folios from growing (collapse takes it for writing); a folio
- * the grant's own fault makes large is given back by run_restore().
+ * 6.12's make_device_exclusive_range() refuses its tails, but holding its
+ * head swaps every PTE of the folio for an exclusive entry, and a module
+ * can't split it (split_folio() isn't exported, migrate_vma_setup()
+ * splits only PMD-mapped ones). The pfns are hmm_range_fault()'s, without
+ * a reference: a hint (the mmap lock keeps folios from growing: collapse
+ * takes it for writing); a folio the grant's own fault makes large is
+ * given back by run_restore().
  */
 static unsigned long large_pages(unsigned long start, unsigned long end,
 				 const unsigned long *pfns)
