@@ -1570,12 +1570,16 @@ static size_t cpu_present(void *p, size_t len)
  */
 static int t_devmem_abi(void)
 {
+	struct sva_shim_version v = { 0 };
 	struct sva_shim_migrate m;
 	uint8_t *p = map(4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
 	int fd = sva_open_bound(NULL);
 
 	CHECK(fd >= 0 && p);
 	memset(p, 1, 4 * PAGE);
+	/* The node field comes with migration (libsva sends it only then). */
+	CHECK(!ioctl(fd, SVA_SHIM_IOC_VERSION, &v));
+	CHECK(!!(v.caps & SVA_SHIM_CAP_MIGRATE_NODE) == kernel_migrates());
 	if (!kernel_migrates()) {
 		CHECK(devmem(fd, 4) == -1 && errno == EOPNOTSUPP);
 		CHECK(migrate(fd, p, PAGE, SVA_SHIM_MIGRATE_TO_DEVICE, &m) ==
