@@ -2401,8 +2401,8 @@ static int t_regress_exclusive_unbind_race(void)
 		pthread_join(t, NULL);
 		CHECK(unbound);
 		stuck += N - (int)cpu_present(r.p, N * PAGE);
+		memset(&b, 0, sizeof(b));
 		CHECK(!ioctl(r.fd, SVA_SHIM_IOC_BIND, &b));
-		b.pasid = 0;
 	}
 	(void)v;
 	printf("# regress_exclusive_unbind_race: %lu pages granted, %d left held after unbind\n",
