@@ -197,29 +197,61 @@ static void mark_remote_of(struct sva_ctx *ctx, void *owner,
 }
 
 /*
+ * The other contexts of @ctx's mm that have device memory, at most @max
+ * of them in @owners; returns how many. They are hmm_range_fault()'s
+ * dev_private_owner keys, compared with page->pgmap->owner and never
+ * dereferenced, so they need no reference: the global lock is not held
+ * across other contexts' walks. One made meanwhile is missed (its pages
+ * come there by a migration, which invalidates); one closed meanwhile
+ * owns no page of the mm any more.
+ */
+static unsigned int devmem_owners(struct sva_ctx *ctx, void **owners,
+				  unsigned int max)
+{
+	struct sva_devmem *dm;
+	unsigned int nr = 0;
+
+	mutex_lock(&sva_devmems_lock);
+	list_for_each_entry(dm, &sva_devmems, node) {
+		if (nr == max)
+			break;
+		if (dm->ctx != ctx && dm->ctx->mm == ctx->mm)
+			owners[nr++] = dm->ctx;
+	}
+	mutex_unlock(&sva_devmems_lock);
+	return nr;
+}
+
+/*
  * A snapshot of [start, end) found the pages of @st that are 0 not
  * present: those in another context's device memory (of the same mm) are
  * DEVICE_REMOTE. A device access still faults them back to host memory
- * (mirror.c asks as this context only).
+ * (mirror.c asks as this context only). 0, or -ENOMEM: the snapshot
+ * fails rather than call such a page absent.
  */
-void sva_devmem_mark_remote(struct sva_ctx *ctx, unsigned long start,
-			    unsigned long end, unsigned long *pfns, u8 *st)
+int sva_devmem_mark_remote(struct sva_ctx *ctx, unsigned long start,
+			   unsigned long end, unsigned long *pfns, u8 *st)
 {
 	unsigned long i, n = (end - start) >> PAGE_SHIFT;
-	struct sva_devmem *dm;
+	unsigned int nr, k;
+	void **owners;
 
 	/* No device memory anywhere: no global lock for every snapshot. */
-	if (!atomic_read(&sva_devmems_nr))
-		return;
+	nr = atomic_read(&sva_devmems_nr);
+	if (!nr)
+		return 0;
 	for (i = 0; i < n && st[i]; i++)
 		;
 	if (i == n)
-		return;
-	mutex_lock(&sva_devmems_lock);
-	list_for_each_entry(dm, &sva_devmems, node)
-		if (dm->ctx != ctx && dm->ctx->mm == ctx->mm)
-			mark_remote_of(ctx, dm->ctx, start, end, pfns, st);
-	mutex_unlock(&sva_devmems_lock);
+		return 0;
+	owners = kmalloc_array(nr, sizeof(*owners), GFP_KERNEL);
+	if (!owners)
+		return -ENOMEM;
+	nr = devmem_owners(ctx, owners, nr);
+	for (k = 0; k < nr; k++)
+		mark_remote_of(ctx, owners[k], start, end, pfns, st);
+	kfree(owners);
+	return 0;
 }
 
 /* ----------------------------------------------------- back to host */
@@ -490,7 +522,7 @@ static void range_where(struct sva_ctx *ctx, unsigned long start,
 }
 
 /*
- * Where other contexts have device memory, the pages of [start, end) that
+ * Where other contexts of this mm have device memory, the pages of [start, end) that
  * are neither ours nor present (bit i of @absent) may be in one of them,
  * which migrate_vma_setup() can't collect: fault them in for reading
  * first, their owner's migrate_to_ram() brings them to host memory, as
@@ -511,8 +543,10 @@ static bool fault_absent(struct sva_ctx *ctx, unsigned long start,
 		.dev_private_owner = ctx,
 	};
 	unsigned long i;
+	void *owner;
 
-	if (!absent || atomic_read(&sva_devmems_nr) < 2)
+	if (!absent || atomic_read(&sva_devmems_nr) < 2 ||
+	    !devmem_owners(ctx, &owner, 1))
 		return false;
 	for (i = 0; i < (end - start) >> PAGE_SHIFT; i++)
 		pfns[i] = absent & BIT(i) ? HMM_PFN_REQ_FAULT : 0;
@@ -924,9 +958,10 @@ bool sva_devmem_supported(void)
 	return false;
 }
 
-void sva_devmem_mark_remote(struct sva_ctx *ctx, unsigned long start,
-			    unsigned long end, unsigned long *pfns, u8 *st)
+int sva_devmem_mark_remote(struct sva_ctx *ctx, unsigned long start,
+			   unsigned long end, unsigned long *pfns, u8 *st)
 {
+	return 0;
 }
 
 #endif /* CONFIG_DEVICE_PRIVATE */

@@ -57,26 +57,42 @@ static bool excl_take(struct sva_ctx *ctx, unsigned long *pfn)
 }
 
 /*
+ * Give the CPU its PTE back at @addr if it is a device-exclusive entry
+ * (else the fault changes nothing): a write fault, for a page made
+ * exclusive is in a VM_WRITE VMA, which may lack VM_READ; a read fault if
+ * the VMA changed since. Caller holds the mmap lock, no page lock.
+ */
+static void excl_restore(struct sva_ctx *ctx, unsigned long addr)
+{
+	if (fixup_user_fault(ctx->mm, addr, FAULT_FLAG_WRITE, NULL))
+		fixup_user_fault(ctx->mm, addr, 0, NULL);
+}
+
+/*
  * Unbind: the device gives every held page up, and the CPU gets its
- * mapping back (a read fault restores the exclusive entry's PTE, with
- * the write permission it had), as if it had touched each: no page stays
+ * mapping back (excl_restore()), as if it had touched each: no page stays
  * unmapped for a device that is gone. The fault's invalidation finds the
- * entry gone, so each page is counted here once.
+ * entry gone, so each page is counted here once. excl_lock: an EXCLUSIVE
+ * ioctl under way finishes first, and one after it finds the context
+ * unbound (the caller cleared its PASID).
  */
 void sva_excl_release(struct sva_ctx *ctx)
 {
 	unsigned long pfn = 0, n = 0;
-	bool mm = mmget_not_zero(ctx->mm);
+	bool mm;
 
+	mutex_lock(&ctx->excl_lock);
+	mm = mmget_not_zero(ctx->mm);
 	if (mm)
 		mmap_read_lock(ctx->mm);
 	for (; excl_take(ctx, &pfn); pfn++, n++)
 		if (mm)
-			fixup_user_fault(ctx->mm, pfn << PAGE_SHIFT, 0, NULL);
+			excl_restore(ctx, pfn << PAGE_SHIFT);
 	if (mm) {
 		mmap_read_unlock(ctx->mm);
 		mmput(ctx->mm);
 	}
+	mutex_unlock(&ctx->excl_lock);
 	sva_stat_add(ctx, SVA_ST_EXCL_REVOKES, n);
 }
 
@@ -117,11 +133,21 @@ static unsigned long devmem_pages(struct sva_ctx *ctx, unsigned long start,
 		.hmm_pfns = pfns,
 		.dev_private_owner = ctx,
 	};
-	unsigned long i, ours = 0;
+	unsigned long i, ours = 0, timeout = jiffies +
+				msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
+	int ret;
 
-	range.notifier_seq = mmu_interval_read_begin(&ctx->notifier);
-	if (hmm_range_fault(&range))
+	/* An invalidation raced the walk (-EBUSY): walk again. */
+	do {
+		range.notifier_seq = mmu_interval_read_begin(&ctx->notifier);
+		ret = hmm_range_fault(&range);
+	} while (ret == -EBUSY && !time_after(jiffies, timeout) &&
+		 !fatal_signal_pending(current));
+	if (ret) {
+		/* Nothing known: no page is ours, none to split or skip. */
+		memset(pfns, 0, ((end - start) >> PAGE_SHIFT) * sizeof(*pfns));
 		return 0;
+	}
 	for (i = 0; i < (end - start) >> PAGE_SHIFT; i++)
 		if ((pfns[i] & HMM_PFN_VALID) &&
 		    sva_devmem_page(ctx, hmm_pfn_to_page(pfns[i])))
@@ -132,48 +158,107 @@ static unsigned long devmem_pages(struct sva_ctx *ctx, unsigned long start,
 /*
  * Record the pages make_device_exclusive_range() gave us for [start,
  * start + n pages) in the device page table, unless the mapping changed
- * meanwhile. Returns how many were recorded, or -EAGAIN.
+ * meanwhile; *@recorded: bit i for each page recorded. A large folio's
+ * head is not recorded: 6.12's rmap walk swapped every PTE of the folio
+ * (tails included, which it refuses to hold) for an exclusive entry, and
+ * the caller gives them all back. Returns how many were recorded, or
+ * -EAGAIN.
+ *
+ * Our own grant's MMU_NOTIFY_EXCLUSIVE advanced the mirror ranges before
+ * the pages were marked held here: a snapshot in between saw them
+ * neither mapped nor held. Advancing them again once they are marked
+ * makes such a snapshot fail its read_retry().
  */
 static long run_record(struct sva_ctx *ctx, unsigned long start, long n,
-		       struct page **pages)
+		       struct page **pages, unsigned long *recorded)
 {
+	struct sva_shim_event ev = {
+		.type = SVA_SHIM_EVENT_INVALIDATE,
+		.reason = SVA_SHIM_INVAL_OTHER,
+	};
 	unsigned long addr;
 	long i, held = 0;
 	void *entry;
 
+	*recorded = 0;
 	mutex_lock(&ctx->lock);
 	if (ctx->excl_hit) {
 		held = -EAGAIN;
 		goto out;
 	}
 	for (i = 0, addr = start; i < n; i++, addr += PAGE_SIZE) {
-		if (!pages[i])
+		if (!pages[i] || folio_test_large(page_folio(pages[i])))
 			continue;
 		entry = xa_tag_pointer(pages[i], SVA_PT_WRITE);
 		/* No reclaim: it may invalidate and wait for ctx->lock. */
 		entry = xa_store(&ctx->pt, addr >> PAGE_SHIFT, entry,
 				 GFP_NOWAIT);
 		if (xa_is_err(entry))
-			continue;	/* not held: busy */
+			continue;	/* not held: busy, given back */
 		xa_set_mark(&ctx->pt, addr >> PAGE_SHIFT, SVA_PT_EXCL);
-		held++;
+		*recorded |= BIT(i);
+		if (!held++)
+			ev.start = addr;
+		ev.end = addr + PAGE_SIZE;
+	}
+	if (held) {
+		ev.mirror = sva_ranges_advance(ctx, ev.start, ev.end);
+		if (ev.mirror)
+			ev.seq = ++ctx->inval_seq;
+		ev.pasid = ctx->pasid;
 	}
 out:
 	ctx->excl_start = 0;
 	ctx->excl_end = 0;
 	mutex_unlock(&ctx->lock);
+	if (ev.mirror) {
+		sva_stat_add(ctx, SVA_ST_INVALIDATIONS, 1);
+		sva_event_push(ctx, &ev);
+	}
 	return held;
 }
 
-static void pages_release(struct page **pages, long n)
+/*
+ * Unlock and put the pages make_device_exclusive_range() returned; for
+ * each of the first @n not in @recorded, how many pages from its address
+ * on may carry an exclusive entry of ours (@span: a large folio's size,
+ * else 1), for run_restore().
+ */
+static void pages_release(struct page **pages, long n,
+			  unsigned long recorded, unsigned long *span)
 {
 	long i;
 
 	for (i = 0; i < n; i++) {
+		span[i] = recorded & BIT(i) ? 0 : 1;
 		if (!pages[i])
 			continue;
+		if (span[i])
+			span[i] = folio_nr_pages(page_folio(pages[i]));
 		unlock_page(pages[i]);
 		put_page(pages[i]);
+	}
+}
+
+/*
+ * No page stays neither held nor CPU-mapped: fault back every page of the
+ * run that was not recorded (a refused page's fault changes nothing; one
+ * raced, or that found no room in the device page table, was swapped for
+ * an exclusive entry all the same), and the whole of a large folio whose
+ * head was swapped, as far as it lies in @vma. Caller holds the mmap
+ * lock, no page lock.
+ */
+static void run_restore(struct sva_ctx *ctx, struct vm_area_struct *vma,
+			unsigned long start, long n, const unsigned long *span)
+{
+	unsigned long addr, end;
+	long i;
+
+	for (i = 0; i < n; i++) {
+		addr = start + i * PAGE_SIZE;
+		end = min(vma->vm_end, addr + span[i] * PAGE_SIZE);
+		for (; addr < end; addr += PAGE_SIZE)
+			excl_restore(ctx, addr);
 	}
 }
 
@@ -182,13 +267,16 @@ static void pages_release(struct page **pages, long n)
  * make_device_exclusive_range() returns them locked, which keeps a CPU
  * fault from restoring them before they are recorded; an invalidation
  * that doesn't need the page lock (munmap, madvise, mprotect) is seen
- * through excl_hit, and the run tried again. Caller holds the mmap lock.
+ * through excl_hit, and the run tried again. Caller holds the mmap lock;
+ * @span: room for a batch, scratch.
  */
-static void run_exclusive(struct sva_ctx *ctx, unsigned long start,
-			  unsigned long end, struct page **pages,
+static void run_exclusive(struct sva_ctx *ctx, struct vm_area_struct *vma,
+			  unsigned long start, unsigned long end,
+			  struct page **pages, unsigned long *span,
 			  struct sva_shim_exclusive *x)
 {
 	long n, held, want = (end - start) >> PAGE_SHIFT;
+	unsigned long recorded;
 	int tries;
 
 	for (tries = 0; ; tries++) {
@@ -200,15 +288,17 @@ static void run_exclusive(struct sva_ctx *ctx, unsigned long start,
 		/* GUP stops at the first page it can't fault: n <= want. */
 		n = make_device_exclusive_range(ctx->mm, start, end, pages,
 						ctx);
-		held = run_record(ctx, start, max(n, 0L), pages);
-		pages_release(pages, max(n, 0L));
+		n = max(n, 0L);
+		held = run_record(ctx, start, n, pages, &recorded);
+		pages_release(pages, n, recorded, span);
+		run_restore(ctx, vma, start, n, span);
 		if (held != -EAGAIN || tries == SVA_EXCL_TRIES)
 			break;
 	}
 	if (held < 0)
 		held = 0;
 	x->held += held;
-	/* Locked, a tail page of a large folio, or raced: busy. */
+	/* Locked, part of a large folio, or raced: busy. */
 	x->not_held[SVA_SHIM_NM_BUSY] += want - held;
 }
 
@@ -240,17 +330,22 @@ static void thp_split(struct sva_ctx *ctx, struct vm_area_struct *vma,
 	migrate_vma_finalize(&args);
 }
 
-/* Split every THP that hmm_range_fault() found PMD-mapped in @pfns. */
-static void batch_split(struct sva_ctx *ctx, struct vm_area_struct *vma,
+/*
+ * Split every THP that hmm_range_fault() found PMD-mapped in @pfns; true
+ * if there was one (@pfns is stale then).
+ */
+static bool batch_split(struct sva_ctx *ctx, struct vm_area_struct *vma,
 			unsigned long start, unsigned long end,
 			const unsigned long *pfns)
 {
 	unsigned long addr, i;
+	bool split = false;
 
 	for (addr = start, i = 0; addr < end; addr += PAGE_SIZE, i++) {
 		if (!(pfns[i] & HMM_PFN_VALID) || !hmm_pfn_to_map_order(pfns[i]))
 			continue;
 		thp_split(ctx, vma, addr);
+		split = true;
 		/* The rest of this PMD is split with it. */
 		while (addr + PAGE_SIZE < end &&
 		       (addr + PAGE_SIZE) & ~PMD_MASK) {
@@ -258,29 +353,62 @@ static void batch_split(struct sva_ctx *ctx, struct vm_area_struct *vma,
 			i++;
 		}
 	}
+	return split;
 }
 
-/* A batch of @vma: runs of the pages not held already. */
+/*
+ * Which pages of [start, end) belong to a large folio (bit i for page i)
+ * after batch_split() (a THP it could not split, one mapped by PTEs):
+ * 6.12's make_device_exclusive_range() refuses its tails, but holding its
+ * head swaps every PTE of the folio for an exclusive entry, and a module
+ * can't split it (split_folio() isn't exported, migrate_vma_setup()
+ * splits only PMD-mapped ones). The pfns are hmm_range_fault()'s, without
+ * a reference: a hint (the mmap lock keeps folios from growing: collapse
+ * takes it for writing); a folio the grant's own fault makes large is
+ * given back by run_restore().
+ */
+static unsigned long large_pages(unsigned long start, unsigned long end,
+				 const unsigned long *pfns)
+{
+	unsigned long i, large = 0;
+
+	for (i = 0; i < (end - start) >> PAGE_SHIFT; i++)
+		if ((pfns[i] & HMM_PFN_VALID) &&
+		    folio_test_large(page_folio(hmm_pfn_to_page(pfns[i]))))
+			large |= BIT(i);
+	return large;
+}
+
+/*
+ * A batch of @vma: runs of the pages not held already, nor in a large
+ * folio (busy).
+ */
 static void batch_exclusive(struct sva_ctx *ctx, struct vm_area_struct *vma,
 			    unsigned long start, unsigned long end,
 			    struct page **pages, unsigned long *pfns,
 			    struct sva_shim_exclusive *x)
 {
 	unsigned long ours = devmem_pages(ctx, start, end, pfns);
-	unsigned long addr, run = start, i;
+	unsigned long addr, run = start, i, large;
 
-	batch_split(ctx, vma, start, end, pfns);
+	if (batch_split(ctx, vma, start, end, pfns))
+		devmem_pages(ctx, start, end, pfns);
+	large = large_pages(start, end, pfns) & ~ours;
 
+	/* From here on pfns is run_exclusive()'s scratch. */
 	for (addr = start, i = 0; addr <= end; addr += PAGE_SIZE, i++) {
-		bool skip = addr < end &&
+		bool held = addr < end &&
 			    ((ours & BIT(i)) || sva_excl_held(ctx, addr));
+		bool busy = addr < end && !held && (large & BIT(i));
 
-		if (addr < end && !skip)
+		if (addr < end && !held && !busy)
 			continue;
 		if (run < addr)
-			run_exclusive(ctx, run, addr, pages, x);
-		if (skip)
+			run_exclusive(ctx, vma, run, addr, pages, pfns, x);
+		if (held)
 			x->already++;
+		if (busy)
+			x->not_held[SVA_SHIM_NM_BUSY]++;
 		run = addr + PAGE_SIZE;
 	}
 }
@@ -361,7 +489,10 @@ long sva_ioctl_exclusive(struct sva_ctx *ctx, void __user *uarg)
 	ret = -ESRCH;
 	if (mmget_not_zero(ctx->mm)) {
 		mutex_lock(&ctx->excl_lock);
-		ret = exclusive_range(ctx, &x, pages, pfns);
+		/* Unbound meanwhile: sva_excl_release() has run. */
+		ret = -ENOTCONN;
+		if (READ_ONCE(ctx->pasid))
+			ret = exclusive_range(ctx, &x, pages, pfns);
 		mutex_unlock(&ctx->excl_lock);
 		mmput(ctx->mm);
 	}

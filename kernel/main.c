@@ -167,6 +167,11 @@ static int sva_hw_bind(struct sva_ctx *ctx)
 static void sva_unbind_locked(struct sva_ctx *ctx)
 {
 	lockdep_assert_held(&ctx->bind_lock);
+	/*
+	 * Unbound first: an EXCLUSIVE ioctl that sva_excl_release() waits
+	 * for finishes, any later one sees this and holds nothing.
+	 */
+	WRITE_ONCE(ctx->pasid, 0);
 	/* The device lets go of what it held for its PASID. */
 	sva_excl_release(ctx);
 	if (ctx->hw)
@@ -174,7 +179,6 @@ static void sva_unbind_locked(struct sva_ctx *ctx)
 	ctx->hw = NULL;
 	ctx->hw_status = -ENODEV;
 	sva_pasid_put(ctx->mm);
-	ctx->pasid = 0;
 }
 
 static long sva_ioctl_bind(struct sva_ctx *ctx, void __user *uarg)
@@ -248,7 +252,8 @@ static long sva_ioctl_version(void __user *uarg)
 	struct sva_shim_version v = {
 		.abi = SVA_SHIM_ABI_VERSION,
 		.caps = SVA_SHIM_CAP_HMM | SVA_SHIM_CAP_INJECT |
-			(sva_devmem_supported() ? SVA_SHIM_CAP_MIGRATE : 0) |
+			(sva_devmem_supported() ? SVA_SHIM_CAP_MIGRATE |
+			 SVA_SHIM_CAP_MIGRATE_NODE : 0) |
 			(sva_excl_supported() ? SVA_SHIM_CAP_EXCLUSIVE : 0),
 		.pasid_bits = SVA_PASID_BITS,
 	};

@@ -385,8 +385,7 @@ static int snapshot_batch(struct sva_ctx *ctx, unsigned long start,
 			st[i] = SVA_SHIM_PAGE_VALID | SVA_SHIM_PAGE_WRITE |
 				SVA_SHIM_PAGE_EXCLUSIVE;
 	}
-	sva_devmem_mark_remote(ctx, start, end, pfns, st);
-	return 0;
+	return sva_devmem_mark_remote(ctx, start, end, pfns, st);
 }
 
 /* Fault in, page by page, what a snapshot asked for and lacks. */

@@ -157,8 +157,8 @@ bool sva_devmem_page(struct sva_ctx *ctx, struct page *page);
 void sva_devmem_touch(struct sva_ctx *ctx, struct page *dpage);
 
 /* devmem.c: snapshots of the pages in other contexts' device memory */
-void sva_devmem_mark_remote(struct sva_ctx *ctx, unsigned long start,
-			    unsigned long end, unsigned long *pfns, u8 *st);
+int sva_devmem_mark_remote(struct sva_ctx *ctx, unsigned long start,
+			   unsigned long end, unsigned long *pfns, u8 *st);
 
 /* exclusive.c: exclusive device access to host pages */
 bool sva_excl_supported(void);

@@ -114,6 +114,7 @@ static void kmod_close(struct sva_dev *dev)
 static int kmod_bind(struct sva_bind *bind)
 {
 	struct sva_shim_bind b = { 0 };
+	struct sva_shim_version v;
 	struct kmod_bind *kb;
 	int err;
 
@@ -121,6 +122,9 @@ static int kmod_bind(struct sva_bind *bind)
 	if (!kb)
 		return -ENOMEM;
 	kb->stop_fd = -1;
+	/* What this module takes (kmod_open() checked its ABI). */
+	if (!ioctl(bind->dev->fd, SVA_SHIM_IOC_VERSION, &v))
+		kb->shim_caps = v.caps;
 	pthread_mutex_init(&kb->seen_lock, NULL);
 	pthread_mutex_init(&kb->devmem_lock, NULL);
 	pthread_mutex_init(&kb->track_lock, NULL);

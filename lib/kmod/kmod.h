@@ -21,6 +21,7 @@
 struct kmod_bind {
 	int fd;				/* this binding's /dev/sva context */
 	int stop_fd;			/* eventfd: stop the event thread */
+	uint32_t shim_caps;		/* the module's SVA_SHIM_CAP_* */
 	pthread_t events;
 	/* Windows for src and dst, KMOD_WINDOW bytes each. */
 	uint8_t *win[2];

@@ -69,8 +69,16 @@ static int migrate_chunk(struct sva_bind *bind, uint64_t addr, uint64_t len,
 		.flags = to_dev ? SVA_SHIM_MIGRATE_TO_DEVICE :
 				  SVA_SHIM_MIGRATE_TO_HOST,
 		.granule = (__u16)a->granule,
-		.node = (__u16)a->node,
 	};
+
+	/*
+	 * An ABI 2 module older than the node field reads it as the high
+	 * half of the granule and fails the call with -EINVAL: without the
+	 * node, it brings the pages back where the memory policy says (as
+	 * node 0 asks), the preferred node is all that is lost.
+	 */
+	if (kmod_bind_of(bind)->shim_caps & SVA_SHIM_CAP_MIGRATE_NODE)
+		m.node = (__u16)a->node;
 
 	if (ioctl(kmod_bind_of(bind)->fd, SVA_SHIM_IOC_MIGRATE, &m))
 		return sva_err(-errno, "migrate %#llx+%#llx: %s",
@@ -97,7 +105,13 @@ static const enum sva_migrate_reason excl_reason_of[] = {
 	[SVA_SHIM_NM_READ_ONLY] = SVA_MIGRATE_READ_ONLY,
 };
 
-/* ops->make_exclusive: SVA_SHIM_IOC_EXCLUSIVE, a chunk at a time. */
+/*
+ * ops->make_exclusive: SVA_SHIM_IOC_EXCLUSIVE, a chunk at a time. A chunk
+ * that fails after others were done doesn't undo them: the pages held
+ * stay held and counted, the rest of the range is counted busy (the
+ * error is the message), and the call succeeds with that partial result.
+ * The error is returned only when nothing was done.
+ */
 int kmod_make_exclusive(struct sva_bind *bind, uint64_t addr, uint64_t len,
 			struct sva_migrate_result *res)
 {
@@ -106,12 +120,19 @@ int kmod_make_exclusive(struct sva_bind *bind, uint64_t addr, uint64_t len,
 			.addr = addr + done,
 			.len = MIN(len - done, (uint64_t)SVA_SHIM_MAX_XFER),
 		};
+		int err;
 
-		if (ioctl(kmod_bind_of(bind)->fd, SVA_SHIM_IOC_EXCLUSIVE, &x))
-			return sva_err(-errno, "exclusive %#llx+%#llx: %s",
-				       (unsigned long long)x.addr,
-				       (unsigned long long)x.len,
-				       strerror(errno));
+		if (ioctl(kmod_bind_of(bind)->fd, SVA_SHIM_IOC_EXCLUSIVE, &x)) {
+			err = sva_err(-errno, "exclusive %#llx+%#llx: %s",
+				      (unsigned long long)x.addr,
+				      (unsigned long long)x.len,
+				      strerror(errno));
+			if (!done)
+				return err;
+			res->not_moved[SVA_MIGRATE_BUSY] +=
+				(len - done) >> SVA_PAGE_SHIFT;
+			return 0;
+		}
 		res->moved += x.held;
 		res->already += x.already;
 		/* A newer module's reasons: busy, as good a guess as any. */

@@ -813,6 +813,61 @@ START_TEST(test_exclusive_thp)
 }
 END_TEST
 
+/*
+ * A transparent huge page mapped by PTEs (its PMD split by an mprotect()
+ * of one page, the folio still large): each page is either held or keeps
+ * its CPU mapping (refused), and the counts say which. 6.12's
+ * make_device_exclusive_range() refuses a large folio's tail pages, but
+ * its rmap walk of the head page swaps every PTE of the folio for a
+ * device-exclusive entry: tails neither held nor mapped, counted busy.
+ */
+START_TEST(test_regress_exclusive_pte_mapped_thp)
+{
+	const size_t len = 2ul << 20, n = len / PAGE;
+	struct sva_migrate_result r;
+	unsigned int held, lost = 0;
+	struct fixture f;
+	uint8_t *raw, *p, *st;
+	int thp, ret;
+
+	EXCL_OR_SKIP(&f);
+	st = malloc(n);
+	ck_assert_ptr_nonnull(st);
+	raw = map_fresh(2 * len, PROT_READ | PROT_WRITE);
+	p = (uint8_t *)(((uintptr_t)raw + len - 1) & ~(len - 1));
+	madvise(p, len, MADV_HUGEPAGE);
+	fill_pattern(p, len, 41);
+	/* Split the PMD mapping, not the folio; the VMAs merge again. */
+	ck_assert_int_eq(mprotect(p + PAGE, PAGE, PROT_READ), 0);
+	ck_assert_int_eq(mprotect(p + PAGE, PAGE, PROT_READ | PROT_WRITE), 0);
+	thp = page_is_thp(p + 3 * PAGE);
+	ret = make_excl(&f, p, len, &r);
+	ck_assert_int_eq(ret, (int)refused(&r));
+	states_of(&f, p, len, st);
+	held = count_state(st, n, SVA_PAGE_EXCLUSIVE);
+	for (size_t i = 0; i < n; i++)
+		if (!(st[i] & SVA_PAGE_EXCLUSIVE) &&
+		    !pages_present(p + i * PAGE, PAGE))
+			lost++;
+	fprintf(stderr, "%s: %s a PTE-mapped huge page: %llu held, %llu refused, %u neither held nor mapped\n",
+		__func__, thp == 1 ? "in" : thp == 0 ? "not in" : "maybe in",
+		(unsigned long long)r.moved, (unsigned long long)refused(&r),
+		lost);
+	ck_assert_uint_eq(lost, 0);
+	ck_assert_uint_eq(r.moved, held);
+	ck_assert_uint_eq(r.moved + refused(&r), n);
+	/* Unbinding gives back what was held: every page mapped, exact. */
+	close_bind(&f);
+	for (size_t i = 0; i < n; i++)
+		if (!pages_present(p + i * PAGE, PAGE))
+			lost++;
+	ck_assert_uint_eq(lost, 0);
+	check_pattern(p, len, 41);
+	free(st);
+	munmap(raw, 2 * len);
+}
+END_TEST
+
 /* -------------------------------------------- device memory, refusals */
 
 /* Pages in this device's memory count as held already, and stay there. */
@@ -1071,6 +1126,95 @@ START_TEST(test_exclusive_in_callback)
 }
 END_TEST
 
+/*
+ * A snapshot that read_retry() accepts while a grant is under way is
+ * current, or a later invalidation says it isn't: a callback re-reading
+ * the range on each invalidation ends with the pages held, or with its
+ * snapshot's sequence invalidated. (kmod: the grant's own
+ * MMU_NOTIFY_EXCLUSIVE advances the mirrors before the pages are recorded
+ * as held; a snapshot in between saw them neither mapped nor held, and
+ * nothing advanced the mirrors again.)
+ */
+enum { SNAPW_N = 64 };
+
+struct snapw {
+	struct sva_mirror *m;
+	uint8_t *p;
+	pthread_mutex_t lock;
+	uint8_t st[SNAPW_N];
+	uint64_t seq;
+	bool have;
+	unsigned int taken;
+};
+
+static void snapw_callback(struct sva_mirror *m, uint64_t start, uint64_t end,
+			   enum sva_inval_event ev, uint64_t seq, void *ctx)
+{
+	struct snapw *w = ctx;
+	uint8_t st[SNAPW_N];
+	uint64_t s;
+
+	(void)start, (void)end, (void)ev, (void)seq;
+	s = sva_mirror_read_begin(m);
+	if (sva_mirror_snapshot(m, (uintptr_t)w->p, SNAPW_N * PAGE, st, 0))
+		return;
+	if (sva_mirror_read_retry(m, s))
+		return;
+	pthread_mutex_lock(&w->lock);
+	memcpy(w->st, st, sizeof(st));
+	w->seq = s;
+	w->have = true;
+	w->taken++;
+	pthread_mutex_unlock(&w->lock);
+}
+
+START_TEST(test_regress_exclusive_snapshot_in_grant)
+{
+	enum { ROUNDS = 40 };
+	struct snapw w = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	SVA_OPTS_INIT(sva_mirror_opts, mo, .invalidate = snapw_callback,
+		      .ctx = &w);
+	struct sva_migrate_result r;
+	unsigned int stale = 0;
+	struct fixture f;
+	volatile uint8_t sink;
+
+	EXCL_OR_SKIP(&f);
+	w.p = map_filled(SNAPW_N * PAGE, 43);
+	ck_assert_int_eq(sva_mirror_register(f.bind, (uintptr_t)w.p,
+					     SNAPW_N * PAGE, &mo, &w.m), 0);
+	for (int round = 0; round < ROUNDS; round++) {
+		bool current = false;
+
+		ck_assert_int_eq(make_excl(&f, w.p, SNAPW_N * PAGE, &r), 0);
+		ck_assert_uint_eq(r.moved, SNAPW_N);
+		/* Callbacks of the grant run; nothing changes meanwhile. */
+		for (int t = 0; t < 500 && !current; t++) {
+			usleep(2000);
+			pthread_mutex_lock(&w.lock);
+			current = !w.have ||
+				  sva_mirror_read_retry(w.m, w.seq) ||
+				  count_state(w.st, SNAPW_N,
+					      SVA_PAGE_EXCLUSIVE) == SNAPW_N;
+			pthread_mutex_unlock(&w.lock);
+		}
+		if (!current)
+			stale++;
+		/* Revoke every page (CPU reads) for the next round. */
+		for (int i = 0; i < SNAPW_N; i++)
+			sink = w.p[i * PAGE];
+	}
+	(void)sink;
+	fprintf(stderr, "%s: %u snapshots from callbacks, %u of %d rounds left an accepted snapshot stale\n",
+		__func__, w.taken, stale, ROUNDS);
+	ck_assert_uint_eq(stale, 0);
+	ck_assert_int_eq(sva_mirror_unregister(w.m), 0);
+	check_pattern(w.p, SNAPW_N * PAGE, 43);
+	close_bind(&f);
+	munmap(w.p, SNAPW_N * PAGE);
+}
+END_TEST
+
 /* ------------------------------------------------------------ races */
 
 enum { RACE_MIN = 20, RACE_SECONDS = 3 };
@@ -1290,11 +1434,13 @@ Suite *exclusive_suite(void)
 	tcase_add_test(tc, test_exclusive_mremap);
 	tcase_add_test(tc, test_exclusive_other_device);
 	tcase_add_test(tc, test_exclusive_thp);
+	tcase_add_test(tc, test_regress_exclusive_pte_mapped_thp);
 	tcase_add_test(tc, test_exclusive_already_devmem);
 	tcase_add_test(tc, test_exclusive_refused);
 	tcase_add_test(tc, test_exclusive_foreign_uffd);
 	tcase_add_test(tc, test_exclusive_fork_eperm);
 	tcase_add_test(tc, test_exclusive_in_callback);
+	tcase_add_test(tc, test_regress_exclusive_snapshot_in_grant);
 	tcase_add_test(tc, test_exclusive_race_cpu_writer);
 	tcase_add_test(tc, test_exclusive_race_discard);
 	tcase_add_test(tc, test_exclusive_race_device_writer);

@@ -32,6 +32,11 @@
  * ioctl fails with -EOPNOTSUPP).
  */
 #define SVA_SHIM_CAP_EXCLUSIVE	(1u << 3)
+/* struct sva_shim_migrate.node is taken (with SVA_SHIM_CAP_MIGRATE): ABI 2
+ * modules without it have a __u32 granule there and fail a migrate that
+ * carries a node with -EINVAL.
+ */
+#define SVA_SHIM_CAP_MIGRATE_NODE	(1u << 4)
 
 struct sva_shim_version {
 	__u32 abi;		/* out: SVA_SHIM_ABI_VERSION */
@@ -240,7 +245,8 @@ struct sva_shim_migrate {
 	__u16 granule;		/* in: to device: log2 pages, 0..9; else 0 */
 	/* in: to device: 1 + the host NUMA node a CPU fault or an eviction
 	 * brings the pages back to (where it has memory then; else, as
-	 * with 0, the node the VMA's memory policy gives); else 0
+	 * with 0, the node the VMA's memory policy gives); else 0. Only
+	 * with SVA_SHIM_CAP_MIGRATE_NODE.
 	 */
 	__u16 node;
 	__u64 moved;		/* out */
