@@ -1279,6 +1279,9 @@ static bool xm_fault(struct sim_mm *mm, struct sim_devmem *xm, uint32_t s,
 	pthread_mutex_unlock(&mm->dm_lock);
 	if (err == -EAGAIN)
 		return false;
+	/* Snapshots hear of it before the CPU access returns; the ATC and
+	 * the callbacks after (inval_lock: the woken thread may hold it). */
+	sim_mm_advance(mm, addr, addr + SVA_PAGE_SIZE);
 	uffd_wake(mm, addr, SVA_PAGE_SIZE);
 	sim_mm_invalidate(mm, addr, addr + SVA_PAGE_SIZE);
 	return true;
@@ -1342,6 +1345,11 @@ bool sim_devmem_fault(struct sim_mm *mm, uint64_t addr)
 	/* On its preferred node before the faulting thread goes on. */
 	for (unsigned int i = 0; node >= 0 && i < nmoved; i++)
 		pages_to_node(&moved[i], 1, node, status);
+	/* Snapshots hear of it before the CPU access returns (xm_fault). */
+	if (nmoved)
+		sim_mm_advance(mm, gran ? g0 << SVA_PAGE_SHIFT : addr,
+			       gran ? gn << SVA_PAGE_SHIFT :
+			       addr + SVA_PAGE_SIZE);
 	if (gran)
 		uffd_wake(mm, g0 << SVA_PAGE_SHIFT, (gn - g0) << SVA_PAGE_SHIFT);
 	else

@@ -750,6 +750,24 @@ static void mm_invalidate_locked(struct sim_mm *mm, uint64_t start,
 	pthread_mutex_unlock(&mm->notify_lock);
 }
 
+void sim_mm_advance(struct sim_mm *mm, uint64_t start, uint64_t end)
+{
+	struct sim_bind *sb;
+
+	/* Pinned as in mm_invalidate_locked(): no lock of ours held while
+	 * each binding's mirror_lock is taken (it guards short walks only). */
+	pthread_mutex_lock(&mm->notify_lock);
+	list_for_each_entry(sb, &mm->binds, mm_node) {
+		sb->notifying++;
+		pthread_mutex_unlock(&mm->notify_lock);
+		sva__mirrors_advance(sb->bind, start, end);
+		pthread_mutex_lock(&mm->notify_lock);
+		if (!--sb->notifying)
+			pthread_cond_broadcast(&mm->notify_cv);
+	}
+	pthread_mutex_unlock(&mm->notify_lock);
+}
+
 void sim_mm_invalidate(struct sim_mm *mm, uint64_t start, uint64_t end)
 {
 	pthread_rwlock_wrlock(&mm->inval_lock);

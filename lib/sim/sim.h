@@ -258,6 +258,13 @@ void sim_mm_track_range(struct sim_mm *mm, uint64_t start, uint64_t end);
 int sim_mm_snapshot(struct sim_mm *mm, uint64_t addr, uint64_t len,
 		    uint8_t *states);
 
+/*
+ * Advance the mirror sequences of [start, end) only, without inval_lock:
+ * before a CPU fault that changed a page's state (out of device memory or
+ * exclusivity) is woken, so that a snapshot taken before it can't be
+ * accepted after it returns. sim_mm_invalidate() follows, after the wake.
+ */
+void sim_mm_advance(struct sim_mm *mm, uint64_t start, uint64_t end);
 /* Invalidate [start, end) for a migration: sequences, ATC, callbacks. */
 void sim_mm_invalidate(struct sim_mm *mm, uint64_t start, uint64_t end);
 /* The VMA around @addr as the kernel has it now. */

@@ -263,12 +263,16 @@ START_TEST(test_regress_fork_every_call_eperm)
 	if (!pid) {
 		close(pfd[0]);
 		for (size_t i = 0; i < sizeof(api) / sizeof(api[0]); i++) {
-			int line = api[i].fn(&x);
+			/* Named before it runs: a hang names the call. */
+			int n = snprintf(msg, sizeof(msg), "%s;", api[i].name);
+			int line;
 
+			if (write(pfd[1], msg, (size_t)n) < 0)
+				_exit(2);
+			line = api[i].fn(&x);
 			if (line) {
-				int n = snprintf(msg, sizeof(msg), "%s (line %d)",
-						 api[i].name, line);
-
+				n = snprintf(msg, sizeof(msg), " failed (line %d)",
+					     line);
 				if (write(pfd[1], msg, (size_t)n) < 0)
 					_exit(2);
 				_exit(1);
@@ -278,10 +282,18 @@ START_TEST(test_regress_fork_every_call_eperm)
 	}
 	close(pfd[1]);
 	rc = wait_bounded(pid, 30000);
-	if (read(pfd[0], msg, sizeof(msg) - 1) < 0)
-		msg[0] = 0;
+	if (rc) {
+		/* The calls it started, the last one the culprit. */
+		char log[8192];
+		ssize_t n = read(pfd[0], log, sizeof(log) - 1);
+
+		n = n > 0 ? n : 0;
+		log[n] = 0;
+		snprintf(msg, sizeof(msg), "%.100s", log + (n > 100 ? n - 100 : 0));
+	}
 	close(pfd[0]);
-	ck_assert_msg(rc == 0, "child: rc %d, failed %s", rc, msg);
+	ck_assert_msg(rc == 0, "child: rc %d (-1: hung, killed after 30 s), in or after %s",
+		      rc, msg);
 	/* The parent's handles still work. */
 	ck_assert_uint_eq(run1(&x.f, &x.d).status, SVA_STATUS_SUCCESS);
 	forked_teardown(&x);

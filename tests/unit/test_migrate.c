@@ -188,6 +188,46 @@ END_TEST
 /* ---------------------------------------------------- hmm-tests ports */
 
 /* migrate: to the device and back, data exact, no CPU mapping left. */
+/*
+ * A snapshot taken while a page is in device memory is stale once a CPU
+ * access brought the page back: read_retry() must say so as soon as that
+ * access returns, not when the invalidation's other work is done (sim
+ * advanced the sequence after waking the faulting thread: a CI run saw
+ * the exclusive twin of this accept a stale snapshot).
+ */
+START_TEST(test_regress_cpu_fault_back_seq_before_return)
+{
+	enum { ROUNDS = 3000 };
+	struct sva_migrate_result r;
+	struct sva_mirror *m;
+	struct fixture f;
+	uint64_t seq;
+	uint8_t *p, st;
+	volatile uint8_t sink;
+
+	MIGRATE_OR_SKIP(&f, 0);
+	p = map_filled(PAGE, 9);
+	ck_assert_int_eq(sva_mirror_register(f.bind, (uintptr_t)p, PAGE, NULL,
+					     &m), 0);
+	for (int i = 0; i < ROUNDS; i++) {
+		ck_assert_int_eq(migrate(&f, p, PAGE, SVA_LOC_DEVICE, &r), 0);
+		seq = sva_mirror_read_begin(m);
+		ck_assert_int_eq(sva_mirror_snapshot(m, (uintptr_t)p, PAGE,
+						     &st, 0), 0);
+		ck_assert(st & SVA_PAGE_DEVICE_LOCAL);
+		sink = p[i];
+		(void)sink;
+		ck_assert_msg(sva_mirror_read_retry(m, seq),
+			      "round %d: a DEVICE_LOCAL snapshot accepted after the CPU took the page back",
+			      i);
+	}
+	check_pattern(p, PAGE, 9);
+	ck_assert_int_eq(sva_mirror_unregister(m), 0);
+	close_bind(&f);
+	munmap(p, PAGE);
+}
+END_TEST
+
 START_TEST(test_migrate_basic)
 {
 	enum { N = 64 };
@@ -1481,6 +1521,7 @@ Suite *migrate_suite(void)
 	tcase_add_loop_test(tc, test_migrate_unsupported, 0, 2);
 	tcase_add_test(tc, test_migrate_bad_args);
 	tcase_add_test(tc, test_migrate_basic);
+	tcase_add_test(tc, test_regress_cpu_fault_back_seq_before_return);
 	tcase_add_test(tc, test_migrate_fault);
 	tcase_add_test(tc, test_migrate_release);
 	tcase_add_test(tc, test_migrate_shared);
