@@ -40,8 +40,9 @@ static int devmem_ready(struct sva_bind *bind)
 	return err;
 }
 
-/* The kernel's reasons, as libsva's. */
-static const enum sva_migrate_reason reason_of[SVA_SHIM_NM_MAX] = {
+/* The kernel's reasons (migrate's not_moved[], exclusive's not_held[]),
+ * as libsva's. */
+static const enum sva_migrate_reason reason_of[] = {
 	[SVA_SHIM_NM_UNMAPPED] = SVA_MIGRATE_UNMAPPED,
 	[SVA_SHIM_NM_PROT_NONE] = SVA_MIGRATE_PROT_NONE,
 	[SVA_SHIM_NM_SHARED] = SVA_MIGRATE_SHARED,
@@ -50,7 +51,15 @@ static const enum sva_migrate_reason reason_of[SVA_SHIM_NM_MAX] = {
 	[SVA_SHIM_NM_BUSY] = SVA_MIGRATE_BUSY,
 	[SVA_SHIM_NM_UNSUPPORTED] = SVA_MIGRATE_UNSUPPORTED,
 	[SVA_SHIM_NM_UFFD] = SVA_MIGRATE_FOREIGN_UFFD,
+	[SVA_SHIM_NM_READ_ONLY] = SVA_MIGRATE_READ_ONLY,
 };
+
+/* A newer module's reasons: busy, as good a guess as any. */
+static enum sva_migrate_reason reason_from_shim(int i)
+{
+	return i < (int)ARRAY_SIZE(reason_of) ? reason_of[i] :
+	       SVA_MIGRATE_BUSY;
+}
 
 /* What the kernel keeps with each page moved to the device. */
 struct dev_page_attrs {
@@ -88,22 +97,9 @@ static int migrate_chunk(struct sva_bind *bind, uint64_t addr, uint64_t len,
 	res->already += m.already;
 	res->evicted += m.evicted;
 	for (int i = 0; i < SVA_SHIM_NM_MAX; i++)
-		res->not_moved[reason_of[i]] += m.not_moved[i];
+		res->not_moved[reason_from_shim(i)] += m.not_moved[i];
 	return 0;
 }
-
-/* The kernel's reasons for pages not held exclusively, as libsva's. */
-static const enum sva_migrate_reason excl_reason_of[] = {
-	[SVA_SHIM_NM_UNMAPPED] = SVA_MIGRATE_UNMAPPED,
-	[SVA_SHIM_NM_PROT_NONE] = SVA_MIGRATE_PROT_NONE,
-	[SVA_SHIM_NM_SHARED] = SVA_MIGRATE_SHARED,
-	[SVA_SHIM_NM_PINNED] = SVA_MIGRATE_PINNED,
-	[SVA_SHIM_NM_NO_ROOM] = SVA_MIGRATE_NO_ROOM,
-	[SVA_SHIM_NM_BUSY] = SVA_MIGRATE_BUSY,
-	[SVA_SHIM_NM_UNSUPPORTED] = SVA_MIGRATE_UNSUPPORTED,
-	[SVA_SHIM_NM_UFFD] = SVA_MIGRATE_FOREIGN_UFFD,
-	[SVA_SHIM_NM_READ_ONLY] = SVA_MIGRATE_READ_ONLY,
-};
 
 /*
  * ops->make_exclusive: SVA_SHIM_IOC_EXCLUSIVE, a chunk at a time. A chunk
@@ -135,11 +131,8 @@ int kmod_make_exclusive(struct sva_bind *bind, uint64_t addr, uint64_t len,
 		}
 		res->moved += x.held;
 		res->already += x.already;
-		/* A newer module's reasons: busy, as good a guess as any. */
 		for (int i = 0; i < SVA_SHIM_EXCL_NM_MAX; i++)
-			res->not_moved[i < (int)ARRAY_SIZE(excl_reason_of) ?
-				       excl_reason_of[i] : SVA_MIGRATE_BUSY] +=
-				x.not_held[i];
+			res->not_moved[reason_from_shim(i)] += x.not_held[i];
 		done += x.len;
 	}
 	return 0;
