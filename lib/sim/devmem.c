@@ -658,6 +658,49 @@ static int preferred_node(struct sva_bind *bind, uint64_t addr,
 enum page_fate { PF_MOVED, PF_ALREADY, PF_RETRY, PF_FAIL };
 
 /*
+ * The page at @addr (in @other's slot @os if not NULL) is being moved by
+ * someone else, or discarded: not ours to move now.
+ */
+static bool page_in_motion(struct sim_mm *mm, const struct sim_devmem *other,
+			   uint32_t os, uint64_t addr)
+{
+	if (other)
+		return other->pg[os].busy;
+	return sim_mm_discard_pending(mm, addr, addr + SVA_PAGE_SIZE);
+}
+
+/*
+ * Move the page at @from into free slot @s of @dm: PF_MOVED, or PF_RETRY /
+ * PF_FAIL with @reason, the slot given back (a failed move leaves its PTE
+ * none). Caller holds dm_lock.
+ */
+static enum page_fate slot_move_in(struct sim_mm *mm, struct sim_devmem *dm,
+				   uint32_t s, uint64_t from, int *reason)
+{
+	int err = uffd_move(mm, slot_addr(dm, s), from, false);
+
+	if (!err)
+		return PF_MOVED;
+	dm->pg[s].next = dm->free_head;
+	dm->free_head = s + 1;
+	switch (err) {
+	case -EAGAIN:
+		return PF_RETRY;
+	case -EBUSY:
+		/* Pinned, or still shared (KSM, copy-on-write again since). */
+		*reason = SVA_MIGRATE_PINNED;
+		return PF_FAIL;
+	case -EINVAL:
+		*reason = SVA_MIGRATE_UNSUPPORTED;
+		return PF_FAIL;
+	default:
+		/* -ENOENT: not present (discarded since it was faulted in). */
+		*reason = SVA_MIGRATE_BUSY;
+		return PF_FAIL;
+	}
+}
+
+/*
  * Move the page at @vpn into @dm. Caller holds dm_lock. PF_RETRY: let
  * dm_lock go and try again (the mm is changing).
  */
@@ -672,7 +715,7 @@ static enum page_fate page_to_dev(struct sva_bind *bind,
 	struct sim_devmem *other;
 	uint32_t os = 0;
 	int64_t s;
-	int err;
+	enum page_fate fate;
 
 	other = mm_lookup(mm, vpn, &os);
 	if (other == dm) {
@@ -681,11 +724,7 @@ static enum page_fate page_to_dev(struct sva_bind *bind,
 		lru_add(dm, os);
 		return PF_ALREADY;
 	}
-	if (other && other->pg[os].busy) {
-		*reason = SVA_MIGRATE_BUSY;
-		return PF_FAIL;
-	}
-	if (!other && sim_mm_discard_pending(mm, addr, addr + SVA_PAGE_SIZE)) {
+	if (page_in_motion(mm, other, os, addr)) {
 		*reason = SVA_MIGRATE_BUSY;
 		return PF_FAIL;
 	}
@@ -699,32 +738,10 @@ static enum page_fate page_to_dev(struct sva_bind *bind,
 		return PF_FAIL;
 	}
 	/* From another device's memory: device to device, directly. */
-	err = uffd_move(mm, slot_addr(dm, (uint32_t)s),
-			other ? slot_addr(other, os) : addr, false);
-	if (err) {
-		/* The slot stays free: a failed move leaves its PTE none. */
-		dm->pg[s].next = dm->free_head;
-		dm->free_head = (uint32_t)s + 1;
-	}
-	switch (err) {
-	case 0:
-		break;
-	case -EAGAIN:
-		return PF_RETRY;
-	case -EBUSY:
-		*reason = SVA_MIGRATE_PINNED;
-		return PF_FAIL;
-	case -ENOENT:
-		/* Not present (a hole populated and discarded again). */
-		*reason = SVA_MIGRATE_BUSY;
-		return PF_FAIL;
-	case -EINVAL:
-		*reason = SVA_MIGRATE_UNSUPPORTED;
-		return PF_FAIL;
-	default:
-		*reason = SVA_MIGRATE_BUSY;
-		return PF_FAIL;
-	}
+	fate = slot_move_in(mm, dm, (uint32_t)s,
+			    other ? slot_addr(other, os) : addr, reason);
+	if (fate != PF_MOVED)
+		return fate;
 	if (other) {
 		if (!other->excl)
 			sva__trace_mig_from_dev++;
@@ -817,7 +834,7 @@ static enum page_fate page_to_xm(struct sva_bind *bind,
 	struct sim_devmem *other;
 	uint32_t os = 0;
 	int64_t s;
-	int err;
+	enum page_fate fate;
 
 	other = mm_lookup(mm, vpn, &os);
 	/* Held, or in this device's memory: exclusive to it already. */
@@ -826,11 +843,7 @@ static enum page_fate page_to_xm(struct sva_bind *bind,
 		lru_add(other, os);
 		return PF_ALREADY;
 	}
-	if (other && other->pg[os].busy) {
-		*reason = SVA_MIGRATE_BUSY;
-		return PF_FAIL;
-	}
-	if (!other && sim_mm_discard_pending(mm, addr, addr + SVA_PAGE_SIZE)) {
+	if (page_in_motion(mm, other, os, addr)) {
 		*reason = SVA_MIGRATE_BUSY;
 		return PF_FAIL;
 	}
@@ -840,29 +853,10 @@ static enum page_fate page_to_xm(struct sva_bind *bind,
 		return PF_FAIL;
 	}
 	/* From another device (its memory, or held by it): taken over. */
-	err = uffd_move(mm, slot_addr(xm, (uint32_t)s),
-			other ? slot_addr(other, os) : addr, false);
-	if (err) {
-		xm->pg[s].next = xm->free_head;
-		xm->free_head = (uint32_t)s + 1;
-	}
-	switch (err) {
-	case 0:
-		break;
-	case -EAGAIN:
-		return PF_RETRY;
-	case -EBUSY:
-		/* Still shared (KSM, or copy-on-write again since). */
-		*reason = SVA_MIGRATE_PINNED;
-		return PF_FAIL;
-	case -EINVAL:
-		*reason = SVA_MIGRATE_UNSUPPORTED;
-		return PF_FAIL;
-	default:
-		/* -ENOENT: discarded since it was faulted in. */
-		*reason = SVA_MIGRATE_BUSY;
-		return PF_FAIL;
-	}
+	fate = slot_move_in(mm, xm, (uint32_t)s,
+			    other ? slot_addr(other, os) : addr, reason);
+	if (fate != PF_MOVED)
+		return fate;
 	if (other) {
 		if (!other->excl)
 			count_to_host(other->pg[os].bind, 1);

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
 /* The unit test runner: every suite, Check's fork mode (a test per child). */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "unit.h"
@@ -27,6 +28,14 @@ int main(void)
 	srunner_add_suite(sr, exclusive_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
+	/* A suite or case picked by name that isn't in this binary (a
+	 * typo, a stale build) runs nothing: that is a failure, not a pass. */
+	if ((getenv("CK_RUN_SUITE") || getenv("CK_RUN_CASE")) &&
+	    !srunner_ntests_run(sr)) {
+		fprintf(stderr, "sva-unit: CK_RUN_SUITE=%s CK_RUN_CASE=%s matched no test\n",
+			getenv("CK_RUN_SUITE") ?: "", getenv("CK_RUN_CASE") ?: "");
+		failed = 1;
+	}
 	srunner_free(sr);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
