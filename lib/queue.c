@@ -4,6 +4,7 @@
  * them through the backend in order, completions come out at wait. A
  * caller that waits forever on an idle queue runs the next one itself.
  */
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -75,6 +76,13 @@ static void *queue_worker(void *arg)
 	struct sva_desc desc;
 
 	sva__trace_set_role(SVA_ROLE_QUEUE);
+	/*
+	 * Woken by a submit, don't preempt the submitter: it may be about
+	 * to wait and run the descriptor itself. SCHED_BATCH only drops
+	 * wake-up preemption; the worker gets its share of the CPU.
+	 */
+	pthread_setschedparam(pthread_self(), SCHED_BATCH,
+			      &(struct sched_param){ 0 });
 	pthread_mutex_lock(&q->lock);
 	for (;;) {
 		/* A waiter running one inline wakes us when it's done. */
