@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -15,9 +16,45 @@ static const struct sva_backend_ops *const backends[] = {
 	&sva_kmod_ops,
 };
 
+/*
+ * getpid() is a system call, and every public call asks: keep the answer
+ * in a page the kernel zeroes in any child (MADV_WIPEONFORK: fork(),
+ * _Fork(), clone() without CLONE_VM alike), where it is asked again. No
+ * page (mmap or madvise refused): ask each time.
+ */
+static pid_t *pid_cache;
+
+__attribute__((constructor)) static void pid_cache_init(void)
+{
+	void *p = mmap(NULL, SVA_PAGE_SIZE, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return;
+	if (madvise(p, SVA_PAGE_SIZE, MADV_WIPEONFORK)) {
+		munmap(p, SVA_PAGE_SIZE);
+		return;
+	}
+	pid_cache = p;
+}
+
+static pid_t self_pid(void)
+{
+	pid_t pid;
+
+	if (!pid_cache)
+		return getpid();
+	pid = __atomic_load_n(pid_cache, __ATOMIC_RELAXED);
+	if (!pid) {
+		pid = getpid();
+		__atomic_store_n(pid_cache, pid, __ATOMIC_RELAXED);
+	}
+	return pid;
+}
+
 int sva__check_owner(pid_t owner, const char *what)
 {
-	if (owner != getpid())
+	if (owner != self_pid())
 		return sva_err(-EPERM, "%s belongs to process %d, not %d (fork?)",
 			       what, (int)owner, (int)getpid());
 	return 0;

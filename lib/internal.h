@@ -114,7 +114,7 @@ struct sva_queue {
 	unsigned int depth;
 	unsigned int d_head, d_tail;	/* descs: worker takes at head */
 	unsigned int c_head, c_tail;	/* comps: reapers take at head */
-	unsigned int running;		/* descriptors the worker holds */
+	unsigned int running;		/* being run: worker or a waiter */
 	unsigned int inflight;		/* submitted and not reaped */
 	bool stopped;			/* sva_queue_stop() */
 	bool exiting;			/* unbind: worker must finish */
@@ -255,6 +255,9 @@ struct sva_backend_ops {
 	/* Run one validated descriptor to its completion record. */
 	void (*exec)(struct sva_bind *bind, const struct sva_desc *desc,
 		     struct sva_completion *comp);
+	/* exec may run on an application thread (a waiter runs it inline,
+	 * signals unblocked): else only on the queue worker. */
+	bool exec_anywhere;
 	int (*mirror_register)(struct sva_mirror *mirror);
 	void (*mirror_unregister)(struct sva_mirror *mirror);
 	int (*snapshot)(struct sva_mirror *mirror, uint64_t addr,

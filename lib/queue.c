@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
 /*
  * Work queues: descriptors go in at submit, a worker thread per binding runs
- * them through the backend in order, completions come out at wait.
+ * them through the backend in order, completions come out at wait. A
+ * caller that waits forever on an idle queue runs the next one itself.
  */
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -14,45 +16,86 @@ static bool queue_has_work(const struct sva_queue *q)
 	return q->d_head != q->d_tail;
 }
 
+/*
+ * One runner at a time: the worker, or a waiter running the descriptor
+ * itself (sva_wait()). It takes the head descriptor under q->lock
+ * (queue_take()), runs it with no lock of ours held (queue_run()), and
+ * posts its completion under q->lock (queue_post()). Since none is taken
+ * while another runs, completions come out in submission order, the
+ * backend's per-binding buffers have one user (q->running is 0 or 1).
+ */
+static bool queue_can_take(const struct sva_queue *q)
+{
+	return !q->stopped && !q->running && queue_has_work(q);
+}
+
+static void queue_take(struct sva_queue *q, struct sva_desc *desc)
+{
+	*desc = q->descs[q->d_head];
+	q->d_head = (q->d_head + 1) % q->depth;
+	q->running++;
+}
+
+/*
+ * No library lock held: the access may block on the application (its
+ * userfaultfd, a block-on-fault page request). Traced and counted before
+ * the completion is posted, so a caller that reaped it sees its stats.
+ */
+static void queue_run(struct sva_bind *bind, const struct sva_desc *desc,
+		      struct sva_completion *comp)
+{
+	uint64_t t0 = 0;
+
+	memset(comp, 0, sizeof(*comp));
+	comp->user_data = desc->user_data;
+	if (sva__tracing(bind->dev))
+		t0 = sva__now_ns();
+	if (desc->opcode == SVA_OP_PREFETCH)
+		sva__prefetch_exec(bind, desc, comp);
+	else
+		sva__exec(bind, desc, comp);
+	if (sva__tracing(bind->dev))
+		sva__trace_desc(bind, t0, desc, comp);
+	sva__count(bind, SVA_C_DESCS_COMPLETED, 1);
+	sva__count(bind, SVA_C_BYTES_DONE, comp->bytes_done);
+}
+
+static void queue_post(struct sva_queue *q, const struct sva_completion *comp)
+{
+	q->comps[q->c_tail] = *comp;
+	q->c_tail = (q->c_tail + 1) % q->depth;
+	q->running--;
+	pthread_cond_broadcast(&q->comp_cv);
+}
+
 static void *queue_worker(void *arg)
 {
 	struct sva_bind *bind = arg;
 	struct sva_queue *q = &bind->q;
 	struct sva_completion comp;
 	struct sva_desc desc;
-	uint64_t t0 = 0;
 
 	sva__trace_set_role(SVA_ROLE_QUEUE);
+	/*
+	 * Woken by a submit, don't preempt the submitter: it may be about
+	 * to wait and run the descriptor itself. SCHED_BATCH only drops
+	 * wake-up preemption; the worker gets its share of the CPU.
+	 */
+	pthread_setschedparam(pthread_self(), SCHED_BATCH,
+			      &(struct sched_param){ 0 });
 	pthread_mutex_lock(&q->lock);
 	for (;;) {
-		while (!q->exiting && (q->stopped || !queue_has_work(q)))
+		/* A waiter running one inline wakes us when it's done. */
+		while (!q->exiting && !queue_can_take(q))
 			pthread_cond_wait(&q->work_cv, &q->lock);
 		/* Exiting: unbind waited for the queue to empty already. */
 		if (!queue_has_work(q))
 			break;
-		desc = q->descs[q->d_head];
-		q->d_head = (q->d_head + 1) % q->depth;
-		q->running++;
+		queue_take(q, &desc);
 		pthread_mutex_unlock(&q->lock);
-
-		memset(&comp, 0, sizeof(comp));
-		comp.user_data = desc.user_data;
-		if (sva__tracing(bind->dev))
-			t0 = sva__now_ns();
-		if (desc.opcode == SVA_OP_PREFETCH)
-			sva__prefetch_exec(bind, &desc, &comp);
-		else
-			sva__exec(bind, &desc, &comp);
-		if (sva__tracing(bind->dev))
-			sva__trace_desc(bind, t0, &desc, &comp);
-		sva__count(bind, SVA_C_DESCS_COMPLETED, 1);
-		sva__count(bind, SVA_C_BYTES_DONE, comp.bytes_done);
-
+		queue_run(bind, &desc, &comp);
 		pthread_mutex_lock(&q->lock);
-		q->comps[q->c_tail] = comp;
-		q->c_tail = (q->c_tail + 1) % q->depth;
-		q->running--;
-		pthread_cond_broadcast(&q->comp_cv);
+		queue_post(q, &comp);
 	}
 	pthread_mutex_unlock(&q->lock);
 	return NULL;
@@ -61,6 +104,7 @@ static void *queue_worker(void *arg)
 int sva__queue_init(struct sva_bind *bind, unsigned int depth)
 {
 	struct sva_queue *q = &bind->q;
+	pthread_mutexattr_t ma;
 	pthread_condattr_t ca;
 	int err;
 
@@ -72,7 +116,11 @@ int sva__queue_init(struct sva_bind *bind, unsigned int depth)
 		err = -ENOMEM;
 		goto free;
 	}
-	pthread_mutex_init(&q->lock, NULL);
+	pthread_mutexattr_init(&ma);
+	/* Held for a few stores at a time: spin a little before sleeping. */
+	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+	pthread_mutex_init(&q->lock, &ma);
+	pthread_mutexattr_destroy(&ma);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&q->work_cv, &ca);
@@ -209,10 +257,33 @@ int sva_submit(struct sva_bind *bind, const struct sva_desc *descs,
 		q->d_tail = (q->d_tail + 1) % q->depth;
 		q->inflight++;
 	}
+	pthread_mutex_unlock(&q->lock);
+	/* After the unlock: the worker doesn't wake into a held lock. */
 	if (i)
 		pthread_cond_signal(&q->work_cv);
-	pthread_mutex_unlock(&q->lock);
 	return i || !n ? (int)i : -EAGAIN;
+}
+
+/*
+ * Run the head descriptor on the calling thread, as the worker would (one
+ * runner at a time, see queue_take()). Called and returns with q->lock
+ * held; drops it meanwhile. Cancellation is held off: a cancelled waiter
+ * would leave q->running set and unbind waiting forever.
+ */
+static void queue_run_inline(struct sva_bind *bind)
+{
+	struct sva_queue *q = &bind->q;
+	struct sva_completion comp;
+	struct sva_desc desc;
+	int cs;
+
+	queue_take(q, &desc);
+	pthread_mutex_unlock(&q->lock);
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
+	queue_run(bind, &desc, &comp);
+	pthread_setcancelstate(cs, NULL);
+	pthread_mutex_lock(&q->lock);
+	queue_post(q, &comp);
 }
 
 static void deadline_after(struct timespec *ts, int ms)
@@ -232,6 +303,7 @@ int sva_wait(struct sva_bind *bind, struct sva_completion *comps,
 	struct sva_queue *q;
 	struct timespec ts;
 	unsigned int n = 0;
+	bool inline_ok, ran_inline = false;
 	int err;
 
 	err = sva__bind_usable(bind);
@@ -240,6 +312,15 @@ int sva_wait(struct sva_bind *bind, struct sva_completion *comps,
 	if (!comps || !max || min > max)
 		return sva_err(-EINVAL, "bad arguments");
 	q = &bind->q;
+	/*
+	 * Waiting forever for a descriptor nobody runs yet: run it here
+	 * rather than hand it to the worker and sleep until it hands the
+	 * completion back (two thread wake-ups, most of a small
+	 * descriptor's time). Not with a timeout: the caller asked to be
+	 * back by then, and a descriptor may take any time (block on
+	 * faults). Only where the backend's exec may run on any thread.
+	 */
+	inline_ok = timeout_ms < 0 && bind->dev->ops->exec_anywhere;
 	if (timeout_ms >= 0)
 		deadline_after(&ts, timeout_ms);
 
@@ -257,11 +338,19 @@ int sva_wait(struct sva_bind *bind, struct sva_completion *comps,
 		}
 		if (n >= min)
 			break;
+		if (inline_ok && queue_can_take(q)) {
+			queue_run_inline(bind);
+			ran_inline = true;
+			continue;
+		}
 		if (timeout_ms < 0)
 			pthread_cond_wait(&q->comp_cv, &q->lock);
 		else if (pthread_cond_timedwait(&q->comp_cv, &q->lock, &ts))
 			timeout_ms = 0, min = 0;	/* take what's there */
 	}
+	/* The worker slept while we ran: what is left is its work. */
+	if (ran_inline && queue_can_take(q))
+		pthread_cond_signal(&q->work_cv);
 	pthread_mutex_unlock(&q->lock);
 	return (int)n;
 }

@@ -348,6 +348,7 @@ const struct sva_backend_ops sva_sim_ops = {
 	.sync = sim_sync,
 	.reset = sim_reset,
 	.exec = sim_exec,
+	.exec_anywhere = true,	/* its syscalls ride out signals */
 	.mirror_register = sim_mirror_register,
 	.mirror_unregister = sim_mirror_unregister,
 	.snapshot = sim_snapshot,

@@ -134,6 +134,7 @@ struct exec_state {
 	uint32_t crc;
 	bool differ;		/* COMPARE found a difference at off */
 	uint8_t *b0, *b1;
+	pid_t pid;		/* whose memory: the bound mm's */
 };
 
 /*
@@ -161,29 +162,69 @@ static unsigned int build_iov(uint64_t addr, size_t len,
 	return n;
 }
 
-static size_t vm_readv(const struct iovec *l, unsigned int ln,
+/* @pid: the bound process, this one (no getpid() system call each time). */
+static size_t vm_readv(pid_t pid, const struct iovec *l, unsigned int ln,
 		       const struct iovec *r, unsigned int rn)
 {
-	ssize_t n = process_vm_readv(getpid(), l, ln, r, rn, 0);
+	ssize_t n = process_vm_readv(pid, l, ln, r, rn, 0);
 
 	return n > 0 ? (size_t)n : 0;
 }
 
-static size_t vm_writev(const struct iovec *l, unsigned int ln,
+static size_t vm_writev(pid_t pid, const struct iovec *l, unsigned int ln,
 			const struct iovec *r, unsigned int rn)
 {
-	ssize_t n = process_vm_writev(getpid(), l, ln, r, rn, 0);
+	ssize_t n = process_vm_writev(pid, l, ln, r, rn, 0);
 
 	return n > 0 ? (size_t)n : 0;
 }
 
-/* Move @len bytes at the state's offset; returns the bytes done. */
+/*
+ * FILL's source: FILL_SPAN bytes of the pattern from phase 0 and 8 more,
+ * so that a span from any phase is in it. A burst writes the same span
+ * again and again (it stays in the cache): setting up a descriptor costs
+ * a page, not a chunk.
+ */
+#define FILL_SPAN SVA_PAGE_SIZE
+
+static void fill_span(uint8_t *b0, uint64_t pattern)
+{
+	uint8_t p[8];
+
+	for (unsigned int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(pattern >> (8 * i));
+	for (size_t i = 0; i < FILL_SPAN + 8; i += 8)
+		memcpy(b0 + i, p, 8);
+}
+
+/* Where two buffers first differ (@len if nowhere): memcmp finds the block. */
+static size_t first_difference(const uint8_t *a, const uint8_t *b, size_t len)
+{
+	for (size_t i = 0; i < len; i += 256) {
+		size_t n = MIN(len - i, (size_t)256);
+
+		if (!memcmp(a + i, b + i, n))
+			continue;
+		while (a[i] == b[i])
+			i++;
+		return i;
+	}
+	return len;
+}
+
+/*
+ * Move @len bytes at the state's offset; returns the bytes done. The
+ * kernel moves them (a fault is a short count, never a signal), and moves
+ * them once: what the device writes goes from the source (or the
+ * pattern) straight to the destination's pages, exactly its bytes; only
+ * what the device consumes itself (CRC32C, COMPARE) lands in a buffer.
+ */
 static size_t burst_access(struct exec_state *st, size_t len)
 {
 	const struct sva_desc *d = st->d;
 	struct iovec siov[SIM_CHUNK_PAGES + 1], diov[SIM_CHUNK_PAGES + 1];
-	struct iovec buf;
-	unsigned int sn = 0, dn = 0;
+	struct iovec buf, piov[SIM_CHUNK / FILL_SPAN + 1];
+	unsigned int sn = 0, dn = 0, pn = 0;
 	size_t done, n1;
 
 	if (d->src)
@@ -195,31 +236,29 @@ static size_t burst_access(struct exec_state *st, size_t len)
 	switch (d->opcode) {
 	case SVA_OP_COPY:
 		/* The kernel copies src (the "remote") into dst. */
-		return vm_readv(diov, dn, siov, sn);
+		return vm_readv(st->pid, diov, dn, siov, sn);
 	case SVA_OP_FILL:
-		/* b0 holds the pattern from phase 0; start at ours. */
-		buf = (struct iovec){ st->b0 + st->off % 8, len };
-		return vm_writev(&buf, 1, diov, dn);
+		/* Spans of a multiple of 8 bytes: each starts at our phase. */
+		for (size_t at = 0; at < len; at += FILL_SPAN)
+			piov[pn++] = (struct iovec){ st->b0 + st->off % 8,
+						     MIN(len - at, FILL_SPAN) };
+		return vm_writev(st->pid, piov, pn, diov, dn);
 	case SVA_OP_CRC32C:
 		buf = (struct iovec){ st->b0, len };
-		done = vm_readv(&buf, 1, siov, sn);
+		done = vm_readv(st->pid, &buf, 1, siov, sn);
 		st->crc = sva_crc32c(st->crc, st->b0, done);
 		return done;
 	case SVA_OP_COMPARE:
 		buf = (struct iovec){ st->b0, len };
-		done = vm_readv(&buf, 1, siov, sn);
+		done = vm_readv(st->pid, &buf, 1, siov, sn);
 		buf = (struct iovec){ st->b1, done };
 		dn = build_iov(d->dst + st->off, done, st->dst_local,
 			       st->dst_pinned, diov);
-		n1 = done ? vm_readv(&buf, 1, diov, dn) : 0;
+		n1 = done ? vm_readv(st->pid, &buf, 1, diov, dn) : 0;
 		done = MIN(done, n1);
-		for (size_t i = 0; i < done; i++) {
-			if (st->b0[i] != st->b1[i]) {
-				st->differ = true;
-				return i;
-			}
-		}
-		return done;
+		n1 = first_difference(st->b0, st->b1, done);
+		st->differ = n1 < done;
+		return n1;
 	default:
 		return len;
 	}
@@ -394,7 +433,7 @@ void sim_exec(struct sva_bind *bind, const struct sva_desc *d,
 	struct sim_bind *sb = sim_bind_of(bind);
 	struct exec_state st = {
 		.d = d, .crc = (uint32_t)d->pattern, .limit = d->len,
-		.b0 = sb->bounce[0], .b1 = sb->bounce[1],
+		.b0 = sb->bounce[0], .b1 = sb->bounce[1], .pid = sb->mm->pid,
 	};
 	bool block = (d->flags & SVA_DESC_BLOCK_ON_FAULT) &&
 		     !(bind->dev->opts.flags & SVA_DEV_NO_PRI);
@@ -414,8 +453,7 @@ void sim_exec(struct sva_bind *bind, const struct sva_desc *d,
 		attrs_limit(bind, &st, &at_limit.status, &at_limit.access,
 			    &at_limit.base);
 	if (d->opcode == SVA_OP_FILL)
-		for (size_t i = 0; i < SIM_CHUNK + 8; i++)
-			st.b0[i] = (uint8_t)(d->pattern >> (8 * (i % 8)));
+		fill_span(st.b0, d->pattern);
 
 	while (d->opcode != SVA_OP_NOP && st.off < st.limit && !st.differ) {
 		/* A quarantined device stops, even mid-descriptor. */

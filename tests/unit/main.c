@@ -26,6 +26,7 @@ int main(void)
 	srunner_add_suite(sr, trace_suite());
 	srunner_add_suite(sr, migrate_suite());
 	srunner_add_suite(sr, exclusive_suite());
+	srunner_add_suite(sr, inline_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	/* A suite or case picked by name that isn't in this binary (a

@@ -78,6 +78,31 @@ static int cb_queue(struct cbt *c, struct sva_mirror *m)
 	return 0;
 }
 
+/* Waiting forever: the callback's thread runs the descriptors itself. */
+static int cb_queue_forever(struct cbt *c, struct sva_mirror *m)
+{
+	uint8_t *src = c->p + 4 * PAGE, *dst = c->p + 7 * PAGE;
+	struct sva_completion comp[2];
+	struct sva_desc d[2];
+
+	(void)m;
+	d[0] = desc_make(&c->f, SVA_OP_COPY, SVA_DESC_BLOCK_ON_FAULT, src,
+			 dst, PAGE);
+	d[1] = desc_make(&c->f, SVA_OP_CRC32C, 0, dst, NULL, PAGE);
+	d[0].user_data = 1;
+	d[1].user_data = 2;
+	EXPECT(sva_submit(c->f.bind, d, 2) == 2);
+	EXPECT(sva_wait(c->f.bind, comp, 2, 2, -1) == 2);
+	EXPECT(comp[0].user_data == 1 && comp[1].user_data == 2);
+	EXPECT(comp[0].status == SVA_STATUS_SUCCESS &&
+	       comp[0].bytes_done == PAGE);
+	EXPECT(comp[1].status == SVA_STATUS_SUCCESS &&
+	       comp[1].result == sva_crc32c(0, src, PAGE));
+	EXPECT(!memcmp(src, dst, PAGE));
+	EXPECT(sva_inflight(c->f.bind) == 0);
+	return 0;
+}
+
 static int cb_handles(struct cbt *c, struct sva_mirror *m)
 {
 	SVA_OPTS_INIT(sva_dev_caps, caps);
@@ -163,6 +188,7 @@ static const struct {
 	{ "snapshot", cb_snapshot },
 	{ "stats", cb_stats },
 	{ "queue", cb_queue },
+	{ "queue, waiting forever", cb_queue_forever },
 	{ "handles", cb_handles },
 	{ "globals", cb_globals },
 	{ "mirror_register", cb_register },
