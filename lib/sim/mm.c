@@ -266,6 +266,55 @@ bool sim_mm_vma_now(struct sim_mm *mm, uint64_t addr, struct sim_vma *out)
 	return vma_query(mm, addr, out);
 }
 
+/* Fault service only (prq.c); see sim.h. */
+static unsigned int pending_scan_locked(struct sim_mm *mm, bool close);
+static bool pending_overlaps_locked(struct sim_mm *mm, uint64_t start,
+				    uint64_t end);
+
+uint64_t sim_mm_around_end(struct sim_mm *mm, uint64_t addr, uint64_t want,
+			   unsigned int need)
+{
+	struct sim_vma now, vma = { 0 };
+	bool have = false;
+	uint64_t end = addr;
+
+	pthread_mutex_lock(&mm->lock);
+	/*
+	 * The VMA as it is now: mprotect() sends no event, so a cached one
+	 * that differs is looked up (and tracked) afresh.
+	 */
+	if (vma_query(mm, addr, &now)) {
+		have = vma_get(mm, addr, &vma);
+		if (have && (vma.start != now.start || vma.end != now.end ||
+			     vma.prot != now.prot)) {
+			vmas_forget(mm, addr, addr + 1);
+			have = vma_get(mm, addr, &vma);
+		}
+	}
+	if (have && vma.tracked && (vma.prot & need) == need) {
+		end = MIN(want, vma.end);
+		for (unsigned int i = 0; i < mm->nmissing; i++) {
+			if (mm->missing[i].start < end &&
+			    addr < mm->missing[i].end)
+				end = MAX(addr, mm->missing[i].start);
+		}
+	}
+	pthread_mutex_unlock(&mm->lock);
+	/*
+	 * Not into a discard in progress. One seen done is retired first
+	 * (nothing else retires it until a snapshot or sync looks), else
+	 * memory reused right after MADV_DONTNEED would get no fault-around.
+	 */
+	if (end > addr && atomic_load(&mm->npend)) {
+		pthread_mutex_lock(&mm->pend_lock);
+		pending_scan_locked(mm, false);
+		if (pending_overlaps_locked(mm, addr, end))
+			end = addr;
+		pthread_mutex_unlock(&mm->pend_lock);
+	}
+	return end;
+}
+
 /* Record [start, end) as registered for missing faults. mm->lock held. */
 static int missing_add(struct sim_mm *mm, uint64_t start, uint64_t end)
 {
