@@ -267,9 +267,7 @@ bool sim_mm_vma_now(struct sim_mm *mm, uint64_t addr, struct sim_vma *out)
 }
 
 /* Fault service only (prq.c); see sim.h. */
-static unsigned int pending_scan_locked(struct sim_mm *mm, bool close);
-static bool pending_overlaps_locked(struct sim_mm *mm, uint64_t start,
-				    uint64_t end);
+static bool pending_overlaps(struct sim_mm *mm, uint64_t start, uint64_t end);
 
 uint64_t sim_mm_around_end(struct sim_mm *mm, uint64_t addr, uint64_t want,
 			   unsigned int need)
@@ -301,17 +299,12 @@ uint64_t sim_mm_around_end(struct sim_mm *mm, uint64_t addr, uint64_t want,
 	}
 	pthread_mutex_unlock(&mm->lock);
 	/*
-	 * Not into a discard in progress. One seen done is retired first
-	 * (nothing else retires it until a snapshot or sync looks), else
-	 * memory reused right after MADV_DONTNEED would get no fault-around.
+	 * Not into a discard in progress. Not retired here when its pages
+	 * look absent: they are before the populate, whether or not the
+	 * zap has come, and a zap after it would leave the ATC stale.
 	 */
-	if (end > addr && atomic_load(&mm->npend)) {
-		pthread_mutex_lock(&mm->pend_lock);
-		pending_scan_locked(mm, false);
-		if (pending_overlaps_locked(mm, addr, end))
-			end = addr;
-		pthread_mutex_unlock(&mm->pend_lock);
-	}
+	if (end > addr && pending_overlaps(mm, addr, end))
+		end = addr;
 	return end;
 }
 
