@@ -265,6 +265,77 @@ static void bench_copy(void)
 
 /* -------------------------------------------------------------- faults */
 
+/*
+ * One timed run of an access pattern on fresh memory: a cold fill of @sz
+ * (sequential), or one 8-byte fill in each of @sz / 64 KiB pages spread
+ * over 1 GiB, a MiB apart, in no order (sparse random).
+ */
+static double fault_pattern_ns(struct ctx *c, bool sparse, size_t sz)
+{
+	size_t len = sparse ? 1024 * MiB : sz, npages = sz / (64 * KiB);
+	uint8_t *p = map_anon(len, false);
+	uint64_t t = now_ns();
+
+	if (!sparse)
+		dev_run(c, SVA_OP_FILL, 0, NULL, p, sz);
+	for (size_t i = 0; sparse && i < npages; i++)
+		dev_run(c, SVA_OP_FILL, 0, NULL,
+			p + (i * 37 % 1024) * MiB + (i * 13 % 256) * PAGE, 8);
+	t = now_ns() - t;
+	munmap(p, len);
+	return (double)t;
+}
+
+/*
+ * The default fault policy (adaptive fault-around) vs the best of fixed
+ * page request batches (windows) for two access patterns: the ratio is
+ * the default's median to the fastest fixed batch's median.
+ */
+static void bench_fault_policy(size_t sz, size_t n)
+{
+	static const unsigned int fixed[] = { 1, 16, 64, 256 };
+	enum { NF = sizeof(fixed) / sizeof(fixed[0]) };
+	static const char *const pattern[] = { "sequential", "sparse random" };
+	struct ctx c[NF + 1];
+	double *t[NF + 1], best, med;
+	unsigned int bi;
+	char name[32], label[32];
+
+	for (unsigned int k = 0; k <= NF; k++) {
+		SVA_OPTS_INIT(sva_dev_opts, o, .fault_batch = k ? fixed[k - 1] : 0);
+
+		ctx_open(&c[k], k, &o);
+		t[k] = calloc(n, sizeof(double));
+	}
+	for (int sparse = 0; sparse < 2; sparse++) {
+		struct result *r = report_add(&rep);
+
+		for (size_t i = 0; i < n; i++)
+			for (unsigned int k = 0; k <= NF; k++)
+				t[k][i] = fault_pattern_ns(&c[k], sparse, sz);
+		best = 0;
+		bi = 1;
+		for (unsigned int k = 1; k <= NF; k++) {
+			med = percentile(t[k], n, 50);
+			if (!best || med < best) {
+				best = med;
+				bi = k;
+			}
+		}
+		size_name(name, sizeof(name), sz);
+		snprintf(label, sizeof(label), "PRI default, %s", pattern[sparse]);
+		set_names(r, "fault", sparse ? "sparse" : name, label, "", 4 + sparse);
+		snprintf(r->baseline, sizeof(r->baseline),
+			 "best fixed batch (%u)", fixed[bi - 1]);
+		finish(r, t[0], t[bi], n, sparse ? (double)(sz / (64 * KiB)) :
+		       (double)(sz / PAGE), "pages/s");
+	}
+	for (unsigned int k = 0; k <= NF; k++) {
+		free(t[k]);
+		ctx_close(&c[k]);
+	}
+}
+
 static void bench_fault(void)
 {
 	size_t sz = (opt.quick ? 4 : 16) * MiB, n = opt.quick ? 3 : 7;
@@ -323,7 +394,7 @@ static void bench_fault(void)
 		finish(r, sc, b2, n, (double)(sz / PAGE), "pages/s");
 		r = report_add(&rep);
 		set_names(r, "fault", name, "PRI batch=1",
-			  "PRI batch=32", 3);
+			  "PRI default", 3);
 		memcpy(sc, s, n * sizeof(*sc));
 		finish(r, s1, sc, n, (double)(sz / PAGE), "pages/s");
 		free(sc);
@@ -334,6 +405,7 @@ static void bench_fault(void)
 	free(b2);
 	ctx_close(&c1);
 	ctx_close(&c);
+	bench_fault_policy(sz, n);
 }
 
 /* -------------------------------------------------------- invalidation */
@@ -994,7 +1066,7 @@ static const struct {
 	unsigned int steps;
 } benches[] = {
 	{ "copy", bench_copy, 5 },
-	{ "fault", bench_fault, 3 },
+	{ "fault", bench_fault, 5 },
 	{ "inval", bench_inval, 2 },
 	{ "mirrors", bench_mirrors, 4 },
 	{ "bind", bench_bind, 1 },

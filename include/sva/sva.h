@@ -105,8 +105,9 @@ struct sva_dev_opts {
 	unsigned int flags;		/* enum sva_dev_flags */
 	unsigned int atc_entries;	/* ATC size (sim), 0 = default 4096 */
 	unsigned int prq_depth;		/* page request queue, 0 = default 256 */
-	unsigned int fault_batch;	/* pages per request group / service
-					 * batch, 0 = default 32 */
+	unsigned int fault_batch;	/* pages per request group, and the
+					 * fault-around window, fixed (sim:
+					 * <= 256); 0 = default: adaptive */
 	unsigned int pasid_bits;	/* PASID width (sim), 0 = default 20 */
 	unsigned int queue_depth;	/* max descriptors per queue, 0 = 1024 */
 	/* Fault storm control: the device is quarantined once this many

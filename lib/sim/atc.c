@@ -56,19 +56,35 @@ unsigned int sim_atc_lookup(struct sim_atc *atc, uint32_t pasid,
 	return perm;
 }
 
+/*
+ * The way to fill with @vpn: its own entry if cached (never two entries
+ * for one page), else an empty way, else the round-robin victim. Caller
+ * holds atc->lock.
+ */
+static struct sim_atc_entry *atc_slot(struct sim_atc *atc, uint32_t pasid,
+				      uint64_t vpn)
+{
+	struct sim_atc_entry *set, *empty = NULL;
+
+	set = &atc->e[atc_set(atc, pasid, vpn) * SIM_ATC_WAYS];
+	for (int w = 0; w < SIM_ATC_WAYS; w++) {
+		if (!set[w].perm) {
+			if (!empty)
+				empty = &set[w];
+		} else if (set[w].vpn == vpn && set[w].pasid == pasid) {
+			return &set[w];
+		}
+	}
+	return empty ? empty : &set[atc->hand++ % SIM_ATC_WAYS];
+}
+
 void sim_atc_fill(struct sim_atc *atc, uint32_t pasid, uint64_t vpn,
 		  unsigned int perm)
 {
-	struct sim_atc_entry *set, *victim = NULL;
+	struct sim_atc_entry *victim;
 
 	pthread_mutex_lock(&atc->lock);
-	set = &atc->e[atc_set(atc, pasid, vpn) * SIM_ATC_WAYS];
-	for (int w = 0; w < SIM_ATC_WAYS && !victim; w++)
-		if (!set[w].perm ||
-		    (set[w].vpn == vpn && set[w].pasid == pasid))
-			victim = &set[w];
-	if (!victim)
-		victim = &set[atc->hand++ % SIM_ATC_WAYS];
+	victim = atc_slot(atc, pasid, vpn);
 	victim->vpn = vpn;
 	victim->pasid = pasid;
 	victim->perm = (uint8_t)perm;
@@ -112,5 +128,22 @@ void sim_atc_flush(struct sim_atc *atc)
 {
 	pthread_mutex_lock(&atc->lock);
 	memset(atc->e, 0, (size_t)atc->nsets * SIM_ATC_WAYS * sizeof(*atc->e));
+	pthread_mutex_unlock(&atc->lock);
+}
+
+void sim_atc_fill_n(struct sim_atc *atc, uint32_t pasid, uint64_t vpn,
+		    const uint8_t *perms, unsigned int n)
+{
+	struct sim_atc_entry *victim;
+
+	pthread_mutex_lock(&atc->lock);
+	for (unsigned int i = 0; i < n; i++) {
+		if (!(perms[i] & SIM_PERM_RW))
+			continue;
+		victim = atc_slot(atc, pasid, vpn + i);
+		victim->vpn = vpn + i;
+		victim->pasid = pasid;
+		victim->perm = perms[i];
+	}
 	pthread_mutex_unlock(&atc->lock);
 }

@@ -85,18 +85,17 @@ static int sim_opts(struct sva_dev_opts *o)
 		o->atc_entries = 4096;
 	if (!o->prq_depth)
 		o->prq_depth = 256;
-	if (!o->fault_batch)
-		o->fault_batch = 32;
+	/* fault_batch 0: the fault service adapts its window (prq.c). */
 	if (!o->pasid_bits)
 		o->pasid_bits = 20;
 	if (!o->queue_depth)
 		o->queue_depth = 1024;
 	if (o->atc_entries > (1u << 20) || o->prq_depth > 65536 ||
-	    o->fault_batch > 2 * SIM_CHUNK_PAGES || o->pasid_bits > 20 ||
+	    o->fault_batch > SIM_AROUND_MAX || o->pasid_bits > 20 ||
 	    o->queue_depth > 65536 ||
 	    (o->devmem_size & ~SVA_PAGE_MASK) || o->devmem_size > (16ull << 30))
 		return sva_err(-EINVAL, "option out of range (atc_entries <= 2^20, prq_depth <= 65536, fault_batch <= %u, pasid_bits <= 20, queue_depth <= 65536, devmem_size a page multiple <= 16 GiB)",
-			       2 * SIM_CHUNK_PAGES);
+			       SIM_AROUND_MAX);
 	return 0;
 }
 
@@ -140,7 +139,9 @@ static int sim_open(struct sva_dev *dev, const char *name, int fd)
 	caps->prq_depth = dev->opts.prq_depth;
 	caps->atc_entries = dev->opts.flags & SVA_DEV_NO_ATC ? 0 :
 			    dev->opts.atc_entries;
-	caps->fault_batch = dev->opts.fault_batch;
+	/* Adaptive: the largest window the fault service populates. */
+	caps->fault_batch = dev->opts.fault_batch ? dev->opts.fault_batch :
+			    SIM_AROUND_MAX;
 	caps->ops = (1u << SVA_OP_MAX) - 1;
 	caps->max_xfer = 1ull << 30;
 	sim_devmem_caps(dev);

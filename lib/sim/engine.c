@@ -294,7 +294,11 @@ static uint64_t burst(struct sva_bind *bind, struct exec_state *st,
 {
 	const struct sva_desc *d = st->d;
 	struct sim_mm *mm = sim_bind_of(bind)->mm;
-	unsigned int max = sim_dev_of(bind)->dev->opts.fault_batch;
+	/* Pages per request group: fault_batch, or all a burst misses when
+	 * the fault service adapts its window (prq.c). */
+	unsigned int max = sim_dev_of(bind)->dev->opts.fault_batch ?
+			   MIN(sim_dev_of(bind)->dev->opts.fault_batch,
+			       2u * SIM_CHUNK_PAGES) : 2 * SIM_CHUNK_PAGES;
 	uint64_t in_page = 0, len, ok, dst_ok, done, gen;
 
 	/* A burst covers at most SIM_CHUNK_PAGES pages of either side. */

@@ -266,6 +266,48 @@ bool sim_mm_vma_now(struct sim_mm *mm, uint64_t addr, struct sim_vma *out)
 	return vma_query(mm, addr, out);
 }
 
+/* Fault service only (prq.c); see sim.h. */
+static bool pending_overlaps(struct sim_mm *mm, uint64_t start, uint64_t end);
+
+uint64_t sim_mm_around_end(struct sim_mm *mm, uint64_t addr, uint64_t want,
+			   unsigned int need)
+{
+	struct sim_vma now, vma = { 0 };
+	bool have = false;
+	uint64_t end = addr;
+
+	pthread_mutex_lock(&mm->lock);
+	/*
+	 * The VMA as it is now: mprotect() sends no event, so a cached one
+	 * that differs is looked up (and tracked) afresh.
+	 */
+	if (vma_query(mm, addr, &now)) {
+		have = vma_get(mm, addr, &vma);
+		if (have && (vma.start != now.start || vma.end != now.end ||
+			     vma.prot != now.prot)) {
+			vmas_forget(mm, addr, addr + 1);
+			have = vma_get(mm, addr, &vma);
+		}
+	}
+	if (have && vma.tracked && (vma.prot & need) == need) {
+		end = MIN(want, vma.end);
+		for (unsigned int i = 0; i < mm->nmissing; i++) {
+			if (mm->missing[i].start < end &&
+			    addr < mm->missing[i].end)
+				end = MAX(addr, mm->missing[i].start);
+		}
+	}
+	pthread_mutex_unlock(&mm->lock);
+	/*
+	 * Not into a discard in progress. Not retired here when its pages
+	 * look absent: they are before the populate, whether or not the
+	 * zap has come, and a zap after it would leave the ATC stale.
+	 */
+	if (end > addr && pending_overlaps(mm, addr, end))
+		end = addr;
+	return end;
+}
+
 /* Record [start, end) as registered for missing faults. mm->lock held. */
 static int missing_add(struct sim_mm *mm, uint64_t start, uint64_t end)
 {

@@ -7,8 +7,36 @@
  * one response, sent when its last page has been served: SUCCESS if every
  * page was resolved, INVALID if an access violates the mapping, FAILURE if
  * the MM could not resolve it (no memory, poisoned page).
+ *
+ * Fault-around: a run of requested pages is populated together with the
+ * pages after it, up to a window (sim.h: SIM_AROUND_*), in one populate
+ * with the run's access, and the device's ATC is filled for all of them,
+ * so that a device streaming through cold memory pays one page request
+ * group and one populate per window, as UVM's fault batches and prefetch
+ * do. The neighbourhood is best effort and never changes an answer:
+ *  - it stays inside the first page's VMA, which must be tracked and
+ *    allow the access (sim_mm_around_end()), short of ranges holding
+ *    device memory, discards in progress, reserved windows and any range
+ *    attribute (a preferred location, NO_ACCESS, ...: the device's own
+ *    rules for those pages are applied when it faults on them);
+ *  - if populating it with the run fails, the run alone is populated
+ *    again and answered as before: a write to a read-only page is still
+ *    INVALID, the first page that failed still the fault address;
+ *  - its translations enter the ATC as the engine's do: walked under
+ *    inval_lock (read) after the populate, only where cacheable, so an
+ *    invalidation racing the populate either comes after (and drops
+ *    them) or before (and the walk sees its result).
+ * The service runs on the device's fault thread, or inline on a requester
+ * that finds no one serving (sim_prq_request()): the same batches, one at
+ * a time, without the thread switches.
+ *
+ * Page requests, groups, resolved/failed counts, fault storm accounting
+ * and trace events stay those of the pages the device asked for; pages
+ * populated around them are not page requests, and the device's later
+ * translations of them count as ATC hits.
  */
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <time.h>
 
@@ -87,17 +115,145 @@ static void prg_account(struct sim_page_req *req, enum sim_response resp)
 }
 
 /*
+ * The window to populate from @addr for a run of @n pages: a stream whose
+ * window ended at @addr goes on twice as far; a fault inside a stream's
+ * last window (pages invalidated since) keeps its window; anything else is
+ * a random miss: new streams start with half the window. *@sp gets the
+ * stream (NULL with a fixed window).
+ */
+static unsigned int around_pages(struct sim_prq *prq, uint64_t addr,
+				 unsigned int n, struct sim_stream **sp)
+{
+	struct sim_stream *s, *victim = &prq->streams[0];
+
+	*sp = NULL;
+	if (prq->fixed)
+		return MAX(n, prq->fixed);
+	prq->tick++;
+	for (unsigned int i = 0; i < SIM_AROUND_STREAMS; i++) {
+		s = &prq->streams[i];
+		if (s->win && addr >= s->start && addr <= s->next) {
+			if (addr == s->next) {
+				s->win = MIN(2 * MAX(s->win, n),
+					     (unsigned int)SIM_AROUND_MAX);
+				prq->base = MIN(2 * prq->base,
+						(unsigned int)SIM_AROUND_START);
+			}
+			s->used = prq->tick;
+			*sp = s;
+			return MAX(n, s->win);
+		}
+		if (!s->win || (victim->win && s->used < victim->used))
+			victim = s;
+	}
+	prq->base = MAX(prq->base / 2, 1u);
+	victim->win = prq->base;
+	victim->start = victim->next = addr;
+	victim->used = prq->tick;
+	*sp = victim;
+	return MAX(n, victim->win);
+}
+
+/* How far past @end (a run from @addr) the service may populate. */
+static uint64_t around_clip(struct sva_bind *bind, uint64_t addr,
+			    uint64_t end, uint64_t want, unsigned int access)
+{
+	const struct sva_dev *dev = bind->dev;
+	uint64_t lim;
+
+	lim = sim_mm_around_end(sim_bind_of(bind)->mm, addr, want,
+				access & SVA_ACCESS_WRITE ? SIM_PERM_W :
+							    SIM_PERM_R);
+	if (lim <= end)
+		return end;
+	/* Reserved windows (sorted; end inclusive): no DMA reaches them. */
+	for (unsigned int i = 0; i < dev->nr_resv; i++)
+		if (dev->resv[i].end >= end && dev->resv[i].start < lim)
+			lim = MAX(end, dev->resv[i].start & SVA_PAGE_MASK);
+	/* Pages with any attribute: the device's rules apply on a fault. */
+	for (uint32_t t = 0; lim > end && t < SVA_ATTR_MAX &&
+	     !sva__range_attrs_empty(&bind->attrs); t++)
+		lim = MAX(end, sva__range_attrs_first(&bind->attrs, end, lim,
+						      t) & SVA_PAGE_MASK);
+	return lim;
+}
+
+/*
+ * Cache the translations of [start, end), just populated, as a burst
+ * does: walked under inval_lock (read), only where cacheable.
+ */
+static void around_atc_fill(struct sva_bind *bind, uint64_t start,
+			    uint64_t end)
+{
+	struct sim_mm *mm = sim_bind_of(bind)->mm;
+	struct sim_atc *atc = &sim_dev_of(bind)->atc;
+	uint64_t vpn = start >> SVA_PAGE_SHIFT, last = end >> SVA_PAGE_SHIFT;
+	uint8_t perm[SIM_CHUNK_PAGES];
+	unsigned int n;
+	bool tracked;
+
+	if (bind->dev->opts.flags & SVA_DEV_NO_ATC)
+		return;
+	pthread_rwlock_rdlock(&mm->inval_lock);
+	for (; vpn < last; vpn += n) {
+		n = (unsigned int)MIN(last - vpn, (uint64_t)SIM_CHUNK_PAGES);
+		if (!sim_mm_translate(mm, vpn, n, perm, &tracked) && tracked)
+			sim_atc_fill_n(atc, bind->pasid, vpn, perm, n);
+	}
+	pthread_rwlock_unlock(&mm->inval_lock);
+}
+
+/*
+ * Resolve the run of @n contiguous pages from @req (one access, one
+ * requester), with its neighbourhood where that may be populated.
+ */
+static enum sim_response serve_run(struct sim_prq *prq,
+				   const struct sim_page_req *req,
+				   unsigned int n)
+{
+	struct sva_bind *bind = req->prg->bind;
+	uint64_t addr = req->addr, end = addr + n * SVA_PAGE_SIZE, want, lim;
+	struct sim_stream *s;
+	unsigned int pages = around_pages(prq, addr, n, &s);
+	enum sim_response resp;
+
+	want = addr + (uint64_t)pages * SVA_PAGE_SIZE;
+	if (want < addr)
+		want = SVA_PAGE_MASK;	/* wrapped: the top of the space */
+	lim = want > end ? around_clip(bind, addr, end, want, req->access) :
+	      end;
+	if (lim > end &&
+	    sim_fault_resolve(addr, lim - addr, req->access) ==
+	    SIM_RESP_SUCCESS) {
+		around_atc_fill(bind, addr, lim);
+		end = lim;
+		resp = SIM_RESP_SUCCESS;
+	} else {
+		/* The run alone, answered as if nothing had been around. */
+		resp = sim_fault_resolve(addr, end - addr, req->access);
+	}
+	if (s) {
+		s->start = addr;
+		s->next = end;
+	}
+	return resp;
+}
+
+/*
  * Serve @n requests. Runs unlocked: the requests are ours until their
  * groups' queued counts are dropped.
  */
-static void prq_serve(struct sim_page_req *reqs, unsigned int n)
+static void prq_serve(struct sim_prq *prq, struct sim_page_req *reqs,
+		      unsigned int n)
 {
 	unsigned int i = 0, j;
 	enum sim_response resp;
 
 	while (i < n) {
-		/* Extend a run of contiguous pages with the same access. */
+		/* Extend a run of contiguous pages with the same access
+		 * (and requester: its attributes bound the neighbourhood). */
 		for (j = i + 1; j < n && reqs[j].access == reqs[i].access &&
+		     reqs[j].prg->bind == reqs[i].prg->bind &&
 		     reqs[j].addr == reqs[j - 1].addr + SVA_PAGE_SIZE; j++)
 			;
 		resp = injected_response();
@@ -106,9 +262,7 @@ static void prq_serve(struct sim_page_req *reqs, unsigned int n)
 			i = j;
 			continue;
 		}
-		resp = sim_fault_resolve(reqs[i].addr,
-					 (j - i) * SVA_PAGE_SIZE,
-					 reqs[i].access);
+		resp = serve_run(prq, &reqs[i], j - i);
 		for (unsigned int k = i; k < j; k++) {
 			/* A run failed: find out which pages did. */
 			if (resp != SIM_RESP_SUCCESS)
@@ -121,38 +275,60 @@ static void prq_serve(struct sim_page_req *reqs, unsigned int n)
 	}
 }
 
-static void *prq_thread(void *arg)
+/*
+ * Take a batch from the queue, serve it and answer it: the service, run by
+ * its thread or inline by a requester (see sim_prq_request()). Called and
+ * returns with prq->lock held; drops it while serving, holding the
+ * service (prq->serving) instead, so batches are served one at a time.
+ */
+static void prq_serve_batch(struct sim_dev *sd)
 {
-	struct sim_dev *sd = arg;
 	struct sim_prq *prq = &sd->prq;
 	struct sim_page_req batch[256];
 	unsigned int n;
 
+	prq->serving = true;
+	n = MIN(MIN(prq->count, prq->batch), (unsigned int)ARRAY_SIZE(batch));
+	for (unsigned int i = 0; i < n; i++) {
+		batch[i] = prq->ring[prq->head];
+		prq->head = (prq->head + 1) % prq->depth;
+	}
+	prq->count -= n;
+	pthread_mutex_unlock(&prq->lock);
+
+	prq_rate_limit(sd);
+	prq_serve(prq, batch, n);
+
+	pthread_mutex_lock(&prq->lock);
+	for (unsigned int i = 0; i < n; i++) {
+		batch[i].prg->queued--;
+		if (batch[i].last)
+			batch[i].prg->responded = true;
+	}
+	prq->serving = false;
+	pthread_cond_broadcast(&prq->resp_cv);
+	/* More queued meanwhile (or the end): the thread's turn. */
+	if (prq->count || prq->exiting)
+		pthread_cond_signal(&prq->req_cv);
+}
+
+static void *prq_thread(void *arg)
+{
+	struct sim_dev *sd = arg;
+	struct sim_prq *prq = &sd->prq;
+
 	sva__trace_set_role(SVA_ROLE_FAULT);
 	pthread_mutex_lock(&prq->lock);
 	for (;;) {
-		while (!prq->exiting && !prq->count)
+		while (!prq->exiting && (!prq->count || prq->serving))
 			pthread_cond_wait(&prq->req_cv, &prq->lock);
 		if (!prq->count)
 			break;
-		n = MIN(MIN(prq->count, prq->batch), (unsigned int)ARRAY_SIZE(batch));
-		for (unsigned int i = 0; i < n; i++) {
-			batch[i] = prq->ring[prq->head];
-			prq->head = (prq->head + 1) % prq->depth;
+		if (prq->serving) {
+			pthread_cond_wait(&prq->req_cv, &prq->lock);
+			continue;
 		}
-		prq->count -= n;
-		pthread_mutex_unlock(&prq->lock);
-
-		prq_rate_limit(sd);
-		prq_serve(batch, n);
-
-		pthread_mutex_lock(&prq->lock);
-		for (unsigned int i = 0; i < n; i++) {
-			batch[i].prg->queued--;
-			if (batch[i].last)
-				batch[i].prg->responded = true;
-		}
-		pthread_cond_broadcast(&prq->resp_cv);
+		prq_serve_batch(sd);
 	}
 	pthread_mutex_unlock(&prq->lock);
 	return NULL;
@@ -183,6 +359,7 @@ enum sim_response sim_prq_request(struct sva_bind *bind,
 	unsigned int queued = 0, tail;
 	uint64_t t0 = sva__tracing(bind->dev) ? sva__now_ns() : 0;
 
+	prg->bind = bind;
 	prg->queued = 0;
 	prg->responded = false;
 	prg->overflowed = false;
@@ -211,11 +388,19 @@ enum sim_response sim_prq_request(struct sva_bind *bind,
 		prg->overflowed = true;
 	}
 	sva__count(bind, SVA_C_PAGE_REQUESTS, queued);
-	if (queued)
-		pthread_cond_signal(&prq->req_cv);
-	/* Wait for the response, and for the queue to let go of @prg. */
-	while (!prg->responded || prg->queued)
-		pthread_cond_wait(&prq->resp_cv, &prq->lock);
+	/*
+	 * Wait for the response, and for the queue to let go of @prg. While
+	 * no one serves, serve the queue here: the fault service is the
+	 * same, without two thread switches per group (which cost most of
+	 * a cold fill on a loaded machine). No library lock is held while
+	 * serving: a populate may block on the application's userfaultfd.
+	 */
+	while (!prg->responded || prg->queued) {
+		if (prq->count && !prq->serving)
+			prq_serve_batch(sim_dev_of(bind));
+		else
+			pthread_cond_wait(&prq->resp_cv, &prq->lock);
+	}
 	pthread_mutex_unlock(&prq->lock);
 
 	sva__count(bind, SVA_C_PAGE_GROUPS, 1);
@@ -237,7 +422,13 @@ int sim_prq_init(struct sim_dev *sd, unsigned int depth, unsigned int batch)
 	if (!prq->ring)
 		return -ENOMEM;
 	prq->depth = depth;
-	prq->batch = batch;
+	/* A fixed window: the group size asked for (0: adaptive). */
+	prq->fixed = batch;
+	prq->batch = batch ? batch : SIM_AROUND_MAX;
+	prq->base = SIM_AROUND_START;
+	prq->tick = 0;
+	prq->serving = false;
+	memset(prq->streams, 0, sizeof(prq->streams));
 	prq->head = prq->count = 0;
 	prq->exiting = false;
 	pthread_mutex_init(&prq->lock, NULL);

@@ -55,6 +55,9 @@ unsigned int sim_atc_lookup(struct sim_atc *atc, uint32_t pasid,
 			    uint64_t vpn);
 void sim_atc_fill(struct sim_atc *atc, uint32_t pasid, uint64_t vpn,
 		  unsigned int perm);
+/* Fill the @n pages from @vpn whose perms[i] grant access, under one lock. */
+void sim_atc_fill_n(struct sim_atc *atc, uint32_t pasid, uint64_t vpn,
+		    const uint8_t *perms, unsigned int n);
 /* Drop every entry (device reset). */
 void sim_atc_flush(struct sim_atc *atc);
 /* Drop [start, end) of @pasid; returns the entries dropped. */
@@ -71,6 +74,7 @@ enum sim_response {
 
 /* A page request group: one outstanding per requester, on its stack. */
 struct sim_prg {
+	struct sva_bind *bind;		/* the requester, alive until answered */
 	unsigned int queued;		/* requests still in the queue */
 	bool responded;
 	bool overflowed;		/* cut short, answered by the IOMMU */
@@ -86,7 +90,31 @@ struct sim_page_req {
 	struct sim_prg *prg;
 };
 
+/*
+ * Fault-around (prq.c): the service populates a page request group and the
+ * pages after it, up to a window that adapts to the access pattern: a
+ * group starting where a stream's last window ended doubles that stream's
+ * window (up to SIM_AROUND_MAX pages, as UVM batches up to 256 faults); a
+ * group no stream expected is a random miss, which halves the window new
+ * streams start with (down to 1: the group alone).
+ */
+#define SIM_AROUND_MAX 256		/* pages */
+#define SIM_AROUND_START 64		/* new streams' window, at first */
+#define SIM_AROUND_STREAMS 4
+
+struct sim_stream {
+	uint64_t start, next;		/* the last window: [start, next) */
+	unsigned int win;		/* pages; 0: slot unused */
+	uint64_t used;			/* LRU tick */
+};
+
 struct sim_prq {
+	/* Fault-around state: the server's alone (serving). fixed: the
+	 * window is opts.fault_batch pages, never adapted (0: adaptive). */
+	struct sim_stream streams[SIM_AROUND_STREAMS];
+	unsigned int base;		/* window a new stream starts with */
+	unsigned int fixed;
+	uint64_t tick;
 	pthread_mutex_t lock;		/* protects all below */
 	pthread_cond_t req_cv;		/* service: requests queued */
 	pthread_cond_t resp_cv;		/* requesters: responses */
@@ -94,7 +122,11 @@ struct sim_prq {
 	unsigned int depth, head, count;
 	unsigned int batch;
 	bool exiting;
-	uint64_t next_serve;		/* rate limit: service thread only */
+	/* A batch is being served (by the thread, or inline by a
+	 * requester): one at a time, so the fault-around state above and
+	 * next_serve have one user. */
+	bool serving;
+	uint64_t next_serve;		/* rate limit: the server only */
 	pthread_t thread;
 };
 
@@ -273,6 +305,18 @@ bool sim_mm_vma_now(struct sim_mm *mm, uint64_t addr, struct sim_vma *out);
 int sim_mm_register_missing(struct sim_mm *mm, uint64_t start, uint64_t end);
 /* A discard of [start, end) is under way (its zap may still come). */
 bool sim_mm_discard_pending(struct sim_mm *mm, uint64_t start, uint64_t end);
+/*
+ * Fault-around: how far past @addr (up to @want) the service may populate
+ * with @need (SIM_PERM_R or SIM_PERM_W) ahead of the device: within
+ * @addr's VMA as the kernel has it now, only if that VMA is tracked
+ * (invalidations heard: not the application's userfaultfd, whose handler
+ * would see faults the device never raised, nor a file we can't cache),
+ * and short of ranges holding device memory or exclusive pages (a
+ * populate would take them back) and of discards in progress. Returns
+ * @addr when nothing may be.
+ */
+uint64_t sim_mm_around_end(struct sim_mm *mm, uint64_t addr, uint64_t want,
+			   unsigned int need);
 /* Read @n pagemap entries from @vpn (0 past the address space). */
 int sim_mm_pagemap(struct sim_mm *mm, uint64_t vpn, unsigned int n,
 		   uint64_t *pm);

@@ -27,6 +27,9 @@ int main(void)
 	srunner_add_suite(sr, migrate_suite());
 	srunner_add_suite(sr, exclusive_suite());
 	srunner_add_suite(sr, inline_suite());
+	/* The software device's own fault service policy. */
+	if (test_on_sim())
+		srunner_add_suite(sr, fault_around_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	/* A suite or case picked by name that isn't in this binary (a

@@ -29,6 +29,7 @@ Suite *trace_suite(void);
 Suite *migrate_suite(void);
 Suite *exclusive_suite(void);
 Suite *inline_suite(void);
+Suite *fault_around_suite(void);
 
 /* A fixture binding on a sim device; set up by open_bind(). */
 struct fixture {
