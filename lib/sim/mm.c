@@ -444,8 +444,16 @@ static bool page_zapped(struct sim_mm *mm, const struct sim_pending *p,
 {
 	uint64_t i = (addr - p->start) >> SVA_PAGE_SHIFT, pfn = pm & PM_PFN;
 
+	/*
+	 * Absent: zapped, if it was present when the event was read. If it
+	 * was absent then too (or we don't know), pagemap can't tell: a
+	 * populate since (the device's fault service, a CPU access) may yet
+	 * be zapped, and the translation cached meanwhile would outlive it.
+	 * The barrier or the time-out retires it.
+	 */
 	if (!(pm & PM_PRESENT))
-		return true;
+		return i < SIM_PENDING_PFNS &&
+		       (p->was_present[i / 64] >> (i % 64) & 1);
 	if (i < SIM_PENDING_PFNS && p->pfn[i] && pfn && pfn != p->pfn[i])
 		return true;
 	return page_lazyfree(mm, pfn);
@@ -555,8 +563,11 @@ static void pending_add(struct sim_mm *mm, uint64_t start, uint64_t end)
 		got = pread(mm->pagemap, pm, npages * sizeof(pm[0]),
 			    (off_t)((start >> SVA_PAGE_SHIFT) * sizeof(pm[0])));
 		for (unsigned int i = 0; got > 0 && i < got / sizeof(pm[0]);
-		     i++)
+		     i++) {
 			p->pfn[i] = pm[i] & PM_PRESENT ? pm[i] & PM_PFN : 0;
+			if (pm[i] & PM_PRESENT)
+				p->was_present[i / 64] |= 1ull << (i % 64);
+		}
 	}
 	pthread_mutex_unlock(&mm->pend_lock);
 }

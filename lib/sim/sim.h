@@ -196,6 +196,10 @@ struct sim_pending {
 	/* PFNs of the first pages when the event was read, 0: absent or
 	 * hidden. A page mapping another PFN was zapped and refaulted. */
 	uint64_t pfn[SIM_PENDING_PFNS];
+	/* Which of them were present then: only their absence now says
+	 * that the zap passed (an absent one may be populated since, by
+	 * the device as well, and zapped yet). */
+	uint64_t was_present[SIM_PENDING_PFNS / 64];
 };
 
 /*
