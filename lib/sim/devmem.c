@@ -1394,6 +1394,22 @@ void sim_devmem_drop(struct sim_mm *mm, uint64_t start, uint64_t end,
 	pthread_mutex_unlock(&mm->dm_lock);
 }
 
+bool sim_devmem_in_arena(struct sim_mm *mm, uint64_t start, uint64_t end)
+{
+	struct sim_devmem *dm;
+	bool ret = false;
+
+	pthread_mutex_lock(&mm->dm_lock);
+	list_for_each_entry(dm, &mm->arenas, node) {
+		if (start >= slot_addr(dm, 0) && end <= slot_addr(dm, dm->npages)) {
+			ret = true;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&mm->dm_lock);
+	return ret;
+}
+
 void sim_devmem_remap(struct sim_mm *mm, uint64_t from, uint64_t to,
 		      uint64_t len)
 {

@@ -572,6 +572,31 @@ static void pending_add(struct sim_mm *mm, uint64_t start, uint64_t end)
 	pthread_mutex_unlock(&mm->pend_lock);
 }
 
+/*
+ * [start, end) was unmapped (or mremap()ed away): the munmap zapped what
+ * any discard in progress inside it would have. Without this, a discard of
+ * absent pages (retired only by the barrier or the time-out) would keep a
+ * new mapping at the same place busy. (A madvise() still waiting for
+ * mmap_lock when the munmap and a new mmap ran would zap the new mapping:
+ * the kernel's semantics, and a case left to the next discard's event.)
+ */
+static void pending_drop_unmapped(struct sim_mm *mm, uint64_t start,
+				  uint64_t end)
+{
+	if (!atomic_load(&mm->npend))
+		return;
+	pthread_mutex_lock(&mm->pend_lock);
+	for (unsigned int i = 0; i < atomic_load(&mm->npend);) {
+		struct sim_pending *p = &mm->pend[i];
+
+		if (!p->closing && start <= p->start && p->end <= end)
+			pending_del_locked(mm, i);
+		else
+			i++;
+	}
+	pthread_mutex_unlock(&mm->pend_lock);
+}
+
 /* Does [start, end) overlap a discard in progress? */
 static bool pending_overlaps(struct sim_mm *mm, uint64_t start, uint64_t end)
 {
@@ -1068,8 +1093,13 @@ static void *mm_event_thread(void *arg)
 			mm_invalidate_locked(mm, inv[i].start, inv[i].end,
 					     inv[i].ev);
 			/* Its zap comes after this read: in progress. */
-			if (inv[i].ev == SVA_INVAL_DISCARD)
+			if (inv[i].ev == SVA_INVAL_DISCARD &&
+			    !sim_devmem_in_arena(mm, inv[i].start, inv[i].end))
 				pending_add(mm, inv[i].start, inv[i].end);
+			else if (inv[i].ev == SVA_INVAL_UNMAP ||
+				 (inv[i].ev == SVA_INVAL_REMAP && inv[i].to))
+				pending_drop_unmapped(mm, inv[i].start,
+						      inv[i].end);
 			/*
 			 * Device memory and attributes follow the event
 			 * before any fault read with it is served, and

@@ -380,6 +380,10 @@ void sim_devmem_fault_migrate(struct sva_bind *bind, const uint64_t *addrs,
 void sim_devmem_unbind(struct sva_bind *bind, bool last);
 /* Event thread: a CPU fault at @addr; false: try again later. */
 bool sim_devmem_fault(struct sim_mm *mm, uint64_t addr);
+/* [start, end) lies in an arena of ours (device memory, held pages): the
+ * discards there are ours (dm_zap_dirty()), over when madvise() returns,
+ * and no device translation ever points there. */
+bool sim_devmem_in_arena(struct sim_mm *mm, uint64_t start, uint64_t end);
 /* Event thread: [start, end) unmapped (@unmap) or discarded. */
 void sim_devmem_drop(struct sim_mm *mm, uint64_t start, uint64_t end,
 		     bool unmap);
