@@ -30,6 +30,13 @@ static void *queue_worker(void *arg)
 		/* Exiting: unbind waited for the queue to empty already. */
 		if (!queue_has_work(q))
 			break;
+		/* A backend with a queue of its own takes it from here. */
+		if (bind->dev->ops->run_queue) {
+			pthread_mutex_unlock(&q->lock);
+			bind->dev->ops->run_queue(bind);
+			pthread_mutex_lock(&q->lock);
+			continue;
+		}
 		desc = q->descs[q->d_head];
 		q->d_head = (q->d_head + 1) % q->depth;
 		q->running++;
@@ -56,6 +63,62 @@ static void *queue_worker(void *arg)
 	}
 	pthread_mutex_unlock(&q->lock);
 	return NULL;
+}
+
+/*
+ * For ops->run_queue: take the next descriptor, as the worker would, and
+ * complete it with sva__queue_post() (in order). False: stopped or empty.
+ * *@t0: when it was taken, for its trace record.
+ */
+bool sva__queue_take(struct sva_bind *bind, struct sva_desc *desc,
+		     uint64_t *t0)
+{
+	struct sva_queue *q = &bind->q;
+	bool took = false;
+
+	pthread_mutex_lock(&q->lock);
+	if (!q->stopped && queue_has_work(q)) {
+		*desc = q->descs[q->d_head];
+		q->d_head = (q->d_head + 1) % q->depth;
+		q->running++;
+		took = true;
+	}
+	pthread_mutex_unlock(&q->lock);
+	*t0 = took && sva__tracing(bind->dev) ? sva__now_ns() : 0;
+	return took;
+}
+
+/* The completion of a descriptor sva__queue_take() gave, as the worker's. */
+void sva__queue_post(struct sva_bind *bind, const struct sva_desc *desc,
+		     const struct sva_completion *comp, uint64_t t0)
+{
+	struct sva_queue *q = &bind->q;
+
+	if (sva__tracing(bind->dev))
+		sva__trace_desc(bind, t0, desc, comp);
+	sva__count(bind, SVA_C_DESCS_COMPLETED, 1);
+	sva__count(bind, SVA_C_BYTES_DONE, comp->bytes_done);
+	pthread_mutex_lock(&q->lock);
+	q->comps[q->c_tail] = *comp;
+	q->c_tail = (q->c_tail + 1) % q->depth;
+	q->running--;
+	pthread_cond_broadcast(&q->comp_cv);
+	pthread_mutex_unlock(&q->lock);
+}
+
+/* Run a taken descriptor here, as the worker does, and post it. */
+void sva__queue_exec(struct sva_bind *bind, const struct sva_desc *desc,
+		     uint64_t t0)
+{
+	struct sva_completion comp;
+
+	memset(&comp, 0, sizeof(comp));
+	comp.user_data = desc->user_data;
+	if (desc->opcode == SVA_OP_PREFETCH)
+		sva__prefetch_exec(bind, desc, &comp);
+	else
+		sva__exec(bind, desc, &comp);
+	sva__queue_post(bind, desc, &comp, t0);
 }
 
 int sva__queue_init(struct sva_bind *bind, unsigned int depth)
