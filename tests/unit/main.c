@@ -25,6 +25,7 @@ int main(void)
 	srunner_add_suite(sr, trace_suite());
 	srunner_add_suite(sr, migrate_suite());
 	srunner_add_suite(sr, exclusive_suite());
+	srunner_add_suite(sr, pipeline_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
