@@ -162,6 +162,8 @@ static int kmod_bind(struct sva_bind *bind)
 	err = kmod_events_start(bind);
 	if (err)
 		goto close;
+	/* Without the module's engine, descriptors keep the window path. */
+	kmod_ring_start(bind);
 	return 0;
 close:
 	sva__fd_close(kb->fd);

@@ -64,6 +64,7 @@ static inline struct kmod_bind *kmod_bind_of(struct sva_bind *bind)
 
 void kmod_exec(struct sva_bind *bind, const struct sva_desc *desc,
 	       struct sva_completion *comp);
+void kmod_ring_start(struct sva_bind *bind);
 void kmod_ring_fini(struct kmod_bind *kb);
 void kmod_run_queue(struct sva_bind *bind);
 bool kmod_ring_exec(struct sva_bind *bind, const struct sva_desc *desc,

@@ -113,8 +113,10 @@ free:
 }
 
 /*
- * The binding's rings, made with its first descriptor: a binding used for
- * mirrors or migration only, or a forked child's copy, never has any.
+ * The binding's rings, made once: at bind (kmod_ring_start()), before the
+ * application can have holes in its address space that it means to fill
+ * with MAP_FIXED (a ring mapped there lazily would be replaced under us);
+ * else with the first descriptor.
  */
 static struct kmod_ring *ring_get(struct sva_bind *bind)
 {
@@ -133,6 +135,11 @@ static struct kmod_ring *ring_get(struct sva_bind *bind)
 	ring = kb->ring;
 	pthread_mutex_unlock(&kb->ring_lock);
 	return ring;
+}
+
+void kmod_ring_start(struct sva_bind *bind)
+{
+	ring_get(bind);
 }
 
 /* Before the context's fd closes: the mapping holds the context too. */
