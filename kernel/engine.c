@@ -378,7 +378,9 @@ static int engine_alloc(struct sva_ctx *ctx, struct sva_shim_ring_setup *rs)
 	}
 	eng->ctx = ctx;
 	eng->size = size;
-	eng->mem = __vmalloc(size, GFP_KERNEL_ACCOUNT | __GFP_ZERO);
+	/* Sized by the user, who is told ENOMEM: no splat in the log. */
+	eng->mem = __vmalloc(size, GFP_KERNEL_ACCOUNT | __GFP_ZERO |
+			     __GFP_NOWARN);
 	if (!eng->mem) {
 		engine_free(eng);
 		return -ENOMEM;
