@@ -20,50 +20,98 @@
 #include "shim.h"
 
 /*
- * Move @len bytes between @bounce and the page mirrored at @addr (the
- * bytes lie within that page). Returns -ENOENT when the device page table
- * has no (writable, for @write) entry. Caller holds ctx->lock: the notifier
+ * The page holding the data mirrored at @addr, or NULL when the device
+ * page table has no (writable, for @write) entry. *@dirty: the page a
+ * write must mark dirty (NULL for device memory, which is not the page
+ * cache's: nothing to write back). Caller holds ctx->lock: the notifier
  * can't invalidate the page meanwhile, so it stays mapped in the mm, which
  * is what makes marking it dirty without its folio lock safe (as
  * zap_pte_range() does, truncation can't take a mapped folio away).
  */
-static int pt_access(struct sva_ctx *ctx, unsigned long addr, void *bounce,
-		     size_t len, bool write)
+struct page *sva_pt_page(struct sva_ctx *ctx, unsigned long addr,
+			 bool write, struct page **dirty)
 {
 	void *entry = xa_load(&ctx->pt, addr >> PAGE_SHIFT);
-	struct page *page, *data;
-	bool devmem;
-	void *va;
+	struct page *page;
 
 	lockdep_assert_held(&ctx->lock);
 	sva_stat_add(ctx, SVA_ST_TRANSLATIONS, 1);
 	if (!entry || (write && !(xa_pointer_tag(entry) & SVA_PT_WRITE))) {
 		sva_stat_add(ctx, SVA_ST_ATC_MISSES, 1);
-		return -ENOENT;
+		return NULL;
 	}
 	sva_stat_add(ctx, SVA_ST_ATC_HITS, 1);
 	page = xa_untag_pointer(entry);
-	devmem = xa_pointer_tag(entry) & SVA_PT_DEVMEM;
+	*dirty = page;
+	if (!(xa_pointer_tag(entry) & SVA_PT_DEVMEM))
+		return page;
 	/*
 	 * A page of our device memory: its data is in its backing page,
 	 * which only the device touches (a CPU access migrates it back
 	 * first, and the migration invalidates this entry under ctx->lock).
 	 */
-	data = devmem ? page->zone_device_data : page;
-	if (devmem) {
-		sva_devmem_touch(ctx, page);
-		sva_stat_add(ctx, SVA_ST_DEVMEM_ACCESSES, 1);
-	}
+	sva_devmem_touch(ctx, page);
+	sva_stat_add(ctx, SVA_ST_DEVMEM_ACCESSES, 1);
+	*dirty = NULL;
+	return page->zone_device_data;
+}
+
+/*
+ * Move @len bytes between @bounce and the page mirrored at @addr (the
+ * bytes lie within that page). Returns -ENOENT when the device page table
+ * has no (writable, for @write) entry. Caller holds ctx->lock.
+ */
+static int pt_access(struct sva_ctx *ctx, unsigned long addr, void *bounce,
+		     size_t len, bool write)
+{
+	struct page *data, *dirty;
+	void *va;
+
+	data = sva_pt_page(ctx, addr, write, &dirty);
+	if (!data)
+		return -ENOENT;
 	va = kmap_local_page(data);
 	if (write)
 		memcpy(va + offset_in_page(addr), bounce, len);
 	else
 		memcpy(bounce, va + offset_in_page(addr), len);
 	kunmap_local(va);
-	/* Device memory is not the page cache's: nothing to write back. */
-	if (write && !devmem)
-		folio_mark_dirty(page_folio(page));
+	if (write && dirty)
+		folio_mark_dirty(page_folio(dirty));
 	return 0;
+}
+
+/*
+ * The device page table lacks the page at @addr (of an access ending at
+ * @end): first ask for a translation of what is mapped now (once per page:
+ * *@translated), then, if @fault, raise a page request for a batch, else
+ * the page. Returns 0 to retry the access; else the access stops there,
+ * *@status says why.
+ */
+int sva_access_resolve(struct sva_ctx *ctx, unsigned long addr,
+		       unsigned long end, bool write, bool fault,
+		       bool *translated, u64 *faults, u32 *status)
+{
+	unsigned long page = addr & PAGE_MASK, batch;
+	int ret;
+
+	batch = min(PAGE_ALIGN(end), page + SVA_FAULT_BATCH * PAGE_SIZE);
+	if (!*translated) {
+		sva_translate(ctx, page, batch);
+		*translated = true;
+		return 0;
+	}
+	if (!fault) {
+		*status = SVA_SHIM_STATUS_PAGE_FAULT;
+		return -ENOENT;
+	}
+	ret = sva_fault(ctx, page, batch, write);
+	if (ret && batch > page + PAGE_SIZE)
+		ret = sva_fault(ctx, page, page + PAGE_SIZE, write);
+	(*faults)++;
+	if (ret)
+		*status = sva_fault_status(ctx, ret, page, write);
+	return ret;
 }
 
 static int access_check(const struct sva_shim_access *a)
@@ -82,37 +130,20 @@ static int access_bytes(struct sva_ctx *ctx, struct sva_shim_access *a,
 			unsigned long addr, size_t len, void *bounce,
 			bool write)
 {
-	unsigned long page = addr & PAGE_MASK, end, batch;
 	bool translated = false;
 	int ret;
 
-	end = PAGE_ALIGN(a->addr + a->len);
-	batch = min(end, page + SVA_FAULT_BATCH * PAGE_SIZE);
 	for (;;) {
 		mutex_lock(&ctx->lock);
 		ret = pt_access(ctx, addr, bounce, len, write);
 		mutex_unlock(&ctx->lock);
 		if (ret != -ENOENT)
 			return ret;
-		/* First ask for a translation of what is mapped now... */
-		if (!translated) {
-			sva_translate(ctx, page, batch);
-			translated = true;
-			continue;
-		}
-		if (a->flags & SVA_SHIM_ACCESS_NO_FAULT) {
-			a->status = SVA_SHIM_STATUS_PAGE_FAULT;
-			return -ENOENT;
-		}
-		/* ...then raise a page request for a batch, else the page. */
-		ret = sva_fault(ctx, page, batch, write);
-		if (ret && batch > page + PAGE_SIZE)
-			ret = sva_fault(ctx, page, page + PAGE_SIZE, write);
-		a->faults++;
-		if (ret) {
-			a->status = sva_fault_status(ctx, ret, page, write);
+		ret = sva_access_resolve(ctx, addr, a->addr + a->len, write,
+					 !(a->flags & SVA_SHIM_ACCESS_NO_FAULT),
+					 &translated, &a->faults, &a->status);
+		if (ret)
 			return ret;
-		}
 	}
 }
 

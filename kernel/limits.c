@@ -32,12 +32,23 @@ module_param(max_devmem_mb_per_user, uint, 0644);
 MODULE_PARM_DESC(max_devmem_mb_per_user,
 		 "device memory all of a user's contexts may have, MiB (default 1024)");
 
+static unsigned int max_ring_entries = SVA_SHIM_RING_MAX_ENTRIES;
+module_param(max_ring_entries, uint, 0644);
+MODULE_PARM_DESC(max_ring_entries,
+		 "entries of each descriptor queue a context may set up (default 4096)");
+
+static unsigned int max_ring_kb_per_user = 16384;
+module_param(max_ring_kb_per_user, uint, 0644);
+MODULE_PARM_DESC(max_ring_kb_per_user,
+		 "descriptor ring memory all of a user's contexts may have, KiB (default 16384)");
+
 /* A user holding contexts; freed with its last one. */
 struct sva_user {
 	struct hlist_node node;		/* in sva_users, sva_users_lock */
 	kuid_t uid;
 	unsigned int contexts;		/* sva_users_lock */
 	unsigned long devmem_pages;	/* sva_users_lock */
+	unsigned long ring_pages;	/* sva_users_lock */
 };
 
 static DEFINE_HASHTABLE(sva_users, 6);
@@ -124,5 +135,36 @@ void sva_user_devmem_uncharge(struct sva_user *user, unsigned long pages)
 {
 	mutex_lock(&sva_users_lock);
 	user->devmem_pages -= pages;
+	mutex_unlock(&sva_users_lock);
+}
+
+unsigned int sva_ring_max_entries(void)
+{
+	return min(READ_ONCE(max_ring_entries), SVA_SHIM_RING_MAX_ENTRIES);
+}
+
+/*
+ * Count @pages of descriptor rings against @user. They are charged to the
+ * caller's memory cgroup too; this bounds what a user without one holds.
+ */
+int sva_user_ring_charge(struct sva_user *user, unsigned long pages)
+{
+	unsigned long max = (unsigned long)READ_ONCE(max_ring_kb_per_user) >>
+			    (PAGE_SHIFT - 10);
+	int ret = 0;
+
+	mutex_lock(&sva_users_lock);
+	if (user->ring_pages + pages > max)
+		ret = -ENOSPC;
+	else
+		user->ring_pages += pages;
+	mutex_unlock(&sva_users_lock);
+	return ret;
+}
+
+void sva_user_ring_uncharge(struct sva_user *user, unsigned long pages)
+{
+	mutex_lock(&sva_users_lock);
+	user->ring_pages -= pages;
 	mutex_unlock(&sva_users_lock);
 }

@@ -106,6 +106,8 @@ static struct sva_ctx *sva_ctx_create(void)
 /* Last reference gone: no ioctl can be running on the context. */
 static void sva_ctx_destroy(struct sva_ctx *ctx)
 {
+	/* The engine first: it reads the page table and device memory. */
+	sva_engine_fini(ctx);
 	/* Pages left in device memory go back to host memory first. */
 	sva_devmem_fini(ctx);
 	mutex_lock(&ctx->bind_lock);
@@ -172,6 +174,8 @@ static void sva_unbind_locked(struct sva_ctx *ctx)
 	 * for finishes, any later one sees this and holds nothing.
 	 */
 	WRITE_ONCE(ctx->pasid, 0);
+	/* Its descriptors stop, the rest are cancelled. */
+	sva_engine_quiesce(ctx);
 	/* The device lets go of what it held for its PASID. */
 	sva_excl_release(ctx);
 	if (ctx->hw)
@@ -254,7 +258,8 @@ static long sva_ioctl_version(void __user *uarg)
 		.caps = SVA_SHIM_CAP_HMM | SVA_SHIM_CAP_INJECT |
 			(sva_devmem_supported() ? SVA_SHIM_CAP_MIGRATE |
 			 SVA_SHIM_CAP_MIGRATE_NODE : 0) |
-			(sva_excl_supported() ? SVA_SHIM_CAP_EXCLUSIVE : 0),
+			(sva_excl_supported() ? SVA_SHIM_CAP_EXCLUSIVE : 0) |
+			SVA_SHIM_CAP_ENGINE,
 		.pasid_bits = SVA_PASID_BITS,
 	};
 
@@ -286,6 +291,10 @@ static long sva_ioctl_bound(struct sva_ctx *ctx, unsigned int cmd,
 		return sva_ioctl_migrate(ctx, uarg);
 	case SVA_SHIM_IOC_EXCLUSIVE:
 		return sva_ioctl_exclusive(ctx, uarg);
+	case SVA_SHIM_IOC_RING_SETUP:
+		return sva_ioctl_ring_setup(ctx, uarg);
+	case SVA_SHIM_IOC_RING_ENTER:
+		return sva_ioctl_ring_enter(ctx, (__force unsigned long)uarg);
 	default:
 		return sva_ioctl_mirror_seq(ctx, uarg);
 	}
@@ -323,6 +332,8 @@ static long sva_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	case SVA_SHIM_IOC_DEVMEM:
 	case SVA_SHIM_IOC_MIGRATE:
 	case SVA_SHIM_IOC_EXCLUSIVE:
+	case SVA_SHIM_IOC_RING_SETUP:
+	case SVA_SHIM_IOC_RING_ENTER:
 		/* The device works for a PASID: bind first. */
 		if (!sva_bound(ctx))
 			return -ENOTCONN;
@@ -342,9 +353,18 @@ static ssize_t sva_read(struct file *file, char __user *buf, size_t len,
 	return sva_events_read(ctx, buf, len, file->f_flags & O_NONBLOCK);
 }
 
+/* EPOLLIN: event records to read; EPOLLRDBAND: completions to reap. */
 static __poll_t sva_poll(struct file *file, poll_table *wait)
 {
-	return sva_events_poll(file->private_data, file, wait);
+	struct sva_ctx *ctx = file->private_data;
+
+	return sva_events_poll(ctx, file, wait) |
+	       sva_engine_poll(ctx, file, wait);
+}
+
+static int sva_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	return sva_engine_mmap(file->private_data, vma);
 }
 
 static int sva_release(struct inode *inode, struct file *file)
@@ -361,6 +381,7 @@ static const struct file_operations sva_fops = {
 	.compat_ioctl = compat_ptr_ioctl,
 	.read = sva_read,
 	.poll = sva_poll,
+	.mmap = sva_mmap,
 	.llseek = noop_llseek,
 };
 
@@ -374,16 +395,23 @@ static struct miscdevice sva_misc = {
 
 static int __init sva_init(void)
 {
-	int ret = misc_register(&sva_misc);
+	int ret = sva_engine_module_init();
 
-	if (!ret)
-		pr_info("/dev/sva ready, ABI %u\n", SVA_SHIM_ABI_VERSION);
-	return ret;
+	if (ret)
+		return ret;
+	ret = misc_register(&sva_misc);
+	if (ret) {
+		sva_engine_module_exit();
+		return ret;
+	}
+	pr_info("/dev/sva ready, ABI %u\n", SVA_SHIM_ABI_VERSION);
+	return 0;
 }
 
 static void __exit sva_exit(void)
 {
 	misc_deregister(&sva_misc);
+	sva_engine_module_exit();
 	sva_pasids_fini();
 }
 

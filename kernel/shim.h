@@ -52,6 +52,7 @@ enum sva_stat {
 
 struct sva_user;
 struct sva_devmem;
+struct sva_engine;
 
 struct sva_ctx {
 	struct mm_struct *mm;		/* mmgrab()ed at creation */
@@ -93,6 +94,11 @@ struct sva_ctx {
 	int hw_status;
 	/* Device memory (devmem.c): set once, read without the lock. */
 	struct sva_devmem *devmem;
+	/*
+	 * The descriptor engine (engine.c): set once under bind_lock,
+	 * read with smp_load_acquire() (its rings are initialized first).
+	 */
+	struct sva_engine *engine;
 
 	spinlock_t ev_lock;		/* protects events and ev_lost */
 	DECLARE_KFIFO(events, struct sva_shim_event, SVA_EVENTS);
@@ -131,6 +137,22 @@ long sva_ioctl_snapshot(struct sva_ctx *ctx, void __user *uarg);
 
 /* access.c: device reads and writes */
 long sva_ioctl_access(struct sva_ctx *ctx, void __user *uarg, bool write);
+struct page *sva_pt_page(struct sva_ctx *ctx, unsigned long addr,
+			 bool write, struct page **dirty);
+int sva_access_resolve(struct sva_ctx *ctx, unsigned long addr,
+		       unsigned long end, bool write, bool fault,
+		       bool *translated, u64 *faults, u32 *status);
+
+/* engine.c: the descriptor engine and its rings */
+int sva_engine_module_init(void);
+void sva_engine_module_exit(void);
+long sva_ioctl_ring_setup(struct sva_ctx *ctx, void __user *uarg);
+long sva_ioctl_ring_enter(struct sva_ctx *ctx, unsigned long flags);
+int sva_engine_mmap(struct sva_ctx *ctx, struct vm_area_struct *vma);
+__poll_t sva_engine_poll(struct sva_ctx *ctx, struct file *file,
+			 poll_table *wait);
+void sva_engine_quiesce(struct sva_ctx *ctx);
+void sva_engine_fini(struct sva_ctx *ctx);
 
 /* ranges.c: mirror ranges and their sequences */
 void sva_ranges_init(struct sva_ctx *ctx);
@@ -147,6 +169,9 @@ void sva_user_put(struct sva_user *user);
 bool sva_mirror_room(struct sva_ctx *ctx);
 int sva_user_devmem_charge(struct sva_user *user, unsigned long pages);
 void sva_user_devmem_uncharge(struct sva_user *user, unsigned long pages);
+unsigned int sva_ring_max_entries(void);
+int sva_user_ring_charge(struct sva_user *user, unsigned long pages);
+void sva_user_ring_uncharge(struct sva_user *user, unsigned long pages);
 
 /* devmem.c: device memory and migration (CONFIG_DEVICE_PRIVATE) */
 bool sva_devmem_supported(void);

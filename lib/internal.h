@@ -258,6 +258,14 @@ struct sva_backend_ops {
 	/* exec may run on an application thread (a waiter runs it inline,
 	 * signals unblocked): else only on the queue worker. */
 	bool exec_anywhere;
+	/*
+	 * Optional: the queue worker hands the binding's queue over, with
+	 * work queued: take descriptors (sva__queue_take()), run them on a
+	 * queue of the backend's own, post each completion in order
+	 * (sva__queue_post(); sva__queue_exec() runs one through exec);
+	 * return once nothing can be taken and nothing is left running.
+	 */
+	void (*run_queue)(struct sva_bind *bind);
 	int (*mirror_register)(struct sva_mirror *mirror);
 	void (*mirror_unregister)(struct sva_mirror *mirror);
 	int (*snapshot)(struct sva_mirror *mirror, uint64_t addr,
@@ -324,6 +332,12 @@ int sva__resv_check_range(const struct sva_dev *dev, uint64_t addr,
  * access inside a window: the bytes before it are done, and it completes
  * FAULT_INVALID there (no page request: the fault can't be resolved).
  */
+bool sva__queue_take(struct sva_bind *bind, struct sva_desc *desc,
+		     uint64_t *t0);
+void sva__queue_post(struct sva_bind *bind, const struct sva_desc *desc,
+		     const struct sva_completion *comp, uint64_t t0);
+void sva__queue_exec(struct sva_bind *bind, const struct sva_desc *desc,
+		     uint64_t t0);
 void sva__exec(struct sva_bind *bind, const struct sva_desc *desc,
 	       struct sva_completion *comp);
 

@@ -36,6 +36,27 @@ static void queue_take(struct sva_queue *q, struct sva_desc *desc)
 	q->running++;
 }
 
+/* Trace and count a descriptor done (before its completion is posted). */
+static void queue_finish(struct sva_bind *bind, const struct sva_desc *desc,
+			 const struct sva_completion *comp, uint64_t t0)
+{
+	if (sva__tracing(bind->dev))
+		sva__trace_desc(bind, t0, desc, comp);
+	sva__count(bind, SVA_C_DESCS_COMPLETED, 1);
+	sva__count(bind, SVA_C_BYTES_DONE, comp->bytes_done);
+}
+
+static void queue_exec(struct sva_bind *bind, const struct sva_desc *desc,
+		       struct sva_completion *comp)
+{
+	memset(comp, 0, sizeof(*comp));
+	comp->user_data = desc->user_data;
+	if (desc->opcode == SVA_OP_PREFETCH)
+		sva__prefetch_exec(bind, desc, comp);
+	else
+		sva__exec(bind, desc, comp);
+}
+
 /*
  * No library lock held: the access may block on the application (its
  * userfaultfd, a block-on-fault page request). Traced and counted before
@@ -44,20 +65,10 @@ static void queue_take(struct sva_queue *q, struct sva_desc *desc)
 static void queue_run(struct sva_bind *bind, const struct sva_desc *desc,
 		      struct sva_completion *comp)
 {
-	uint64_t t0 = 0;
+	uint64_t t0 = sva__tracing(bind->dev) ? sva__now_ns() : 0;
 
-	memset(comp, 0, sizeof(*comp));
-	comp->user_data = desc->user_data;
-	if (sva__tracing(bind->dev))
-		t0 = sva__now_ns();
-	if (desc->opcode == SVA_OP_PREFETCH)
-		sva__prefetch_exec(bind, desc, comp);
-	else
-		sva__exec(bind, desc, comp);
-	if (sva__tracing(bind->dev))
-		sva__trace_desc(bind, t0, desc, comp);
-	sva__count(bind, SVA_C_DESCS_COMPLETED, 1);
-	sva__count(bind, SVA_C_BYTES_DONE, comp->bytes_done);
+	queue_exec(bind, desc, comp);
+	queue_finish(bind, desc, comp, t0);
 }
 
 static void queue_post(struct sva_queue *q, const struct sva_completion *comp)
@@ -91,6 +102,13 @@ static void *queue_worker(void *arg)
 		/* Exiting: unbind waited for the queue to empty already. */
 		if (!queue_has_work(q))
 			break;
+		/* A backend with a queue of its own takes it from here. */
+		if (bind->dev->ops->run_queue) {
+			pthread_mutex_unlock(&q->lock);
+			bind->dev->ops->run_queue(bind);
+			pthread_mutex_lock(&q->lock);
+			continue;
+		}
 		queue_take(q, &desc);
 		pthread_mutex_unlock(&q->lock);
 		queue_run(bind, &desc, &comp);
@@ -99,6 +117,48 @@ static void *queue_worker(void *arg)
 	}
 	pthread_mutex_unlock(&q->lock);
 	return NULL;
+}
+
+/*
+ * For ops->run_queue: take the next descriptor, as the worker would, and
+ * complete it with sva__queue_post() (in order). False: stopped or empty.
+ * *@t0: when it was taken, for its trace record.
+ */
+bool sva__queue_take(struct sva_bind *bind, struct sva_desc *desc,
+		     uint64_t *t0)
+{
+	struct sva_queue *q = &bind->q;
+	bool took = false;
+
+	pthread_mutex_lock(&q->lock);
+	/* Many in flight at once: only the worker runs this queue. */
+	if (!q->stopped && queue_has_work(q)) {
+		queue_take(q, desc);
+		took = true;
+	}
+	pthread_mutex_unlock(&q->lock);
+	*t0 = took && sva__tracing(bind->dev) ? sva__now_ns() : 0;
+	return took;
+}
+
+/* The completion of a descriptor sva__queue_take() gave, as the worker's. */
+void sva__queue_post(struct sva_bind *bind, const struct sva_desc *desc,
+		     const struct sva_completion *comp, uint64_t t0)
+{
+	queue_finish(bind, desc, comp, t0);
+	pthread_mutex_lock(&bind->q.lock);
+	queue_post(&bind->q, comp);
+	pthread_mutex_unlock(&bind->q.lock);
+}
+
+/* Run a taken descriptor here, as the worker does, and post it. */
+void sva__queue_exec(struct sva_bind *bind, const struct sva_desc *desc,
+		     uint64_t t0)
+{
+	struct sva_completion comp;
+
+	queue_exec(bind, desc, &comp);
+	sva__queue_post(bind, desc, &comp, t0);
 }
 
 int sva__queue_init(struct sva_bind *bind, unsigned int depth)

@@ -127,6 +127,7 @@ static int kmod_bind(struct sva_bind *bind)
 		kb->shim_caps = v.caps;
 	pthread_mutex_init(&kb->seen_lock, NULL);
 	pthread_mutex_init(&kb->devmem_lock, NULL);
+	pthread_mutex_init(&kb->ring_lock, NULL);
 	pthread_mutex_init(&kb->track_lock, NULL);
 	pthread_cond_init(&kb->track_cond, NULL);
 	for (int i = 0; i < 2; i++) {
@@ -161,6 +162,8 @@ static int kmod_bind(struct sva_bind *bind)
 	err = kmod_events_start(bind);
 	if (err)
 		goto close;
+	/* Without the module's engine, descriptors keep the window path. */
+	kmod_ring_start(bind);
 	return 0;
 close:
 	sva__fd_close(kb->fd);
@@ -169,6 +172,7 @@ free:
 	free(kb->win[1]);
 	pthread_mutex_destroy(&kb->seen_lock);
 	pthread_mutex_destroy(&kb->devmem_lock);
+	pthread_mutex_destroy(&kb->ring_lock);
 	kmod_tracks_fini(kb);
 	free(kb);
 	bind->priv = NULL;
@@ -180,11 +184,13 @@ static void kmod_unbind(struct sva_bind *bind)
 	struct kmod_bind *kb = kmod_bind_of(bind);
 
 	kmod_events_stop(bind);
+	kmod_ring_fini(kb);	/* its mapping holds the context too */
 	sva__fd_close(kb->fd);	/* the kernel unbinds and tears down */
 	free(kb->win[0]);
 	free(kb->win[1]);
 	pthread_mutex_destroy(&kb->seen_lock);
 	pthread_mutex_destroy(&kb->devmem_lock);
+	pthread_mutex_destroy(&kb->ring_lock);
 	kmod_tracks_fini(kb);
 	free(kb);
 }
@@ -245,6 +251,7 @@ const struct sva_backend_ops sva_kmod_ops = {
 	.unbind = kmod_unbind,
 	.sync = kmod_sync,
 	.exec = kmod_exec,
+	.run_queue = kmod_run_queue,
 	.mirror_register = kmod_mirror_register,
 	.mirror_unregister = kmod_mirror_unregister,
 	.snapshot = kmod_snapshot,

@@ -246,6 +246,9 @@ void kmod_exec(struct sva_bind *bind, const struct sva_desc *d,
 		comp->status = SVA_STATUS_QUARANTINED;
 		return;
 	}
+	/* The kernel's engine, when it is idle and no policy is needed. */
+	if (kmod_ring_exec(bind, d, comp))
+		return;
 	if (d->opcode != SVA_OP_NOP && !sva__range_attrs_empty(&bind->attrs))
 		limit = attrs_limit(bind, d, &at_limit);
 	while (d->opcode != SVA_OP_NOP && r.off < limit &&

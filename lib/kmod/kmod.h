@@ -5,6 +5,8 @@
  * the kernel mirrors the mm with HMM and moves the bytes for us. Pieces:
  *  - dev.c:    the ops table, devices, bindings, statistics;
  *  - exec.c:   descriptors as page reads and writes through the mirror;
+ *  - ring.c:   descriptors through the kernel's descriptor engine, where
+ *              the module has one (SVA_SHIM_CAP_ENGINE);
  *  - mirror.c: mirror ranges and the thread that turns the kernel's event
  *              records into invalidation callbacks.
  */
@@ -18,8 +20,14 @@
 #define KMOD_WINDOW (64 * SVA_PAGE_SIZE)	/* bytes a burst moves */
 #define KMOD_DEVMEM_DEFAULT (64ull << 20)	/* device memory, as sim's */
 
+struct kmod_ring;
+
 struct kmod_bind {
 	int fd;				/* this binding's /dev/sva context */
+	/* The engine's rings (ring.c), made on first use, or NULL. */
+	pthread_mutex_t ring_lock;
+	bool ring_tried;		/* ring_lock */
+	struct kmod_ring *ring;		/* ring_lock; then fixed */
 	int stop_fd;			/* eventfd: stop the event thread */
 	uint32_t shim_caps;		/* the module's SVA_SHIM_CAP_* */
 	pthread_t events;
@@ -56,6 +64,11 @@ static inline struct kmod_bind *kmod_bind_of(struct sva_bind *bind)
 
 void kmod_exec(struct sva_bind *bind, const struct sva_desc *desc,
 	       struct sva_completion *comp);
+void kmod_ring_start(struct sva_bind *bind);
+void kmod_ring_fini(struct kmod_bind *kb);
+void kmod_run_queue(struct sva_bind *bind);
+bool kmod_ring_exec(struct sva_bind *bind, const struct sva_desc *desc,
+		    struct sva_completion *comp);
 int kmod_events_start(struct sva_bind *bind);
 void kmod_events_stop(struct sva_bind *bind);
 int kmod_mirror_register(struct sva_mirror *m);

@@ -30,6 +30,7 @@ int main(void)
 	/* The software device's own fault service policy. */
 	if (test_on_sim())
 		srunner_add_suite(sr, fault_around_suite());
+	srunner_add_suite(sr, pipeline_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	/* A suite or case picked by name that isn't in this binary (a

@@ -30,6 +30,7 @@ Suite *migrate_suite(void);
 Suite *exclusive_suite(void);
 Suite *inline_suite(void);
 Suite *fault_around_suite(void);
+Suite *pipeline_suite(void);
 
 /* A fixture binding on a sim device; set up by open_bind(). */
 struct fixture {

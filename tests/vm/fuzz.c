@@ -116,6 +116,7 @@ enum cmd {
 	C_VERSION, C_BIND, C_UNBIND, C_READ, C_WRITE, C_SNAPSHOT, C_MIRROR,
 	C_UNMIRROR, C_MIRROR_SEQ, C_STATS, C_INVALID, C_EVREAD, C_POLL,
 	C_OPEN, C_CLOSE, C_REPLACE, C_STABLE, C_CONTEXT, C_LIMITS,
+	C_RING,
 	/* mm side: counted, not judged */
 	C_MMAP, C_MUNMAP, C_MPROTECT, C_MADVISE, C_MREMAP, C_MLOCK, C_FILE,
 	C_CPU, C_FORK, C_SIGNAL,
@@ -126,7 +127,7 @@ static const char *const cmd_name[C_NR] = {
 	"VERSION", "BIND", "UNBIND", "READ", "WRITE", "SNAPSHOT", "MIRROR",
 	"UNMIRROR", "MIRROR_SEQ", "STATS", "invalid-cmd", "read()", "poll()",
 	"open", "close", "close-in-flight", "stable-check", "CONTEXT",
-	"limits",
+	"limits", "ring",
 	"mmap", "munmap", "mprotect", "madvise", "mremap", "mlock", "file-op",
 	"cpu-touch", "fork", "signal",
 };
@@ -184,6 +185,9 @@ static bool errno_expected(int c, int err)
 		       err == EPERM || err == EINTR;
 	case C_POLL:
 		return err == EINTR || (opt_inject && err == ENOMEM);
+	case C_RING:	/* ENOSPC: max_ring_kb_per_user */
+		return err == ENOSPC || (opt_inject && (err == ENOMEM ||
+						       err == EAGAIN));
 	case C_OPEN:
 	case C_CONTEXT:	/* EMFILE: fd limit or max_contexts_per_user */
 		return err == EMFILE || err == ENFILE ||
@@ -1278,6 +1282,7 @@ static bool cmd_valid(uint32_t c)
 		SVA_SHIM_IOC_MIGRATE,
 		SVA_SHIM_IOC_EXCLUSIVE,
 		SVA_SHIM_IOC_STATS_ABI2,
+		SVA_SHIM_IOC_RING_SETUP, SVA_SHIM_IOC_RING_ENTER,
 	};
 
 	for (size_t i = 0; i < sizeof(valid) / sizeof(valid[0]); i++)
@@ -1978,6 +1983,113 @@ static void op_stable(struct thr *t)
 	}
 }
 
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * The descriptor engine, on a context of its own: random entries over
+ * the churning arena (and addresses no access reaches), then reaped, or
+ * the context unbound or closed with them in flight. Each completion is
+ * its entry's, bytes_done within it; unbinding completes or cancels
+ * every entry before it returns.
+ */
+static void op_ring(struct thr *t)
+{
+	uint32_t entries = 1u << below(t, 7), n, i, head = 0;
+	struct sva_shim_ring_setup rs = { .entries = entries, .eventfd = -1 };
+	struct sva_shim_bind b = { 0 };
+	struct sva_shim_ring *r;
+	struct sva_shim_sqe *sq;
+	struct sva_shim_cqe *cq;
+	uint64_t len[64];
+	void *mem;
+	int fd = sva_open(t, false), end;
+	bool top;
+
+	if (fd < 0)
+		return;
+	set_op(t, "ring", entries, 0, 0);
+	if (xioctl(fd, SVA_SHIM_IOC_BIND, &b) ||
+	    judge(t, C_RING, xioctl(fd, SVA_SHIM_IOC_RING_SETUP, &rs))) {
+		close(fd);
+		return;
+	}
+	mem = mmap(NULL, rs.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (mem == MAP_FAILED) {
+		if (!injected(errno))
+			bad(t, "ring mmap: %s", errname(-errno));
+		close(fd);
+		return;
+	}
+	r = mem;
+	sq = (void *)((char *)mem + rs.sq_off);
+	cq = (void *)((char *)mem + rs.cq_off);
+	n = 1 + (uint32_t)below(t, entries);
+	for (i = 0; i < n; i++) {
+		struct sva_shim_sqe *e = &sq[i];
+
+		memset(e, 0, sizeof(*e));
+		e->opcode = (uint8_t)below(t, 6);
+		e->flags = chance(t, 70) ? SVA_SHIM_SQE_FAULT : 0;
+		e->src = dev_addr(t, false, &top);
+		e->dst = dev_addr(t, true, &top);
+		e->len = e->opcode ? dev_len(t) : 0;
+		if (e->len > 4 * SLOT && chance(t, 90))
+			e->len = 1 + below(t, 4 * SLOT);
+		e->pattern = rnd(t);
+		e->user_data = i;
+		len[i] = e->len;
+	}
+	__atomic_store_n(&r->sq_tail, n, __ATOMIC_RELEASE);
+	count(C_RING, ioctl(fd, SVA_SHIM_IOC_RING_ENTER, chance(t, 50) ?
+			    SVA_SHIM_ENTER_INLINE : 0) ? -errno : 0);
+	end = (int)below(t, 4);
+	if (end == 1) {
+		/* Unbound: everything completed or cancelled by now. */
+		if (ioctl(fd, SVA_SHIM_IOC_UNBIND))
+			bad(t, "ring UNBIND: %s", errname(-errno));
+		else if (__atomic_load_n(&r->cq_tail, __ATOMIC_ACQUIRE) != n)
+			bad(t, "ring: %u of %u completed at UNBIND",
+			    r->cq_tail, n);
+	}
+	if (end <= 1) {
+		uint64_t t0 = now_ms();
+
+		while (head < n && now_ms() - t0 < 60000) {
+			const struct sva_shim_cqe *c = &cq[head % entries];
+
+			if (__atomic_load_n(&r->cq_tail, __ATOMIC_ACQUIRE) ==
+			    head) {
+				usleep(1000);
+				continue;
+			}
+			if (c->user_data != head || c->status > 5 ||
+			    c->bytes_done > len[head] ||
+			    (c->status == SVA_SHIM_STATUS_BAD &&
+			     c->bytes_done) ||
+			    (c->status == SVA_SHIM_STATUS_OK &&
+			     c->bytes_done != len[head] &&
+			     sq[head].opcode != SVA_SHIM_OP_COMPARE))
+				bad(t, "ring CQE %u: user_data %llu status %u "
+				    "bytes_done %llu of %llu", head,
+				    (unsigned long long)c->user_data, c->status,
+				    (unsigned long long)c->bytes_done,
+				    (unsigned long long)len[head]);
+			head++;
+		}
+		if (head < n)
+			bad(t, "ring: %u of %u completed in 60 s", head, n);
+	}
+	/* else: closed with entries in flight. */
+	munmap(mem, rs.size);
+	close(fd);
+}
+
 /* ------------------------------------------------------- device thread */
 
 static void device_op(struct thr *t)
@@ -1995,6 +2107,10 @@ static void device_op(struct thr *t)
 	}
 	if (c < 20) {
 		op_poll(t);
+		return;
+	}
+	if (c < 21) {
+		op_ring(t);
 		return;
 	}
 	if (!pick_target(t, &tg))

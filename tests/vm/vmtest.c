@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
@@ -1929,6 +1930,8 @@ struct hmm_dmirror_cmd {
 };
 #define HMM_DMIRROR_MIGRATE_TO_DEV _IOWR('H', 0x02, struct hmm_dmirror_cmd)
 #define HMM_DMIRROR_MIGRATE_TO_SYS _IOWR('H', 0x03, struct hmm_dmirror_cmd)
+#define HMM_DMIRROR_READ _IOWR('H', 0x00, struct hmm_dmirror_cmd)
+#define HMM_DMIRROR_WRITE _IOWR('H', 0x01, struct hmm_dmirror_cmd)
 
 /*
  * Round trips of one buffer to device memory and back: ours (MIGRATE)
@@ -2448,6 +2451,795 @@ static int t_regress_exclusive_write_only_release(void)
 }
 
 /* Last: every case closed what it opened; the module holds nothing. */
+/* ------------------------------------------------ the descriptor engine */
+
+/* A raw user of the engine's rings, as libsva's lib/kmod/ring.c is. */
+struct vring {
+	int fd;
+	void *mem;
+	size_t size;
+	struct sva_shim_ring *r;
+	struct sva_shim_sqe *sq;
+	struct sva_shim_cqe *cq;
+	uint32_t entries, sq_tail, cq_head;
+	unsigned int enters;		/* doorbells we rang */
+};
+
+static int vring_setup(struct vring *v, int fd, uint32_t entries, int efd)
+{
+	struct sva_shim_ring_setup rs = { .entries = entries, .eventfd = efd };
+
+	memset(v, 0, sizeof(*v));
+	v->fd = fd;
+	if (ioctl(fd, SVA_SHIM_IOC_RING_SETUP, &rs))
+		return -1;
+	v->mem = mmap(NULL, rs.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+		      SVA_SHIM_RING_OFF);
+	if (v->mem == MAP_FAILED)
+		return -1;
+	v->size = rs.size;
+	v->r = v->mem;
+	v->sq = (void *)((char *)v->mem + rs.sq_off);
+	v->cq = (void *)((char *)v->mem + rs.cq_off);
+	v->entries = entries;
+	return v->r->entries == entries ? 0 : -1;
+}
+
+/* Queue @s; -1 (EAGAIN) when the SQ is full. Doesn't ring. */
+static int vring_push(struct vring *v, const struct sva_shim_sqe *s)
+{
+	if (v->sq_tail - __atomic_load_n(&v->r->sq_head, __ATOMIC_ACQUIRE) ==
+	    v->entries) {
+		errno = EAGAIN;
+		return -1;
+	}
+	v->sq[v->sq_tail % v->entries] = *s;
+	__atomic_store_n(&v->r->sq_tail, ++v->sq_tail, __ATOMIC_RELEASE);
+	return 0;
+}
+
+/* The doorbell, only if the engine asked for it. */
+static void vring_kick(struct vring *v)
+{
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&v->r->flags, __ATOMIC_RELAXED) &
+	    SVA_SHIM_RING_NEED_WAKEUP) {
+		v->enters++;
+		ioctl(v->fd, SVA_SHIM_IOC_RING_ENTER, 0);
+	}
+}
+
+/* The next completion, waiting up to @ms in poll() (EPOLLRDBAND). */
+static int vring_reap(struct vring *v, struct sva_shim_cqe *c, int ms)
+{
+	struct pollfd pfd = { .fd = v->fd, .events = POLLRDBAND };
+	uint64_t t0 = now_ns();
+
+	for (;;) {
+		if (__atomic_load_n(&v->r->cq_tail, __ATOMIC_ACQUIRE) !=
+		    v->cq_head) {
+			*c = v->cq[v->cq_head % v->entries];
+			__atomic_store_n(&v->r->cq_head, ++v->cq_head,
+					 __ATOMIC_RELEASE);
+			return 0;
+		}
+		vring_kick(v);
+		if (now_ns() - t0 > (uint64_t)ms * 1000000)
+			return -1;
+		poll(&pfd, 1, 100);
+	}
+}
+
+static void vring_close(struct vring *v)
+{
+	if (v->mem && v->mem != MAP_FAILED)
+		munmap(v->mem, v->size);
+}
+
+static struct sva_shim_sqe sqe(uint8_t op, const void *src, const void *dst,
+			       size_t len, uint64_t pattern, uint32_t flags,
+			       uint64_t user_data)
+{
+	return (struct sva_shim_sqe){
+		.user_data = user_data, .src = (uintptr_t)src,
+		.dst = (uintptr_t)dst, .len = len, .pattern = pattern,
+		.opcode = op, .flags = flags,
+	};
+}
+
+/* One entry through the engine: its completion, or -1. */
+static int vring_run1(struct vring *v, struct sva_shim_sqe s,
+		      struct sva_shim_cqe *c)
+{
+	if (vring_push(v, &s))
+		return -1;
+	vring_kick(v);
+	return vring_reap(v, c, 10000);
+}
+
+static uint32_t crc32c_sw(uint32_t seed, const uint8_t *p, size_t len)
+{
+	uint32_t crc = ~seed;
+
+	while (len--) {
+		crc ^= *p++;
+		for (int k = 0; k < 8; k++)
+			crc = crc >> 1 ^ (0x82f63b78u & -(crc & 1));
+	}
+	return ~crc;
+}
+
+static int t_engine_abi(void)
+{
+	struct sva_shim_ring_setup rs = { .entries = 8, .eventfd = -1 };
+	uint8_t *p = map(4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	struct sva_shim_sqe bad[7], rsv;
+	struct sva_shim_version ver;
+	struct sva_shim_cqe c;
+	struct vring v;
+	int fd = open("/dev/sva", O_RDWR), status;
+	pid_t pid;
+
+	CHECK(fd >= 0 && p);
+	CHECK(!ioctl(fd, SVA_SHIM_IOC_VERSION, &ver));
+	CHECK(ver.caps & SVA_SHIM_CAP_ENGINE);
+	/* Unbound: no engine. */
+	CHECK(ioctl(fd, SVA_SHIM_IOC_RING_SETUP, &rs) < 0 && errno == ENOTCONN);
+	CHECK(ioctl(fd, SVA_SHIM_IOC_RING_ENTER, 0) < 0 && errno == ENOTCONN);
+	close(fd);
+	fd = sva_open_bound(NULL);
+	CHECK(fd >= 0);
+	CHECK(mmap(NULL, PAGE, PROT_READ, MAP_SHARED, fd, 0) == MAP_FAILED &&
+	      errno == ENXIO);
+	CHECK(ioctl(fd, SVA_SHIM_IOC_RING_ENTER, 0) < 0 && errno == ENXIO);
+	for (int k = 0; k < 4; k++) {
+		struct sva_shim_ring_setup b = { .entries = 8, .eventfd = -1 };
+
+		if (k == 0)
+			b.entries = 0;
+		if (k == 1)
+			b.entries = 12;
+		if (k == 2)
+			b.entries = 2 * SVA_SHIM_RING_MAX_ENTRIES;
+		if (k == 3)
+			b.flags = 1;
+		CHECK(ioctl(fd, SVA_SHIM_IOC_RING_SETUP, &b) < 0 &&
+		      errno == EINVAL);
+	}
+	rs.eventfd = fd;	/* not an eventfd */
+	CHECK(ioctl(fd, SVA_SHIM_IOC_RING_SETUP, &rs) < 0 && errno == EINVAL);
+	CHECK(!vring_setup(&v, fd, 8, -1));
+	CHECK(v.r->flags & SVA_SHIM_RING_NEED_WAKEUP);
+	rs.eventfd = -1;
+	CHECK(ioctl(fd, SVA_SHIM_IOC_RING_SETUP, &rs) < 0 && errno == EBUSY);
+	/* Only the rings, from offset 0. */
+	CHECK(mmap(NULL, PAGE, PROT_READ, MAP_SHARED, fd, PAGE) == MAP_FAILED &&
+	      errno == EINVAL);
+	CHECK(mmap(NULL, v.size + PAGE, PROT_READ, MAP_SHARED, fd, 0) ==
+	      MAP_FAILED && errno == EINVAL);
+	CHECK(mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE, fd, 0) == MAP_FAILED &&
+	      errno == EINVAL);
+	/* Never forked, not even on request. */
+	CHECK(madvise(v.mem, v.size, MADV_DOFORK) < 0 && errno == EINVAL);
+	/* Malformed entries complete BAD, touching nothing. */
+	memset(p, 5, 4 * PAGE);
+	bad[0] = sqe(9, p, p + PAGE, 8, 0, 0, 1);
+	bad[1] = sqe(SVA_SHIM_OP_COPY, p, p + 8, 16, 0, 0, 2);	/* overlap */
+	bad[2] = sqe(SVA_SHIM_OP_NOP, NULL, NULL, 8, 0, 0, 3);
+	bad[3] = sqe(SVA_SHIM_OP_FILL, NULL, p, 8, 0, 2, 4);	/* flags */
+	bad[4] = sqe(SVA_SHIM_OP_FILL, NULL, p, 0, 0, 0, 5);
+	bad[5] = sqe(SVA_SHIM_OP_FILL, NULL, (void *)-4096ul, 8192, 0, 0, 6);
+	bad[6] = sqe(SVA_SHIM_OP_FILL, NULL, p, 8, 0, 0, 7);
+	bad[6].rsvd[1] = 1;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		CHECK(!vring_run1(&v, bad[i], &c));
+		CHECK(c.user_data == bad[i].user_data);
+		CHECK(c.status == SVA_SHIM_STATUS_BAD && !c.bytes_done);
+	}
+	CHECK(p[0] == 5 && p[PAGE + 8] == 5);
+	rsv = sqe(SVA_SHIM_OP_NOP, NULL, NULL, 0, 0, 0, 8);
+	CHECK(!vring_run1(&v, rsv, &c));
+	CHECK(c.user_data == 8 && c.status == SVA_SHIM_STATUS_OK);
+	CHECK(v.r->completed == 8);
+	/* Another mm may not map the rings. */
+	pid = fork();
+	CHECK(pid >= 0);
+	if (!pid)
+		_exit(mmap(NULL, PAGE, PROT_READ, MAP_SHARED, fd, 0) ==
+		      MAP_FAILED && errno == EPERM ? 0 : 1);
+	CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+	      WEXITSTATUS(status) == 0);
+	vring_close(&v);
+	close(fd);
+	munmap(p, 4 * PAGE);
+	return 0;
+}
+
+/* COPY, FILL, COMPARE, CRC32C byte exact, at odd offsets across pages. */
+static int t_engine_ops(void)
+{
+	size_t len = 64 * PAGE;
+	uint8_t *a = map(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	uint8_t *b = map(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	uint8_t *fresh = map(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	struct sva_shim_stats s0, s1;
+	struct sva_shim_cqe c;
+	struct vring v;
+	int fd = sva_open_bound(NULL);
+	size_t off = 123, doff = 3001, n = 40 * PAGE + 77, i;
+	uint64_t pat = 0x0123456789abcdefull;
+
+	CHECK(fd >= 0 && a && b && fresh);
+	CHECK(!vring_setup(&v, fd, 16, -1));
+	fill_pat(a, len, 1);
+	memset(b, 0xee, len);
+	s0 = stats(fd);
+	CHECK(!vring_run1(&v, sqe(SVA_SHIM_OP_COPY, a + off, b + doff, n, 0,
+				  SVA_SHIM_SQE_FAULT, 1), &c));
+	CHECK(c.status == SVA_SHIM_STATUS_OK && c.bytes_done == n);
+	CHECK(!check_pat_at(b + doff - off, off, n, 1));
+	CHECK(b[doff - 1] == 0xee && b[doff + n] == 0xee);
+	s1 = stats(fd);
+	CHECK(s1.bytes_done - s0.bytes_done == n);
+	CHECK(s1.translations > s0.translations);
+	/* COMPARE: equal, then a difference found exactly. */
+	CHECK(!vring_run1(&v, sqe(SVA_SHIM_OP_COMPARE, a + off, b + doff, n,
+				  0, SVA_SHIM_SQE_FAULT, 2), &c));
+	CHECK(c.status == SVA_SHIM_STATUS_OK && c.result == 0 &&
+	      c.bytes_done == n);
+	b[doff + 5 * PAGE + 9] ^= 1;
+	CHECK(!vring_run1(&v, sqe(SVA_SHIM_OP_COMPARE, a + off, b + doff, n,
+				  0, SVA_SHIM_SQE_FAULT, 3), &c));
+	CHECK(c.status == SVA_SHIM_STATUS_OK && c.result == 1 &&
+	      c.bytes_done == 5 * PAGE + 9);
+	/* CRC32C, seeded. */
+	CHECK(!vring_run1(&v, sqe(SVA_SHIM_OP_CRC32C, a + off, NULL, n, 77,
+				  SVA_SHIM_SQE_FAULT, 4), &c));
+	CHECK(c.status == SVA_SHIM_STATUS_OK && c.bytes_done == n);
+	CHECK(c.result == crc32c_sw(77, a + off, n));
+	/* FILL: the pattern's bytes in order from dst on. */
+	CHECK(!vring_run1(&v, sqe(SVA_SHIM_OP_FILL, NULL, b + doff, n, pat,
+				  SVA_SHIM_SQE_FAULT, 5), &c));
+	CHECK(c.status == SVA_SHIM_STATUS_OK && c.bytes_done == n);
+	for (i = 0; i < n; i++)
+		CHECK(b[doff + i] == (uint8_t)(pat >> (8 * (i % 8))));
+	CHECK(b[doff - 1] == 0xee && b[doff + n] == 0xee);
+	/* Fresh memory: page requests, counted; without FAULT, none. */
+	s0 = stats(fd);
+	CHECK(!vring_run1(&v, sqe(SVA_SHIM_OP_COPY, a, fresh, len, 0, 0, 6),
+			  &c));
+	CHECK(c.status == SVA_SHIM_STATUS_PAGE_FAULT && c.bytes_done == 0 &&
+	      c.fault_addr == (uintptr_t)fresh && c.access == 2 && !c.faults);
+	CHECK(!vring_run1(&v, sqe(SVA_SHIM_OP_COPY, a, fresh, len, 0,
+				  SVA_SHIM_SQE_FAULT, 7), &c));
+	CHECK(c.status == SVA_SHIM_STATUS_OK && c.bytes_done == len &&
+	      c.faults >= 1);
+	s1 = stats(fd);
+	CHECK(s1.page_requests - s0.page_requests >= len / PAGE);
+	CHECK(!check_pat(fresh, len, 1));
+	vring_close(&v);
+	close(fd);
+	munmap(a, len);
+	munmap(b, len);
+	munmap(fresh, len);
+	return 0;
+}
+
+/*
+ * The engine sleeps until the doorbell; a full SQ refuses more until the
+ * engine takes some; a full CQ stops the engine until userspace reaps,
+ * then the doorbell wakes it and the rest complete, in order.
+ */
+static int t_engine_ring_full(void)
+{
+	uint8_t *p = map(2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	struct sva_shim_sqe s;
+	struct sva_shim_cqe c;
+	struct vring v;
+	int fd = sva_open_bound(NULL), efd = eventfd(0, EFD_CLOEXEC);
+	uint64_t cnt;
+
+	CHECK(fd >= 0 && p && efd >= 0);
+	memset(p, 1, 2 * PAGE);
+	CHECK(!vring_setup(&v, fd, 4, efd));
+	for (uint64_t i = 0; i < 4; i++) {
+		s = sqe(SVA_SHIM_OP_FILL, NULL, p + i, 1, 0x10 + i, 0, i);
+		CHECK(!vring_push(&v, &s));
+	}
+	CHECK(vring_push(&v, &s) < 0 && errno == EAGAIN);
+	/* Idle: nothing runs without the doorbell. */
+	usleep(50000);
+	CHECK(v.r->sq_head == 0 && v.r->cq_tail == 0 && p[0] == 1);
+	CHECK(v.r->flags & SVA_SHIM_RING_NEED_WAKEUP);
+	vring_kick(&v);
+	CHECK(v.enters == 1);
+	/* Woken: all four, and the eventfd told. */
+	for (int t = 0; t < 1000 && v.r->cq_tail != 4; t++)
+		usleep(1000);
+	CHECK(v.r->cq_tail == 4 && read(efd, &cnt, 8) == 8 && cnt >= 1);
+	/* CQ full (not reaped): four more wait in the SQ. */
+	for (uint64_t i = 4; i < 8; i++) {
+		s = sqe(SVA_SHIM_OP_FILL, NULL, p + i, 1, 0x10 + i, 0, i);
+		CHECK(!vring_push(&v, &s));
+	}
+	vring_kick(&v);
+	usleep(50000);
+	CHECK(v.r->cq_tail == 4 && v.r->sq_head == 4 && p[4] == 1);
+	CHECK(vring_push(&v, &s) < 0 && errno == EAGAIN);
+	for (uint64_t i = 0; i < 8; i++) {
+		CHECK(!vring_reap(&v, &c, 10000));
+		CHECK(c.user_data == i && c.status == SVA_SHIM_STATUS_OK);
+		CHECK(p[i] == 0x10 + i);
+	}
+	CHECK(p[8] == 1 && v.r->completed == 8);
+	vring_close(&v);
+	close(efd);
+	close(fd);
+	munmap(p, 2 * PAGE);
+	return 0;
+}
+
+/* Many entries, one doorbell: no system call per descriptor. */
+static int t_engine_many_one_doorbell(void)
+{
+	size_t n = 256, len = 2 * PAGE;
+	uint8_t *src = map(n * len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	uint8_t *dst = map(n * len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	struct sva_shim_sqe s;
+	struct sva_shim_cqe c;
+	struct vring v;
+	int fd = sva_open_bound(NULL);
+
+	CHECK(fd >= 0 && src && dst);
+	fill_pat(src, n * len, 3);
+	memset(dst, 0, n * len);
+	CHECK(!vring_setup(&v, fd, 256, -1));
+	for (size_t i = 0; i < n; i++) {
+		s = sqe(SVA_SHIM_OP_COPY, src + i * len, dst + i * len, len, 0,
+			SVA_SHIM_SQE_FAULT, i);
+		CHECK(!vring_push(&v, &s));
+	}
+	vring_kick(&v);
+	for (size_t i = 0; i < n; i++) {
+		/* Reaped from the CQ as the engine goes: no doorbell. */
+		CHECK(!vring_reap(&v, &c, 10000));
+		CHECK(c.user_data == i && c.status == SVA_SHIM_STATUS_OK &&
+		      c.bytes_done == len);
+	}
+	printf("# %zu entries: %u doorbells, %llu engine runs\n", n,
+	       v.enters, (unsigned long long)v.r->wakeups);
+	CHECK(v.enters == 1 && v.r->wakeups == 1 && v.r->completed == n);
+	CHECK(!check_pat(dst, n * len, 3));
+	vring_close(&v);
+	close(fd);
+	munmap(src, n * len);
+	munmap(dst, n * len);
+	return 0;
+}
+
+/*
+ * ENTER with SVA_SHIM_ENTER_INLINE: the caller runs what is queued, in
+ * its own call, as far as the CQ has room; the work item never runs.
+ */
+static int t_engine_inline(void)
+{
+	uint8_t *p = map(PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	struct sva_shim_sqe s;
+	struct sva_shim_cqe c;
+	struct vring v;
+	int fd = sva_open_bound(NULL);
+
+	CHECK(fd >= 0 && p);
+	memset(p, 1, PAGE);
+	CHECK(!vring_setup(&v, fd, 4, -1));
+	CHECK(ioctl(fd, SVA_SHIM_IOC_RING_ENTER, 2) < 0 && errno == EINVAL);
+	for (int round = 0; round < 2; round++) {
+		for (uint64_t i = 0; i < 4; i++) {
+			s = sqe(SVA_SHIM_OP_FILL, NULL, p + 4 * round + i, 1,
+				0x20 + 4 * round + i, SVA_SHIM_SQE_FAULT,
+				4 * round + i);
+			CHECK(!vring_push(&v, &s));
+		}
+		CHECK(!ioctl(fd, SVA_SHIM_IOC_RING_ENTER,
+			     SVA_SHIM_ENTER_INLINE));
+		/* Round 1: the CQ is full of round 0's, nothing ran. */
+		CHECK(v.r->cq_tail == 4 && v.r->sq_head == 4);
+	}
+	CHECK(p[4] == 1);
+	for (uint64_t i = 0; i < 4; i++) {
+		CHECK(!vring_reap(&v, &c, 0) && c.user_data == i);
+		CHECK(c.status == SVA_SHIM_STATUS_OK && p[i] == 0x20 + i);
+	}
+	CHECK(!ioctl(fd, SVA_SHIM_IOC_RING_ENTER, SVA_SHIM_ENTER_INLINE));
+	CHECK(v.r->cq_tail == 8 && v.r->sq_head == 8);
+	for (uint64_t i = 4; i < 8; i++) {
+		CHECK(!vring_reap(&v, &c, 0) && c.user_data == i);
+		CHECK(c.status == SVA_SHIM_STATUS_OK && p[i] == 0x20 + i);
+	}
+	CHECK(v.r->wakeups == 0 && v.r->completed == 8);
+	vring_close(&v);
+	close(fd);
+	munmap(p, PAGE);
+	return 0;
+}
+
+/* Faults through the engine: bytes_done and fault_addr exact. */
+static int t_engine_faults(void)
+{
+	size_t len = 8 * PAGE, off = 100;
+	uint8_t *src = map(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	uint8_t *dst = map(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	struct sva_shim_cqe c;
+	struct vring v;
+	int fd = sva_open_bound(NULL);
+
+	CHECK(fd >= 0 && src && dst);
+	fill_pat(src, len, 4);
+	memset(dst, 0, len);
+	CHECK(!vring_setup(&v, fd, 8, -1));
+	/* A no-access page in the source: INVALID there, reads. */
+	CHECK(!mprotect(src + 5 * PAGE, PAGE, PROT_NONE));
+	CHECK(!vring_run1(&v, sqe(SVA_SHIM_OP_COPY, src + off, dst, len - off,
+				  0, SVA_SHIM_SQE_FAULT, 1), &c));
+	CHECK(c.status == SVA_SHIM_STATUS_INVALID && c.access == 1);
+	CHECK(c.fault_addr == (uintptr_t)src + 5 * PAGE);
+	CHECK(c.bytes_done == 5 * PAGE - off);
+	CHECK(!check_pat_at(dst - off, off, 5 * PAGE - off, 4));
+	CHECK(dst[5 * PAGE - off] == 0);	/* nothing after it */
+	CHECK(!mprotect(src + 5 * PAGE, PAGE, PROT_READ | PROT_WRITE));
+	/* A read-only destination page: INVALID, writes. */
+	memset(dst, 0, len);
+	CHECK(!mprotect(dst + 3 * PAGE, PAGE, PROT_READ));
+	CHECK(!vring_run1(&v, sqe(SVA_SHIM_OP_FILL, NULL, dst + off, len - off,
+				  0x1111111111111111ull, SVA_SHIM_SQE_FAULT,
+				  2), &c));
+	CHECK(c.status == SVA_SHIM_STATUS_INVALID && c.access == 2);
+	CHECK(c.fault_addr == (uintptr_t)dst + 3 * PAGE);
+	CHECK(c.bytes_done == 3 * PAGE - off);
+	CHECK(dst[off - 1] == 0 && dst[off] == 0x11 &&
+	      dst[3 * PAGE - 1] == 0x11 && dst[3 * PAGE] == 0);
+	CHECK(!mprotect(dst + 3 * PAGE, PAGE, PROT_READ | PROT_WRITE));
+	/* Past the address space: INVALID at its first byte. */
+	CHECK(!vring_run1(&v, sqe(SVA_SHIM_OP_CRC32C, (void *)0x7ffffffff000ul,
+				  NULL, 2 * PAGE, 0, SVA_SHIM_SQE_FAULT, 3),
+			  &c));
+	CHECK(c.status == SVA_SHIM_STATUS_INVALID);
+	/* The CRC of what was done resumes, as libsva resumes it. */
+	CHECK(!mprotect(src + 2 * PAGE, PAGE, PROT_NONE));
+	CHECK(!vring_run1(&v, sqe(SVA_SHIM_OP_CRC32C, src, NULL, len, 9,
+				  SVA_SHIM_SQE_FAULT, 4), &c));
+	CHECK(c.status == SVA_SHIM_STATUS_INVALID &&
+	      c.bytes_done == 2 * PAGE);
+	CHECK(c.result == crc32c_sw(9, src, 2 * PAGE));
+	CHECK(!mprotect(src + 2 * PAGE, PAGE, PROT_READ | PROT_WRITE));
+	vring_close(&v);
+	close(fd);
+	munmap(src, len);
+	munmap(dst, len);
+	return 0;
+}
+
+/* munmap() of a source while its entries wait in the SQ. */
+static int t_engine_unmap_queued(void)
+{
+	size_t len = 8 * PAGE;
+	uint8_t *src = map(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	uint8_t *dst = map(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	struct sva_shim_sqe s;
+	struct sva_shim_cqe c;
+	struct vring v;
+	int fd = sva_open_bound(NULL);
+
+	CHECK(fd >= 0 && src && dst);
+	fill_pat(src, len, 5);
+	CHECK(!vring_setup(&v, fd, 8, -1));
+	/* Warm: the device page table holds both. */
+	CHECK(!vring_run1(&v, sqe(SVA_SHIM_OP_COPY, src, dst, len, 0,
+				  SVA_SHIM_SQE_FAULT, 0), &c));
+	CHECK(c.status == SVA_SHIM_STATUS_OK);
+	s = sqe(SVA_SHIM_OP_COPY, src, dst, len, 0, SVA_SHIM_SQE_FAULT, 1);
+	CHECK(!vring_push(&v, &s));
+	s = sqe(SVA_SHIM_OP_COPY, src, dst, len, 0, 0, 2);
+	CHECK(!vring_push(&v, &s));
+	CHECK(!munmap(src + 4 * PAGE, 4 * PAGE));
+	vring_kick(&v);
+	CHECK(!vring_reap(&v, &c, 10000));
+	CHECK(c.user_data == 1 && c.status == SVA_SHIM_STATUS_INVALID);
+	CHECK(c.bytes_done == 4 * PAGE &&
+	      c.fault_addr == (uintptr_t)src + 4 * PAGE);
+	CHECK(!vring_reap(&v, &c, 10000));
+	CHECK(c.user_data == 2 && c.status == SVA_SHIM_STATUS_PAGE_FAULT);
+	CHECK(c.bytes_done == 4 * PAGE &&
+	      c.fault_addr == (uintptr_t)src + 4 * PAGE);
+	vring_close(&v);
+	close(fd);
+	munmap(src, 4 * PAGE);
+	munmap(dst, len);
+	return 0;
+}
+
+static int live_objects_settle(void)
+{
+	int n = live_objects();
+
+	for (int t = 0; t < 200 && n; t++) {
+		usleep(10000);
+		n = live_objects();
+	}
+	return n;
+}
+
+/*
+ * Unbind, close and exit with entries in flight: unbinding cancels what
+ * is left (bytes_done exact) and nothing runs after it returns; a process
+ * that exits with its rings mapped and the engine busy leaves nothing.
+ */
+static int t_engine_teardown(void)
+{
+	size_t n = 64, len = 64 * PAGE;
+	uint8_t *src = map(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	uint8_t *dst = map(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	struct sva_shim_sqe s;
+	struct sva_shim_cqe c;
+	struct vring v;
+	int fd = sva_open_bound(NULL), status, ok = 0, cancelled = 0;
+	pid_t pid;
+
+	CHECK(fd >= 0 && src && dst);
+	fill_pat(src, len, 6);
+	CHECK(!vring_setup(&v, fd, 64, -1));
+	for (size_t i = 0; i < n; i++) {
+		s = sqe(SVA_SHIM_OP_COPY, src, dst, len, 0,
+			SVA_SHIM_SQE_FAULT, i);
+		CHECK(!vring_push(&v, &s));
+	}
+	vring_kick(&v);
+	CHECK(!ioctl(fd, SVA_SHIM_IOC_UNBIND));
+	/* Every entry completed or was cancelled by the time it returned. */
+	CHECK(v.r->sq_head == n && v.r->cq_tail == n);
+	for (size_t i = 0; i < n; i++) {
+		CHECK(!vring_reap(&v, &c, 0));
+		CHECK(c.user_data == i);
+		if (c.status == SVA_SHIM_STATUS_OK)
+			ok++;
+		else
+			cancelled += c.status == SVA_SHIM_STATUS_CANCELLED;
+		CHECK(c.status == SVA_SHIM_STATUS_OK ||
+		      c.status == SVA_SHIM_STATUS_CANCELLED);
+		CHECK(c.status != SVA_SHIM_STATUS_OK || c.bytes_done == len);
+		CHECK(c.bytes_done % PAGE == 0);
+	}
+	printf("# unbind with %zu in flight: %d done, %d cancelled\n", n, ok,
+	       cancelled);
+	memset(dst, 0, len);
+	usleep(20000);
+	CHECK(dst[0] == 0 && dst[len - 1] == 0);	/* nothing runs now */
+	vring_close(&v);
+	close(fd);
+	CHECK(live_objects_settle() == 0);
+	/* Exit, rings mapped, the engine busy, no munmap nor close. */
+	pid = fork();
+	CHECK(pid >= 0);
+	if (!pid) {
+		int cfd = sva_open_bound(NULL);
+
+		if (cfd < 0 || vring_setup(&v, cfd, 64, eventfd(0, 0)))
+			_exit(1);
+		for (size_t i = 0; i < n; i++) {
+			s = sqe(SVA_SHIM_OP_COPY, src, dst, len, 0,
+				SVA_SHIM_SQE_FAULT, i);
+			vring_push(&v, &s);
+		}
+		vring_kick(&v);
+		_exit(0);
+	}
+	CHECK(waitpid(pid, &status, 0) == pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK(live_objects_settle() == 0);
+	munmap(src, len);
+	munmap(dst, len);
+	return 0;
+}
+
+/*
+ * fork(): the child gets no copy of the rings (the mapping is the
+ * context's mm's), can't map or ring them, and once the parent lets go
+ * the context is gone, the child still alive.
+ */
+static int t_engine_fork(void)
+{
+	struct sva_shim_cqe c;
+	struct vring v;
+	int fd = sva_open_bound(NULL), status, go[2];
+	unsigned char vec;
+	char ch = 0;
+	pid_t pid;
+
+	CHECK(fd >= 0 && !pipe(go));
+	CHECK(!vring_setup(&v, fd, 8, -1));
+	pid = fork();
+	CHECK(pid >= 0);
+	if (!pid) {
+		int bad = 0;
+
+		close(go[1]);
+		bad |= mincore(v.mem, PAGE, &vec) == 0 || errno != ENOMEM;
+		bad |= mmap(NULL, PAGE, PROT_READ, MAP_SHARED, fd, 0) !=
+		       MAP_FAILED || errno != EPERM;
+		bad |= ioctl(fd, SVA_SHIM_IOC_RING_ENTER, 0) == 0 ||
+		       errno != EPERM;
+		close(fd);	/* as libsva's fork handler does */
+		if (read(go[0], &ch, 1) != 1)
+			bad = 1;
+		_exit(bad);
+	}
+	close(go[0]);
+	CHECK(!vring_run1(&v, sqe(SVA_SHIM_OP_NOP, NULL, NULL, 0, 0, 0, 1),
+			  &c));
+	CHECK(c.status == SVA_SHIM_STATUS_OK);
+	vring_close(&v);
+	close(fd);
+	/* The child lives on, holding nothing of ours. */
+	usleep(20000);
+	CHECK(live_objects_settle() == 0);
+	CHECK(write(go[1], &ch, 1) == 1);
+	CHECK(waitpid(pid, &status, 0) == pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	close(go[1]);
+	return 0;
+}
+
+/* Rings are bounded per context and per user. */
+static int t_engine_limits(void)
+{
+	struct sva_shim_ring_setup rs = { .entries = 4096, .eventfd = -1 };
+	int fds[16], n = 0, made = 0, ret = -1, err = 0;
+	char kb[32], ent[32];
+	size_t pages = 1;
+
+	CHECK(!get_param("max_ring_kb_per_user", kb, sizeof(kb)));
+	CHECK(!get_param("max_ring_entries", ent, sizeof(ent)));
+	if (set_param("max_ring_kb_per_user", "600") ||
+	    set_param("max_ring_entries", "1024"))
+		goto restore;
+	fds[n] = sva_open_bound(NULL);
+	if (fds[n++] < 0)
+		goto restore;
+	/* Past max_ring_entries: refused. */
+	if (!ioctl(fds[0], SVA_SHIM_IOC_RING_SETUP, &rs) || errno != EINVAL) {
+		snprintf(why, sizeof(why), "4096 entries over max_ring_entries");
+		goto restore;
+	}
+	/* Rings of 1024 entries until the user's 600 KiB are used. */
+	rs.entries = 1024;
+	for (int i = 0; i < 16 && !err; i++) {
+		struct sva_shim_ring_setup r = rs;
+
+		fds[n] = i ? sva_open_bound(NULL) : fds[0];
+		if (fds[n] < 0)
+			break;
+		n += i > 0;
+		if (ioctl(fds[n - 1], SVA_SHIM_IOC_RING_SETUP, &r))
+			err = errno;
+		else
+			made++, pages = r.size / PAGE;
+	}
+	if (!made || err != ENOSPC) {
+		snprintf(why, sizeof(why), "%d rings, then errno %d", made, err);
+		goto restore;
+	}
+	printf("# rings of %zu pages: %d fit in 600 KiB\n", pages, made);
+	if ((size_t)made != 600 / 4 / pages) {
+		snprintf(why, sizeof(why), "%d rings fit, not %zu", made,
+			 600 / 4 / pages);
+		goto restore;
+	}
+	ret = 0;
+restore:
+	set_param("max_ring_kb_per_user", kb);
+	set_param("max_ring_entries", ent);
+	while (n--)
+		close(fds[n]);
+	return ret;
+}
+
+/* The kernel's test_hmm device, loaded if it is there; -1 if not. */
+static int test_hmm_open(void)
+{
+	int fd = open("/dev/hmm_dmirror0", O_RDWR | O_CLOEXEC);
+
+	if (fd >= 0 || access("/test_hmm.ko", R_OK) ||
+	    system("insmod /test_hmm.ko 2> /dev/null"))
+		return fd;
+	return open("/dev/hmm_dmirror0", O_RDWR | O_CLOEXEC);
+}
+
+/*
+ * The engine against the READ/WRITE window path it replaces, on the same
+ * 4 MiB, and against test_hmm's dmirror READ + WRITE of it where the
+ * kernel has test_hmm: printed as ratios for the bench log, never
+ * asserted.
+ */
+static int t_engine_vs_windows(void)
+{
+	size_t len = 4ul << 20, win = 64 * PAGE;
+	uint8_t *src = map(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	uint8_t *dst = map(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	uint8_t *buf = map(len, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	struct hmm_dmirror_cmd hc;
+	struct sva_shim_sqe s;
+	struct sva_shim_cqe c;
+	struct vring v;
+	uint64_t t0, ring_ns = 0, inl_ns = 0, win_ns = 0, read_ns = 0;
+	uint64_t hmm_ns = 0;
+	int fd = sva_open_bound(NULL), hfd = test_hmm_open();
+
+	CHECK(fd >= 0 && src && dst && buf);
+	fill_pat(src, len, 7);
+	memset(dst, 0, len);
+	memset(buf, 0, len);
+	CHECK(!vring_setup(&v, fd, 8, -1));
+	for (int round = 0; round < 4; round++) {
+		t0 = now_ns();
+		CHECK(!vring_run1(&v, sqe(SVA_SHIM_OP_COPY, src, dst, len, 0,
+					  SVA_SHIM_SQE_FAULT, 1), &c));
+		CHECK(c.status == SVA_SHIM_STATUS_OK && c.bytes_done == len);
+		if (round)
+			ring_ns += now_ns() - t0;
+		t0 = now_ns();
+		s = sqe(SVA_SHIM_OP_COPY, src, dst, len, 0, SVA_SHIM_SQE_FAULT, 2);
+		CHECK(!vring_push(&v, &s));
+		CHECK(!ioctl(fd, SVA_SHIM_IOC_RING_ENTER, SVA_SHIM_ENTER_INLINE));
+		CHECK(!vring_reap(&v, &c, 0) && c.user_data == 2);
+		CHECK(c.status == SVA_SHIM_STATUS_OK && c.bytes_done == len);
+		if (round)
+			inl_ns += now_ns() - t0;
+		t0 = now_ns();
+		for (size_t o = 0; o < len; o += win) {
+			CHECK(!dev_access(fd, SVA_SHIM_IOC_READ, src + o, win,
+					  buf, 0, NULL));
+			CHECK(!dev_access(fd, SVA_SHIM_IOC_WRITE, dst + o, win,
+					  buf, 0, NULL));
+		}
+		if (round)
+			win_ns += now_ns() - t0;
+		t0 = now_ns();
+		CHECK(!dev_access(fd, SVA_SHIM_IOC_READ, src, len, buf, 0,
+				  NULL));
+		if (round)
+			read_ns += now_ns() - t0;
+		if (hfd < 0)
+			continue;
+		t0 = now_ns();
+		hc = (struct hmm_dmirror_cmd){ .addr = (uintptr_t)src,
+			.ptr = (uintptr_t)buf, .npages = len / PAGE };
+		CHECK(!ioctl(hfd, HMM_DMIRROR_READ, &hc));
+		hc = (struct hmm_dmirror_cmd){ .addr = (uintptr_t)dst,
+			.ptr = (uintptr_t)buf, .npages = len / PAGE };
+		CHECK(!ioctl(hfd, HMM_DMIRROR_WRITE, &hc));
+		if (round)
+			hmm_ns += now_ns() - t0;
+	}
+	CHECK(!check_pat(dst, len, 7));
+	printf("# engine: 4 MiB copy %.2f ms (inline ENTER %.2f ms); READ+WRITE windows %.2f ms (x%.2f of the engine); one READ ioctl %.2f ms (x%.2f)\n",
+	       ring_ns / 3e6, inl_ns / 3e6, win_ns / 3e6,
+	       (double)win_ns / ring_ns, read_ns / 3e6,
+	       (double)read_ns / ring_ns);
+	if (hfd >= 0)
+		printf("# engine: test_hmm dmirror READ+WRITE of it %.2f ms (x%.2f of the engine)\n",
+		       hmm_ns / 3e6, (double)hmm_ns / ring_ns);
+	else
+		printf("# engine: no test_hmm to compare\n");
+	if (hfd >= 0)
+		close(hfd);
+	vring_close(&v);
+	close(fd);
+	munmap(src, len);
+	munmap(dst, len);
+	munmap(buf, len);
+	return 0;
+}
+
 static int t_no_leaks(void)
 {
 	CHECK(live_objects() == 0);
@@ -2504,6 +3296,17 @@ static const struct {
 	{ "regress_exclusive_unbind_race", t_regress_exclusive_unbind_race },
 	{ "regress_exclusive_write_only_release",
 	  t_regress_exclusive_write_only_release },
+	{ "engine_abi", t_engine_abi },
+	{ "engine_ops", t_engine_ops },
+	{ "engine_ring_full", t_engine_ring_full },
+	{ "engine_many_one_doorbell", t_engine_many_one_doorbell },
+	{ "engine_inline", t_engine_inline },
+	{ "engine_faults", t_engine_faults },
+	{ "engine_unmap_queued", t_engine_unmap_queued },
+	{ "engine_teardown", t_engine_teardown },
+	{ "engine_fork", t_engine_fork },
+	{ "engine_limits", t_engine_limits },
+	{ "engine_vs_windows", t_engine_vs_windows },
 	{ "no_leaks", t_no_leaks },
 };
 

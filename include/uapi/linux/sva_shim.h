@@ -37,6 +37,8 @@
  * carries a node with -EINVAL.
  */
 #define SVA_SHIM_CAP_MIGRATE_NODE	(1u << 4)
+/* The descriptor engine: RING_SETUP, the rings' mmap, RING_ENTER. */
+#define SVA_SHIM_CAP_ENGINE	(1u << 5)
 
 struct sva_shim_version {
 	__u32 abi;		/* out: SVA_SHIM_ABI_VERSION */
@@ -276,6 +278,111 @@ struct sva_shim_exclusive {
 	__u64 not_held[SVA_SHIM_EXCL_NM_MAX];	/* out */
 };
 
+/*
+ * The descriptor engine. The context executes descriptors itself, as a
+ * device's work queue does: userspace writes entries into a submission
+ * queue (SQ) and reads their completions from a completion queue (CQ),
+ * both in memory it maps from the context's fd (io_uring's model). The
+ * engine moves bytes page to page in the mirrored pages (the device page
+ * table above, filled by translations and page requests as READ/WRITE
+ * fill it), byte exact, with no copy through userspace.
+ *
+ * RING_SETUP (once per context; -EBUSY after) sizes both queues and says
+ * where they lie; mmap() @size bytes at offset SVA_SHIM_RING_OFF. The
+ * mapping is the caller's mm's only: fork() doesn't copy it. Indices run
+ * freely (u32) and are masked with entries - 1. The producer of a queue
+ * writes its entries then its tail with a store-release; the consumer
+ * reads the tail with a load-acquire, the entries, then writes its head
+ * with a store-release. The engine runs while the SQ has entries and the
+ * CQ room; before it stops it sets SVA_SHIM_RING_NEED_WAKEUP in flags (then
+ * a full barrier, then it looks at the SQ once more): a submitter that
+ * sees it after publishing its tail (a full barrier between) rings the
+ * doorbell, RING_ENTER. The engine stops too when the CQ is full: reap,
+ * then ring. Completions signal the eventfd given at setup and wake
+ * poll() with EPOLLRDBAND. RING_ENTER's argument, SVA_SHIM_ENTER_INLINE,
+ * runs what the SQ holds in the caller's own call instead (as far as
+ * the CQ has room), as io_uring_enter() does without SQPOLL: for a
+ * submitter that would wait for the completions anyway.
+ */
+#define SVA_SHIM_RING_OFF		0ull	/* mmap offset of the rings */
+#define SVA_SHIM_RING_MAX_ENTRIES	4096u	/* per queue */
+#define SVA_SHIM_RING_MAX_LEN		(1ull << 30)	/* bytes per entry */
+
+/* RING_ENTER's argument */
+#define SVA_SHIM_ENTER_INLINE		(1u << 0)
+
+/* struct sva_shim_ring.flags, written by the engine */
+#define SVA_SHIM_RING_NEED_WAKEUP	(1u << 0)
+
+/* struct sva_shim_sqe.opcode */
+#define SVA_SHIM_OP_NOP		0
+#define SVA_SHIM_OP_COPY	1	/* dst[0..len) = src[0..len), disjoint */
+#define SVA_SHIM_OP_FILL	2	/* dst[i] = byte i % 8 of pattern (LE) */
+#define SVA_SHIM_OP_COMPARE	3	/* result: 0 equal, 1 differ at bytes_done */
+#define SVA_SHIM_OP_CRC32C	4	/* result: crc32c of src seeded by pattern */
+
+/* struct sva_shim_sqe.flags */
+/*
+ * Raise page requests for pages not mirrored (block on fault); without
+ * it the entry stops at the first page no translation finds, status
+ * PAGE_FAULT, as READ/WRITE with SVA_SHIM_ACCESS_NO_FAULT.
+ */
+#define SVA_SHIM_SQE_FAULT	(1u << 0)
+
+/* struct sva_shim_cqe.status, beyond SVA_SHIM_STATUS_* above */
+#define SVA_SHIM_STATUS_CANCELLED	4	/* unbound, or the mm exiting */
+#define SVA_SHIM_STATUS_BAD		5	/* malformed entry: nothing done */
+
+struct sva_shim_sqe {
+	__u64 user_data;	/* copied into the completion */
+	__u64 src;
+	__u64 dst;
+	__u64 len;		/* 1 to SVA_SHIM_RING_MAX_LEN (NOP: 0) */
+	__u64 pattern;		/* FILL: the bytes laid; CRC32C: the seed */
+	__u8 opcode;		/* SVA_SHIM_OP_* */
+	__u8 pad[3];
+	__u32 flags;		/* SVA_SHIM_SQE_* */
+	__u64 rsvd[2];		/* zero */
+};
+
+/*
+ * A completion: exactly bytes_done bytes were done, in order; on a fault
+ * (status PAGE_FAULT, INVALID, FAILURE) fault_addr is the first byte not
+ * done and access says which side (1 read, 2 write).
+ */
+struct sva_shim_cqe {
+	__u64 user_data;
+	__u64 bytes_done;
+	__u64 fault_addr;
+	__u64 result;		/* CRC32C: the CRC of the bytes done */
+	__u32 status;		/* SVA_SHIM_STATUS_* */
+	__u32 access;
+	__u64 faults;		/* page request groups raised */
+};
+
+/* At offset 0 of the mapping. */
+struct sva_shim_ring {
+	__u32 sq_head;		/* engine */
+	__u32 sq_tail;		/* user */
+	__u32 cq_head;		/* user */
+	__u32 cq_tail;		/* engine */
+	__u32 flags;		/* engine: SVA_SHIM_RING_* */
+	__u32 entries;		/* of each queue */
+	__u64 completed;	/* engine: entries completed */
+	__u64 wakeups;		/* engine: runs started (doorbells heeded) */
+	__u64 rsvd[4];
+};
+
+struct sva_shim_ring_setup {
+	__u32 entries;		/* in: a power of 2, 1..RING_MAX_ENTRIES */
+	__u32 flags;		/* in: 0 */
+	__s32 eventfd;		/* in: -1, or an eventfd completions signal */
+	__u32 pad;
+	__u64 size;		/* out: bytes to mmap at SVA_SHIM_RING_OFF */
+	__u64 sq_off;		/* out: struct sva_shim_sqe[entries] */
+	__u64 cq_off;		/* out: struct sva_shim_cqe[entries] */
+};
+
 #define SVA_SHIM_IOC_MAGIC 'S'
 #define SVA_SHIM_IOC_VERSION	_IOR(SVA_SHIM_IOC_MAGIC, 0x00, struct sva_shim_version)
 #define SVA_SHIM_IOC_BIND	_IOWR(SVA_SHIM_IOC_MAGIC, 0x01, struct sva_shim_bind)
@@ -292,6 +399,8 @@ struct sva_shim_exclusive {
 #define SVA_SHIM_IOC_DEVMEM	_IOW(SVA_SHIM_IOC_MAGIC, 0x0b, struct sva_shim_devmem)
 #define SVA_SHIM_IOC_MIGRATE	_IOWR(SVA_SHIM_IOC_MAGIC, 0x0c, struct sva_shim_migrate)
 #define SVA_SHIM_IOC_EXCLUSIVE	_IOWR(SVA_SHIM_IOC_MAGIC, 0x0d, struct sva_shim_exclusive)
+#define SVA_SHIM_IOC_RING_SETUP	_IOWR(SVA_SHIM_IOC_MAGIC, 0x0e, struct sva_shim_ring_setup)
+#define SVA_SHIM_IOC_RING_ENTER	_IO(SVA_SHIM_IOC_MAGIC, 0x0f)
 /*
  * STATS as ABI 2 first had it, up to evictions: still answered, so that
  * a library of then works with this module and this library with a
