@@ -26,6 +26,9 @@ int sim_atc_init(struct sim_atc *atc, unsigned int entries)
 	if (!atc->e)
 		return -ENOMEM;
 	atc->hand = 0;
+	atc->nvalid = 0;
+	atc->lo = UINT64_MAX;
+	atc->hi = 0;
 	pthread_mutex_init(&atc->lock, NULL);
 	return 0;
 }
@@ -69,6 +72,12 @@ void sim_atc_fill(struct sim_atc *atc, uint32_t pasid, uint64_t vpn,
 			victim = &set[w];
 	if (!victim)
 		victim = &set[atc->hand++ % SIM_ATC_WAYS];
+	if (!victim->perm && perm)
+		atc->nvalid++;
+	else if (victim->perm && !perm)
+		atc->nvalid--;
+	atc->lo = MIN(atc->lo, vpn);
+	atc->hi = MAX(atc->hi, vpn + 1);
 	victim->vpn = vpn;
 	victim->pasid = pasid;
 	victim->perm = (uint8_t)perm;
@@ -92,6 +101,13 @@ unsigned int sim_atc_invalidate(struct sim_atc *atc, uint32_t pasid,
 	struct sim_atc_entry *set;
 
 	pthread_mutex_lock(&atc->lock);
+	/* Only where entries may be: nothing cached, nothing walked. */
+	start = MAX(start, atc->lo);
+	end = MIN(end, atc->hi);
+	if (!atc->nvalid || start >= end) {
+		pthread_mutex_unlock(&atc->lock);
+		return 0;
+	}
 	if (end - start < atc->nsets) {
 		/* Small range: visit only the sets its pages hash to. */
 		for (uint64_t vpn = start; vpn < end; vpn++) {
@@ -104,6 +120,11 @@ unsigned int sim_atc_invalidate(struct sim_atc *atc, uint32_t pasid,
 		for (unsigned int i = 0; i < total; i++)
 			dropped += atc_drop(&atc->e[i], pasid, start, end);
 	}
+	atc->nvalid -= dropped;
+	if (!atc->nvalid) {
+		atc->lo = UINT64_MAX;
+		atc->hi = 0;
+	}
 	pthread_mutex_unlock(&atc->lock);
 	return dropped;
 }
@@ -112,5 +133,8 @@ void sim_atc_flush(struct sim_atc *atc)
 {
 	pthread_mutex_lock(&atc->lock);
 	memset(atc->e, 0, (size_t)atc->nsets * SIM_ATC_WAYS * sizeof(*atc->e));
+	atc->nvalid = 0;
+	atc->lo = UINT64_MAX;
+	atc->hi = 0;
 	pthread_mutex_unlock(&atc->lock);
 }

@@ -42,10 +42,18 @@ struct sim_atc_entry {
 };
 
 struct sim_atc {
-	pthread_mutex_t lock;	/* protects the entries and hand */
+	pthread_mutex_t lock;	/* protects the entries, hand and below */
 	struct sim_atc_entry *e;
 	unsigned int nsets;	/* entries = nsets * SIM_ATC_WAYS */
 	unsigned int hand;	/* round-robin victim within a set */
+	/*
+	 * What is cached, for invalidations to cost what the device had:
+	 * how many entries are valid, and the pages [lo, hi) they all lie
+	 * in (wider after drops; reset when none is left). An invalidation
+	 * outside it walks nothing.
+	 */
+	unsigned int nvalid;
+	uint64_t lo, hi;
 };
 
 int sim_atc_init(struct sim_atc *atc, unsigned int entries);
