@@ -238,7 +238,22 @@ static void sim_sync(struct sva_bind *bind)
 
 static int sim_mirror_register(struct sva_mirror *m)
 {
-	sim_mm_track_range(sim_bind_of(m->bind)->mm, m->start, m->end);
+	struct sim_mm *mm = sim_bind_of(m->bind)->mm;
+	int err;
+
+	/*
+	 * A mirror's sequences need the events of its range: the event
+	 * thread must run (it starts with the first registration, and
+	 * mirrors fail as binds did when it can't). Callbacks need the
+	 * notifier thread, which a mirror without one doesn't.
+	 */
+	err = sim_mm_listen(mm);
+	if (!err && m->opts.invalidate)
+		err = sim_notify_want(mm);
+	if (err)
+		return sva_err(err, "can't start the thread mirrors need: %s",
+			       strerror(-err));
+	sim_mm_track_range(mm, m->start, m->end);
 	return 0;
 }
 
@@ -250,7 +265,8 @@ static void sim_attrs_track(struct sva_bind *bind, uint64_t addr,
 
 static void sim_mirror_unregister(struct sva_mirror *m)
 {
-	(void)m;
+	if (m->opts.invalidate)
+		sim_notify_unwant(sim_bind_of(m->bind)->mm);
 }
 
 /* Fault in the pages of @states not already as @fault asks. */

@@ -201,7 +201,8 @@ static void vma_track(struct sim_mm *mm, struct sim_vma *vma)
 	if (missing_overlaps(mm, vma->start, vma->end))
 		reg.mode |= UFFDIO_REGISTER_MODE_MISSING;
 
-	if (mm->uffd >= 0 && !ioctl(mm->uffd, UFFDIO_REGISTER, &reg)) {
+	if (mm->uffd >= 0 && !sim_mm_listen(mm) &&
+	    !ioctl(mm->uffd, UFFDIO_REGISTER, &reg)) {
 		vma->tracked = true;
 		if (reg.ioctls & (1ull << _UFFDIO_WRITEPROTECT))
 			atomic_store(&mm->can_probe, true);
@@ -321,6 +322,8 @@ int sim_mm_register_missing(struct sim_mm *mm, uint64_t start, uint64_t end)
 
 	pthread_mutex_lock(&mm->lock);
 	err = missing_add(mm, start, end);
+	if (!err)
+		err = sim_mm_listen(mm);
 	if (!err && ioctl(mm->uffd, UFFDIO_REGISTER, &reg))
 		err = -errno;
 	/* The VMA was split: forget what we cached of it. */
@@ -1038,6 +1041,24 @@ static void *mm_event_thread(void *arg)
 	return NULL;
 }
 
+int sim_mm_listen(struct sim_mm *mm)
+{
+	int err = 0;
+
+	if (atomic_load(&mm->listening) || mm->uffd < 0)
+		return 0;
+	pthread_mutex_lock(&mm->start_lock);
+	if (!atomic_load(&mm->listening)) {
+		/* No message here: callers may hold mm->lock, and a print
+		 * hook is user code. */
+		err = sva__thread_create(&mm->thread, mm_event_thread, mm);
+		if (!err)
+			atomic_store(&mm->listening, true);
+	}
+	pthread_mutex_unlock(&mm->start_lock);
+	return err;
+}
+
 /*
  * Our userfaultfd. Full mode (faults from the kernel too: read(2) into a
  * page in device memory must fault it back, not fail) where we may have
@@ -1099,6 +1120,8 @@ static void mm_destroy(struct sim_mm *mm)
 		close(mm->kpageflags);
 	if (mm->maps >= 0)
 		close(mm->maps);
+	sim_notify_fini(mm);
+	pthread_mutex_destroy(&mm->start_lock);
 	pthread_cond_destroy(&mm->pend_cv);
 	pthread_mutex_destroy(&mm->pend_lock);
 	pthread_mutex_destroy(&mm->dm_lock);
@@ -1123,6 +1146,8 @@ static int mm_create(struct sim_mm **mmp)
 	mm->uffd = mm->stop_fd = mm->pagemap = mm->kpageflags = mm->maps = -1;
 	list_init(&mm->binds);
 	list_init(&mm->arenas);
+	pthread_mutex_init(&mm->start_lock, NULL);
+	sim_notify_init(mm);
 	pthread_mutex_init(&mm->dm_lock, NULL);
 	pthread_mutex_init(&mm->pend_lock, NULL);
 	{
@@ -1166,14 +1191,8 @@ static int mm_create(struct sim_mm **mmp)
 		err = -errno;
 		goto destroy;
 	}
-	err = sim_notify_start(mm);
-	if (err)
-		goto destroy;
-	err = sva__thread_create(&mm->thread, mm_event_thread, mm);
-	if (err) {
-		sim_notify_stop(mm);
-		goto destroy;
-	}
+	/* No thread yet: the event thread starts before the first
+	 * registration, the notifier with the first callback. */
 	*mmp = mm;
 	return 0;
 destroy:
@@ -1281,7 +1300,7 @@ void sim_mm_put(struct sva_bind *bind)
 
 	pthread_mutex_lock(&sim_mm_lock);
 	if (--mm->refs == 0) {
-		if (mm->uffd >= 0) {
+		if (atomic_load(&mm->listening)) {
 			if (write(mm->stop_fd, &one, sizeof(one)) < 0)
 				pr_warn("can't stop the event thread\n");
 			pthread_join(mm->thread, NULL);

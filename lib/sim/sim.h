@@ -194,6 +194,15 @@ struct sim_mm {
 	int uffd;			/* -1: no invalidation source */
 	int pagemap;
 	int stop_fd;			/* eventfd that stops the thread */
+	/*
+	 * Threads start when first needed, not at bind: the event thread
+	 * before the first registration with uffd (sim_mm_listen()), the
+	 * notifier with the first mirror that has a callback. start_lock
+	 * (a leaf, taken under mm->lock too) orders their starts.
+	 */
+	pthread_mutex_t start_lock;
+	_Atomic bool listening;		/* the event thread runs */
+	_Atomic unsigned int cb_mirrors; /* mirrors with a callback */
 	pthread_t thread;
 	pthread_rwlock_t inval_lock;
 	_Atomic uint64_t inval_gen;	/* written under inval_lock (write) */
@@ -248,11 +257,25 @@ void sim_mm_put(struct sva_bind *bind);
  */
 int sim_mm_translate(struct sim_mm *mm, uint64_t vpn, unsigned int n,
 		     uint8_t *perms, bool *tracked);
-/* Queue callbacks for [start, end); never blocks (notify.c). */
+/* Queue callbacks for [start, end); never blocks (notify.c). Nothing
+ * while no mirror with a callback is registered. */
 void sim_notify_push(struct sim_mm *mm, uint64_t start, uint64_t end,
 		     enum sva_inval_event ev);
-int sim_notify_start(struct sim_mm *mm);
+void sim_notify_init(struct sim_mm *mm);
+void sim_notify_fini(struct sim_mm *mm);
+/* A mirror with a callback is being registered (before the core inserts
+ * it): start the notifier thread if it isn't, count the mirror. */
+int sim_notify_want(struct sim_mm *mm);
+/* That mirror is unregistered. */
+void sim_notify_unwant(struct sim_mm *mm);
+/* Join the notifier thread, if it started (the last binding is gone). */
 void sim_notify_stop(struct sim_mm *mm);
+/*
+ * Start the event thread if it isn't running: before anything is
+ * registered with mm->uffd (a munmap() of a registered range waits for it
+ * to read the event). 0, or -errno if it can't start; 0 without uffd.
+ */
+int sim_mm_listen(struct sim_mm *mm);
 /*
  * Wait for invalidations under way to finish: an event being read, and a
  * discard whose event was read until its zap is seen done. As
