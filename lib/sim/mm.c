@@ -843,6 +843,10 @@ static void pending_close(struct sim_mm *mm)
 	unsigned int n = 0;
 
 	pthread_mutex_lock(&mm->pend_lock);
+	/* Zaps pagemap shows done first: the barrier (mmap_lock for
+	 * writing, which the application's next mmap or madvise would wait
+	 * behind) only for what remains. */
+	pending_scan_locked(mm, false);
 	pending_barrier_locked(mm);
 	if (pending_scan_locked(mm, true)) {
 		for (unsigned int i = 0; i < atomic_load(&mm->npend); i++) {
