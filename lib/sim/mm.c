@@ -1045,6 +1045,51 @@ static void mm_devmem_event(struct sim_mm *mm, const struct inval *inv)
 	pthread_mutex_unlock(&mm->notify_lock);
 }
 
+#define SIM_EVENTS_READ 16		/* userfaultfd messages read at once */
+
+/*
+ * Read the events queued on our userfaultfd and act on them. Reading an
+ * event lets the munmap/madvise behind it go on: read it with device
+ * accesses shut out, drop the translations, then let them in again.
+ */
+static void mm_read_events(struct sim_mm *mm)
+{
+	struct uffd_msg msgs[SIM_EVENTS_READ];
+	struct inval inv[2 * SIM_EVENTS_READ];
+	uint64_t faults[SIM_EVENTS_READ];
+	int n, ninv = 0, nfaults = 0;
+
+	pthread_rwlock_wrlock(&mm->inval_lock);
+	n = (int)read(mm->uffd, msgs, sizeof(msgs));
+	for (int i = 0; n > 0 && i < n / (int)sizeof(msgs[0]); i++) {
+		if (msgs[i].event == UFFD_EVENT_PAGEFAULT)
+			faults[nfaults++] = msgs[i].arg.pagefault.address;
+		else
+			ninv += msg_to_invals(&msgs[i], &inv[ninv]);
+	}
+	for (int i = 0; i < ninv; i++) {
+		mm_invalidate_locked(mm, inv[i].start, inv[i].end, inv[i].ev);
+		/* Its zap comes after this read: in progress. */
+		if (inv[i].ev == SVA_INVAL_DISCARD)
+			pending_add(mm, inv[i].start, inv[i].end);
+		/*
+		 * Device memory and attributes follow the event before any
+		 * fault read with it is served, and before a sync
+		 * (inval_lock) lets a caller look: a page unmapped or
+		 * discarded leaves device memory, one mremap()ed is found
+		 * at its new address. (A fault on a range that is changing
+		 * fails with EAGAIN until its event was read, and is
+		 * deferred.)
+		 */
+		mm_devmem_event(mm, &inv[i]);
+	}
+	pthread_rwlock_unlock(&mm->inval_lock);
+	for (int i = 0; i < nfaults; i++)
+		mm_fault(mm, faults[i]);
+	for (int i = 0; i < ninv; i++)
+		sim_notify_push(mm, inv[i].start, inv[i].end, inv[i].ev);
+}
+
 static void *mm_event_thread(void *arg)
 {
 	struct sim_mm *mm = arg;
@@ -1052,15 +1097,11 @@ static void *mm_event_thread(void *arg)
 		{ .fd = mm->uffd, .events = POLLIN },
 		{ .fd = mm->stop_fd, .events = POLLIN },
 	};
-	struct uffd_msg msgs[16];
-	struct inval inv[2 * ARRAY_SIZE(msgs)];
-	uint64_t faults[ARRAY_SIZE(msgs)];
-	int n, ninv, nfaults;
 
 	sva__trace_set_role(SVA_ROLE_MM_EVENTS);
 	for (;;) {
 		/* Room for a full read of faults we may have to defer. */
-		pfd[0].events = mm->ndeferred + ARRAY_SIZE(msgs) <=
+		pfd[0].events = mm->ndeferred + SIM_EVENTS_READ <=
 				SIM_DEFERRED_MAX ? POLLIN : 0;
 		/* While a discard is in progress, look for its zap often;
 		 * faults deferred are tried again as often. */
@@ -1070,10 +1111,6 @@ static void *mm_event_thread(void *arg)
 				continue;
 			break;
 		}
-		if (atomic_load(&mm->npend))
-			pending_close(mm);
-		if (mm->ndeferred)
-			mm_faults_retry(mm);
 		if (pfd[1].revents) {
 			/*
 			 * Stop hearing events before this thread winds down:
@@ -1085,45 +1122,17 @@ static void *mm_event_thread(void *arg)
 			mm->uffd = -1;
 			break;
 		}
-		if (!(pfd[0].revents & POLLIN))
-			continue;
 		/*
-		 * Reading an event lets the munmap/madvise behind it go on:
-		 * read it with device accesses shut out, drop the
-		 * translations, then let them in again.
+		 * Events first: their senders (munmap, madvise) sleep until
+		 * read. Looking for earlier discards' zaps (a pagemap read,
+		 * maybe mmap_lock) and retrying deferred faults can wait.
 		 */
-		pthread_rwlock_wrlock(&mm->inval_lock);
-		n = (int)read(mm->uffd, msgs, sizeof(msgs));
-		ninv = nfaults = 0;
-		for (int i = 0; n > 0 && i < n / (int)sizeof(msgs[0]); i++) {
-			if (msgs[i].event == UFFD_EVENT_PAGEFAULT)
-				faults[nfaults++] = msgs[i].arg.pagefault.address;
-			else
-				ninv += msg_to_invals(&msgs[i], &inv[ninv]);
-		}
-		for (int i = 0; i < ninv; i++) {
-			mm_invalidate_locked(mm, inv[i].start, inv[i].end,
-					     inv[i].ev);
-			/* Its zap comes after this read: in progress. */
-			if (inv[i].ev == SVA_INVAL_DISCARD)
-				pending_add(mm, inv[i].start, inv[i].end);
-			/*
-			 * Device memory and attributes follow the event
-			 * before any fault read with it is served, and
-			 * before a sync (inval_lock) lets a caller look:
-			 * a page unmapped or discarded leaves device memory,
-			 * one mremap()ed is found at its new address. (A
-			 * fault on a range that is changing fails with
-			 * EAGAIN until its event was read, and is deferred.)
-			 */
-			mm_devmem_event(mm, &inv[i]);
-		}
-		pthread_rwlock_unlock(&mm->inval_lock);
-		for (int i = 0; i < nfaults; i++)
-			mm_fault(mm, faults[i]);
-		for (int i = 0; i < ninv; i++)
-			sim_notify_push(mm, inv[i].start, inv[i].end,
-					inv[i].ev);
+		if (pfd[0].revents & POLLIN)
+			mm_read_events(mm);
+		if (atomic_load(&mm->npend))
+			pending_close(mm);
+		if (mm->ndeferred)
+			mm_faults_retry(mm);
 	}
 	return NULL;
 }
