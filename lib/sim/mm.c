@@ -109,6 +109,7 @@ static bool maps_line_parse(const char *line, struct sim_vma *vma)
 		vma->file = f && strtoull(f + 1, NULL, 10) != 0;
 	}
 	vma->tracked = false;
+	vma->big = true;	/* maps doesn't say */
 	return true;
 }
 
@@ -175,6 +176,7 @@ static bool vma_query(struct sim_mm *mm, uint64_t addr, struct sim_vma *out)
 	out->shared = q.vma_flags & PROCMAP_QUERY_VMA_SHARED;
 	out->file = q.inode != 0;
 	out->tracked = false;
+	out->big = q.vma_page_size > SVA_PAGE_SIZE;
 	return true;
 }
 
@@ -651,7 +653,8 @@ int sim_mm_translate(struct sim_mm *mm, uint64_t vpn, unsigned int n,
  * 2 MiB blocks that can be PMD mapped: every page present and, where
  * PFNs are visible (CAP_SYS_ADMIN), each at its offset from one 512-page
  * aligned PFN, as a PMD maps them. Without PFNs, every block all present
- * is scanned; without PAGEMAP_SCAN, no page is reported huge.
+ * is scanned; hugetlb VMAs (and all, where PROCMAP_QUERY can't tell) are
+ * scanned whole; without PAGEMAP_SCAN, no page is reported huge.
  */
 #define SIM_SNAP_BLOCK 1024		/* pagemap entries read at once */
 #define SIM_PMD_PAGES 512ull		/* pages a PMD maps (4 KiB pages) */
@@ -665,16 +668,17 @@ struct snap_huge {
 	bool cand;			/* it can still be PMD mapped */
 };
 
-/* [start, end) may hold PMD-mapped pages: scan it. */
+/*
+ * [start, end) may hold huge pages: scan it. Ranges come in order of their
+ * start, but for a 2 MiB block straddling VMAs, whose part before the last
+ * range's start can't be PMD mapped (a PMD maps one VMA's pages).
+ */
 static void snap_huge_add(struct snap_huge *h, uint64_t start, uint64_t end)
 {
-	if (h->n && h->r[h->n - 1].end >= start) {
-		h->r[h->n - 1].end = end;
-		return;
-	}
-	/* Full: a wider scan only costs more. */
-	if (h->n == SIM_SNAP_SCANS) {
-		h->r[h->n - 1].end = end;
+	/* Touching the last, or no room left (a wider scan only costs
+	 * more): the last grows. */
+	if (h->n && (h->r[h->n - 1].end >= start || h->n == SIM_SNAP_SCANS)) {
+		h->r[h->n - 1].end = MAX(h->r[h->n - 1].end, end);
 		return;
 	}
 	h->r[h->n].start = start;
@@ -773,6 +777,11 @@ int sim_mm_snapshot(struct sim_mm *mm, uint64_t addr, uint64_t len,
 			continue;
 		}
 		seg = MIN(hi, vma.end >> SVA_PAGE_SHIFT);
+		/* hugetlb (or can't tell): PAGEMAP_SCAN says HUGE for its
+		 * pages, present or not; scan it whole, as before. */
+		if (vma.big)
+			snap_huge_add(&h, vpn << SVA_PAGE_SHIFT,
+				      seg << SVA_PAGE_SHIFT);
 		while (vpn < seg) {
 			unsigned int n = (unsigned int)MIN(seg - vpn,
 						(uint64_t)SIM_SNAP_BLOCK);

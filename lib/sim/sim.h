@@ -131,6 +131,8 @@ struct sim_vma {
 	bool shared;
 	bool file;			/* file (or shmem) backed */
 	bool tracked;			/* registered with our userfaultfd */
+	bool big;			/* pages over 4 KiB (hugetlb), or
+					 * not known (no PROCMAP_QUERY) */
 };
 
 #define SIM_NOTIFY_RING 256
