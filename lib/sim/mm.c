@@ -31,6 +31,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -81,6 +82,12 @@ struct procmap_query {
 /* One IOMMU view per process; a child after fork() builds its own. */
 static pthread_mutex_t sim_mm_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct sim_mm *the_mm;
+/*
+ * The memory of the last IOMMU view destroyed, kept (sim_mm_lock) for the
+ * next: a process that binds and unbinds in a loop maps and faults in
+ * none of it again. Freed when the last sim device closes.
+ */
+static struct sim_mm *mm_spare;
 
 /* ---------------------------------------------------------------- VMAs */
 
@@ -1213,6 +1220,23 @@ int sim_uffd_probe_move(void)
 	return full ? 0 : -EOPNOTSUPP;
 }
 
+void *sim_pages_alloc(size_t len)
+{
+	void *p;
+
+	if (sva__inject(SVA_INJECT_ALLOC))
+		return NULL;
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+void sim_pages_free(void *p, size_t len)
+{
+	if (p)
+		munmap(p, len);
+}
+
 static void mm_destroy(struct sim_mm *mm)
 {
 	if (mm->uffd >= 0)
@@ -1234,7 +1258,11 @@ static void mm_destroy(struct sim_mm *mm)
 	pthread_cond_destroy(&mm->notify_cv);
 	pthread_mutex_destroy(&mm->notify_lock);
 	pthread_mutex_destroy(&mm->lock);
-	free(mm);
+	/* Under sim_mm_lock, as every mm_destroy() is. */
+	if (!mm_spare)
+		mm_spare = mm;
+	else
+		sim_pages_free(mm, sizeof(*mm));
 }
 
 static int mm_create(struct sim_mm **mmp)
@@ -1243,9 +1271,18 @@ static int mm_create(struct sim_mm **mmp)
 	struct sim_mm *mm;
 	int err;
 
-	mm = sva__zalloc(sizeof(*mm));
-	if (!mm)
-		return -ENOMEM;
+	/* 85 KiB, mostly room for discards in progress: zero pages until
+	 * used, and kept for the next (mm_spare), not a calloc() that
+	 * faults in and clears it all at every first bind. */
+	if (mm_spare) {
+		mm = mm_spare;
+		mm_spare = NULL;
+		memset(mm, 0, sizeof(*mm));
+	} else {
+		mm = sim_pages_alloc(sizeof(*mm));
+		if (!mm)
+			return -ENOMEM;
+	}
 	mm->pid = getpid();
 	mm->pasid = 1;	/* PASID 0 is RID_PASID: DMA without a PASID */
 	mm->uffd = mm->stop_fd = mm->pagemap = mm->kpageflags = mm->maps = -1;
@@ -1348,6 +1385,14 @@ static void mm_atfork_parent(void)
 {
 	if (the_mm && the_mm->pid == getpid())
 		sim_devmem_fork_parent(the_mm);
+	pthread_mutex_unlock(&sim_mm_lock);
+}
+
+void sim_mm_spare_drop(void)
+{
+	pthread_mutex_lock(&sim_mm_lock);
+	sim_pages_free(mm_spare, sizeof(*mm_spare));
+	mm_spare = NULL;
 	pthread_mutex_unlock(&sim_mm_lock);
 }
 

@@ -21,6 +21,8 @@
 #define SIM_NR_DEVICES 4
 #define SIM_CHUNK_PAGES 64		/* pages a device burst covers */
 #define SIM_CHUNK (SIM_CHUNK_PAGES * SVA_PAGE_SIZE)
+/* A bounce buffer: a burst and 8 bytes, in whole pages. */
+#define SIM_BOUNCE_SIZE ((SIM_CHUNK + 8 + SVA_PAGE_SIZE - 1) & SVA_PAGE_MASK)
 
 /* Translation permissions, as an ATS completion grants them. */
 enum sim_perm {
@@ -248,7 +250,17 @@ struct sim_mm {
 	unsigned int ndeferred;
 };
 
+/*
+ * Zeroed memory straight from mmap() (the ALLOC injection point can fail
+ * it): for the large, mostly untouched structures made at bind, which a
+ * calloc() would clear (and the heap grow and trim) every first bind.
+ */
+void *sim_pages_alloc(size_t len);
+void sim_pages_free(void *p, size_t len);
+
 struct sim_mm *sim_mm_get(struct sva_bind *bind);
+/* The last sim device closed: free the memory kept for the next mm. */
+void sim_mm_spare_drop(void);
 void sim_mm_put(struct sva_bind *bind);
 /*
  * Walk the CPU page table for @n pages from @vpn; perms[i] gets what a
@@ -411,7 +423,8 @@ struct sim_bind {
 	 * start). */
 	unsigned int notifying;
 	bool dying;
-	/* Bounce buffers for reads the device consumes itself. */
+	/* Bounce buffers for reads the device consumes itself: one
+	 * mapping of 2 * SIM_BOUNCE_SIZE (sim_pages_alloc()). */
 	uint8_t *bounce[2];
 };
 
