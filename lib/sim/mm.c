@@ -221,28 +221,6 @@ static void vma_track(struct sim_mm *mm, struct sim_vma *vma)
 			 (unsigned long long)vma->end, strerror(errno));
 }
 
-/* Look @addr's VMA up in the cache, else in maps. Caller holds mm->lock. */
-static bool vma_get(struct sim_mm *mm, uint64_t addr, struct sim_vma *out)
-{
-	struct sim_vma *slot;
-
-	for (unsigned int i = 0; i < mm->nr_vmas; i++) {
-		if (addr >= mm->vmas[i].start && addr < mm->vmas[i].end) {
-			*out = mm->vmas[i];
-			return true;
-		}
-	}
-	if (!vma_query(mm, addr, out))
-		return false;
-	vma_track(mm, out);
-	if (mm->nr_vmas < ARRAY_SIZE(mm->vmas))
-		slot = &mm->vmas[mm->nr_vmas++];
-	else
-		slot = &mm->vmas[mm->vma_hand++ % ARRAY_SIZE(mm->vmas)];
-	*slot = *out;
-	return true;
-}
-
 /* Drop cached VMAs overlapping [start, end). Caller holds mm->lock. */
 static void vmas_forget(struct sim_mm *mm, uint64_t start, uint64_t end)
 {
@@ -254,6 +232,56 @@ static void vmas_forget(struct sim_mm *mm, uint64_t start, uint64_t end)
 	}
 }
 
+/*
+ * @addr's VMA from the kernel, registered with our userfaultfd where it
+ * can be, and cached if that holds until an event says otherwise: a VMA
+ * registered whole. The query and the registration race other threads'
+ * munmap()s of parts not registered yet, which send no event: a part
+ * unmapped between them is a hole the registration skips, and a stale
+ * entry over it would keep a later mapping there unregistered. Once
+ * registered, a VMA found whole again stays so until an event (which
+ * forgets the entry). An untracked VMA isn't cached either (it may be
+ * trackable when looked up again), but where nothing is (no
+ * userfaultfd). Caller holds mm->lock.
+ */
+static bool vma_load(struct sim_mm *mm, uint64_t addr, struct sim_vma *out)
+{
+	struct sim_vma *slot, now;
+
+	if (!vma_query(mm, addr, out))
+		return false;
+	vma_track(mm, out);
+	if (out->tracked) {
+		if (!vma_query(mm, addr, &now) || now.start != out->start ||
+		    now.end != out->end || now.prot != out->prot) {
+			out->tracked = false;
+			return true;
+		}
+	} else if (mm->uffd >= 0) {
+		return true;
+	}
+	/* Entries of what was there before (their event not read yet). */
+	vmas_forget(mm, out->start, out->end);
+	if (mm->nr_vmas < ARRAY_SIZE(mm->vmas))
+		slot = &mm->vmas[mm->nr_vmas++];
+	else
+		slot = &mm->vmas[mm->vma_hand++ % ARRAY_SIZE(mm->vmas)];
+	*slot = *out;
+	return true;
+}
+
+/* Look @addr's VMA up in the cache, else load it. Caller holds mm->lock. */
+static bool vma_get(struct sim_mm *mm, uint64_t addr, struct sim_vma *out)
+{
+	for (unsigned int i = 0; i < mm->nr_vmas; i++) {
+		if (addr >= mm->vmas[i].start && addr < mm->vmas[i].end) {
+			*out = mm->vmas[i];
+			return true;
+		}
+	}
+	return vma_load(mm, addr, out);
+}
+
 void sim_mm_vma_forget(struct sim_mm *mm, uint64_t addr)
 {
 	pthread_mutex_lock(&mm->lock);
@@ -261,13 +289,22 @@ void sim_mm_vma_forget(struct sim_mm *mm, uint64_t addr)
 	pthread_mutex_unlock(&mm->lock);
 }
 
+/*
+ * Not from the cache: munmap() frees the range before its event is read,
+ * so another thread's mapping at the same place can be found under the
+ * entry of the old one until the event thread forgets it. A translation
+ * cached meanwhile is dropped by that event (same range); a mirror
+ * registered meanwhile would stay unregistered, deaf to its range's
+ * munmap (seen in test_bind_unbind_storm_threads). So mirrors and
+ * attributes look their VMAs up afresh.
+ */
 void sim_mm_track_range(struct sim_mm *mm, uint64_t start, uint64_t end)
 {
 	struct sim_vma vma;
 
 	pthread_mutex_lock(&mm->lock);
 	for (uint64_t a = start; a < end;)
-		a = vma_get(mm, a, &vma) ? vma.end : a + SVA_PAGE_SIZE;
+		a = vma_load(mm, a, &vma) ? vma.end : a + SVA_PAGE_SIZE;
 	pthread_mutex_unlock(&mm->lock);
 }
 
