@@ -504,7 +504,16 @@ static unsigned int pending_scan_locked(struct sim_mm *mm, bool close)
 	for (unsigned int i = 0; i < atomic_load(&mm->npend);) {
 		struct sim_pending *p = &mm->pend[i];
 
-		if (!p->closing && pending_advance(mm, p)) {
+		/*
+		 * The event thread looks at a discard a tick after reading
+		 * it at the earliest: a page absent then counts as zapped,
+		 * and the madvise() it just woke has had no time to zap
+		 * yet, so a page faulted in meanwhile (a device fault
+		 * racing it) would be taken for done and cached.
+		 */
+		if (!p->closing &&
+		    (!close || now - p->since >= SIM_PENDING_MIN_AGE_NS) &&
+		    pending_advance(mm, p)) {
 			pending_del_locked(mm, i);
 			continue;
 		}
@@ -976,15 +985,15 @@ static void pending_barrier_locked(struct sim_mm *mm)
 static void pending_close(struct sim_mm *mm)
 {
 	struct { uint64_t start, end; } c[SIM_PENDING_MAX];
-	unsigned int n = 0;
+	unsigned int n = 0, closing;
 
 	pthread_mutex_lock(&mm->pend_lock);
 	/* Zaps pagemap shows done first: the barrier (mmap_lock for
 	 * writing, which the application's next mmap or madvise would wait
 	 * behind) only for what remains. */
-	pending_scan_locked(mm, false);
+	closing = pending_scan_locked(mm, true);
 	pending_barrier_locked(mm);
-	if (pending_scan_locked(mm, true)) {
+	if (closing) {
 		for (unsigned int i = 0; i < atomic_load(&mm->npend); i++) {
 			if (!mm->pend[i].closing)
 				continue;
