@@ -25,6 +25,9 @@ int main(void)
 	srunner_add_suite(sr, trace_suite());
 	srunner_add_suite(sr, migrate_suite());
 	srunner_add_suite(sr, exclusive_suite());
+	/* The software device's shortcuts (its ATC, threads, snapshots). */
+	if (test_on_sim())
+		srunner_add_suite(sr, fastpath_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -28,6 +28,7 @@ Suite *reserved_suite(void);
 Suite *trace_suite(void);
 Suite *migrate_suite(void);
 Suite *exclusive_suite(void);
+Suite *fastpath_suite(void);
 
 /* A fixture binding on a sim device; set up by open_bind(). */
 struct fixture {
