@@ -1266,12 +1266,8 @@ int sim_uffd_probe_move(void)
 	return full ? 0 : -EOPNOTSUPP;
 }
 
-/*
- * Under AddressSanitizer, from its heap instead: it then sees overflows and
- * leaks of these buffers, and its shadow of the addresses our munmap()
- * frees stays its own business (a later mapping there by the application
- * was reported as a wild access to ASan's internal memory).
- */
+/* Under AddressSanitizer, from its heap instead: it then sees overflows
+ * and leaks of these buffers. */
 #if defined(__SANITIZE_ADDRESS__)
 #define SIM_PAGES_FROM_HEAP 1
 #elif defined(__has_feature)
