@@ -577,6 +577,29 @@ static void pending_add(struct sim_mm *mm, uint64_t start, uint64_t end)
 	pthread_mutex_unlock(&mm->pend_lock);
 }
 
+/*
+ * [start, end) was unmapped: a discard in progress inside it is over (the
+ * unmap, under mmap_lock for writing, came after any zap of it). Without
+ * this, a page mapped there again soon after, with the PFN it had before
+ * (pages freed and faulted in again often get theirs back), kept the range
+ * busy until the barrier's grace. Event thread, inval_lock held.
+ */
+static void pending_unmapped(struct sim_mm *mm, uint64_t start, uint64_t end)
+{
+	if (!atomic_load(&mm->npend))
+		return;
+	pthread_mutex_lock(&mm->pend_lock);
+	for (unsigned int i = 0; i < atomic_load(&mm->npend);) {
+		struct sim_pending *p = &mm->pend[i];
+
+		if (!p->closing && start <= p->start && p->end <= end)
+			pending_del_locked(mm, i);
+		else
+			i++;
+	}
+	pthread_mutex_unlock(&mm->pend_lock);
+}
+
 /* Does [start, end) overlap a discard in progress? */
 static bool pending_overlaps(struct sim_mm *mm, uint64_t start, uint64_t end)
 {
@@ -594,7 +617,24 @@ static void pending_barrier_locked(struct sim_mm *mm);
 
 bool sim_mm_discard_pending(struct sim_mm *mm, uint64_t start, uint64_t end)
 {
-	return pending_overlaps(mm, start, end);
+	bool ret;
+
+	if (!atomic_load(&mm->npend))
+		return false;
+	/*
+	 * Look for the zap now, as pending_wait() does: the event thread
+	 * waits a tick before it looks (pending_scan_locked()), and a
+	 * migration right after a discard returned would find the range
+	 * still busy.
+	 */
+	pthread_mutex_lock(&mm->pend_lock);
+	ret = pending_overlaps_locked(mm, start, end);
+	if (ret) {
+		pending_scan_locked(mm, false);
+		ret = pending_overlaps_locked(mm, start, end);
+	}
+	pthread_mutex_unlock(&mm->pend_lock);
+	return ret;
 }
 
 /* Wait until no discard in progress overlaps [start, end). */
@@ -1134,6 +1174,8 @@ static void mm_read_events(struct sim_mm *mm)
 		/* Its zap comes after this read: in progress. */
 		if (inv[i].ev == SVA_INVAL_DISCARD)
 			pending_add(mm, inv[i].start, inv[i].end);
+		else if (inv[i].ev == SVA_INVAL_UNMAP)
+			pending_unmapped(mm, inv[i].start, inv[i].end);
 		/*
 		 * Device memory and attributes follow the event before any
 		 * fault read with it is served, and before a sync
