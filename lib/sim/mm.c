@@ -504,16 +504,7 @@ static unsigned int pending_scan_locked(struct sim_mm *mm, bool close)
 	for (unsigned int i = 0; i < atomic_load(&mm->npend);) {
 		struct sim_pending *p = &mm->pend[i];
 
-		/*
-		 * The event thread looks at a discard a tick after reading
-		 * it at the earliest: a page absent then counts as zapped,
-		 * and the madvise() it just woke has had no time to zap
-		 * yet, so a page faulted in meanwhile (a device fault
-		 * racing it) would be taken for done and cached.
-		 */
-		if (!p->closing &&
-		    (!close || now - p->since >= SIM_PENDING_MIN_AGE_NS) &&
-		    pending_advance(mm, p)) {
+		if (!p->closing && pending_advance(mm, p)) {
 			pending_del_locked(mm, i);
 			continue;
 		}
@@ -1215,6 +1206,10 @@ static void *mm_event_thread(void *arg)
 				continue;
 			break;
 		}
+		if (atomic_load(&mm->npend))
+			pending_close(mm);
+		if (mm->ndeferred)
+			mm_faults_retry(mm);
 		if (pfd[1].revents) {
 			/*
 			 * Stop hearing events before this thread winds down:
@@ -1227,16 +1222,15 @@ static void *mm_event_thread(void *arg)
 			break;
 		}
 		/*
-		 * Events first: their senders (munmap, madvise) sleep until
-		 * read. Looking for earlier discards' zaps (a pagemap read,
-		 * maybe mmap_lock) and retrying deferred faults can wait.
+		 * Earlier discards' zaps are looked for before the events
+		 * are read: a discard read now is looked at at the next
+		 * wake-up at the earliest, when the madvise() it woke has
+		 * had time to zap (a page absent counts as zapped; one a
+		 * device fault brought in before the zap would be cached
+		 * and survive it).
 		 */
 		if (pfd[0].revents & POLLIN)
 			mm_read_events(mm);
-		if (atomic_load(&mm->npend))
-			pending_close(mm);
-		if (mm->ndeferred)
-			mm_faults_retry(mm);
 	}
 	return NULL;
 }

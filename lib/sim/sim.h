@@ -165,9 +165,6 @@ struct sim_notifier {
 #define SIM_PENDING_PFNS 512	/* pages whose PFN is remembered */
 /* A zap not seen done after this long is taken as done (mm.c). */
 #define SIM_PENDING_TIMEOUT_NS 500000000ull
-/* The event thread looks for a discard's zap this long after it at the
- * earliest (mm.c). */
-#define SIM_PENDING_MIN_AGE_NS 1000000ull
 /* The barrier (mmap_lock) releases discards read at least this long ago. */
 #define SIM_PENDING_GRACE_NS 50000000ull
 
