@@ -26,6 +26,9 @@ int sim_atc_init(struct sim_atc *atc, unsigned int entries)
 	if (!atc->e)
 		return -ENOMEM;
 	atc->hand = 0;
+	atc->nvalid = 0;
+	atc->lo = UINT64_MAX;
+	atc->hi = 0;
 	pthread_mutex_init(&atc->lock, NULL);
 	return 0;
 }
@@ -78,16 +81,32 @@ static struct sim_atc_entry *atc_slot(struct sim_atc *atc, uint32_t pasid,
 	return empty ? empty : &set[atc->hand++ % SIM_ATC_WAYS];
 }
 
-void sim_atc_fill(struct sim_atc *atc, uint32_t pasid, uint64_t vpn,
-		  unsigned int perm)
+/*
+ * Cache @vpn with @perm, keeping the count of valid entries and the
+ * interval they lie in (what lets an invalidation elsewhere walk nothing).
+ * Caller holds atc->lock.
+ */
+static void atc_set_entry(struct sim_atc *atc, uint32_t pasid, uint64_t vpn,
+			  unsigned int perm)
 {
-	struct sim_atc_entry *victim;
+	struct sim_atc_entry *victim = atc_slot(atc, pasid, vpn);
 
-	pthread_mutex_lock(&atc->lock);
-	victim = atc_slot(atc, pasid, vpn);
+	if (!victim->perm && perm)
+		atc->nvalid++;
+	else if (victim->perm && !perm)
+		atc->nvalid--;
+	atc->lo = MIN(atc->lo, vpn);
+	atc->hi = MAX(atc->hi, vpn + 1);
 	victim->vpn = vpn;
 	victim->pasid = pasid;
 	victim->perm = (uint8_t)perm;
+}
+
+void sim_atc_fill(struct sim_atc *atc, uint32_t pasid, uint64_t vpn,
+		  unsigned int perm)
+{
+	pthread_mutex_lock(&atc->lock);
+	atc_set_entry(atc, pasid, vpn, perm);
 	pthread_mutex_unlock(&atc->lock);
 }
 
@@ -108,6 +127,13 @@ unsigned int sim_atc_invalidate(struct sim_atc *atc, uint32_t pasid,
 	struct sim_atc_entry *set;
 
 	pthread_mutex_lock(&atc->lock);
+	/* Only where entries may be: nothing cached, nothing walked. */
+	start = MAX(start, atc->lo);
+	end = MIN(end, atc->hi);
+	if (!atc->nvalid || start >= end) {
+		pthread_mutex_unlock(&atc->lock);
+		return 0;
+	}
 	if (end - start < atc->nsets) {
 		/* Small range: visit only the sets its pages hash to. */
 		for (uint64_t vpn = start; vpn < end; vpn++) {
@@ -120,6 +146,11 @@ unsigned int sim_atc_invalidate(struct sim_atc *atc, uint32_t pasid,
 		for (unsigned int i = 0; i < total; i++)
 			dropped += atc_drop(&atc->e[i], pasid, start, end);
 	}
+	atc->nvalid -= dropped;
+	if (!atc->nvalid) {
+		atc->lo = UINT64_MAX;
+		atc->hi = 0;
+	}
 	pthread_mutex_unlock(&atc->lock);
 	return dropped;
 }
@@ -128,22 +159,18 @@ void sim_atc_flush(struct sim_atc *atc)
 {
 	pthread_mutex_lock(&atc->lock);
 	memset(atc->e, 0, (size_t)atc->nsets * SIM_ATC_WAYS * sizeof(*atc->e));
+	atc->nvalid = 0;
+	atc->lo = UINT64_MAX;
+	atc->hi = 0;
 	pthread_mutex_unlock(&atc->lock);
 }
 
 void sim_atc_fill_n(struct sim_atc *atc, uint32_t pasid, uint64_t vpn,
 		    const uint8_t *perms, unsigned int n)
 {
-	struct sim_atc_entry *victim;
-
 	pthread_mutex_lock(&atc->lock);
-	for (unsigned int i = 0; i < n; i++) {
-		if (!(perms[i] & SIM_PERM_RW))
-			continue;
-		victim = atc_slot(atc, pasid, vpn + i);
-		victim->vpn = vpn + i;
-		victim->pasid = pasid;
-		victim->perm = perms[i];
-	}
+	for (unsigned int i = 0; i < n; i++)
+		if (perms[i] & SIM_PERM_RW)
+			atc_set_entry(atc, pasid, vpn + i, perms[i]);
 	pthread_mutex_unlock(&atc->lock);
 }

@@ -22,6 +22,37 @@ struct sim_fd_hdr {
 	uint32_t rsvd;
 };
 
+/*
+ * Bounce buffers of the last binding gone, kept for the next (a process
+ * binding and unbinding in a loop maps and faults in none again), and the
+ * sim devices open: the last to close frees what is kept.
+ */
+static pthread_mutex_t spare_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint8_t *bounce_spare;		/* spare_lock */
+static unsigned int sim_open_count;	/* spare_lock */
+
+static uint8_t *bounce_get(void)
+{
+	uint8_t *b;
+
+	pthread_mutex_lock(&spare_lock);
+	b = bounce_spare;
+	bounce_spare = NULL;
+	pthread_mutex_unlock(&spare_lock);
+	return b ? b : sim_pages_alloc(2 * SIM_BOUNCE_SIZE);
+}
+
+static void bounce_put(uint8_t *b)
+{
+	pthread_mutex_lock(&spare_lock);
+	if (!bounce_spare && sim_open_count) {
+		bounce_spare = b;
+		b = NULL;
+	}
+	pthread_mutex_unlock(&spare_lock);
+	sim_pages_free(b, 2 * SIM_BOUNCE_SIZE);
+}
+
 static int sim_enumerate(struct sva_dev_desc *descs, unsigned int max)
 {
 	for (unsigned int i = 0; i < SIM_NR_DEVICES && i < max; i++) {
@@ -146,6 +177,9 @@ static int sim_open(struct sva_dev *dev, const char *name, int fd)
 	caps->max_xfer = 1ull << 30;
 	sim_devmem_caps(dev);
 	dev->priv = sd;
+	pthread_mutex_lock(&spare_lock);
+	sim_open_count++;
+	pthread_mutex_unlock(&spare_lock);
 	return 0;
 atc:
 	sim_atc_fini(&sd->atc);
@@ -160,7 +194,19 @@ free:
 static void sim_close(struct sva_dev *dev)
 {
 	struct sim_dev *sd = dev->priv;
+	uint8_t *spare = NULL;
+	bool last;
 
+	pthread_mutex_lock(&spare_lock);
+	last = !--sim_open_count;
+	if (last) {
+		spare = bounce_spare;
+		bounce_spare = NULL;
+	}
+	pthread_mutex_unlock(&spare_lock);
+	sim_pages_free(spare, 2 * SIM_BOUNCE_SIZE);
+	if (last)
+		sim_mm_spare_drop();
 	sim_prq_fini(sd);
 	sim_atc_fini(&sd->atc);
 	close(dev->fd);
@@ -176,18 +222,17 @@ static int sim_bind(struct sva_bind *bind)
 	if (!sb)
 		return -ENOMEM;
 	sb->bind = bind;
-	sb->bounce[0] = sva__alloc(SIM_CHUNK + 8);
-	sb->bounce[1] = sva__alloc(SIM_CHUNK + 8);
-	if (!sb->bounce[0] || !sb->bounce[1])
+	sb->bounce[0] = bounce_get();
+	if (!sb->bounce[0])
 		goto nomem;
+	sb->bounce[1] = sb->bounce[0] + SIM_BOUNCE_SIZE;
 	bind->priv = sb;
 	mm = sim_mm_get(bind);
 	if (!mm)
 		goto nomem;
 	if (mm->pasid >= 1u << bind->dev->caps.pasid_bits) {
 		sim_mm_put(bind);
-		free(sb->bounce[0]);
-		free(sb->bounce[1]);
+		bounce_put(sb->bounce[0]);
 		free(sb);
 		return sva_err(-ENOSPC, "PASID %u does not fit %s's %u bits",
 			       mm->pasid, bind->dev->name,
@@ -196,8 +241,8 @@ static int sim_bind(struct sva_bind *bind)
 	bind->pasid = mm->pasid;
 	return 0;
 nomem:
-	free(sb->bounce[0]);
-	free(sb->bounce[1]);
+	if (sb->bounce[0])
+		bounce_put(sb->bounce[0]);
 	free(sb);
 	return -ENOMEM;
 }
@@ -220,8 +265,8 @@ static void sim_unbind(struct sva_bind *bind)
 	/* Its pages leave device memory while our userfaultfd still can. */
 	sim_devmem_unbind(bind, last);
 	sim_mm_put(bind);
-	free(sb->bounce[0]);
-	free(sb->bounce[1]);
+	if (sb->bounce[0])
+		bounce_put(sb->bounce[0]);
 	free(sb);
 }
 
@@ -239,7 +284,22 @@ static void sim_sync(struct sva_bind *bind)
 
 static int sim_mirror_register(struct sva_mirror *m)
 {
-	sim_mm_track_range(sim_bind_of(m->bind)->mm, m->start, m->end);
+	struct sim_mm *mm = sim_bind_of(m->bind)->mm;
+	int err;
+
+	/*
+	 * A mirror's sequences need the events of its range: the event
+	 * thread must run (it starts with the first registration, and
+	 * mirrors fail as binds did when it can't). Callbacks need the
+	 * notifier thread, which a mirror without one doesn't.
+	 */
+	err = sim_mm_listen(mm);
+	if (!err && m->opts.invalidate)
+		err = sim_notify_want(mm);
+	if (err)
+		return sva_err(err, "can't start the thread mirrors need: %s",
+			       strerror(-err));
+	sim_mm_track_range(mm, m->start, m->end);
 	return 0;
 }
 
@@ -251,7 +311,8 @@ static void sim_attrs_track(struct sva_bind *bind, uint64_t addr,
 
 static void sim_mirror_unregister(struct sva_mirror *m)
 {
-	(void)m;
+	if (m->opts.invalidate)
+		sim_notify_unwant(sim_bind_of(m->bind)->mm);
 }
 
 /* Fault in the pages of @states not already as @fault asks. */

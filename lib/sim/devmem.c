@@ -569,6 +569,13 @@ static struct sim_devmem *dm_get(struct sva_bind *bind, bool excl, int *errp)
 				bind->dev->name);
 		return NULL;
 	}
+	/* The arena's munmap() at unbind needs the event thread. */
+	*errp = sim_mm_listen(mm);
+	if (*errp) {
+		*errp = sva_err(*errp, "can't start the event thread: %s",
+				strerror(-*errp));
+		return NULL;
+	}
 	dm = sva__zalloc(sizeof(*dm));
 	if (!dm)
 		goto nomem;

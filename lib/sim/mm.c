@@ -31,6 +31,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -81,6 +82,12 @@ struct procmap_query {
 /* One IOMMU view per process; a child after fork() builds its own. */
 static pthread_mutex_t sim_mm_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct sim_mm *the_mm;
+/*
+ * The memory of the last IOMMU view destroyed, kept (sim_mm_lock) for the
+ * next: a process that binds and unbinds in a loop maps and faults in
+ * none of it again. Freed when the last sim device closes.
+ */
+static struct sim_mm *mm_spare;
 
 /* ---------------------------------------------------------------- VMAs */
 
@@ -109,6 +116,7 @@ static bool maps_line_parse(const char *line, struct sim_vma *vma)
 		vma->file = f && strtoull(f + 1, NULL, 10) != 0;
 	}
 	vma->tracked = false;
+	vma->big = true;	/* maps doesn't say */
 	return true;
 }
 
@@ -175,6 +183,7 @@ static bool vma_query(struct sim_mm *mm, uint64_t addr, struct sim_vma *out)
 	out->shared = q.vma_flags & PROCMAP_QUERY_VMA_SHARED;
 	out->file = q.inode != 0;
 	out->tracked = false;
+	out->big = q.vma_page_size > SVA_PAGE_SIZE;
 	return true;
 }
 
@@ -201,7 +210,8 @@ static void vma_track(struct sim_mm *mm, struct sim_vma *vma)
 	if (missing_overlaps(mm, vma->start, vma->end))
 		reg.mode |= UFFDIO_REGISTER_MODE_MISSING;
 
-	if (mm->uffd >= 0 && !ioctl(mm->uffd, UFFDIO_REGISTER, &reg)) {
+	if (mm->uffd >= 0 && !sim_mm_listen(mm) &&
+	    !ioctl(mm->uffd, UFFDIO_REGISTER, &reg)) {
 		vma->tracked = true;
 		if (reg.ioctls & (1ull << _UFFDIO_WRITEPROTECT))
 			atomic_store(&mm->can_probe, true);
@@ -209,28 +219,6 @@ static void vma_track(struct sim_mm *mm, struct sim_vma *vma)
 		pr_debug("VMA %#llx-%#llx untracked: %s\n",
 			 (unsigned long long)vma->start,
 			 (unsigned long long)vma->end, strerror(errno));
-}
-
-/* Look @addr's VMA up in the cache, else in maps. Caller holds mm->lock. */
-static bool vma_get(struct sim_mm *mm, uint64_t addr, struct sim_vma *out)
-{
-	struct sim_vma *slot;
-
-	for (unsigned int i = 0; i < mm->nr_vmas; i++) {
-		if (addr >= mm->vmas[i].start && addr < mm->vmas[i].end) {
-			*out = mm->vmas[i];
-			return true;
-		}
-	}
-	if (!vma_query(mm, addr, out))
-		return false;
-	vma_track(mm, out);
-	if (mm->nr_vmas < ARRAY_SIZE(mm->vmas))
-		slot = &mm->vmas[mm->nr_vmas++];
-	else
-		slot = &mm->vmas[mm->vma_hand++ % ARRAY_SIZE(mm->vmas)];
-	*slot = *out;
-	return true;
 }
 
 /* Drop cached VMAs overlapping [start, end). Caller holds mm->lock. */
@@ -244,6 +232,56 @@ static void vmas_forget(struct sim_mm *mm, uint64_t start, uint64_t end)
 	}
 }
 
+/*
+ * @addr's VMA from the kernel, registered with our userfaultfd where it
+ * can be, and cached if that holds until an event says otherwise: a VMA
+ * registered whole. The query and the registration race other threads'
+ * munmap()s of parts not registered yet, which send no event: a part
+ * unmapped between them is a hole the registration skips, and a stale
+ * entry over it would keep a later mapping there unregistered. Once
+ * registered, a VMA found whole again stays so until an event (which
+ * forgets the entry). An untracked VMA isn't cached either (it may be
+ * trackable when looked up again), but where nothing is (no
+ * userfaultfd). Caller holds mm->lock.
+ */
+static bool vma_load(struct sim_mm *mm, uint64_t addr, struct sim_vma *out)
+{
+	struct sim_vma *slot, now;
+
+	if (!vma_query(mm, addr, out))
+		return false;
+	vma_track(mm, out);
+	if (out->tracked) {
+		if (!vma_query(mm, addr, &now) || now.start != out->start ||
+		    now.end != out->end || now.prot != out->prot) {
+			out->tracked = false;
+			return true;
+		}
+	} else if (mm->uffd >= 0) {
+		return true;
+	}
+	/* Entries of what was there before (their event not read yet). */
+	vmas_forget(mm, out->start, out->end);
+	if (mm->nr_vmas < ARRAY_SIZE(mm->vmas))
+		slot = &mm->vmas[mm->nr_vmas++];
+	else
+		slot = &mm->vmas[mm->vma_hand++ % ARRAY_SIZE(mm->vmas)];
+	*slot = *out;
+	return true;
+}
+
+/* Look @addr's VMA up in the cache, else load it. Caller holds mm->lock. */
+static bool vma_get(struct sim_mm *mm, uint64_t addr, struct sim_vma *out)
+{
+	for (unsigned int i = 0; i < mm->nr_vmas; i++) {
+		if (addr >= mm->vmas[i].start && addr < mm->vmas[i].end) {
+			*out = mm->vmas[i];
+			return true;
+		}
+	}
+	return vma_load(mm, addr, out);
+}
+
 void sim_mm_vma_forget(struct sim_mm *mm, uint64_t addr)
 {
 	pthread_mutex_lock(&mm->lock);
@@ -251,13 +289,22 @@ void sim_mm_vma_forget(struct sim_mm *mm, uint64_t addr)
 	pthread_mutex_unlock(&mm->lock);
 }
 
+/*
+ * Not from the cache: munmap() frees the range before its event is read,
+ * so another thread's mapping at the same place can be found under the
+ * entry of the old one until the event thread forgets it. A translation
+ * cached meanwhile is dropped by that event (same range); a mirror
+ * registered meanwhile would stay unregistered, deaf to its range's
+ * munmap (seen in test_bind_unbind_storm_threads). So mirrors and
+ * attributes look their VMAs up afresh.
+ */
 void sim_mm_track_range(struct sim_mm *mm, uint64_t start, uint64_t end)
 {
 	struct sim_vma vma;
 
 	pthread_mutex_lock(&mm->lock);
 	for (uint64_t a = start; a < end;)
-		a = vma_get(mm, a, &vma) ? vma.end : a + SVA_PAGE_SIZE;
+		a = vma_load(mm, a, &vma) ? vma.end : a + SVA_PAGE_SIZE;
 	pthread_mutex_unlock(&mm->lock);
 }
 
@@ -363,6 +410,8 @@ int sim_mm_register_missing(struct sim_mm *mm, uint64_t start, uint64_t end)
 
 	pthread_mutex_lock(&mm->lock);
 	err = missing_add(mm, start, end);
+	if (!err)
+		err = sim_mm_listen(mm);
 	if (!err && ioctl(mm->uffd, UFFDIO_REGISTER, &reg))
 		err = -errno;
 	/* The VMA was split: forget what we cached of it. */
@@ -573,15 +622,13 @@ static void pending_add(struct sim_mm *mm, uint64_t start, uint64_t end)
 }
 
 /*
- * [start, end) was unmapped (or mremap()ed away): the munmap zapped what
- * any discard in progress inside it would have. Without this, a discard of
- * absent pages (retired only by the barrier or the time-out) would keep a
- * new mapping at the same place busy. (A madvise() still waiting for
- * mmap_lock when the munmap and a new mmap ran would zap the new mapping:
- * the kernel's semantics, and a case left to the next discard's event.)
+ * [start, end) was unmapped: a discard in progress inside it is over (the
+ * unmap, under mmap_lock for writing, came after any zap of it). Without
+ * this, a page mapped there again soon after, with the PFN it had before
+ * (pages freed and faulted in again often get theirs back), kept the range
+ * busy until the barrier's grace. Event thread, inval_lock held.
  */
-static void pending_drop_unmapped(struct sim_mm *mm, uint64_t start,
-				  uint64_t end)
+static void pending_unmapped(struct sim_mm *mm, uint64_t start, uint64_t end)
 {
 	if (!atomic_load(&mm->npend))
 		return;
@@ -614,7 +661,24 @@ static void pending_barrier_locked(struct sim_mm *mm);
 
 bool sim_mm_discard_pending(struct sim_mm *mm, uint64_t start, uint64_t end)
 {
-	return pending_overlaps(mm, start, end);
+	bool ret;
+
+	if (!atomic_load(&mm->npend))
+		return false;
+	/*
+	 * Look for the zap now, as pending_wait() does: the event thread
+	 * waits a tick before it looks (pending_scan_locked()), and a
+	 * migration right after a discard returned would find the range
+	 * still busy.
+	 */
+	pthread_mutex_lock(&mm->pend_lock);
+	ret = pending_overlaps_locked(mm, start, end);
+	if (ret) {
+		pending_scan_locked(mm, false);
+		ret = pending_overlaps_locked(mm, start, end);
+	}
+	pthread_mutex_unlock(&mm->pend_lock);
+	return ret;
 }
 
 /* Wait until no discard in progress overlaps [start, end). */
@@ -718,14 +782,74 @@ int sim_mm_translate(struct sim_mm *mm, uint64_t vpn, unsigned int n,
 	return mm_translate(mm, vpn, n, perms, tracked, false);
 }
 
-static void snapshot_huge(struct sim_mm *mm, uint64_t addr, uint64_t len,
-			  uint8_t *states)
+/*
+ * Snapshots. One pread of pagemap per SIM_SNAP_BLOCK pages and one VMA
+ * query per VMA give every state but HUGE: pagemap has no bit for a page
+ * mapped by a PMD. PAGEMAP_SCAN (6.7) reports those, but walks every PTE
+ * of what it scans at a fraction of pread's speed, so it scans only the
+ * 2 MiB blocks that can be PMD mapped: every page present and, where
+ * PFNs are visible (CAP_SYS_ADMIN), each at its offset from one 512-page
+ * aligned PFN, as a PMD maps them. Without PFNs, every block all present
+ * is scanned; hugetlb VMAs (and all, where PROCMAP_QUERY can't tell) are
+ * scanned whole; without PAGEMAP_SCAN, no page is reported huge.
+ */
+#define SIM_SNAP_BLOCK 1024		/* pagemap entries read at once */
+#define SIM_PMD_PAGES 512ull		/* pages a PMD maps (4 KiB pages) */
+#define SIM_SNAP_SCANS 16		/* ranges to scan, then folded */
+
+struct snap_huge {
+	struct { uint64_t start, end; } r[SIM_SNAP_SCANS];
+	unsigned int n;
+	uint64_t blk;			/* 2 MiB block being looked at */
+	uint64_t base;			/* its PFN base (0: PFNs hidden) */
+	bool cand;			/* it can still be PMD mapped */
+};
+
+/*
+ * [start, end) may hold huge pages: scan it. Ranges come in order of their
+ * start, but for a 2 MiB block straddling VMAs, whose part before the last
+ * range's start can't be PMD mapped (a PMD maps one VMA's pages).
+ */
+static void snap_huge_add(struct snap_huge *h, uint64_t start, uint64_t end)
+{
+	/* Touching the last, or no room left (a wider scan only costs
+	 * more): the last grows. */
+	if (h->n && (h->r[h->n - 1].end >= start || h->n == SIM_SNAP_SCANS)) {
+		h->r[h->n - 1].end = MAX(h->r[h->n - 1].end, end);
+		return;
+	}
+	h->r[h->n].start = start;
+	h->r[h->n++].end = end;
+}
+
+/* Page @vpn (in order, none skipped) has pagemap entry @pm, or no VMA
+ * (@pm 0). [lo, hi): the snapshot's pages. */
+static void snap_huge_page(struct snap_huge *h, uint64_t vpn, uint64_t pm,
+			   uint64_t lo, uint64_t hi)
+{
+	uint64_t blk = vpn / SIM_PMD_PAGES, pfn = pm & PM_PFN;
+	uint64_t base = pfn ? pfn - vpn % SIM_PMD_PAGES : 0;
+
+	if (blk != h->blk) {
+		h->blk = blk;
+		h->base = base;
+		h->cand = !(base % SIM_PMD_PAGES);
+	}
+	if (h->cand && (!(pm & PM_PRESENT) || base != h->base))
+		h->cand = false;
+	/* Its last page in the snapshot: scan it if it still can be. */
+	if (h->cand && (vpn % SIM_PMD_PAGES == SIM_PMD_PAGES - 1 ||
+			vpn + 1 == hi))
+		snap_huge_add(h, MAX(blk * SIM_PMD_PAGES, lo) << SVA_PAGE_SHIFT,
+			      (vpn + 1) << SVA_PAGE_SHIFT);
+}
+
+static void snapshot_huge(struct sim_mm *mm, const struct snap_huge *h,
+			  uint64_t addr, uint8_t *states)
 {
 	struct page_region regs[32];
 	struct pm_scan_arg arg = {
 		.size = sizeof(arg),
-		.start = addr,
-		.end = addr + len,
 		.vec = (uintptr_t)regs,
 		.vec_len = ARRAY_SIZE(regs),
 		.category_anyof_mask = PAGE_IS_HUGE,
@@ -733,57 +857,87 @@ static void snapshot_huge(struct sim_mm *mm, uint64_t addr, uint64_t len,
 	};
 	int n;
 
-	while (arg.start < arg.end) {
-		n = ioctl(mm->pagemap, PAGEMAP_SCAN, &arg);
-		if (n < 0)
-			return;	/* before 6.7: huge pages aren't reported */
-		for (int i = 0; i < n; i++)
-			for (uint64_t a = regs[i].start; a < regs[i].end;
-			     a += SVA_PAGE_SIZE) {
-				uint8_t *st = &states[(a - addr) >> SVA_PAGE_SHIFT];
+	for (unsigned int r = 0; r < h->n; r++) {
+		arg.start = h->r[r].start;
+		arg.end = h->r[r].end;
+		while (arg.start < arg.end) {
+			n = ioctl(mm->pagemap, PAGEMAP_SCAN, &arg);
+			if (n < 0)
+				return;	/* before 6.7: huge pages aren't reported */
+			for (int i = 0; i < n; i++)
+				for (uint64_t a = regs[i].start; a < regs[i].end;
+				     a += SVA_PAGE_SIZE) {
+					uint8_t *st = &states[(a - addr) >> SVA_PAGE_SHIFT];
 
-				/* An error page is an error, nothing more. */
-				if (!(*st & SVA_PAGE_ERROR))
-					*st |= SVA_PAGE_HUGE;
-			}
-		if (arg.walk_end <= arg.start)
-			break;
-		arg.start = arg.walk_end;
+					/* An error page is an error, nothing more. */
+					if (!(*st & SVA_PAGE_ERROR))
+						*st |= SVA_PAGE_HUGE;
+				}
+			if (arg.walk_end <= arg.start)
+				break;
+			arg.start = arg.walk_end;
+		}
 	}
+}
+
+/* The state of a page of @vma whose pagemap entry is @pm (HUGE aside). */
+static uint8_t snap_state(uint64_t pm, const struct sim_vma *vma)
+{
+	unsigned int perm;
+
+	/* A VMA the device may not read: error. */
+	if (!(vma->prot & SIM_PERM_R))
+		return SVA_PAGE_ERROR;
+	perm = pte_perm(pm, vma);
+	return (uint8_t)((perm & SIM_PERM_R ? SVA_PAGE_VALID : 0) |
+			 (perm & SIM_PERM_W ? SVA_PAGE_WRITE : 0));
 }
 
 int sim_mm_snapshot(struct sim_mm *mm, uint64_t addr, uint64_t len,
 		    uint8_t *states)
 {
-	uint64_t npages = len >> SVA_PAGE_SHIFT, vpn = addr >> SVA_PAGE_SHIFT;
-	uint8_t perms[SIM_CHUNK_PAGES];
-	bool tracked;
-	int err;
+	uint64_t lo = addr >> SVA_PAGE_SHIFT, hi = (addr + len) >> SVA_PAGE_SHIFT;
+	struct snap_huge h = { .blk = UINT64_MAX };
+	uint64_t pm[SIM_SNAP_BLOCK], vpn = lo, seg;
+	struct sim_vma vma;
+	ssize_t got;
 
 	/* Not while a discard of the range may still be zapping it. */
 	pending_wait(mm, addr, addr + len);
-	for (uint64_t i = 0; i < npages; i += SIM_CHUNK_PAGES) {
-		unsigned int n = (unsigned int)MIN(npages - i,
-						   (uint64_t)SIM_CHUNK_PAGES);
+	while (vpn < hi) {
+		/* The VMA as it is now, not as cached: mprotect() sends no
+		 * event. No VMA: an error page. */
+		if (!vma_query(mm, vpn << SVA_PAGE_SHIFT, &vma)) {
+			states[vpn - lo] = SVA_PAGE_ERROR;
+			snap_huge_page(&h, vpn, 0, lo, hi);
+			vpn++;
+			continue;
+		}
+		seg = MIN(hi, vma.end >> SVA_PAGE_SHIFT);
+		/* hugetlb (or can't tell): PAGEMAP_SCAN says HUGE for its
+		 * pages, present or not; scan it whole, as before. */
+		if (vma.big)
+			snap_huge_add(&h, vpn << SVA_PAGE_SHIFT,
+				      seg << SVA_PAGE_SHIFT);
+		while (vpn < seg) {
+			unsigned int n = (unsigned int)MIN(seg - vpn,
+						(uint64_t)SIM_SNAP_BLOCK);
 
-		/* The protections in force now, not the ones cached. */
-		err = mm_translate(mm, vpn + i, n, perms, &tracked, true);
-		if (err)
-			return err;
-		for (unsigned int j = 0; j < n; j++) {
-			states[i + j] = 0;
-			/* No VMA, or one the device may not read: error. */
-			if (perms[j] & SIM_PERM_NONE) {
-				states[i + j] = SVA_PAGE_ERROR;
-				continue;
+			got = pread(mm->pagemap, pm, n * sizeof(pm[0]),
+				    (off_t)(vpn * sizeof(pm[0])));
+			if (got < 0)
+				return -errno;
+			/* Past the end of the address space: nothing mapped. */
+			memset((char *)pm + got, 0,
+			       n * sizeof(pm[0]) - (size_t)got);
+			for (unsigned int i = 0; i < n; i++) {
+				states[vpn + i - lo] = snap_state(pm[i], &vma);
+				snap_huge_page(&h, vpn + i, pm[i], lo, hi);
 			}
-			if (perms[j] & SIM_PERM_R)
-				states[i + j] |= SVA_PAGE_VALID;
-			if (perms[j] & SIM_PERM_W)
-				states[i + j] |= SVA_PAGE_WRITE;
+			vpn += n;
 		}
 	}
-	snapshot_huge(mm, addr, len, states);
+	snapshot_huge(mm, &h, addr, states);
 	return 0;
 }
 
@@ -915,11 +1069,15 @@ static void pending_barrier_locked(struct sim_mm *mm)
 static void pending_close(struct sim_mm *mm)
 {
 	struct { uint64_t start, end; } c[SIM_PENDING_MAX];
-	unsigned int n = 0;
+	unsigned int n = 0, closing;
 
 	pthread_mutex_lock(&mm->pend_lock);
+	/* Zaps pagemap shows done first: the barrier (mmap_lock for
+	 * writing, which the application's next mmap or madvise would wait
+	 * behind) only for what remains. */
+	closing = pending_scan_locked(mm, true);
 	pending_barrier_locked(mm);
-	if (pending_scan_locked(mm, true)) {
+	if (closing) {
 		for (unsigned int i = 0; i < atomic_load(&mm->npend); i++) {
 			if (!mm->pend[i].closing)
 				continue;
@@ -1033,6 +1191,56 @@ static void mm_devmem_event(struct sim_mm *mm, const struct inval *inv)
 	pthread_mutex_unlock(&mm->notify_lock);
 }
 
+#define SIM_EVENTS_READ 16		/* userfaultfd messages read at once */
+
+/*
+ * Read the events queued on our userfaultfd and act on them. Reading an
+ * event lets the munmap/madvise behind it go on: read it with device
+ * accesses shut out, drop the translations, then let them in again.
+ */
+static void mm_read_events(struct sim_mm *mm)
+{
+	struct uffd_msg msgs[SIM_EVENTS_READ];
+	struct inval inv[2 * SIM_EVENTS_READ];
+	uint64_t faults[SIM_EVENTS_READ];
+	int n, ninv = 0, nfaults = 0;
+
+	pthread_rwlock_wrlock(&mm->inval_lock);
+	n = (int)read(mm->uffd, msgs, sizeof(msgs));
+	for (int i = 0; n > 0 && i < n / (int)sizeof(msgs[0]); i++) {
+		if (msgs[i].event == UFFD_EVENT_PAGEFAULT)
+			faults[nfaults++] = msgs[i].arg.pagefault.address;
+		else
+			ninv += msg_to_invals(&msgs[i], &inv[ninv]);
+	}
+	for (int i = 0; i < ninv; i++) {
+		mm_invalidate_locked(mm, inv[i].start, inv[i].end, inv[i].ev);
+		/* Its zap comes after this read: in progress. */
+		if (inv[i].ev == SVA_INVAL_DISCARD &&
+		    !sim_devmem_in_arena(mm, inv[i].start, inv[i].end))
+			pending_add(mm, inv[i].start, inv[i].end);
+		else if (inv[i].ev == SVA_INVAL_UNMAP ||
+			 (inv[i].ev == SVA_INVAL_REMAP && inv[i].to))
+			/* Unmapped, or mremap()ed away from there. */
+			pending_unmapped(mm, inv[i].start, inv[i].end);
+		/*
+		 * Device memory and attributes follow the event before any
+		 * fault read with it is served, and before a sync
+		 * (inval_lock) lets a caller look: a page unmapped or
+		 * discarded leaves device memory, one mremap()ed is found
+		 * at its new address. (A fault on a range that is changing
+		 * fails with EAGAIN until its event was read, and is
+		 * deferred.)
+		 */
+		mm_devmem_event(mm, &inv[i]);
+	}
+	pthread_rwlock_unlock(&mm->inval_lock);
+	for (int i = 0; i < nfaults; i++)
+		mm_fault(mm, faults[i]);
+	for (int i = 0; i < ninv; i++)
+		sim_notify_push(mm, inv[i].start, inv[i].end, inv[i].ev);
+}
+
 static void *mm_event_thread(void *arg)
 {
 	struct sim_mm *mm = arg;
@@ -1040,15 +1248,11 @@ static void *mm_event_thread(void *arg)
 		{ .fd = mm->uffd, .events = POLLIN },
 		{ .fd = mm->stop_fd, .events = POLLIN },
 	};
-	struct uffd_msg msgs[16];
-	struct inval inv[2 * ARRAY_SIZE(msgs)];
-	uint64_t faults[ARRAY_SIZE(msgs)];
-	int n, ninv, nfaults;
 
 	sva__trace_set_role(SVA_ROLE_MM_EVENTS);
 	for (;;) {
 		/* Room for a full read of faults we may have to defer. */
-		pfd[0].events = mm->ndeferred + ARRAY_SIZE(msgs) <=
+		pfd[0].events = mm->ndeferred + SIM_EVENTS_READ <=
 				SIM_DEFERRED_MAX ? POLLIN : 0;
 		/* While a discard is in progress, look for its zap often;
 		 * faults deferred are tried again as often. */
@@ -1073,52 +1277,35 @@ static void *mm_event_thread(void *arg)
 			mm->uffd = -1;
 			break;
 		}
-		if (!(pfd[0].revents & POLLIN))
-			continue;
 		/*
-		 * Reading an event lets the munmap/madvise behind it go on:
-		 * read it with device accesses shut out, drop the
-		 * translations, then let them in again.
+		 * Earlier discards' zaps are looked for before the events
+		 * are read: a discard read now is looked at at the next
+		 * wake-up at the earliest, when the madvise() it woke has
+		 * had time to zap (a page present at the read and absent
+		 * now counts as zapped; see page_zapped()).
 		 */
-		pthread_rwlock_wrlock(&mm->inval_lock);
-		n = (int)read(mm->uffd, msgs, sizeof(msgs));
-		ninv = nfaults = 0;
-		for (int i = 0; n > 0 && i < n / (int)sizeof(msgs[0]); i++) {
-			if (msgs[i].event == UFFD_EVENT_PAGEFAULT)
-				faults[nfaults++] = msgs[i].arg.pagefault.address;
-			else
-				ninv += msg_to_invals(&msgs[i], &inv[ninv]);
-		}
-		for (int i = 0; i < ninv; i++) {
-			mm_invalidate_locked(mm, inv[i].start, inv[i].end,
-					     inv[i].ev);
-			/* Its zap comes after this read: in progress. */
-			if (inv[i].ev == SVA_INVAL_DISCARD &&
-			    !sim_devmem_in_arena(mm, inv[i].start, inv[i].end))
-				pending_add(mm, inv[i].start, inv[i].end);
-			else if (inv[i].ev == SVA_INVAL_UNMAP ||
-				 (inv[i].ev == SVA_INVAL_REMAP && inv[i].to))
-				pending_drop_unmapped(mm, inv[i].start,
-						      inv[i].end);
-			/*
-			 * Device memory and attributes follow the event
-			 * before any fault read with it is served, and
-			 * before a sync (inval_lock) lets a caller look:
-			 * a page unmapped or discarded leaves device memory,
-			 * one mremap()ed is found at its new address. (A
-			 * fault on a range that is changing fails with
-			 * EAGAIN until its event was read, and is deferred.)
-			 */
-			mm_devmem_event(mm, &inv[i]);
-		}
-		pthread_rwlock_unlock(&mm->inval_lock);
-		for (int i = 0; i < nfaults; i++)
-			mm_fault(mm, faults[i]);
-		for (int i = 0; i < ninv; i++)
-			sim_notify_push(mm, inv[i].start, inv[i].end,
-					inv[i].ev);
+		if (pfd[0].revents & POLLIN)
+			mm_read_events(mm);
 	}
 	return NULL;
+}
+
+int sim_mm_listen(struct sim_mm *mm)
+{
+	int err = 0;
+
+	if (atomic_load(&mm->listening) || mm->uffd < 0)
+		return 0;
+	pthread_mutex_lock(&mm->start_lock);
+	if (!atomic_load(&mm->listening)) {
+		/* No message here: callers may hold mm->lock, and a print
+		 * hook is user code. */
+		err = sva__thread_create(&mm->thread, mm_event_thread, mm);
+		if (!err)
+			atomic_store(&mm->listening, true);
+	}
+	pthread_mutex_unlock(&mm->start_lock);
+	return err;
 }
 
 /*
@@ -1170,6 +1357,42 @@ int sim_uffd_probe_move(void)
 	return full ? 0 : -EOPNOTSUPP;
 }
 
+/* Under AddressSanitizer, from its heap instead: it then sees overflows
+ * and leaks of these buffers. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SIM_PAGES_FROM_HEAP 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SIM_PAGES_FROM_HEAP 1
+#endif
+#endif
+
+void *sim_pages_alloc(size_t len)
+{
+#ifdef SIM_PAGES_FROM_HEAP
+	return sva__zalloc(len);
+#else
+	void *p;
+
+	if (sva__inject(SVA_INJECT_ALLOC))
+		return NULL;
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+#endif
+}
+
+void sim_pages_free(void *p, size_t len)
+{
+#ifdef SIM_PAGES_FROM_HEAP
+	(void)len;
+	free(p);
+#else
+	if (p)
+		munmap(p, len);
+#endif
+}
+
 static void mm_destroy(struct sim_mm *mm)
 {
 	if (mm->uffd >= 0)
@@ -1182,6 +1405,8 @@ static void mm_destroy(struct sim_mm *mm)
 		close(mm->kpageflags);
 	if (mm->maps >= 0)
 		close(mm->maps);
+	sim_notify_fini(mm);
+	pthread_mutex_destroy(&mm->start_lock);
 	pthread_cond_destroy(&mm->pend_cv);
 	pthread_mutex_destroy(&mm->pend_lock);
 	pthread_mutex_destroy(&mm->dm_lock);
@@ -1189,7 +1414,11 @@ static void mm_destroy(struct sim_mm *mm)
 	pthread_cond_destroy(&mm->notify_cv);
 	pthread_mutex_destroy(&mm->notify_lock);
 	pthread_mutex_destroy(&mm->lock);
-	free(mm);
+	/* Under sim_mm_lock, as every mm_destroy() is. */
+	if (!mm_spare)
+		mm_spare = mm;
+	else
+		sim_pages_free(mm, sizeof(*mm));
 }
 
 static int mm_create(struct sim_mm **mmp)
@@ -1198,14 +1427,25 @@ static int mm_create(struct sim_mm **mmp)
 	struct sim_mm *mm;
 	int err;
 
-	mm = sva__zalloc(sizeof(*mm));
-	if (!mm)
-		return -ENOMEM;
+	/* 85 KiB, mostly room for discards in progress: zero pages until
+	 * used, and kept for the next (mm_spare), not a calloc() that
+	 * faults in and clears it all at every first bind. */
+	if (mm_spare) {
+		mm = mm_spare;
+		mm_spare = NULL;
+		memset(mm, 0, sizeof(*mm));
+	} else {
+		mm = sim_pages_alloc(sizeof(*mm));
+		if (!mm)
+			return -ENOMEM;
+	}
 	mm->pid = getpid();
 	mm->pasid = 1;	/* PASID 0 is RID_PASID: DMA without a PASID */
 	mm->uffd = mm->stop_fd = mm->pagemap = mm->kpageflags = mm->maps = -1;
 	list_init(&mm->binds);
 	list_init(&mm->arenas);
+	pthread_mutex_init(&mm->start_lock, NULL);
+	sim_notify_init(mm);
 	pthread_mutex_init(&mm->dm_lock, NULL);
 	pthread_mutex_init(&mm->pend_lock, NULL);
 	{
@@ -1249,14 +1489,8 @@ static int mm_create(struct sim_mm **mmp)
 		err = -errno;
 		goto destroy;
 	}
-	err = sim_notify_start(mm);
-	if (err)
-		goto destroy;
-	err = sva__thread_create(&mm->thread, mm_event_thread, mm);
-	if (err) {
-		sim_notify_stop(mm);
-		goto destroy;
-	}
+	/* No thread yet: the event thread starts before the first
+	 * registration, the notifier with the first callback. */
 	*mmp = mm;
 	return 0;
 destroy:
@@ -1307,6 +1541,14 @@ static void mm_atfork_parent(void)
 {
 	if (the_mm && the_mm->pid == getpid())
 		sim_devmem_fork_parent(the_mm);
+	pthread_mutex_unlock(&sim_mm_lock);
+}
+
+void sim_mm_spare_drop(void)
+{
+	pthread_mutex_lock(&sim_mm_lock);
+	sim_pages_free(mm_spare, sizeof(*mm_spare));
+	mm_spare = NULL;
 	pthread_mutex_unlock(&sim_mm_lock);
 }
 
@@ -1364,7 +1606,7 @@ void sim_mm_put(struct sva_bind *bind)
 
 	pthread_mutex_lock(&sim_mm_lock);
 	if (--mm->refs == 0) {
-		if (mm->uffd >= 0) {
+		if (atomic_load(&mm->listening)) {
 			if (write(mm->stop_fd, &one, sizeof(one)) < 0)
 				pr_warn("can't stop the event thread\n");
 			pthread_join(mm->thread, NULL);

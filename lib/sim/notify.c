@@ -8,6 +8,14 @@
  * one, a wider notification being always safe) and this thread calls the
  * mirrors' callbacks, holding no lock of ours while one runs. Sequences
  * are advanced by the event thread already.
+ *
+ * The thread starts with the first mirror that has a callback, and ranges
+ * are queued only while one is registered (mm->cb_mirrors): a munmap() of
+ * memory no callback watches wakes no thread but the event thread. That
+ * drops nothing owed: a mirror counted after the push looked was inserted
+ * in its binding's index after the invalidation advanced the sequences
+ * (sim_notify_want() counts it before the core inserts it), so no callback
+ * of that invalidation is owed to it.
  */
 #include "sim.h"
 
@@ -60,6 +68,9 @@ void sim_notify_push(struct sim_mm *mm, uint64_t start, uint64_t end,
 	struct sim_notifier *n = &mm->notify;
 	struct sim_notify_ent *last;
 
+	/* Seq-cst, paired with sim_notify_want(): see above. */
+	if (!atomic_load(&mm->cb_mirrors))
+		return;
 	pthread_mutex_lock(&n->lock);
 	if (n->count == SIM_NOTIFY_RING) {
 		last = &n->ring[(n->head + n->count - 1) % SIM_NOTIFY_RING];
@@ -75,23 +86,43 @@ void sim_notify_push(struct sim_mm *mm, uint64_t start, uint64_t end,
 	pthread_mutex_unlock(&n->lock);
 }
 
-int sim_notify_start(struct sim_mm *mm)
+void sim_notify_init(struct sim_mm *mm)
 {
 	struct sim_notifier *n = &mm->notify;
-	int err;
 
 	pthread_mutex_init(&n->lock, NULL);
 	pthread_cond_init(&n->cv, NULL);
 	n->head = n->count = 0;
 	n->exiting = false;
-	err = sva__thread_create(&n->thread, notify_thread, mm);
-	if (err) {
-		pthread_cond_destroy(&n->cv);
-		pthread_mutex_destroy(&n->lock);
-		return err;
+	n->started = false;
+}
+
+void sim_notify_fini(struct sim_mm *mm)
+{
+	pthread_cond_destroy(&mm->notify.cv);
+	pthread_mutex_destroy(&mm->notify.lock);
+}
+
+int sim_notify_want(struct sim_mm *mm)
+{
+	struct sim_notifier *n = &mm->notify;
+	int err = 0;
+
+	pthread_mutex_lock(&mm->start_lock);
+	if (!n->started) {
+		err = sva__thread_create(&n->thread, notify_thread, mm);
+		n->started = !err;
 	}
-	n->started = true;
-	return 0;
+	/* Counted once the thread runs: a push that sees it has a reader. */
+	if (!err)
+		atomic_fetch_add(&mm->cb_mirrors, 1);
+	pthread_mutex_unlock(&mm->start_lock);
+	return err;
+}
+
+void sim_notify_unwant(struct sim_mm *mm)
+{
+	atomic_fetch_sub(&mm->cb_mirrors, 1);
 }
 
 void sim_notify_stop(struct sim_mm *mm)
@@ -105,7 +136,5 @@ void sim_notify_stop(struct sim_mm *mm)
 	pthread_cond_signal(&n->cv);
 	pthread_mutex_unlock(&n->lock);
 	pthread_join(n->thread, NULL);
-	pthread_cond_destroy(&n->cv);
-	pthread_mutex_destroy(&n->lock);
 	n->started = false;
 }

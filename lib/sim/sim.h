@@ -21,6 +21,8 @@
 #define SIM_NR_DEVICES 4
 #define SIM_CHUNK_PAGES 64		/* pages a device burst covers */
 #define SIM_CHUNK (SIM_CHUNK_PAGES * SVA_PAGE_SIZE)
+/* A bounce buffer: a burst and 8 bytes, in whole pages. */
+#define SIM_BOUNCE_SIZE ((SIM_CHUNK + 8 + SVA_PAGE_SIZE - 1) & SVA_PAGE_MASK)
 
 /* Translation permissions, as an ATS completion grants them. */
 enum sim_perm {
@@ -42,10 +44,18 @@ struct sim_atc_entry {
 };
 
 struct sim_atc {
-	pthread_mutex_t lock;	/* protects the entries and hand */
+	pthread_mutex_t lock;	/* protects the entries, hand and below */
 	struct sim_atc_entry *e;
 	unsigned int nsets;	/* entries = nsets * SIM_ATC_WAYS */
 	unsigned int hand;	/* round-robin victim within a set */
+	/*
+	 * What is cached, for invalidations to cost what the device had:
+	 * how many entries are valid, and the pages [lo, hi) they all lie
+	 * in (wider after drops; reset when none is left). An invalidation
+	 * outside it walks nothing.
+	 */
+	unsigned int nvalid;
+	uint64_t lo, hi;
 };
 
 int sim_atc_init(struct sim_atc *atc, unsigned int entries);
@@ -155,6 +165,8 @@ struct sim_vma {
 	bool shared;
 	bool file;			/* file (or shmem) backed */
 	bool tracked;			/* registered with our userfaultfd */
+	bool big;			/* pages over 4 KiB (hugetlb), or
+					 * not known (no PROCMAP_QUERY) */
 };
 
 #define SIM_NOTIFY_RING 256
@@ -222,6 +234,15 @@ struct sim_mm {
 	int uffd;			/* -1: no invalidation source */
 	int pagemap;
 	int stop_fd;			/* eventfd that stops the thread */
+	/*
+	 * Threads start when first needed, not at bind: the event thread
+	 * before the first registration with uffd (sim_mm_listen()), the
+	 * notifier with the first mirror that has a callback. start_lock
+	 * (a leaf, taken under mm->lock too) orders their starts.
+	 */
+	pthread_mutex_t start_lock;
+	_Atomic bool listening;		/* the event thread runs */
+	_Atomic unsigned int cb_mirrors; /* mirrors with a callback */
 	pthread_t thread;
 	pthread_rwlock_t inval_lock;
 	_Atomic uint64_t inval_gen;	/* written under inval_lock (write) */
@@ -265,7 +286,17 @@ struct sim_mm {
 	unsigned int ndeferred;
 };
 
+/*
+ * Zeroed memory straight from mmap() (the ALLOC injection point can fail
+ * it): for the large, mostly untouched structures made at bind, which a
+ * calloc() would clear (and the heap grow and trim) every first bind.
+ */
+void *sim_pages_alloc(size_t len);
+void sim_pages_free(void *p, size_t len);
+
 struct sim_mm *sim_mm_get(struct sva_bind *bind);
+/* The last sim device closed: free the memory kept for the next mm. */
+void sim_mm_spare_drop(void);
 void sim_mm_put(struct sva_bind *bind);
 /*
  * Walk the CPU page table for @n pages from @vpn; perms[i] gets what a
@@ -276,11 +307,25 @@ void sim_mm_put(struct sva_bind *bind);
  */
 int sim_mm_translate(struct sim_mm *mm, uint64_t vpn, unsigned int n,
 		     uint8_t *perms, bool *tracked);
-/* Queue callbacks for [start, end); never blocks (notify.c). */
+/* Queue callbacks for [start, end); never blocks (notify.c). Nothing
+ * while no mirror with a callback is registered. */
 void sim_notify_push(struct sim_mm *mm, uint64_t start, uint64_t end,
 		     enum sva_inval_event ev);
-int sim_notify_start(struct sim_mm *mm);
+void sim_notify_init(struct sim_mm *mm);
+void sim_notify_fini(struct sim_mm *mm);
+/* A mirror with a callback is being registered (before the core inserts
+ * it): start the notifier thread if it isn't, count the mirror. */
+int sim_notify_want(struct sim_mm *mm);
+/* That mirror is unregistered. */
+void sim_notify_unwant(struct sim_mm *mm);
+/* Join the notifier thread, if it started (the last binding is gone). */
 void sim_notify_stop(struct sim_mm *mm);
+/*
+ * Start the event thread if it isn't running: before anything is
+ * registered with mm->uffd (a munmap() of a registered range waits for it
+ * to read the event). 0, or -errno if it can't start; 0 without uffd.
+ */
+int sim_mm_listen(struct sim_mm *mm);
 /*
  * Wait for invalidations under way to finish: an event being read, and a
  * discard whose event was read until its zap is seen done. As
@@ -430,7 +475,8 @@ struct sim_bind {
 	 * start). */
 	unsigned int notifying;
 	bool dying;
-	/* Bounce buffers for reads the device consumes itself. */
+	/* Bounce buffers for reads the device consumes itself: one
+	 * mapping of 2 * SIM_BOUNCE_SIZE (sim_pages_alloc()). */
 	uint8_t *bounce[2];
 };
 

@@ -31,6 +31,9 @@ int main(void)
 	if (test_on_sim())
 		srunner_add_suite(sr, fault_around_suite());
 	srunner_add_suite(sr, pipeline_suite());
+	/* The software device's shortcuts (its ATC, threads, snapshots). */
+	if (test_on_sim())
+		srunner_add_suite(sr, fastpath_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	/* A suite or case picked by name that isn't in this binary (a

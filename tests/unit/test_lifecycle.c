@@ -227,6 +227,7 @@ START_TEST(test_queue_worker_starts_at_first_submit)
 {
 	uint8_t *src = map_filled(PAGE, 7), *dst = map_fresh(PAGE,
 						PROT_READ | PROT_WRITE);
+	struct sva_mirror *m, *m2;
 	struct sva_completion c;
 	struct sva_bind *b;
 	struct sva_dev *dev;
@@ -237,6 +238,12 @@ START_TEST(test_queue_worker_starts_at_first_submit)
 	ck_assert_int_eq(sva_dev_open(test_device(), NULL, &dev), 0);
 	base = tasks_settle(-1);
 	ck_assert_int_eq(sva_bind(dev, NULL, &b), 0);
+	/* What the first access starts besides the worker (sim: the event
+	 * thread, with the first range it hears of) starts here. */
+	ck_assert_int_eq(sva_mirror_register(b, (uintptr_t)dst, PAGE, NULL,
+					     &m), 0);
+	ck_assert_int_eq(sva_mirror_register(b, (uintptr_t)src, PAGE, NULL,
+					     &m2), 0);
 	bound = tasks_settle(-1);
 	/* Nothing submitted (a NOP batch of 0 either): no worker yet. */
 	ck_assert_int_eq(sva_submit(b, NULL, 0), 0);
@@ -252,6 +259,8 @@ START_TEST(test_queue_worker_starts_at_first_submit)
 		ck_assert_int_eq(tasks_settle(bound + 1), bound + 1);
 	}
 	ck_assert_int_eq(memcmp(src, dst, PAGE), 0);
+	ck_assert_int_eq(sva_mirror_unregister(m2), 0);
+	ck_assert_int_eq(sva_mirror_unregister(m), 0);
 	ck_assert_int_eq(sva_unbind(b), 0);
 	ck_assert_int_eq(tasks_settle(base), base);
 	sva_dev_close(dev);

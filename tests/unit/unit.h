@@ -31,6 +31,7 @@ Suite *exclusive_suite(void);
 Suite *inline_suite(void);
 Suite *fault_around_suite(void);
 Suite *pipeline_suite(void);
+Suite *fastpath_suite(void);
 
 /* A fixture binding on a sim device; set up by open_bind(). */
 struct fixture {
