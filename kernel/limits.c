@@ -112,30 +112,42 @@ bool sva_mirror_room(struct sva_ctx *ctx)
 	return ctx->nr_ranges < READ_ONCE(max_mirrors_per_context);
 }
 
+/* Add @pages to @user's count at @count unless that passes @max. */
+static int user_charge(unsigned long *count, unsigned long pages,
+		       unsigned long max)
+{
+	int ret = 0;
+
+	mutex_lock(&sva_users_lock);
+	if (*count + pages > max)
+		ret = -ENOSPC;
+	else
+		*count += pages;
+	mutex_unlock(&sva_users_lock);
+	return ret;
+}
+
+static void user_uncharge(unsigned long *count, unsigned long pages)
+{
+	mutex_lock(&sva_users_lock);
+	*count -= pages;
+	mutex_unlock(&sva_users_lock);
+}
+
 /*
  * Count @pages of device memory against @user: its struct pages (memmap)
  * are the kernel's, not charged to any cgroup, so the total is bounded.
  */
 int sva_user_devmem_charge(struct sva_user *user, unsigned long pages)
 {
-	unsigned long max = (unsigned long)READ_ONCE(max_devmem_mb_per_user) <<
-			    (20 - PAGE_SHIFT);
-	int ret = 0;
-
-	mutex_lock(&sva_users_lock);
-	if (user->devmem_pages + pages > max)
-		ret = -ENOSPC;
-	else
-		user->devmem_pages += pages;
-	mutex_unlock(&sva_users_lock);
-	return ret;
+	return user_charge(&user->devmem_pages, pages,
+			   (unsigned long)READ_ONCE(max_devmem_mb_per_user) <<
+			   (20 - PAGE_SHIFT));
 }
 
 void sva_user_devmem_uncharge(struct sva_user *user, unsigned long pages)
 {
-	mutex_lock(&sva_users_lock);
-	user->devmem_pages -= pages;
-	mutex_unlock(&sva_users_lock);
+	user_uncharge(&user->devmem_pages, pages);
 }
 
 unsigned int sva_ring_max_entries(void)
@@ -149,22 +161,12 @@ unsigned int sva_ring_max_entries(void)
  */
 int sva_user_ring_charge(struct sva_user *user, unsigned long pages)
 {
-	unsigned long max = (unsigned long)READ_ONCE(max_ring_kb_per_user) >>
-			    (PAGE_SHIFT - 10);
-	int ret = 0;
-
-	mutex_lock(&sva_users_lock);
-	if (user->ring_pages + pages > max)
-		ret = -ENOSPC;
-	else
-		user->ring_pages += pages;
-	mutex_unlock(&sva_users_lock);
-	return ret;
+	return user_charge(&user->ring_pages, pages,
+			   (unsigned long)READ_ONCE(max_ring_kb_per_user) >>
+			   (PAGE_SHIFT - 10));
 }
 
 void sva_user_ring_uncharge(struct sva_user *user, unsigned long pages)
 {
-	mutex_lock(&sva_users_lock);
-	user->ring_pages -= pages;
-	mutex_unlock(&sva_users_lock);
+	user_uncharge(&user->ring_pages, pages);
 }
