@@ -351,15 +351,23 @@ static u8 pfn_state(struct sva_ctx *ctx, unsigned long pfn)
 	return st;
 }
 
-/* Snapshot [start, end) (at most SVA_FAULT_BATCH pages) into @st. */
+/*
+ * Snapshot [start, end) (at most SVA_FAULT_BATCH pages) into @st. The pages
+ * in @req (NULL: none) are faulted in (for writing if @write) by the look
+ * itself, which waits out migration and NUMA hinting as a fault does.
+ */
 static int snapshot_batch(struct sva_ctx *ctx, unsigned long start,
-			  unsigned long end, u8 *st)
+			  unsigned long end, u8 *st, const unsigned long *req,
+			  bool write)
 {
+	unsigned long npages = (end - start) >> PAGE_SHIFT;
 	unsigned long pfns[SVA_FAULT_BATCH];
+	unsigned long want = HMM_PFN_REQ_FAULT | (write ? HMM_PFN_REQ_WRITE : 0);
 	struct hmm_range range = {
 		.notifier = &ctx->notifier,
 		.start = start, .end = end,
 		.hmm_pfns = pfns,
+		.pfn_flags_mask = req ? want : 0,
 		.dev_private_owner = ctx,
 	};
 	unsigned long i, timeout = jiffies +
@@ -371,6 +379,9 @@ static int snapshot_batch(struct sva_ctx *ctx, unsigned long start,
 			return -EINTR;
 		if (time_after(jiffies, timeout))
 			return -EBUSY;
+		/* In and out: a walk cut short left its answers here. */
+		for (i = 0; i < npages; i++)
+			pfns[i] = req && test_bit(i, req) ? want : 0;
 		range.notifier_seq = mmu_interval_read_begin(&ctx->notifier);
 		mmap_read_lock(ctx->mm);
 		ret = hmm_range_fault(&range);
@@ -378,7 +389,7 @@ static int snapshot_batch(struct sva_ctx *ctx, unsigned long start,
 	} while (ret == -EBUSY);
 	if (ret)
 		return ret;
-	for (i = 0; i < (end - start) >> PAGE_SHIFT; i++) {
+	for (i = 0; i < npages; i++) {
 		st[i] = pfn_state(ctx, pfns[i]);
 		/* The CPU's PTE is gone, the page is the device's. */
 		if (sva_excl_held(ctx, start + i * PAGE_SIZE))
@@ -388,17 +399,53 @@ static int snapshot_batch(struct sva_ctx *ctx, unsigned long start,
 	return sva_devmem_mark_remote(ctx, start, end, pfns, st);
 }
 
-/* Fault in, page by page, what a snapshot asked for and lacks. */
+/*
+ * Fault in, page by page (a page request group each, as a device would
+ * raise them), what a snapshot asked for and lacks. The pages that have
+ * what was asked for, then or now, go into @have.
+ */
 static void snapshot_fault(struct sva_ctx *ctx, unsigned long start,
-			   unsigned long end, const u8 *st, bool write)
+			   unsigned long end, const u8 *st, bool write,
+			   unsigned long *have)
 {
 	u8 want = SVA_SHIM_PAGE_VALID | (write ? SVA_SHIM_PAGE_WRITE : 0);
-	unsigned long addr;
+	unsigned long addr, i;
 
-	for (addr = start; addr < end && !fatal_signal_pending(current);
-	     addr += PAGE_SIZE, st++)
-		if ((*st & want) != want && !(*st & SVA_SHIM_PAGE_ERROR))
-			sva_fault(ctx, addr, addr + PAGE_SIZE, write);
+	bitmap_zero(have, SVA_FAULT_BATCH);
+	for (addr = start, i = 0; addr < end && !fatal_signal_pending(current);
+	     addr += PAGE_SIZE, i++) {
+		/* Faulting it would take it back from the device. */
+		if (st[i] & SVA_SHIM_PAGE_EXCLUSIVE)
+			continue;
+		if ((st[i] & want) == want ||
+		    (!(st[i] & SVA_SHIM_PAGE_ERROR) &&
+		     !sva_fault(ctx, addr, addr + PAGE_SIZE, write)))
+			__set_bit(i, have);
+	}
+}
+
+/*
+ * Snapshot [start, end), faulting in first what @flags ask for. The look
+ * after the faults asks again, as a fault, for every page that had what
+ * was asked for: migration, NUMA balancing and khugepaged take a page away
+ * for a moment, and such a page must not read as absent (the debug VM's
+ * fuzzer saw it). Should one of them fail now (unmapped meanwhile), the
+ * look is a plain one.
+ */
+static int snapshot_faulting(struct sva_ctx *ctx, unsigned long start,
+			     unsigned long end, u32 flags, u8 *st)
+{
+	DECLARE_BITMAP(have, SVA_FAULT_BATCH);
+	bool write = flags & SVA_SHIM_SNAP_FAULT_WRITE;
+	int ret = snapshot_batch(ctx, start, end, st, NULL, false);
+
+	if (ret || !flags)
+		return ret;
+	snapshot_fault(ctx, start, end, st, write, have);
+	ret = snapshot_batch(ctx, start, end, st, have, write);
+	if (ret == -EFAULT)
+		ret = snapshot_batch(ctx, start, end, st, NULL, false);
+	return ret;
 }
 
 long sva_ioctl_snapshot(struct sva_ctx *ctx, void __user *uarg)
@@ -421,12 +468,7 @@ long sva_ioctl_snapshot(struct sva_ctx *ctx, void __user *uarg)
 	for (addr = s.addr; addr < s.addr + s.len; addr = end) {
 		end = min_t(unsigned long, s.addr + s.len,
 			    addr + SVA_FAULT_BATCH * PAGE_SIZE);
-		ret = snapshot_batch(ctx, addr, end, st);
-		if (!ret && (s.flags & fault_flags)) {
-			snapshot_fault(ctx, addr, end, st,
-				       s.flags & SVA_SHIM_SNAP_FAULT_WRITE);
-			ret = snapshot_batch(ctx, addr, end, st);
-		}
+		ret = snapshot_faulting(ctx, addr, end, s.flags, st);
 		if (ret)
 			break;
 		if (copy_to_user(u64_to_user_ptr(s.states +

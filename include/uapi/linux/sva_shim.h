@@ -99,7 +99,13 @@ struct sva_shim_access {
 /* Held exclusively by this context (EXCLUSIVE), with VALID and WRITE. */
 #define SVA_SHIM_PAGE_EXCLUSIVE	(1u << 6)
 
-/* struct sva_shim_snapshot.flags */
+/*
+ * struct sva_shim_snapshot.flags: fault in the pages that lack it (a page
+ * request group each), then look. A page that faulted in, or had what was
+ * asked, reads VALID (and WRITE) though migration or NUMA balancing took
+ * it away for a moment in between; one the fault couldn't bring in keeps
+ * the state the first look found (ERROR where no VMA allows the access).
+ */
 #define SVA_SHIM_SNAP_FAULT_READ	(1u << 0)
 #define SVA_SHIM_SNAP_FAULT_WRITE	(1u << 1)
 
