@@ -95,6 +95,7 @@
 #define NPFD 2				/* per device thread */
 #define MAXM 32				/* mirrors tracked per file */
 #define SCRATCH (64ul << 10)		/* per thread, guard page after */
+#define RINGMEM (64ul << 10)		/* per thread: op_ring's rings */
 #define NSTABLE 4
 #define MAXTHREADS 32
 #define EV_SIZE sizeof(struct sva_shim_event)
@@ -275,6 +276,7 @@ struct thr {
 	struct pfd pfd[NPFD];
 	uint8_t *scratch;	/* SCRATCH bytes, PROT_NONE page after */
 	uint8_t *iob;		/* HUGE bytes, PROT_NONE page after */
+	uint8_t *ringmem;	/* RINGMEM bytes kept for op_ring's rings */
 	struct stable st[NSTABLE];
 };
 
@@ -415,6 +417,32 @@ static uint8_t *guarded(size_t len)
 	}
 	guard_after(p, len);
 	return p;
+}
+
+/*
+ * Address space kept PROT_NONE for a thread to map into with MAP_FIXED
+ * later: once the mm threads churn, an mmap(NULL) may land in a window of
+ * the arena left unmapped, and their next munmap() of that window takes
+ * it away (a ring so placed once vanished under op_ring's reads).
+ */
+static uint8_t *reserved(size_t len)
+{
+	uint8_t *p = RETRY_MMAP(NULL, len, PROT_NONE, MAP_PRIVATE |
+				MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (p == MAP_FAILED) {
+		perror("fuzz: mmap");
+		exit(3);
+	}
+	return p;
+}
+
+/* Give [p, p + len) back to the reservation it was mapped into. */
+static void unreserve_map(void *p, size_t len)
+{
+	if (mmap(p, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS |
+		 MAP_NORESERVE | MAP_FIXED, -1, 0) == MAP_FAILED)
+		munmap(p, len);
 }
 
 /* --------------------------------------------------- pointer classes */
@@ -2019,10 +2047,19 @@ static void op_ring(struct thr *t)
 		close(fd);
 		return;
 	}
-	mem = mmap(NULL, rs.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	/* Ours alone: mmap(NULL) could land in the churning arena. */
+	if (rs.size > RINGMEM) {
+		bad(t, "ring of %u entries: %llu bytes", entries,
+		    (unsigned long long)rs.size);
+		close(fd);
+		return;
+	}
+	mem = mmap(t->ringmem, rs.size, PROT_READ | PROT_WRITE,
+		   MAP_SHARED | MAP_FIXED, fd, 0);
 	if (mem == MAP_FAILED) {
 		if (!injected(errno))
 			bad(t, "ring mmap: %s", errname(-errno));
+		unreserve_map(t->ringmem, RINGMEM);
 		close(fd);
 		return;
 	}
@@ -2086,7 +2123,7 @@ static void op_ring(struct thr *t)
 			bad(t, "ring: %u of %u completed in 60 s", head, n);
 	}
 	/* else: closed with entries in flight. */
-	munmap(mem, rs.size);
+	unreserve_map(mem, rs.size);
 	close(fd);
 }
 
@@ -2737,6 +2774,7 @@ static void setup(void)
 			continue;
 		t->scratch = guarded(SCRATCH);
 		t->iob = guarded(HUGE);
+		t->ringmem = reserved(RINGMEM);
 		setup_stable(t);
 	}
 	/*
