@@ -146,8 +146,7 @@ START_TEST(test_open_fd)
 	 */
 	pfd[0] = dup(sva_dev_fd(dev));
 	ck_assert_int_ge(pfd[0], 0);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
+	pid = test_fork();
 	if (!pid) {
 		struct sva_dev *c;
 		int ok = sva_dev_fd(dev) == -EPERM &&

@@ -347,8 +347,7 @@ START_TEST(test_exclusive_cow)
 	s0 = bind_stats(&f);
 	ck_assert_int_eq(make_excl(&f, p, N * PAGE, &r), 0);
 	ck_assert_uint_eq(r.moved, N);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
+	pid = test_fork();
 	if (pid == 0) {
 		bool ok = true;
 
@@ -1038,8 +1037,7 @@ START_TEST(test_exclusive_fork_eperm)
 
 	EXCL_OR_SKIP(&f);
 	p = map_filled(N * PAGE, 19);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
+	pid = test_fork();
 	if (pid == 0) {
 		struct sva_migrate_result cr = { .sz = sizeof(cr), .moved = 77 };
 		int ok;

@@ -481,8 +481,7 @@ START_TEST(test_fork_before_threads_start)
 
 	open_bind(&f, NULL);
 	ck_assert_int_eq(pipe(pipefd), 0);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
+	pid = test_fork();
 	if (pid == 0) {
 		struct fixture g = { 0 };
 		uint32_t pasid;

@@ -258,8 +258,7 @@ START_TEST(test_regress_fork_every_call_eperm)
 
 	forked_setup(&x);
 	ck_assert_int_eq(pipe(pfd), 0);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
+	pid = test_fork();
 	if (!pid) {
 		close(pfd[0]);
 		for (size_t i = 0; i < sizeof(api) / sizeof(api[0]); i++) {
@@ -501,8 +500,7 @@ START_TEST(test_regress_fork_child_keeps_nothing)
 	fds_open(after);
 	ck_assert_int_eq(pipe(to_child), 0);
 	ck_assert_int_eq(pipe(to_parent), 0);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
+	pid = test_fork();
 	if (!pid) {
 		char r = 'y';
 

@@ -33,8 +33,7 @@ START_TEST(test_fork_eperm)
 	open_bind(&f, NULL);
 	d = desc_make(&f, SVA_OP_COPY, 0, src, dst, 4 * PAGE);
 	run1(&f, &d);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
+	pid = test_fork();
 	if (!pid) {
 		struct sva_completion c;
 		struct sva_mirror *m;
@@ -108,8 +107,7 @@ START_TEST(test_cow_after_fork)
 	run1(&f, &d);	/* warm, writable translations cached */
 	ck_assert_int_eq(pipe(to_child), 0);
 	ck_assert_int_eq(pipe(to_parent), 0);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
+	pid = test_fork();
 	if (!pid) {
 		if (read(to_child[0], &go, 1) != 1)
 			_exit(2);

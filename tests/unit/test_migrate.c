@@ -515,8 +515,7 @@ START_TEST(test_migrate_cow_in_device)
 	p = map_filled(N * PAGE, 12);
 	ck_assert_int_eq(migrate(&f, p, N * PAGE, SVA_LOC_DEVICE, &r), 0);
 	s0 = bind_stats(&f);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
+	pid = test_fork();
 	if (pid == 0) {
 		bool ok = true;
 
@@ -575,8 +574,7 @@ START_TEST(test_migrate_fork_child_data)
 	p = map_filled(N * PAGE, 13);
 	want = map_filled(N * PAGE, 13);
 	ck_assert_int_eq(migrate(&f, p, N * PAGE, SVA_LOC_DEVICE, &r), 0);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
+	pid = test_fork();
 	if (pid == 0)
 		_exit(memcmp(p, want, N * PAGE) ? 1 : 0);
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);

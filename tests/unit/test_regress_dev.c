@@ -245,8 +245,7 @@ START_TEST(test_regress_passed_fd_binds_receiver)
 
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
 				    sv), 0);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
+	pid = test_fork();
 	if (!pid)
 		_exit(sandboxed_worker(sv[1]));
 	ck_assert_int_eq(send_fd(sv[0], sva_dev_fd(f.dev)), 0);

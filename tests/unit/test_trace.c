@@ -921,8 +921,7 @@ START_TEST(test_trace_fork_child_never_writes_parent_file)
 	o.trace_path = tmpl;
 	open_bind(&f, &o);
 	run_some(&f);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
+	pid = test_fork();
 	if (!pid) {
 		/* Inherited handles: refused, and nothing written. */
 		if (sva_dev_fd(f.dev) != -EPERM || sva_unbind(f.bind) != -EPERM)

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "sva/sva.h"
 
@@ -45,6 +46,20 @@ Suite *fastpath_suite(void);
 #else
 #define ASAN_RUNTIME 0
 #endif
+
+/*
+ * fork(), its failure asserted in the parent only: a child calls nothing
+ * of Check's, whose lock another thread of the test may have held at the
+ * fork() (it hung a child once: test_inline_fork_child_eperm).
+ */
+static inline pid_t test_fork(void)
+{
+	pid_t pid = fork();
+
+	if (pid)
+		ck_assert_int_ge(pid, 0);
+	return pid;
+}
 
 /* A fixture binding on a sim device; set up by open_bind(). */
 struct fixture {
