@@ -12,6 +12,11 @@
 #include <string.h>
 #include <dirent.h>
 #include <sys/mman.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
+#include <sys/eventfd.h>
+#include <poll.h>
+#include <sys/uio.h>
 #include <sys/syscall.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -241,6 +246,10 @@ static void bench_copy(void)
 		char name[32];
 		uint64_t t;
 
+		double *pv = calloc(n, sizeof(*pv));
+		struct iovec liov = { dst, sz }, riov = { src, sz };
+		bool pv_ok = true;
+
 		dev_run(&c, SVA_OP_COPY, 0, src, dst, sz);	/* warm ATC */
 		for (size_t k = 0; k < n; k++) {
 			t = now_ns();
@@ -250,11 +259,27 @@ static void bench_copy(void)
 			memcpy(dst, src, sz);
 			__asm__ volatile("" ::: "memory");
 			b[k] = (double)(now_ns() - t);
+			/*
+			 * The kernel's copy between two addresses it checks
+			 * (a bad one is EFAULT, not a signal): what a device
+			 * model in user space can at best do.
+			 */
+			t = now_ns();
+			pv_ok &= process_vm_readv(getpid(), &liov, 1, &riov,
+						  1, 0) == (ssize_t)sz;
+			pv[k] = (double)(now_ns() - t);
 		}
 		size_name(name, sizeof(name), sz);
 		set_names(r, "copy", name, "device copy (warm ATC)",
 			  "memcpy", (double)sz);
 		finish(r, s, b, n, (double)sz / (1 << 30), "GiB/s");
+		if (sz >= 1 * MiB && pv_ok) {
+			r = report_add(&rep);
+			set_names(r, "copy", name, "device copy (warm ATC)",
+				  "process_vm_readv", (double)sz);
+			finish(r, s, pv, n, (double)sz / (1 << 30), "GiB/s");
+		}
+		free(pv);
 		free(s);
 		free(b);
 		munmap(src, sz);
@@ -410,10 +435,85 @@ static void bench_fault(void)
 
 /* -------------------------------------------------------- invalidation */
 
+/*
+ * What the software device's invalidation stands on, alone: munmap() and
+ * MADV_DONTNEED of memory registered with a userfaultfd whose UNMAP and
+ * REMOVE events a thread reads (each call blocks until its event is read),
+ * no device and no libsva. sim0's invalidation costs this much at least.
+ */
+struct uffd_floor {
+	int fd, stop;
+	pthread_t reader;
+};
+
+static void *uffd_floor_read(void *arg)
+{
+	struct uffd_floor *u = arg;
+	struct pollfd pfd[2] = { { .fd = u->fd, .events = POLLIN },
+				 { .fd = u->stop, .events = POLLIN } };
+	struct uffd_msg msgs[16];
+
+	while (poll(pfd, 2, -1) >= 0 && !pfd[1].revents)
+		if (read(u->fd, msgs, sizeof(msgs)) < 0 && errno != EAGAIN)
+			break;
+	return NULL;
+}
+
+static bool uffd_floor_open(struct uffd_floor *u)
+{
+	struct uffdio_api api = {
+		.api = UFFD_API,
+		.features = UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMOVE,
+	};
+
+	u->fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	u->stop = eventfd(0, EFD_CLOEXEC);
+	if (u->fd < 0 || u->stop < 0 || ioctl(u->fd, UFFDIO_API, &api) ||
+	    pthread_create(&u->reader, NULL, uffd_floor_read, u)) {
+		fprintf(stderr, "sva-bench: inval: userfaultfd rows skipped: %s\n",
+			strerror(errno));
+		if (u->fd >= 0)
+			close(u->fd);
+		if (u->stop >= 0)
+			close(u->stop);
+		return false;
+	}
+	return true;
+}
+
+/* Fresh touched memory registered with @u. */
+static void *uffd_floor_map(struct uffd_floor *u, size_t len)
+{
+	void *p = map_anon(len, true);
+	struct uffdio_register reg = {
+		.range = { .start = (uintptr_t)p, .len = len },
+		.mode = UFFDIO_REGISTER_MODE_MISSING,
+	};
+
+	if (ioctl(u->fd, UFFDIO_REGISTER, &reg))
+		die("UFFDIO_REGISTER", -errno);
+	return p;
+}
+
+static void uffd_floor_close(struct uffd_floor *u)
+{
+	uint64_t one = 1;
+
+	if (write(u->stop, &one, sizeof(one)) != sizeof(one))
+		die("eventfd", -errno);
+	pthread_join(u->reader, NULL);
+	close(u->stop);
+	close(u->fd);
+}
+
 static void bench_inval(void)
 {
 	size_t sz = 1 * MiB, n = opt.quick ? 50 : 200;
 	double *s = calloc(n, sizeof(*s)), *b = calloc(n, sizeof(*b));
+	double *f = calloc(n, sizeof(*f));
+	struct uffd_floor u;
+	/* The floor is sim0's: the kernel backend hears no userfaultfd. */
+	bool floor = !strcmp(opt.backend, "sim") && uffd_floor_open(&u);
 	struct result *r;
 	struct ctx c;
 	uint64_t t;
@@ -431,11 +531,23 @@ static void bench_inval(void)
 		t = now_ns();
 		munmap(p, sz);
 		b[k] = (double)(now_ns() - t);
+		if (floor) {
+			p = uffd_floor_map(&u, sz);
+			t = now_ns();
+			munmap(p, sz);
+			f[k] = (double)(now_ns() - t);
+		}
 	}
 	r = report_add(&rep);
 	set_names(r, "inval", "munmap 1MiB", "munmap, bound+warm",
 		  "munmap, plain", 1);
 	finish(r, s, b, n, 1, "ops/s");
+	if (floor) {
+		r = report_add(&rep);
+		set_names(r, "inval", "munmap 1MiB", "munmap, bound+warm",
+			  "munmap, uffd only", 3);
+		finish(r, s, f, n, 1, "ops/s");
+	}
 
 	/* MADV_DONTNEED likewise. */
 	p = map_anon(sz, true);
@@ -450,16 +562,31 @@ static void bench_inval(void)
 		madvise(plain, sz, MADV_DONTNEED);
 		b[k] = (double)(now_ns() - t);
 		munmap(plain, sz);
+		if (floor) {
+			plain = uffd_floor_map(&u, sz);
+			t = now_ns();
+			madvise(plain, sz, MADV_DONTNEED);
+			f[k] = (double)(now_ns() - t);
+			munmap(plain, sz);
+		}
 	}
 	r = report_add(&rep);
 	set_names(r, "inval", "DONTNEED 1MiB", "DONTNEED, bound+warm",
 		  "DONTNEED, plain", 2);
 	finish(r, s, b, n, 1, "ops/s");
+	if (floor) {
+		r = report_add(&rep);
+		set_names(r, "inval", "DONTNEED 1MiB", "DONTNEED, bound+warm",
+			  "DONTNEED, uffd only", 4);
+		finish(r, s, f, n, 1, "ops/s");
+		uffd_floor_close(&u);
+	}
 	munmap(p, sz);
+	munmap(q, sz);
 	ctx_close(&c);
 	free(s);
 	free(b);
-	munmap(q, sz);
+	free(f);
 }
 
 /* Cost of invalidating one page as the number of mirrors grows. */
@@ -1065,9 +1192,9 @@ static const struct {
 	void (*fn)(void);
 	unsigned int steps;
 } benches[] = {
-	{ "copy", bench_copy, 5 },
+	{ "copy", bench_copy, 8 },
 	{ "fault", bench_fault, 5 },
-	{ "inval", bench_inval, 2 },
+	{ "inval", bench_inval, 4 },
 	{ "mirrors", bench_mirrors, 4 },
 	{ "bind", bench_bind, 1 },
 	{ "snapshot", bench_snapshot, 1 },

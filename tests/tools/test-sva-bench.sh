@@ -10,8 +10,13 @@ fail() { echo "FAIL: $*"; cat "$T/out" 2>/dev/null; exit 1; }
 	fail "table run"
 grep -q '^copy .*device copy (warm ATC) *memcpy .*x ' "$T/out" ||
 	fail "copy ratio row"
+grep -q '^copy .*device copy (warm ATC) *process_vm_readv .*x ' "$T/out" ||
+	fail "copy vs process_vm_readv row"
 grep -q '^inval .*munmap, bound+warm *munmap, plain' "$T/out" ||
 	fail "inval row"
+# sim's floor: the userfaultfd its invalidation stands on, alone.
+grep -q '^inval .*DONTNEED, bound+warm *DONTNEED, uffd only' "$T/out" ||
+	fail "inval floor row"
 grep -q '^ratio = subject time / baseline time' "$T/out" || fail "legend"
 
 "$B/tools/sva-bench" --quick --json --only fault,snapshot > "$T/out" ||
