@@ -23,6 +23,8 @@ grep -q '^ratio = subject time / baseline time' "$T/out" || fail "legend"
 	fail "json run"
 grep -q '"subject": "device fill, cold", "baseline": "MADV_POPULATE_WRITE"' \
 	"$T/out" || fail "fault vs populate"
+grep -q '"subject": "device fill, cold", "baseline": "populate + writev"' \
+	"$T/out" || fail "fault vs sim's floor"
 # Every ratio is a positive number.
 if grep -q '"ratio": 0.0000' "$T/out"; then fail "zero ratio"; fi
 if command -v python3 >/dev/null; then
