@@ -178,10 +178,19 @@ static int g_status_str(struct forked *x) { (void)x; EXPECT(sva_status_str(0) !=
 static int g_crc32c(struct forked *x) { (void)x; EXPECT(sva_crc32c(0, "123456789", 9) == 0xe3069283); return 0; }
 static int g_version(struct forked *x) { (void)x; EXPECT(sva_version() != NULL); return 0; }
 
-#define E(name, fn) { #name, fn }
+/*
+ * E: a call; A: one that allocates in the child (a fresh device), which
+ * the ASan build's child skips: GCC 12's runtime takes no allocator lock
+ * around fork(), and a library thread of the parent inside the allocator
+ * at fork() left its lock held in the child (hung in sva_dev_open() in a
+ * distcheck run; see ASAN_RUNTIME in unit.h).
+ */
+#define E(name, fn) { #name, fn, false }
+#define A(name, fn) { #name, fn, true }
 static const struct {
 	const char *name;
 	int (*fn)(struct forked *x);
+	bool allocates;
 } api[] = {
 	E(sva_dev_fd, f_dev_fd), E(sva_dev_name, f_dev_name),
 	E(sva_dev_quarantined, f_dev_quarantined),
@@ -204,8 +213,8 @@ static const struct {
 	E(sva_range_set_attr, f_range_set_attr),
 	E(sva_range_get_attr, f_range_get_attr),
 	E(sva_dev_close, f_dev_close),
-	E(sva_set_print, g_set_print), E(sva_devices, g_devices),
-	E(sva_dev_open, g_dev_open), E(sva_dev_open_fd, g_dev_open_fd),
+	E(sva_set_print, g_set_print), A(sva_devices, g_devices),
+	A(sva_dev_open, g_dev_open), E(sva_dev_open_fd, g_dev_open_fd),
 	E(sva_desc_resume, g_desc_resume), E(sva_inject, g_inject),
 	E(sva_inject_count, g_inject_count),
 	E(sva_status_str, g_status_str), E(sva_crc32c, g_crc32c),
@@ -266,6 +275,8 @@ START_TEST(test_regress_fork_every_call_eperm)
 			int n = snprintf(msg, sizeof(msg), "%s;", api[i].name);
 			int line;
 
+			if (ASAN_RUNTIME && api[i].allocates)
+				continue;
 			if (write(pfd[1], msg, (size_t)n) < 0)
 				_exit(2);
 			line = api[i].fn(&x);
