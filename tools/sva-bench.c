@@ -157,12 +157,10 @@ static void dev_run(struct ctx *c, uint32_t op, uint32_t flags, void *src,
 	struct sva_completion comp;
 	int err;
 
-	err = sva_submit(c->bind, &d, 1);
+	/* One call: run here if the backend can, no worker woken. */
+	err = sva_submit_and_wait(c->bind, &d, 1, &comp, 1, 1, -1);
 	if (err != 1)
-		die("submit", err < 0 ? err : -EAGAIN);
-	err = sva_wait(c->bind, &comp, 1, 1, -1);
-	if (err != 1)
-		die("wait", err < 0 ? err : -ETIMEDOUT);
+		die("submit and wait", err < 0 ? err : -ETIMEDOUT);
 	if (comp.status != SVA_STATUS_SUCCESS) {
 		fprintf(stderr, "sva-bench: descriptor failed: %s at %#llx\n",
 			sva_status_str(comp.status),

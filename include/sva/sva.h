@@ -295,6 +295,16 @@ SVA_API int sva_submit(struct sva_bind *bind, const struct sva_desc *descs,
  */
 SVA_API int sva_wait(struct sva_bind *bind, struct sva_completion *comps,
 		     unsigned int max, unsigned int min, int timeout_ms);
+/*
+ * sva_submit() all @n (or none: -EAGAIN when they don't fit, -EINVAL when
+ * a descriptor is malformed or fewer than @min would be in flight), then
+ * sva_wait(). Waiting forever (-1), the caller may run them itself without
+ * waking the queue worker: the fast path for one small descriptor.
+ */
+SVA_API int sva_submit_and_wait(struct sva_bind *bind,
+				const struct sva_desc *descs, unsigned int n,
+				struct sva_completion *comps, unsigned int max,
+				unsigned int min, int timeout_ms);
 /* Descriptors queued or running and not yet reaped. */
 SVA_API int sva_inflight(const struct sva_bind *bind);
 /* Stop / restart the binding's queue (work stays queued while stopped). */

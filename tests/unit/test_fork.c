@@ -62,6 +62,13 @@ static int f_wait(struct forked *x)
 	EXPECT(sva_wait(x->f.bind, &c, 1, 0, 0) == -EPERM);
 	return 0;
 }
+static int f_submit_and_wait(struct forked *x)
+{
+	struct sva_completion c;
+
+	EXPECT(sva_submit_and_wait(x->f.bind, &x->d, 1, &c, 1, 1, -1) == -EPERM);
+	return 0;
+}
 static int f_inflight(struct forked *x) { EXPECT(sva_inflight(x->f.bind) == -EPERM); return 0; }
 static int f_queue_stop(struct forked *x) { EXPECT(sva_queue_stop(x->f.bind) == -EPERM); return 0; }
 static int f_queue_start(struct forked *x) { EXPECT(sva_queue_start(x->f.bind) == -EPERM); return 0; }
@@ -197,7 +204,8 @@ static const struct {
 	E(sva_dev_reset, f_dev_reset), E(sva_dev_caps, f_dev_caps),
 	E(sva_bind, f_bind), E(sva_unbind, f_unbind),
 	E(sva_bind_pasid, f_bind_pasid), E(sva_submit, f_submit),
-	E(sva_wait, f_wait), E(sva_inflight, f_inflight),
+	E(sva_wait, f_wait), E(sva_submit_and_wait, f_submit_and_wait),
+	E(sva_inflight, f_inflight),
 	E(sva_queue_stop, f_queue_stop), E(sva_queue_start, f_queue_start),
 	E(sva_mirror_register, f_mirror_register),
 	E(sva_mirror_snapshot, f_mirror_snapshot),

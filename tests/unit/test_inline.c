@@ -11,7 +11,8 @@
  * the event trace in test_trace.c; callbacks that wait in test_callback.c.
  *
  * Tests looped over _i run the same checks through both paths: _i == 0
- * waits forever (inline), _i == 1 with a timeout (the worker).
+ * waits forever (inline), _i == 1 with a timeout (the worker); the ops
+ * test also through sva_submit_and_wait() (_i == 2 forever, 3 timed).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -43,15 +44,24 @@ static void teardown(void)
 	close_bind(&f);
 }
 
-/* Submit @d and wait for it: forever (inline) or with a timeout. */
+/*
+ * Submit @d and wait for it: forever (inline) or with a timeout; with
+ * @mode 2 and 3 the same through sva_submit_and_wait().
+ */
 static struct sva_completion run_mode(struct fixture *x,
-				      const struct sva_desc *d, bool inline_)
+				      const struct sva_desc *d, int mode)
 {
+	int timeout = mode == 0 || mode == 2 ? -1 : 10000;
 	struct sva_completion c;
 
 	memset(&c, 0xee, sizeof(c));
-	ck_assert_int_eq(sva_submit(x->bind, d, 1), 1);
-	ck_assert_int_eq(sva_wait(x->bind, &c, 1, 1, inline_ ? -1 : 10000), 1);
+	if (mode >= 2) {
+		ck_assert_int_eq(sva_submit_and_wait(x->bind, d, 1, &c, 1, 1,
+						     timeout), 1);
+	} else {
+		ck_assert_int_eq(sva_submit(x->bind, d, 1), 1);
+		ck_assert_int_eq(sva_wait(x->bind, &c, 1, 1, timeout), 1);
+	}
 	ck_assert_uint_eq(c.user_data, d->user_data);
 	return c;
 }
@@ -77,7 +87,7 @@ START_TEST(test_inline_ops_exact)
 	size_t cap = (2u << 20) + 4 * PAGE;
 	uint8_t *a = map_filled(cap, 11), *b = map_filled(cap, 12);
 	uint8_t *ref = map_filled(cap, 12);
-	bool in = _i == 0;
+	int in = _i;	/* run_mode()'s mode */
 
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
 		size_t len = sizes[i], ao = (i * 13) % 64, bo = 1 + (i * 29) % 4000;
@@ -434,7 +444,7 @@ START_TEST(test_inline_stats_exact)
 	hole[0] = 1;
 	hole[PAGE] = 1;
 	d[0] = desc_make(&f, SVA_OP_COPY, 0, hole + 100, dst, 4 * PAGE);
-	c[0] = run_mode(&f, &d[0], true);
+	c[0] = run_mode(&f, &d[0], 0);
 	ck_assert_uint_eq(c[0].status, SVA_STATUS_PAGE_FAULT);
 	ck_assert_uint_eq(c[0].bytes_done, 2 * PAGE - 100);
 	ck_assert_uint_eq(c[0].fault_addr, (uintptr_t)hole + 2 * PAGE);
@@ -546,7 +556,8 @@ static bool stayed_ok(const uint8_t *dst, size_t from, size_t to,
  */
 START_TEST(test_inline_munmap_races_copy)
 {
-	bool race_dst = !(_i & 1), in = _i < 2;
+	bool race_dst = !(_i & 1);
+	int in = _i < 2 ? 0 : 1;	/* run_mode()'s mode */
 	uint8_t *rg = map_low(R_PAGES * PAGE, 31);
 	uint8_t *other = map_filled(R_PAGES * PAGE, 32);
 	uint8_t *sreg = race_dst ? other : rg, *dreg = race_dst ? rg : other;
@@ -670,12 +681,12 @@ START_TEST(test_inline_signals_to_waiter)
 		dst = map_fresh(len, PROT_READ | PROT_WRITE);
 		d = desc_make(&f, SVA_OP_COPY, SVA_DESC_BLOCK_ON_FAULT, src,
 			      dst, len);
-		c = run_mode(&f, &d, true);
+		c = run_mode(&f, &d, 0);
 		ck_assert_uint_eq(c.status, SVA_STATUS_SUCCESS);
 		ck_assert_uint_eq(c.bytes_done, len);
 		ck_assert_int_eq(memcmp(src, dst, len), 0);
 		d = desc_make(&f, SVA_OP_CRC32C, 0, dst, NULL, len);
-		c = run_mode(&f, &d, true);
+		c = run_mode(&f, &d, 0);
 		ck_assert_uint_eq(c.status, SVA_STATUS_SUCCESS);
 		ck_assert_uint_eq(c.result, sva_crc32c(0, src, len));
 		munmap(dst, len);
@@ -783,6 +794,77 @@ START_TEST(test_inline_fork_child_eperm)
 }
 END_TEST
 
+/*
+ * sva_submit_and_wait() queues all its descriptors or none (unlike
+ * sva_submit(), which queues the good ones before a bad one, as many as
+ * fit), and waits as sva_wait() does.
+ */
+START_TEST(test_submit_and_wait_all_or_nothing)
+{
+	uint8_t *src = map_filled(2 * PAGE, 5), *dst = map_filled(2 * PAGE, 6);
+	struct sva_completion c[4];
+	struct sva_desc d[3], *many;
+	uint8_t after = dst[PAGE];	/* the byte past the copies */
+	int depth, n;
+
+	for (int i = 0; i < 3; i++) {
+		d[i] = desc_make(&f, SVA_OP_COPY, 0, src, dst, PAGE);
+		d[i].user_data = (uint64_t)i;
+	}
+	/* Bad arguments: nothing queued. */
+	ck_assert_int_eq(sva_submit_and_wait(NULL, d, 1, c, 1, 1, -1), -EINVAL);
+	ck_assert_int_eq(sva_submit_and_wait(f.bind, d, 1, NULL, 1, 1, -1),
+			 -EINVAL);
+	ck_assert_int_eq(sva_submit_and_wait(f.bind, d, 1, c, 1, 2, -1),
+			 -EINVAL);
+	ck_assert_int_eq(sva_submit_and_wait(f.bind, NULL, 1, c, 1, 1, -1),
+			 -EINVAL);
+	/* More to wait for than would be in flight. */
+	ck_assert_int_eq(sva_submit_and_wait(f.bind, d, 1, c, 4, 2, -1),
+			 -EINVAL);
+	/* A bad descriptor after good ones: none queued. */
+	d[2].opcode = 0x7f;
+	ck_assert_int_eq(sva_submit_and_wait(f.bind, d, 3, c, 3, 3, -1),
+			 -EINVAL);
+	ck_assert_int_eq(sva_inflight(f.bind), 0);
+	d[2].opcode = SVA_OP_COPY;
+	/* All three, in order, each exact. */
+	ck_assert_int_eq(sva_submit_and_wait(f.bind, d, 3, c, 4, 3, -1), 3);
+	for (int i = 0; i < 3; i++) {
+		ck_assert_uint_eq(c[i].user_data, (uint64_t)i);
+		ck_assert_uint_eq(c[i].status, SVA_STATUS_SUCCESS);
+	}
+	ck_assert_int_eq(memcmp(src, dst, PAGE), 0);
+	ck_assert_uint_eq(dst[PAGE], after);
+	/* More than the queue holds: -EAGAIN, none queued. */
+	{
+		struct sva_dev_caps caps = { .sz = sizeof(caps) };
+
+		ck_assert_int_eq(sva_dev_caps(f.dev, &caps), 0);
+		depth = (int)caps.queue_depth;
+		ck_assert_int_gt(depth, 1);
+	}
+	many = calloc((size_t)depth + 1, sizeof(*many));
+	ck_assert_ptr_nonnull(many);
+	for (int i = 0; i <= depth; i++)
+		many[i] = d[0];
+	ck_assert_int_eq(sva_queue_stop(f.bind), 0);
+	ck_assert_int_eq(sva_submit(f.bind, many, 1), 1);
+	ck_assert_int_eq(sva_submit_and_wait(f.bind, many, (unsigned int)depth,
+					     c, 1, 0, 0), -EAGAIN);
+	ck_assert_int_eq(sva_inflight(f.bind), 1);
+	ck_assert_int_eq(sva_queue_start(f.bind), 0);
+	/* Nothing more to run: reaps what there is. */
+	n = sva_submit_and_wait(f.bind, NULL, 0, c, 4, 1, -1);
+	ck_assert_int_eq(n, 1);
+	ck_assert_uint_eq(c[0].status, SVA_STATUS_SUCCESS);
+	ck_assert_int_eq(sva_inflight(f.bind), 0);
+	free(many);
+	munmap(src, 2 * PAGE);
+	munmap(dst, 2 * PAGE);
+}
+END_TEST
+
 Suite *inline_suite(void)
 {
 	Suite *s = suite_create("inline");
@@ -790,7 +872,7 @@ Suite *inline_suite(void)
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 120);
-	tcase_add_loop_test(tc, test_inline_ops_exact, 0, 2);
+	tcase_add_loop_test(tc, test_inline_ops_exact, 0, 4);
 	tcase_add_test(tc, test_inline_order_chain);
 	tcase_add_test(tc, test_inline_two_waiters_order);
 	tcase_add_test(tc, test_inline_stopped_queue_runs_nothing);
@@ -800,6 +882,7 @@ Suite *inline_suite(void)
 	tcase_add_loop_test(tc, test_inline_munmap_races_copy, 0, 4);
 	tcase_add_test(tc, test_inline_signals_to_waiter);
 	tcase_add_test(tc, test_inline_fork_child_eperm);
+	tcase_add_test(tc, test_submit_and_wait_all_or_nothing);
 	suite_add_tcase(s, tc);
 	return s;
 }
