@@ -103,6 +103,30 @@ static int cb_queue_forever(struct cbt *c, struct sva_mirror *m)
 	return 0;
 }
 
+/* The same in one call, forever and with a timeout. */
+static int cb_submit_and_wait(struct cbt *c, struct sva_mirror *m)
+{
+	uint8_t *src = c->p + 4 * PAGE, *dst = c->p + 7 * PAGE;
+	struct sva_completion comp[2];
+	struct sva_desc d[2];
+
+	(void)m;
+	d[0] = desc_make(&c->f, SVA_OP_COPY, SVA_DESC_BLOCK_ON_FAULT, src,
+			 dst, PAGE);
+	d[1] = desc_make(&c->f, SVA_OP_CRC32C, 0, dst, NULL, PAGE);
+	for (int timed = 0; timed < 2; timed++) {
+		EXPECT(sva_submit_and_wait(c->f.bind, d, 2, comp, 2, 2,
+					   timed ? 10000 : -1) == 2);
+		EXPECT(comp[0].status == SVA_STATUS_SUCCESS &&
+		       comp[0].bytes_done == PAGE);
+		EXPECT(comp[1].status == SVA_STATUS_SUCCESS &&
+		       comp[1].result == sva_crc32c(0, src, PAGE));
+	}
+	EXPECT(!memcmp(src, dst, PAGE));
+	EXPECT(sva_inflight(c->f.bind) == 0);
+	return 0;
+}
+
 static int cb_handles(struct cbt *c, struct sva_mirror *m)
 {
 	SVA_OPTS_INIT(sva_dev_caps, caps);
@@ -189,6 +213,7 @@ static const struct {
 	{ "stats", cb_stats },
 	{ "queue", cb_queue },
 	{ "queue, waiting forever", cb_queue_forever },
+	{ "submit_and_wait", cb_submit_and_wait },
 	{ "handles", cb_handles },
 	{ "globals", cb_globals },
 	{ "mirror_register", cb_register },
