@@ -388,6 +388,9 @@ void vfio_exec(struct sva_bind *bind, const struct sva_desc *d,
 			break;
 		}
 		chunk_sides(d, off, &c);
+		/* FILL's pattern is in edu's buffer after the first load. */
+		if (d->opcode == SVA_OP_FILL && st.fill_loaded)
+			c.stage = false;
 		for (;;) {
 			/* Page by page, so the part before a fault runs. */
 			if (!chunk_populate(mm, &c, &pending))
