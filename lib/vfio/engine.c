@@ -158,6 +158,41 @@ static bool side_present(struct sim_mm *mm, const struct side *s,
 	return true;
 }
 
+/*
+ * May the chunk be mapped now? 0; -EAGAIN: a page is no longer present
+ * with the access granted; -EBUSY: a discard (MADV_DONTNEED) of its range
+ * is under way, its zap still to come. Caller holds inval_lock (read).
+ */
+static int chunk_ready(struct sim_mm *mm, const struct chunk *c)
+{
+	for (unsigned int i = 0; i < c->nsides; i++) {
+		const struct side *s = &c->side[i];
+
+		if (sim_mm_discard_pending(mm, s->addr & SVA_PAGE_MASK,
+					   s->addr + c->len))
+			return -EBUSY;
+		if (!side_present(mm, s, c->len))
+			return -EAGAIN;
+	}
+	return 0;
+}
+
+/*
+ * Where a chunk the IOMMU refused faults: in the side whose page @bad is
+ * (0: none known; or the staging page), else at the first side's start.
+ */
+static const struct side *bad_side(const struct chunk *c, uint64_t *bad)
+{
+	for (unsigned int i = 0; i < c->nsides && *bad; i++)
+		if ((c->side[i].addr & SVA_PAGE_MASK) <= *bad &&
+		    *bad < c->side[i].addr + c->len) {
+			*bad = MAX(*bad, c->side[i].addr);
+			return &c->side[i];
+		}
+	*bad = c->side[0].addr;
+	return &c->side[0];
+}
+
 static void chunk_add_page(struct chunk *c, uint64_t page, uint32_t flags)
 {
 	for (unsigned int i = 0; i < c->nmap; i++) {
@@ -371,7 +406,7 @@ void vfio_exec(struct sva_bind *bind, const struct sva_desc *d,
 				 .crc = (uint32_t)d->pattern };
 	struct sva_completion pending = { 0 };
 	uint64_t off = 0, bad = 0;
-	int err;
+	int err = 0;
 
 	if (d->opcode == SVA_OP_FILL) {
 		for (unsigned int i = 0; i < EDU_XFER; i++)
@@ -381,7 +416,6 @@ void vfio_exec(struct sva_bind *bind, const struct sva_desc *d,
 	       !pending.status) {
 		struct chunk c = { .len = MIN(EDU_XFER, d->len - off) };
 		unsigned int tries = 0;
-		bool present;
 
 		if (sva__dev_quarantined(bind->dev)) {
 			comp->status = SVA_STATUS_QUARANTINED;
@@ -392,49 +426,49 @@ void vfio_exec(struct sva_bind *bind, const struct sva_desc *d,
 		if (d->opcode == SVA_OP_FILL && st.fill_loaded)
 			c.stage = false;
 		for (;;) {
+			int why;
+
 			/* Page by page, so the part before a fault runs. */
 			if (!chunk_populate(mm, &c, &pending))
 				break;
 			pthread_mutex_lock(&vd->engine_lock);
 			pthread_rwlock_rdlock(&mm->inval_lock);
-			present = true;
-			for (unsigned int i = 0; i < c.nsides; i++)
-				present &= side_present(mm, &c.side[i], c.len);
-			if (present)
-				break;
-			/* Zapped since: made present again, a few times. */
+			why = chunk_ready(mm, &c);
+			if (!why) {
+				chunk_pages(&c, vb->stage);
+				err = map_pages(vd, &c, &bad);
+				if (!err)
+					break;	/* mapped, locks held */
+				why = -EAGAIN;
+			}
 			pthread_rwlock_unlock(&mm->inval_lock);
 			pthread_mutex_unlock(&vd->engine_lock);
+			/* A discard whose zap is still to come: wait it out,
+			 * or the zap could pass a page we pinned. */
+			if (why == -EBUSY)
+				sim_mm_sync(mm);
+			/* Zapped or unmapped since (or the IOMMU refused):
+			 * populate again, which says why if it can't. */
 			if (++tries == VFIO_CHUNK_RETRIES) {
+				const struct side *f = bad_side(&c, &bad);
+
 				complete_fault(&pending,
-					       SVA_STATUS_FAULT_FAILURE,
-					       c.side[0].addr,
-					       c.side[0].access);
+					       SVA_STATUS_FAULT_FAILURE, bad,
+					       f->access);
 				c.len = 0;
 				break;
 			}
 		}
 		if (!c.len)
 			break;
-		chunk_pages(&c, vb->stage);
-		err = map_pages(vd, &c, &bad);
-		if (!err) {
-			sva__count(bind, SVA_C_TRANSLATIONS, c.nmap);
-			err = chunk_run(vd, &st, &c);
-			unmap_pages(vd, &c, c.nmap);
-		}
+		sva__count(bind, SVA_C_TRANSLATIONS, c.nmap);
+		err = chunk_run(vd, &st, &c);
+		unmap_pages(vd, &c, c.nmap);
 		pthread_rwlock_unlock(&mm->inval_lock);
 		pthread_mutex_unlock(&vd->engine_lock);
 		if (err) {
-			const struct side *s = &c.side[0];
-
-			/* The side whose page the IOMMU refused, if one's. */
-			for (unsigned int i = 0; i < c.nsides && bad; i++)
-				if ((c.side[i].addr & SVA_PAGE_MASK) <= bad &&
-				    bad < c.side[i].addr + c.len)
-					s = &c.side[i];
 			complete_fault(comp, SVA_STATUS_FAULT_FAILURE,
-				       MAX(s->addr, bad), s->access);
+				       c.side[0].addr, c.side[0].access);
 			break;
 		}
 		chunk_compute(&st, c.len);
