@@ -134,7 +134,9 @@ for m in virt/lib/irqbypass drivers/vfio/vfio drivers/vfio/vfio_iommu_type1 \
 	*.xz) xz -dc "$ko" > "$T/root/vfio/${m##*/}.ko" ;;
 	?*) cp "$ko" "$T/root/vfio/${m##*/}.ko" ;;
 	esac
-	[ -n "$ko" ] && echo "${m##*/}" >> "$T/root/vfio/order"
+	if [ -n "$ko" ]; then
+		echo "${m##*/}" >> "$T/root/vfio/order"
+	fi
 done
 cp /bin/busybox "$T/root/bin/busybox"
 cp "$S/tests/vm/init" "$T/root/init"
@@ -155,13 +157,13 @@ NUMA="-object memory-backend-ram,id=mem0,size=$((MEM / 2))M
 CMDLINE="$CMDLINE sva.nodes=$NODES"
 
 start=$(date +%s)
-# (NUMA: options of their own)
-# shellcheck disable=SC2086
 # edu (04.0): a PCI device with a DMA engine, for the vfio0 backend,
 # bound to vfio-pci by init. dma_mask: all 64 bits (its default, 28, would
 # clamp user addresses); aw-bits=48: QEMU 7.2's intel-iommu defaults to 39
 # address bits, and VFIO_IOMMU_MAP_DMA of a user address (IOVA == VA, up to
 # 47 bits) then fails with EINVAL.
+# (NUMA: options of their own)
+# shellcheck disable=SC2086
 timeout "$LIMIT" qemu-system-x86_64 -machine q35,kernel-irqchip=split -accel tcg \
 	-device intel-iommu,intremap=on,x-scalable-mode=on,aw-bits=48 \
 	-device e1000e,addr=03.0,romfile= -nic none \
