@@ -222,9 +222,12 @@ static void chunk_pages(struct chunk *c, const uint8_t *stage)
 			       VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE);
 }
 
-static void unmap_pages(struct vfio_dev *vd, const struct chunk *c,
-			unsigned int n)
+/* Unmap the first @n pages of @c; how many were. */
+static unsigned int unmap_pages(struct vfio_dev *vd, const struct chunk *c,
+				unsigned int n)
 {
+	unsigned int done = 0;
+
 	for (unsigned int i = 0; i < n; i++) {
 		struct vfio_iommu_type1_dma_unmap um = {
 			.argsz = sizeof(um),
@@ -238,8 +241,10 @@ static void unmap_pages(struct vfio_dev *vd, const struct chunk *c,
 				vd->bdf, (unsigned long long)um.iova,
 				strerror(errno), (unsigned long long)um.size);
 		else
-			vd->mapped_now--;
+			done++;
 	}
+	vd->mapped_now -= done;
+	return done;
 }
 
 /* Map the chunk's pages at IOVA == VA; 0, or the failing page's errno
@@ -461,9 +466,12 @@ void vfio_exec(struct sva_bind *bind, const struct sva_desc *d,
 		}
 		if (!c.len)
 			break;
+		/* translations: pages mapped in the IOMMU; atc_invalidated:
+		 * pages unmapped (IOTLB entries dropped). */
 		sva__count(bind, SVA_C_TRANSLATIONS, c.nmap);
 		err = chunk_run(vd, &st, &c);
-		unmap_pages(vd, &c, c.nmap);
+		sva__count(bind, SVA_C_ATC_INVALIDATED,
+			   unmap_pages(vd, &c, c.nmap));
 		pthread_rwlock_unlock(&mm->inval_lock);
 		pthread_mutex_unlock(&vd->engine_lock);
 		if (err) {

@@ -180,6 +180,7 @@ static int t_copy(void)
 	uint8_t *src = map_pages(2), *dst = map_pages(3), *ref;
 	struct sva_completion c = { 0 };
 	const size_t len = 2048 + 777, so = 1000, doff = 3001;
+	SVA_OPTS_INIT(sva_stats, st);
 	struct sva_desc d;
 	long lck = vm_locked_kb();
 
@@ -200,6 +201,12 @@ static int t_copy(void)
 		      i >= doff && i < doff + len ? "" : " (outside the copy)");
 	CHECK(vm_locked_kb() == lck, "locked_vm %ld kB, was %ld kB",
 	      vm_locked_kb(), lck);
+	/* Every page mapped in the IOMMU was unmapped again. */
+	CHECK(!sva_bind_stats(bind, &st) && st.translations > 0 &&
+	      st.translations == st.atc_invalidated,
+	      "IOMMU pages mapped %llu, unmapped %llu",
+	      (unsigned long long)st.translations,
+	      (unsigned long long)st.atc_invalidated);
 	free(ref);
 	munmap(src, 2 * PAGE);
 	munmap(dst, 3 * PAGE);
