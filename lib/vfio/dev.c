@@ -252,6 +252,8 @@ static int container_open(struct vfio_dev *vd)
 	if (ioctl(vd->container, VFIO_SET_IOMMU, type))
 		return sva_err(-errno, "/dev/vfio/vfio: set type1 IOMMU: %s",
 			       strerror(errno));
+	vd->unmap_all = ioctl(vd->container, VFIO_CHECK_EXTENSION,
+			      VFIO_UNMAP_ALL) > 0;
 	return 0;
 }
 

@@ -247,6 +247,28 @@ static unsigned int unmap_pages(struct vfio_dev *vd, const struct chunk *c,
 	return done;
 }
 
+/*
+ * Between chunks the container maps nothing (every mapping is made and
+ * removed under engine_lock): ask VFIO to unmap everything, which must
+ * find nothing. A mapping found is a stale one, reported and gone.
+ * Caller holds engine_lock.
+ */
+static void stale_sweep(struct vfio_dev *vd)
+{
+	struct vfio_iommu_type1_dma_unmap um = {
+		.argsz = sizeof(um),
+		.flags = VFIO_DMA_UNMAP_FLAG_ALL,
+	};
+
+	if (!vd->unmap_all || ioctl(vd->container, VFIO_IOMMU_UNMAP_DMA, &um))
+		return;
+	if (um.size || vd->mapped_now)
+		pr_warn("%s: %llu bytes stayed mapped in the container after a chunk (%llu pages not unmapped): unmapped now\n",
+			vd->bdf, (unsigned long long)um.size,
+			(unsigned long long)vd->mapped_now);
+	vd->mapped_now = 0;
+}
+
 /* Map the chunk's pages at IOVA == VA; 0, or the failing page's errno
  * with nothing left mapped. Caller holds engine_lock and inval_lock. */
 static int map_pages(struct vfio_dev *vd, const struct chunk *c,
@@ -472,6 +494,7 @@ void vfio_exec(struct sva_bind *bind, const struct sva_desc *d,
 		err = chunk_run(vd, &st, &c);
 		sva__count(bind, SVA_C_ATC_INVALIDATED,
 			   unmap_pages(vd, &c, c.nmap));
+		stale_sweep(vd);
 		pthread_rwlock_unlock(&mm->inval_lock);
 		pthread_mutex_unlock(&vd->engine_lock);
 		if (err) {

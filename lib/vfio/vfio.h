@@ -61,6 +61,9 @@ struct vfio_dev {
 	pthread_mutex_t engine_lock;
 	/* Pages mapped in the container now (engine_lock). */
 	uint64_t mapped_now;
+	/* The container can VFIO_DMA_UNMAP_FLAG_ALL: after each chunk, an
+	 * unmap of everything finds nothing (else a stale mapping). */
+	bool unmap_all;
 };
 
 /* A binding: a sim_bind first, so that sim_mm walks it as its own. */
