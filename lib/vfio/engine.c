@@ -85,16 +85,20 @@ static int edu_xfer(struct vfio_dev *vd, uint64_t src, uint64_t dst,
 	struct timespec nap = { 0, 1000000 };
 	uint64_t t0 = sva__now_ns();
 
+	if (vd->dead)
+		return -EIO;
 	edu_write64(vd, EDU_REG_DMA_SRC, src);
 	edu_write64(vd, EDU_REG_DMA_DST, dst);
 	edu_write64(vd, EDU_REG_DMA_CNT, cnt);
 	edu_write64(vd, EDU_REG_DMA_CMD,
 		    EDU_DMA_RUN | (to_ram ? EDU_DMA_TO_RAM : 0));
 	while (edu_read64(vd, EDU_REG_DMA_CMD) & EDU_DMA_RUN) {
-		if (sva__now_ns() - t0 > EDU_TIMEOUT_NS)
+		if (sva__now_ns() - t0 > EDU_TIMEOUT_NS) {
+			vd->dead = true;
 			return sva_err(-ETIMEDOUT, "%s: DMA of %llu bytes not done after %llu s",
 				       vd->bdf, (unsigned long long)cnt,
 				       EDU_TIMEOUT_NS / 1000000000ull);
+		}
 		nanosleep(&nap, NULL);
 	}
 	return 0;

@@ -64,6 +64,9 @@ struct vfio_dev {
 	/* The container can VFIO_DMA_UNMAP_FLAG_ALL: after each chunk, an
 	 * unmap of everything finds nothing (else a stale mapping). */
 	bool unmap_all;
+	/* A transfer never finished: the engine ignores register writes
+	 * while one runs, so nothing more is sent to it (engine_lock). */
+	bool dead;
 };
 
 /* A binding: a sim_bind first, so that sim_mm walks it as its own. */
