@@ -161,13 +161,17 @@ start=$(date +%s)
 # bound to vfio-pci by init. dma_mask: all 64 bits (its default, 28, would
 # clamp user addresses); aw-bits=48: QEMU 7.2's intel-iommu defaults to 39
 # address bits, and VFIO_IOMMU_MAP_DMA of a user address (IOVA == VA, up to
-# 47 bits) then fails with EINVAL.
+# 47 bits) then fails with EINVAL. A second edu shares a conventional PCI
+# bridge (one IOMMU group) with a serial card its built-in driver takes:
+# a group VFIO must refuse as not viable.
 # (NUMA: options of their own)
 # shellcheck disable=SC2086
 timeout "$LIMIT" qemu-system-x86_64 -machine q35,kernel-irqchip=split -accel tcg \
 	-device intel-iommu,intremap=on,x-scalable-mode=on,aw-bits=48 \
 	-device e1000e,addr=03.0,romfile= -nic none \
 	-device edu,addr=04.0,dma_mask=0xffffffffffffffff \
+	-device pci-bridge,id=vfbr,chassis_nr=1,addr=05.0 \
+	-device edu,bus=vfbr,addr=01.0 -device pci-serial,bus=vfbr,addr=02.0 \
 	-cpu max -smp 2,sockets=2,cores=1,threads=1 -m "$MEM" $NUMA -nographic -no-reboot \
 	-kernel "$KERNEL" -initrd "$T/initrd" \
 	-append "console=ttyS0 intel_iommu=on,sm_on panic=-1 loglevel=4 no_timer_check $CMDLINE" \

@@ -478,6 +478,114 @@ static int t_fork(void)
 	return 0;
 }
 
+/* print_hook: a warning naming @watch seen, and the message. */
+static const char *watch;
+static char watch_msg[512];
+
+static const char *const viable_drivers[] = { "vfio-pci", "pci-stub",
+					      "pcieport" };
+
+/* The driver of PCI device @bdf, "" if none. */
+static void pci_driver(const char *bdf, char *out, size_t len)
+{
+	char path[300], t[256];
+	ssize_t k;
+	const char *b;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver", bdf);
+	k = readlink(path, t, sizeof(t) - 1);
+	out[0] = 0;
+	if (k <= 0)
+		return;
+	t[k] = 0;
+	b = strrchr(t, '/');
+	snprintf(out, len, "%.63s", b ? b + 1 : t);
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/*
+ * An edu device in a group with a member on a host driver (the VM's second
+ * edu, beside a serial card behind one PCI bridge): opening it fails with
+ * -EBUSY and a message naming that member, as VFIO requires.
+ */
+static int t_group_not_viable(void)
+{
+	char edus[8][64], drv[64], name[16], member[64] = "";
+	int nedu = 0, idx = -1, err;
+	struct sva_dev *d2 = NULL;
+	struct dirent *e;
+	DIR *dir = opendir("/sys/bus/pci/devices");
+
+	CHECK(dir, "no PCI devices");
+	while ((e = readdir(dir)) && nedu < 8) {
+		char p[300], v[16] = "", dv[16] = "";
+		FILE *f;
+
+		snprintf(p, sizeof(p), "/sys/bus/pci/devices/%s/vendor",
+			 e->d_name);
+		if ((f = fopen(p, "re"))) {
+			if (!fgets(v, sizeof(v), f))
+				v[0] = 0;
+			fclose(f);
+		}
+		snprintf(p, sizeof(p), "/sys/bus/pci/devices/%s/device",
+			 e->d_name);
+		if ((f = fopen(p, "re"))) {
+			if (!fgets(dv, sizeof(dv), f))
+				dv[0] = 0;
+			fclose(f);
+		}
+		pci_driver(e->d_name, drv, sizeof(drv));
+		if (!strncmp(v, "0x1234", 6) && !strncmp(dv, "0x11e8", 6) &&
+		    !strcmp(drv, "vfio-pci"))
+			snprintf(edus[nedu++], 64, "%.63s", e->d_name);
+	}
+	closedir(dir);
+	qsort(edus, nedu, sizeof(edus[0]), str_cmp);
+	/* The first whose group has a member on another driver. */
+	for (int i = 0; i < nedu && idx < 0; i++) {
+		char gd[300];
+		DIR *g;
+
+		snprintf(gd, sizeof(gd),
+			 "/sys/bus/pci/devices/%s/iommu_group/devices", edus[i]);
+		g = opendir(gd);
+		while (g && (e = readdir(g)) && idx < 0) {
+			int ok = 0;
+
+			if (e->d_name[0] == '.')
+				continue;
+			pci_driver(e->d_name, drv, sizeof(drv));
+			ok = !drv[0];	/* no driver: viable */
+			for (size_t k = 0; k < 3; k++)
+				ok |= !strcmp(drv, viable_drivers[k]);
+			if (!ok) {
+				idx = i;
+				snprintf(member, sizeof(member), "%.63s",
+					 e->d_name);
+			}
+		}
+		if (g)
+			closedir(g);
+	}
+	CHECK(idx >= 0, "no edu device in a non-viable group among %d (run-vm.sh puts one beside a pci-serial)",
+	      nedu);
+	snprintf(name, sizeof(name), "vfio%d", idx);
+	watch_msg[0] = 0;
+	watch = member;
+	err = sva_dev_open(name, NULL, &d2);
+	watch = NULL;
+	CHECK(err == -EBUSY && !d2, "%s (%s, beside %s): %d", name,
+	      edus[idx], member, err);
+	CHECK(watch_msg[0], "no message named %s", member);
+	printf("# %s", watch_msg);
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(void);
@@ -491,6 +599,7 @@ static const struct {
 	{ "munmap_during_dma", t_munmap_during_dma },
 	{ "mirror_munmap", t_mirror_munmap },
 	{ "fork", t_fork },
+	{ "group_not_viable", t_group_not_viable },
 };
 
 static int wanted(const char *name)
@@ -518,6 +627,8 @@ static int print_hook(enum sva_print_level level, const char *fmt,
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (strstr(msg, "stayed mapped"))
 		stale_seen = 1;
+	if (watch && strstr(msg, watch))
+		snprintf(watch_msg, sizeof(watch_msg), "%s", msg);
 	if (level == SVA_WARN)
 		fputs(msg, stderr);
 	return 0;
