@@ -87,6 +87,20 @@ static int edu_xfer(struct vfio_dev *vd, uint64_t src, uint64_t dst,
 
 	if (vd->dead)
 		return -EIO;
+	/*
+	 * Idle first: edu ignores register writes while a transfer runs,
+	 * and one may (a process killed mid-DMA left it running: VFIO
+	 * can't reset edu, which has no reset).
+	 */
+	while (edu_read64(vd, EDU_REG_DMA_CMD) & EDU_DMA_RUN) {
+		if (sva__now_ns() - t0 > EDU_TIMEOUT_NS) {
+			vd->dead = true;
+			return sva_err(-ETIMEDOUT, "%s: DMA engine busy for %llu s",
+				       vd->bdf,
+				       EDU_TIMEOUT_NS / 1000000000ull);
+		}
+		nanosleep(&nap, NULL);
+	}
 	edu_write64(vd, EDU_REG_DMA_SRC, src);
 	edu_write64(vd, EDU_REG_DMA_DST, dst);
 	edu_write64(vd, EDU_REG_DMA_CNT, cnt);

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -586,6 +587,74 @@ static int t_group_not_viable(void)
 	return 0;
 }
 
+/*
+ * A process killed in the middle of a DMA: its VFIO objects go with it
+ * (the group opens again here), and the engine it left running is waited
+ * for, not reprogrammed under it (a copy after it is exact). Runs with
+ * this process's own device closed: a group is opened by one at a time.
+ */
+static int t_killed_mid_dma(void)
+{
+	uint8_t *src = map_pages(1), *dst = map_pages(1);
+	struct sva_completion c = { 0 };
+	struct timespec ts = { 0, 150 * 1000000 };
+	int pipefd[2], status, err;
+	struct sva_desc d;
+	char ready;
+	pid_t pid;
+
+	CHECK(src && dst && !pipe(pipefd), "mmap, pipe");
+	sva_unbind(bind);
+	sva_dev_close(dev);
+	bind = NULL;
+	dev = NULL;
+	pid = fork();
+	CHECK(pid >= 0, "fork");
+	if (!pid) {
+		struct sva_dev *cd;
+		struct sva_bind *cb;
+		uint8_t *p = map_pages(2);
+		uint32_t cpasid = 0;
+		struct sva_desc f;
+
+		if (!p || sva_dev_open("vfio0", NULL, &cd) ||
+		    sva_bind(cd, NULL, &cb) || sva_bind_pasid(cb, &cpasid))
+			_exit(2);
+		f = (struct sva_desc){ .opcode = SVA_OP_FILL, .pasid = cpasid,
+				       .dst = (uint64_t)(uintptr_t)p,
+				       .len = 2 * PAGE, .pattern = 7 };
+		if (sva_submit(cb, &f, 1) != 1)
+			_exit(3);
+		if (write(pipefd[1], "r", 1) != 1)
+			_exit(4);
+		pause();	/* killed while the engine runs */
+		_exit(5);
+	}
+	close(pipefd[1]);
+	CHECK(read(pipefd[0], &ready, 1) == 1, "child didn't start its DMA");
+	close(pipefd[0]);
+	nanosleep(&ts, NULL);
+	kill(pid, SIGKILL);
+	CHECK(waitpid(pid, &status, 0) == pid && WIFSIGNALED(status),
+	      "child: status %#x", status);
+	err = sva_dev_open("vfio0", NULL, &dev);
+	CHECK(!err, "reopen after the kill: %d (the child's group still open?)",
+	      err);
+	err = sva_bind(dev, NULL, &bind);
+	CHECK(!err && !sva_bind_pasid(bind, &pasid), "rebind: %d", err);
+	fill_random(src, PAGE, 11);
+	memset(dst, 0, PAGE);
+	d = desc(SVA_OP_COPY, src, dst, 1000, 0);
+	CHECK(!run1(&d, &c), "run");
+	CHECK(c.status == SVA_STATUS_SUCCESS && !memcmp(dst, src, 1000),
+	      "copy after the kill: status %u", c.status);
+	for (size_t i = 1000; i < PAGE; i++)
+		CHECK(!dst[i], "byte %zu past the copy: %#x", i, dst[i]);
+	munmap(src, PAGE);
+	munmap(dst, PAGE);
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(void);
@@ -600,6 +669,8 @@ static const struct {
 	{ "mirror_munmap", t_mirror_munmap },
 	{ "fork", t_fork },
 	{ "group_not_viable", t_group_not_viable },
+	/* Last: it closes and reopens the device. */
+	{ "killed_mid_dma", t_killed_mid_dma },
 };
 
 static int wanted(const char *name)
@@ -666,8 +737,10 @@ int main(void)
 			       (t1.tv_nsec - t0.tv_nsec) / 1e9);
 		}
 	}
-	sva_unbind(bind);
-	sva_dev_close(dev);
+	if (bind)
+		sva_unbind(bind);
+	if (dev)
+		sva_dev_close(dev);
 	if (stale_seen) {
 		printf("vfiotest: not ok stale_mappings: the engine found mappings that outlived their chunk\n");
 		failed = 1;
