@@ -14,6 +14,7 @@
 static const struct sva_backend_ops *const backends[] = {
 	&sva_sim_ops,
 	&sva_kmod_ops,
+	&sva_vfio_ops,
 };
 
 /*
@@ -161,6 +162,18 @@ int sva__fd_ioctl(int dev_fd, unsigned long request)
 {
 	fd_new_begin();
 	return fd_new_end(ioctl(dev_fd, request));
+}
+
+int sva__fd_ioctl_arg(int dev_fd, unsigned long request, void *arg)
+{
+	int fd;
+
+	fd_new_begin();
+	fd = ioctl(dev_fd, request, arg);
+	/* VFIO's device fds come without close-on-exec. */
+	if (fd >= 0)
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+	return fd_new_end(fd);
 }
 
 void sva__fd_close(int fd)

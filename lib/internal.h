@@ -316,6 +316,7 @@ bool sva__loc_valid(uint64_t loc, bool none_ok);
 
 extern const struct sva_backend_ops sva_sim_ops;
 extern const struct sva_backend_ops sva_kmod_ops;
+extern const struct sva_backend_ops sva_vfio_ops;
 
 /* --------------------------------------------- reserved windows (reserved.c) */
 
@@ -374,6 +375,8 @@ int sva__fd_create(const char *path, int flags, mode_t mode); /* O_CREAT */
 int sva__fd_eventfd(void);		/* EFD_CLOEXEC */
 /* A new fd that an ioctl on @dev_fd returns (close-on-exec already). */
 int sva__fd_ioctl(int dev_fd, unsigned long request);
+/* The same with an argument (VFIO_GROUP_GET_DEVICE_FD's device name). */
+int sva__fd_ioctl_arg(int dev_fd, unsigned long request, void *arg);
 void sva__fd_close(int fd);
 
 /*

@@ -966,7 +966,8 @@ static void mm_invalidate_locked(struct sim_mm *mm, uint64_t start,
 	list_for_each_entry(sb, &mm->binds, mm_node) {
 		sb->notifying++;
 		pthread_mutex_unlock(&mm->notify_lock);
-		n = sim_atc_invalidate(&sim_dev_of(sb->bind)->atc, mm->pasid,
+		n = sb->foreign ? 0 :
+		    sim_atc_invalidate(&sim_dev_of(sb->bind)->atc, mm->pasid,
 				       start >> SVA_PAGE_SHIFT,
 				       (end + SVA_PAGE_SIZE - 1) >>
 				       SVA_PAGE_SHIFT);

@@ -475,6 +475,9 @@ struct sim_bind {
 	 * start). */
 	unsigned int notifying;
 	bool dying;
+	/* Not a sim device's (the VFIO backend's, lib/vfio/): no ATC to
+	 * drop; its mirrors and its transfers' exclusion are all it asks. */
+	bool foreign;
 	/* Bounce buffers for reads the device consumes itself: one
 	 * mapping of 2 * SIM_BOUNCE_SIZE (sim_pages_alloc()). */
 	uint8_t *bounce[2];

@@ -64,6 +64,7 @@ debug)
 esac
 CMDLINE="$CMDLINE sva.fuzz=$FUZZ${SVA_FUZZ_SEED:+ sva.fuzz_seed=$SVA_FUZZ_SEED}${SVA_FUZZ_THREADS:+ sva.fuzz_threads=$SVA_FUZZ_THREADS}"
 # Only a part, while working on it (tests/vm/init says how).
+CMDLINE="$CMDLINE${SVA_VM_VFIO:+ sva.vfio=$SVA_VM_VFIO}"
 CMDLINE="$CMDLINE${SVA_VM_CK_SUITE:+ sva.ck_suite=$SVA_VM_CK_SUITE}${SVA_VM_CK_CASE:+ sva.ck_case=$SVA_VM_CK_CASE}${SVA_VM_DEVICES:+ sva.devices=$SVA_VM_DEVICES}${SVA_VM_QUICK:+ sva.quick=$SVA_VM_QUICK}${SVA_VM_VMTEST:+ sva.vmtest=$SVA_VM_VMTEST}${SVA_VM_ENV:+ sva.env=$SVA_VM_ENV}"
 LIMIT=$((LIMIT + FUZZ))
 for need in "$KERNEL" "$KDIR" /bin/busybox; do
@@ -108,7 +109,8 @@ cc -static -O1 -Wall -Wextra -Werror -I"$S/include" -pthread \
 	"$S/tests/vm/vmtest.c" -o "$T/root/sva-vmtest"
 cc -static -O1 -Wall -Wextra -Werror -I"$S/include" -pthread \
 	"$S/tests/vm/fuzz.c" -o "$T/root/sva-fuzz"
-for prog in tests/unit/sva-unit-kmod tests/vm/sva-bench-static; do
+for prog in tests/unit/sva-unit-kmod tests/vm/sva-bench-static \
+	tests/vm/sva-vfiotest-static; do
 	if [ -x "$B/$prog" ]; then
 		cp "$B/$prog" "$T/root/"
 	fi
@@ -121,6 +123,21 @@ case $loop in
 *.xz) xz -dc "$loop" > "$T/root/loop.ko" ;;
 ?*) cp "$loop" "$T/root/loop.ko" ;;
 esac
+# VFIO for the vfio0 backend's tests (the edu device below): Debian's
+# stock kernel has it as modules, loaded by init in this order; the debug
+# kernel has it built in.
+mkdir -p "$T/root/vfio"
+for m in virt/lib/irqbypass drivers/vfio/vfio drivers/vfio/vfio_iommu_type1 \
+	drivers/vfio/pci/vfio-pci-core drivers/vfio/pci/vfio-pci; do
+	ko=$(ls /lib/modules/"${KVER:-none}"/kernel/$m.ko* 2>/dev/null | head -n 1)
+	case $ko in
+	*.xz) xz -dc "$ko" > "$T/root/vfio/${m##*/}.ko" ;;
+	?*) cp "$ko" "$T/root/vfio/${m##*/}.ko" ;;
+	esac
+	if [ -n "$ko" ]; then
+		echo "${m##*/}" >> "$T/root/vfio/order"
+	fi
+done
 cp /bin/busybox "$T/root/bin/busybox"
 cp "$S/tests/vm/init" "$T/root/init"
 chmod +x "$T/root/init"
@@ -140,11 +157,21 @@ NUMA="-object memory-backend-ram,id=mem0,size=$((MEM / 2))M
 CMDLINE="$CMDLINE sva.nodes=$NODES"
 
 start=$(date +%s)
+# edu (04.0): a PCI device with a DMA engine, for the vfio0 backend,
+# bound to vfio-pci by init. dma_mask: all 64 bits (its default, 28, would
+# clamp user addresses); aw-bits=48: QEMU 7.2's intel-iommu defaults to 39
+# address bits, and VFIO_IOMMU_MAP_DMA of a user address (IOVA == VA, up to
+# 47 bits) then fails with EINVAL. A second edu shares a conventional PCI
+# bridge (one IOMMU group) with a serial card its built-in driver takes:
+# a group VFIO must refuse as not viable.
 # (NUMA: options of their own)
 # shellcheck disable=SC2086
 timeout "$LIMIT" qemu-system-x86_64 -machine q35,kernel-irqchip=split -accel tcg \
-	-device intel-iommu,intremap=on,x-scalable-mode=on \
+	-device intel-iommu,intremap=on,x-scalable-mode=on,aw-bits=48 \
 	-device e1000e,addr=03.0,romfile= -nic none \
+	-device edu,addr=04.0,dma_mask=0xffffffffffffffff \
+	-device pci-bridge,id=vfbr,chassis_nr=1,addr=05.0 \
+	-device edu,bus=vfbr,addr=01.0 -device pci-serial,bus=vfbr,addr=02.0 \
 	-cpu max -smp 2,sockets=2,cores=1,threads=1 -m "$MEM" $NUMA -nographic -no-reboot \
 	-kernel "$KERNEL" -initrd "$T/initrd" \
 	-append "console=ttyS0 intel_iommu=on,sm_on panic=-1 loglevel=4 no_timer_check $CMDLINE" \
@@ -154,7 +181,7 @@ tr -d '\r' < "$T/console" > "$T/log"
 cp "$T/log" "$B/tests/vm/console-$KIND.log" 2> /dev/null || true
 echo "run-vm: $KIND kernel, $(( $(date +%s) - start )) s in the VM"
 
-grep -E '^(ok|not ok|#|vm:|vmtest:|fuzz:|SVA-VM-RESULT|[0-9]+%: Checks)|:[EF]:|WARNING|BUG|Oops|Call Trace|KASAN|circular locking|unreferenced object' "$T/log" || true
+grep -E '^(ok|not ok|#|vm:|vmtest:|vfiotest:|fuzz:|SVA-VM-RESULT|[0-9]+%: Checks)|:[EF]:|WARNING|BUG|Oops|Call Trace|KASAN|circular locking|unreferenced object' "$T/log" || true
 
 ok=yes
 grep -q 'SVA-VM-RESULT: PASS' "$T/log" || ok=no

@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later OR MIT */
+/*
+ * The VFIO backend (vfio0, ...): a real PCI device doing real DMA through
+ * a real IOMMU, QEMU's edu device bound to vfio-pci, with its IOMMU domain
+ * kept a mirror of the process at IOVA == VA (the "no-SVA" fallback of a
+ * device without PASID/PRI). Its pieces, one file each:
+ *  - dev.c:    enumeration, the legacy type1 container (/dev/vfio/vfio and
+ *              the group), group viability, reserved regions, BAR0, the
+ *              ops table;
+ *  - engine.c: descriptors run by the edu DMA engine, pages made present
+ *              and mapped at IOVA == VA around each transfer.
+ *
+ * Invalidation reuses the software device's view of the mm (lib/sim/mm.c):
+ * a binding is a sim_bind on the process's sim_mm, so the userfaultfd
+ * events of munmap/MADV_DONTNEED/mremap reach its mirrors, and a transfer
+ * holds the mm's inval_lock (read) from its VFIO_IOMMU_MAP_DMA to its
+ * VFIO_IOMMU_UNMAP_DMA: such a call cannot return (its event is read under
+ * inval_lock, write) while a mapping of the range exists. See engine.c.
+ */
+#ifndef SVA_VFIO_H
+#define SVA_VFIO_H
+
+#include <linux/vfio.h>
+
+#include "../sim/sim.h"
+
+#define VFIO_EDU_VENDOR 0x1234
+#define VFIO_EDU_DEVICE 0x11e8
+#define VFIO_EDU_IDENT 0x010000edu	/* BAR0 0x00: version 1.0, "edu" */
+
+/* edu's registers in BAR0 (QEMU hw/misc/edu.c, docs/specs/edu.txt). */
+#define EDU_REG_IDENT 0x00
+#define EDU_REG_DMA_SRC 0x80
+#define EDU_REG_DMA_DST 0x88
+#define EDU_REG_DMA_CNT 0x90
+#define EDU_REG_DMA_CMD 0x98
+#define EDU_DMA_RUN 0x1
+#define EDU_DMA_TO_RAM 0x2		/* else RAM -> the device's buffer */
+#define EDU_BUF 0x40000			/* the device's buffer, DMA side */
+/*
+ * The most one transfer moves. The buffer is 4 KiB, but QEMU 7.2's range
+ * check is off by one and aborts the whole VM ("hardware error") on a
+ * 4096-byte transfer: two halves of 2048 bytes each are used.
+ */
+#define EDU_XFER 2048u
+/* A transfer is timed by QEMU (100 ms virtual); one not done in this long
+ * is a dead device. */
+#define EDU_TIMEOUT_NS 10000000000ull
+
+#define VFIO_MAX_DEVS 8
+
+struct vfio_dev {
+	struct sva_dev *dev;
+	char bdf[32];			/* 0000:00:04.0 */
+	int group_id;
+	int container;			/* /dev/vfio/vfio */
+	int group;			/* /dev/vfio/<group_id> */
+	volatile uint8_t *bar0;		/* mmap of BAR0 */
+	size_t bar0_len;
+	/* One engine: its transfers are serialized (every binding's). */
+	pthread_mutex_t engine_lock;
+	/* Pages mapped in the container now (engine_lock). */
+	uint64_t mapped_now;
+	/* The container can VFIO_DMA_UNMAP_FLAG_ALL: after each chunk, an
+	 * unmap of everything finds nothing (else a stale mapping). */
+	bool unmap_all;
+	/* A transfer never finished: the engine ignores register writes
+	 * while one runs, so nothing more is sent to it (engine_lock). */
+	bool dead;
+};
+
+/* A binding: a sim_bind first, so that sim_mm walks it as its own. */
+struct vfio_bind {
+	struct sim_bind sb;
+	/* The library's own staging page: FILL patterns, and the bytes
+	 * COMPARE/CRC32C compute on (written by the device's DMA). */
+	uint8_t *stage;			/* a page: 2 * EDU_XFER */
+	size_t stage_len;
+};
+
+static inline struct vfio_dev *vfio_dev_of(struct sva_bind *bind)
+{
+	return bind->dev->priv;
+}
+
+static inline struct vfio_bind *vfio_bind_of(struct sva_bind *bind)
+{
+	return (struct vfio_bind *)bind->priv;
+}
+
+void vfio_exec(struct sva_bind *bind, const struct sva_desc *desc,
+	       struct sva_completion *comp);
+
+#endif /* SVA_VFIO_H */

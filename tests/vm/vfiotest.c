@@ -1,0 +1,750 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
+/*
+ * VM tests of the VFIO backend (vfio0): QEMU's edu device bound to
+ * vfio-pci by tests/vm/init, its DMA engine moving bytes through the
+ * intel-iommu at IOVA == VA. Linked statically with libsva; one line per
+ * case ("vfiotest: ok NAME" / "vfiotest: not ok NAME: why"), exit status 1
+ * if any failed. Each edu transfer takes ~100 ms of the VM's time: the
+ * sizes are small.
+ *
+ * SVA_VFIOTEST_CASES=a,b runs only those cases.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sva/sva.h"
+
+#define PAGE 4096ul
+
+static int failed;
+static const char *cur;
+static struct sva_dev *dev;
+static struct sva_bind *bind;
+static uint32_t pasid;
+
+#define CHECK(cond, ...)						\
+	do {								\
+		if (!(cond)) {						\
+			printf("vfiotest: not ok %s: %s:%d: %s: ", cur,	\
+			       __FILE__, __LINE__, #cond);		\
+			printf(__VA_ARGS__);				\
+			printf("\n");					\
+			fflush(stdout);					\
+			failed = 1;					\
+			return -1;					\
+		}							\
+	} while (0)
+
+/* locked_vm in kB (VFIO's type1 accounts its pinned pages there). */
+static long vm_locked_kb(void)
+{
+	char line[256];
+	long kb = -1;
+	FILE *f = fopen("/proc/self/status", "re");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmLck: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+static void *map_pages(size_t n)
+{
+	void *p = mmap(NULL, n * PAGE, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void fill_random(uint8_t *p, size_t n, unsigned int seed)
+{
+	for (size_t i = 0; i < n; i++) {
+		seed = seed * 1103515245u + 12345u;
+		p[i] = (uint8_t)(seed >> 16);
+	}
+}
+
+static int run1(const struct sva_desc *d, struct sva_completion *c)
+{
+	int n = sva_submit(bind, d, 1);
+
+	if (n != 1)
+		return n < 0 ? n : -EIO;
+	n = sva_wait(bind, c, 1, 1, 60000);
+	return n == 1 ? 0 : n < 0 ? n : -ETIMEDOUT;
+}
+
+static struct sva_desc desc(uint32_t op, void *src, void *dst, uint64_t len,
+			    uint64_t pattern)
+{
+	return (struct sva_desc){ .opcode = op, .pasid = pasid,
+				  .src = (uint64_t)(uintptr_t)src,
+				  .dst = (uint64_t)(uintptr_t)dst,
+				  .len = len, .pattern = pattern };
+}
+
+/* ------------------------------------------------------------- cases */
+
+static int t_enumerate(void)
+{
+	struct sva_dev_desc d[16];
+	int n = sva_devices(d, 16), found = 0;
+
+	for (int i = 0; i < n && i < 16; i++)
+		if (!strcmp(d[i].name, "vfio0") && !strcmp(d[i].backend, "vfio"))
+			found = 1;
+	CHECK(found, "vfio0 not among %d devices", n);
+	return 0;
+}
+
+/* Every msi line of the group's sysfs list is a window of the device. */
+static int t_reserved(void)
+{
+	struct sva_region r[32];
+	char path[320], type[32];
+	unsigned long long s, e;
+	int n = sva_dev_reserved_regions(dev, r, 32), msi = 0;
+	DIR *d;
+	struct dirent *de;
+	FILE *f = NULL;
+
+	CHECK(n > 0, "sva_dev_reserved_regions: %d", n);
+	d = opendir("/sys/kernel/iommu_groups");
+	CHECK(d, "no iommu_groups");
+	/* The group holding the edu device (the only vfio-pci one). */
+	while (!f && (de = readdir(d))) {
+		char dev_dir[300];
+		DIR *g;
+		struct dirent *ge;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(dev_dir, sizeof(dev_dir),
+			 "/sys/kernel/iommu_groups/%s/devices", de->d_name);
+		g = opendir(dev_dir);
+		while (g && (ge = readdir(g))) {
+			char drv[600], link[256] = "";
+			ssize_t k;
+
+			snprintf(drv, sizeof(drv), "%s/%s/driver", dev_dir,
+				 ge->d_name);
+			k = readlink(drv, link, sizeof(link) - 1);
+			if (k > 0 && strstr(link, "vfio-pci")) {
+				snprintf(path, sizeof(path),
+					 "/sys/kernel/iommu_groups/%s/reserved_regions",
+					 de->d_name);
+				f = fopen(path, "re");
+			}
+		}
+		if (g)
+			closedir(g);
+	}
+	closedir(d);
+	CHECK(f, "the vfio-pci device's group not found");
+	while (fscanf(f, "%llx %llx %31s", &s, &e, type) == 3) {
+		int seen = 0;
+
+		if (strcmp(type, "msi"))
+			continue;
+		msi++;
+		for (int i = 0; i < n; i++)
+			seen |= r[i].type == SVA_REGION_MSI &&
+				r[i].start <= s && e <= r[i].end;
+		if (!seen)
+			break;
+	}
+	fclose(f);
+	CHECK(msi > 0, "the group lists no msi window");
+	for (int i = 0; i < n; i++)
+		printf("# vfio0 window %#llx-%#llx type %u\n",
+		       (unsigned long long)r[i].start,
+		       (unsigned long long)r[i].end, r[i].type);
+	return 0;
+}
+
+/* COPY across a page boundary, two chunks: every byte, nothing around. */
+static int t_copy(void)
+{
+	uint8_t *src = map_pages(2), *dst = map_pages(3), *ref;
+	struct sva_completion c = { 0 };
+	const size_t len = 2048 + 777, so = 1000, doff = 3001;
+	SVA_OPTS_INIT(sva_stats, st);
+	struct sva_desc d;
+	long lck = vm_locked_kb();
+
+	CHECK(src && dst, "mmap");
+	ref = malloc(3 * PAGE);
+	fill_random(src, 2 * PAGE, 1);
+	memset(dst, 0x5a, 3 * PAGE);
+	memcpy(ref, dst, 3 * PAGE);
+	memcpy(ref + doff, src + so, len);
+	d = desc(SVA_OP_COPY, src + so, dst + doff, len, 0);
+	CHECK(!run1(&d, &c), "run");
+	CHECK(c.status == SVA_STATUS_SUCCESS && c.bytes_done == len,
+	      "status %u done %llu", c.status,
+	      (unsigned long long)c.bytes_done);
+	for (size_t i = 0; i < 3 * PAGE; i++)
+		CHECK(dst[i] == ref[i], "byte %zu: %#x, expected %#x%s", i,
+		      dst[i], ref[i],
+		      i >= doff && i < doff + len ? "" : " (outside the copy)");
+	CHECK(vm_locked_kb() == lck, "locked_vm %ld kB, was %ld kB",
+	      vm_locked_kb(), lck);
+	/* Every page mapped in the IOMMU was unmapped again. */
+	CHECK(!sva_bind_stats(bind, &st) && st.translations > 0 &&
+	      st.translations == st.atc_invalidated,
+	      "IOMMU pages mapped %llu, unmapped %llu",
+	      (unsigned long long)st.translations,
+	      (unsigned long long)st.atc_invalidated);
+	free(ref);
+	munmap(src, 2 * PAGE);
+	munmap(dst, 3 * PAGE);
+	return 0;
+}
+
+/* FILL (the pattern from the library's staging page), CRC32C, COMPARE. */
+static int t_fill_crc_compare(void)
+{
+	uint8_t *a = map_pages(2), *b = map_pages(2);
+	struct sva_completion c = { 0 };
+	const uint64_t pat = 0x8877665544332211ull;
+	const size_t off = 123, len = 2500;
+	struct sva_desc d;
+
+	CHECK(a && b, "mmap");
+	memset(a, 0xee, 2 * PAGE);
+	d = desc(SVA_OP_FILL, NULL, a + off, len, pat);
+	CHECK(!run1(&d, &c), "run fill");
+	CHECK(c.status == SVA_STATUS_SUCCESS && c.bytes_done == len,
+	      "fill: status %u done %llu", c.status,
+	      (unsigned long long)c.bytes_done);
+	for (size_t i = 0; i < 2 * PAGE; i++) {
+		uint8_t want = i >= off && i < off + len ?
+			       (uint8_t)(pat >> (8 * ((i - off) % 8))) : 0xee;
+
+		CHECK(a[i] == want, "fill byte %zu: %#x, expected %#x", i,
+		      a[i], want);
+	}
+
+	fill_random(b, 2 * PAGE, 7);
+	d = desc(SVA_OP_CRC32C, b + 5, NULL, 3000, 0x1234);
+	CHECK(!run1(&d, &c), "run crc");
+	CHECK(c.status == SVA_STATUS_SUCCESS && c.bytes_done == 3000 &&
+	      c.result == sva_crc32c(0x1234, b + 5, 3000),
+	      "crc: status %u done %llu result %#llx, CPU %#x", c.status,
+	      (unsigned long long)c.bytes_done,
+	      (unsigned long long)c.result, sva_crc32c(0x1234, b + 5, 3000));
+
+	memcpy(a, b, 2 * PAGE);
+	a[1500] ^= 1;
+	d = desc(SVA_OP_COMPARE, a, b, 2000, 0);
+	CHECK(!run1(&d, &c), "run compare");
+	CHECK(c.status == SVA_STATUS_SUCCESS && c.result == 1 &&
+	      c.bytes_done == 1500, "compare: status %u result %llu at %llu",
+	      c.status, (unsigned long long)c.result,
+	      (unsigned long long)c.bytes_done);
+	munmap(a, 2 * PAGE);
+	munmap(b, 2 * PAGE);
+	return 0;
+}
+
+/* A destination running into an unmapped page: the bytes before it are
+ * copied, the descriptor completes FAULT_INVALID at the hole. */
+static int t_fault_unmapped(void)
+{
+	uint8_t *src = map_pages(1), *dst = map_pages(3);
+	struct sva_completion c = { 0 };
+	struct sva_desc d;
+	long lck = vm_locked_kb();
+
+	CHECK(src && dst, "mmap");
+	fill_random(src, PAGE, 3);
+	memset(dst, 0, PAGE);
+	CHECK(!munmap(dst + PAGE, PAGE), "munmap");
+	d = desc(SVA_OP_COPY, src, dst + PAGE - 512, 1024, 0);
+	CHECK(!run1(&d, &c), "run");
+	CHECK(c.status == SVA_STATUS_FAULT_INVALID &&
+	      c.fault_addr == (uint64_t)(uintptr_t)(dst + PAGE) &&
+	      c.fault_access == SVA_ACCESS_WRITE && c.bytes_done == 512,
+	      "status %u fault %#llx (hole %p) access %u done %llu",
+	      c.status, (unsigned long long)c.fault_addr, dst + PAGE,
+	      c.fault_access, (unsigned long long)c.bytes_done);
+	CHECK(!memcmp(dst + PAGE - 512, src, 512), "the bytes before the hole");
+	for (size_t i = 0; i < PAGE - 512; i++)
+		CHECK(!dst[i], "byte %zu before the copy written", i);
+	CHECK(vm_locked_kb() == lck, "locked_vm %ld kB, was %ld kB",
+	      vm_locked_kb(), lck);
+	munmap(src, PAGE);
+	munmap(dst, 3 * PAGE);
+	return 0;
+}
+
+/* A FILL running into the MSI window: INVALID at its first byte, the
+ * bytes before it filled, nothing mapped there. */
+static int t_msi_window(void)
+{
+	const uint64_t msi = 0xfee00000ull;
+	uint8_t *p = mmap((void *)(uintptr_t)(msi - PAGE), 2 * PAGE,
+			  PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+			  -1, 0);
+	struct sva_completion c = { 0 };
+	struct sva_desc d;
+
+	CHECK(p == (void *)(uintptr_t)(msi - PAGE), "mmap at %#llx: %s",
+	      (unsigned long long)(msi - PAGE), strerror(errno));
+	memset(p, 0, 2 * PAGE);
+	d = desc(SVA_OP_FILL, NULL, p + PAGE - 100, 200, 0xabababababababab);
+	CHECK(!run1(&d, &c), "run");
+	CHECK(c.status == SVA_STATUS_FAULT_INVALID && c.fault_addr == msi &&
+	      c.bytes_done == 100, "status %u fault %#llx done %llu",
+	      c.status, (unsigned long long)c.fault_addr,
+	      (unsigned long long)c.bytes_done);
+	for (size_t i = 0; i < 2 * PAGE; i++)
+		CHECK(p[i] == (i >= PAGE - 100 && i < PAGE ? 0xab : 0),
+		      "byte %zu: %#x", i, p[i]);
+	munmap(p, 2 * PAGE);
+	return 0;
+}
+
+struct bg {
+	struct sva_desc d;
+	struct sva_completion c;
+	int err;
+};
+
+static void *bg_run(void *arg)
+{
+	struct bg *b = arg;
+
+	b->err = run1(&b->d, &b->c);
+	return NULL;
+}
+
+/*
+ * munmap() of a buffer while the engine fills it: once munmap() returns,
+ * nothing of it is pinned (locked_vm back where it was: VFIO's type1
+ * accounts every pinned page there), and the rest of the descriptor
+ * completes FAULT_INVALID at the first chunk not done.
+ */
+static int t_munmap_during_dma(void)
+{
+	uint8_t *p = map_pages(2);
+	struct timespec ts = { 0, 50 * 1000000 };
+	long lck = vm_locked_kb(), after;
+	struct bg b = { 0 };
+	pthread_t th;
+
+	CHECK(p, "mmap");
+	memset(p, 1, 2 * PAGE);
+	b.d = desc(SVA_OP_FILL, NULL, p, 2 * PAGE, 0x0101010101010101);
+	CHECK(!pthread_create(&th, NULL, bg_run, &b), "thread");
+	nanosleep(&ts, NULL);	/* into the first chunk, likely */
+	CHECK(!munmap(p, 2 * PAGE), "munmap");
+	after = vm_locked_kb();
+	pthread_join(th, NULL);
+	CHECK(after == lck, "locked_vm %ld kB right after munmap, %ld kB before: a mapping outlived it",
+	      after, lck);
+	CHECK(!b.err, "run: %d", b.err);
+	CHECK(b.c.status == SVA_STATUS_FAULT_INVALID &&
+	      b.c.bytes_done % 2048 == 0 && b.c.bytes_done < 2 * PAGE &&
+	      b.c.fault_addr == (uint64_t)(uintptr_t)p + b.c.bytes_done,
+	      "status %u fault %#llx (buffer %p) done %llu", b.c.status,
+	      (unsigned long long)b.c.fault_addr, p,
+	      (unsigned long long)b.c.bytes_done);
+	printf("# munmap during DMA: %llu bytes done before it\n",
+	       (unsigned long long)b.c.bytes_done);
+	CHECK(vm_locked_kb() == lck, "locked_vm %ld kB at the end, was %ld kB",
+	      vm_locked_kb(), lck);
+	return 0;
+}
+
+struct inval_seen {
+	pthread_mutex_t lock;
+	uint64_t start, end;
+	int event;
+};
+
+static void on_inval(struct sva_mirror *m, uint64_t start, uint64_t end,
+		     enum sva_inval_event ev, uint64_t seq, void *ctx)
+{
+	struct inval_seen *s = ctx;
+
+	(void)m;
+	(void)seq;
+	pthread_mutex_lock(&s->lock);
+	if (ev != SVA_INVAL_RELEASE) {
+		s->start = start;
+		s->end = end;
+		s->event = ev;
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* A mirror on vfio0 hears of munmap through sim's event thread: its
+ * sequence has moved when munmap() returns, the callback follows. */
+static int t_mirror_munmap(void)
+{
+	struct inval_seen s = { PTHREAD_MUTEX_INITIALIZER, 0, 0, 0 };
+	SVA_OPTS_INIT(sva_mirror_opts, o, .invalidate = on_inval, .ctx = &s);
+	uint8_t *p = map_pages(4);
+	struct sva_mirror *m;
+	uint64_t seq;
+	int got = 0;
+
+	CHECK(p, "mmap");
+	memset(p, 1, 4 * PAGE);
+	CHECK(!sva_mirror_register(bind, (uint64_t)(uintptr_t)p, 4 * PAGE,
+				   &o, &m), "register");
+	seq = sva_mirror_read_begin(m);
+	CHECK(!munmap(p + PAGE, PAGE), "munmap");
+	CHECK(sva_mirror_read_retry(m, seq), "sequence unchanged by munmap");
+	for (int i = 0; i < 2000 && !got; i++) {
+		struct timespec ts = { 0, 1000000 };
+
+		pthread_mutex_lock(&s.lock);
+		got = s.event == SVA_INVAL_UNMAP &&
+		      s.start <= (uint64_t)(uintptr_t)(p + PAGE) &&
+		      s.end >= (uint64_t)(uintptr_t)(p + 2 * PAGE);
+		pthread_mutex_unlock(&s.lock);
+		nanosleep(&ts, NULL);
+	}
+	CHECK(got, "no UNMAP callback over the page (last: event %d %#llx-%#llx)",
+	      s.event, (unsigned long long)s.start,
+	      (unsigned long long)s.end);
+	CHECK(!sva_mirror_unregister(m), "unregister");
+	munmap(p, 4 * PAGE);
+	return 0;
+}
+
+/* fork(): the child's calls are -EPERM and it holds no VFIO fd; the
+ * parent's device still moves bytes. */
+static int t_fork(void)
+{
+	uint8_t *src = map_pages(1), *dst = map_pages(1);
+	struct sva_completion c = { 0 };
+	struct sva_desc d;
+	int status;
+	pid_t pid;
+
+	CHECK(src && dst, "mmap");
+	fill_random(src, PAGE, 9);
+	memset(dst, 0, PAGE);
+	d = desc(SVA_OP_COPY, src, dst, 256, 0);
+	pid = fork();
+	CHECK(pid >= 0, "fork");
+	if (!pid) {
+		int bad = 0;
+		DIR *fds = opendir("/proc/self/fd");
+		struct dirent *e;
+
+		if (sva_submit(bind, &d, 1) != -EPERM)
+			bad |= 1;
+		if (sva_dev_fd(dev) != -EPERM)
+			bad |= 2;
+		while (fds && (e = readdir(fds))) {
+			char l[300], t[256] = "";
+
+			snprintf(l, sizeof(l), "/proc/self/fd/%s", e->d_name);
+			if (readlink(l, t, sizeof(t) - 1) > 0 &&
+			    !strncmp(t, "/dev/vfio", 9))
+				bad |= 4;
+			if (readlink(l, t, sizeof(t) - 1) > 0 &&
+			    strstr(t, "vfio-device"))
+				bad |= 4;
+		}
+		_exit(bad);
+	}
+	CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
+	CHECK(WIFEXITED(status) && !WEXITSTATUS(status),
+	      "child: status %#x (1: submit not -EPERM, 2: dev_fd not -EPERM, 4: a VFIO fd inherited)",
+	      status);
+	CHECK(!run1(&d, &c), "parent run");
+	CHECK(c.status == SVA_STATUS_SUCCESS && !memcmp(dst, src, 256),
+	      "parent copy after fork: status %u", c.status);
+	munmap(src, PAGE);
+	munmap(dst, PAGE);
+	return 0;
+}
+
+/* print_hook: a warning naming @watch seen, and the message. */
+static const char *watch;
+static char watch_msg[512];
+
+static const char *const viable_drivers[] = { "vfio-pci", "pci-stub",
+					      "pcieport" };
+
+/* The driver of PCI device @bdf, "" if none. */
+static void pci_driver(const char *bdf, char *out, size_t len)
+{
+	char path[300], t[256];
+	ssize_t k;
+	const char *b;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver", bdf);
+	k = readlink(path, t, sizeof(t) - 1);
+	out[0] = 0;
+	if (k <= 0)
+		return;
+	t[k] = 0;
+	b = strrchr(t, '/');
+	snprintf(out, len, "%.63s", b ? b + 1 : t);
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/*
+ * An edu device in a group with a member on a host driver (the VM's second
+ * edu, beside a serial card behind one PCI bridge): opening it fails with
+ * -EBUSY and a message naming that member, as VFIO requires.
+ */
+static int t_group_not_viable(void)
+{
+	char edus[8][64], drv[64], name[16], member[64] = "";
+	int nedu = 0, idx = -1, err;
+	struct sva_dev *d2 = NULL;
+	struct dirent *e;
+	DIR *dir = opendir("/sys/bus/pci/devices");
+
+	CHECK(dir, "no PCI devices");
+	while ((e = readdir(dir)) && nedu < 8) {
+		char p[300], v[16] = "", dv[16] = "";
+		FILE *f;
+
+		snprintf(p, sizeof(p), "/sys/bus/pci/devices/%s/vendor",
+			 e->d_name);
+		if ((f = fopen(p, "re"))) {
+			if (!fgets(v, sizeof(v), f))
+				v[0] = 0;
+			fclose(f);
+		}
+		snprintf(p, sizeof(p), "/sys/bus/pci/devices/%s/device",
+			 e->d_name);
+		if ((f = fopen(p, "re"))) {
+			if (!fgets(dv, sizeof(dv), f))
+				dv[0] = 0;
+			fclose(f);
+		}
+		pci_driver(e->d_name, drv, sizeof(drv));
+		if (!strncmp(v, "0x1234", 6) && !strncmp(dv, "0x11e8", 6) &&
+		    !strcmp(drv, "vfio-pci"))
+			snprintf(edus[nedu++], 64, "%.63s", e->d_name);
+	}
+	closedir(dir);
+	qsort(edus, nedu, sizeof(edus[0]), str_cmp);
+	/* The first whose group has a member on another driver. */
+	for (int i = 0; i < nedu && idx < 0; i++) {
+		char gd[300];
+		DIR *g;
+
+		snprintf(gd, sizeof(gd),
+			 "/sys/bus/pci/devices/%s/iommu_group/devices", edus[i]);
+		g = opendir(gd);
+		while (g && (e = readdir(g)) && idx < 0) {
+			int ok = 0;
+
+			if (e->d_name[0] == '.')
+				continue;
+			pci_driver(e->d_name, drv, sizeof(drv));
+			ok = !drv[0];	/* no driver: viable */
+			for (size_t k = 0; k < 3; k++)
+				ok |= !strcmp(drv, viable_drivers[k]);
+			if (!ok) {
+				idx = i;
+				snprintf(member, sizeof(member), "%.63s",
+					 e->d_name);
+			}
+		}
+		if (g)
+			closedir(g);
+	}
+	CHECK(idx >= 0, "no edu device in a non-viable group among %d (run-vm.sh puts one beside a pci-serial)",
+	      nedu);
+	snprintf(name, sizeof(name), "vfio%d", idx);
+	watch_msg[0] = 0;
+	watch = member;
+	err = sva_dev_open(name, NULL, &d2);
+	watch = NULL;
+	CHECK(err == -EBUSY && !d2, "%s (%s, beside %s): %d", name,
+	      edus[idx], member, err);
+	CHECK(watch_msg[0], "no message named %s", member);
+	printf("# %s", watch_msg);
+	return 0;
+}
+
+/*
+ * A process killed in the middle of a DMA: its VFIO objects go with it
+ * (the group opens again here), and the engine it left running is waited
+ * for, not reprogrammed under it (a copy after it is exact). Runs with
+ * this process's own device closed: a group is opened by one at a time.
+ */
+static int t_killed_mid_dma(void)
+{
+	uint8_t *src = map_pages(1), *dst = map_pages(1);
+	struct sva_completion c = { 0 };
+	struct timespec ts = { 0, 150 * 1000000 };
+	int pipefd[2], status, err;
+	struct sva_desc d;
+	char ready;
+	pid_t pid;
+
+	CHECK(src && dst && !pipe(pipefd), "mmap, pipe");
+	sva_unbind(bind);
+	sva_dev_close(dev);
+	bind = NULL;
+	dev = NULL;
+	pid = fork();
+	CHECK(pid >= 0, "fork");
+	if (!pid) {
+		struct sva_dev *cd;
+		struct sva_bind *cb;
+		uint8_t *p = map_pages(2);
+		uint32_t cpasid = 0;
+		struct sva_desc f;
+
+		if (!p || sva_dev_open("vfio0", NULL, &cd) ||
+		    sva_bind(cd, NULL, &cb) || sva_bind_pasid(cb, &cpasid))
+			_exit(2);
+		f = (struct sva_desc){ .opcode = SVA_OP_FILL, .pasid = cpasid,
+				       .dst = (uint64_t)(uintptr_t)p,
+				       .len = 2 * PAGE, .pattern = 7 };
+		if (sva_submit(cb, &f, 1) != 1)
+			_exit(3);
+		if (write(pipefd[1], "r", 1) != 1)
+			_exit(4);
+		pause();	/* killed while the engine runs */
+		_exit(5);
+	}
+	close(pipefd[1]);
+	CHECK(read(pipefd[0], &ready, 1) == 1, "child didn't start its DMA");
+	close(pipefd[0]);
+	nanosleep(&ts, NULL);
+	kill(pid, SIGKILL);
+	CHECK(waitpid(pid, &status, 0) == pid && WIFSIGNALED(status),
+	      "child: status %#x", status);
+	err = sva_dev_open("vfio0", NULL, &dev);
+	CHECK(!err, "reopen after the kill: %d (the child's group still open?)",
+	      err);
+	err = sva_bind(dev, NULL, &bind);
+	CHECK(!err && !sva_bind_pasid(bind, &pasid), "rebind: %d", err);
+	fill_random(src, PAGE, 11);
+	memset(dst, 0, PAGE);
+	d = desc(SVA_OP_COPY, src, dst, 1000, 0);
+	CHECK(!run1(&d, &c), "run");
+	CHECK(c.status == SVA_STATUS_SUCCESS && !memcmp(dst, src, 1000),
+	      "copy after the kill: status %u", c.status);
+	for (size_t i = 1000; i < PAGE; i++)
+		CHECK(!dst[i], "byte %zu past the copy: %#x", i, dst[i]);
+	munmap(src, PAGE);
+	munmap(dst, PAGE);
+	return 0;
+}
+
+static const struct {
+	const char *name;
+	int (*fn)(void);
+} cases[] = {
+	{ "enumerate", t_enumerate },
+	{ "reserved", t_reserved },
+	{ "copy", t_copy },
+	{ "fill_crc_compare", t_fill_crc_compare },
+	{ "fault_unmapped", t_fault_unmapped },
+	{ "msi_window", t_msi_window },
+	{ "munmap_during_dma", t_munmap_during_dma },
+	{ "mirror_munmap", t_mirror_munmap },
+	{ "fork", t_fork },
+	{ "group_not_viable", t_group_not_viable },
+	/* Last: it closes and reopens the device. */
+	{ "killed_mid_dma", t_killed_mid_dma },
+};
+
+static int wanted(const char *name)
+{
+	const char *list = getenv("SVA_VFIOTEST_CASES");
+	size_t n = strlen(name);
+
+	if (!list || !*list)
+		return 1;
+	for (const char *p = list; (p = strstr(p, name)); p += n)
+		if ((p == list || p[-1] == ',') && (!p[n] || p[n] == ','))
+			return 1;
+	return 0;
+}
+
+/* Library messages go on to stderr; a stale mapping the engine's sweep
+ * found (a mapping that outlived its chunk) fails the run. */
+static int stale_seen;
+
+static int print_hook(enum sva_print_level level, const char *fmt,
+		      va_list ap)
+{
+	char msg[512];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (strstr(msg, "stayed mapped"))
+		stale_seen = 1;
+	if (watch && strstr(msg, watch))
+		snprintf(watch_msg, sizeof(watch_msg), "%s", msg);
+	if (level == SVA_WARN)
+		fputs(msg, stderr);
+	return 0;
+}
+
+int main(void)
+{
+	struct timespec t0, t1;
+	int err;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	sva_set_print(print_hook);
+	err = sva_dev_open("vfio0", NULL, &dev);
+	if (err) {
+		printf("vfiotest: not ok open: sva_dev_open(vfio0): %s\n",
+		       strerror(-err));
+		return 1;
+	}
+	err = sva_bind(dev, NULL, &bind);
+	if (!err)
+		err = sva_bind_pasid(bind, &pasid);
+	if (err) {
+		printf("vfiotest: not ok bind: %s\n", strerror(-err));
+		return 1;
+	}
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (!wanted(cases[i].name))
+			continue;
+		cur = cases[i].name;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		if (!cases[i].fn()) {
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+			printf("vfiotest: ok %s (%.2f s)\n", cur,
+			       (double)(t1.tv_sec - t0.tv_sec) +
+			       (t1.tv_nsec - t0.tv_nsec) / 1e9);
+		}
+	}
+	if (bind)
+		sva_unbind(bind);
+	if (dev)
+		sva_dev_close(dev);
+	if (stale_seen) {
+		printf("vfiotest: not ok stale_mappings: the engine found mappings that outlived their chunk\n");
+		failed = 1;
+	}
+	printf("vfiotest: %s\n", failed ? "FAILED" : "all passed");
+	return failed;
+}
