@@ -425,26 +425,42 @@ static void snapshot_fault(struct sva_ctx *ctx, unsigned long start,
 }
 
 /*
- * Snapshot [start, end), faulting in first what @flags ask for. The look
- * after the faults asks again, as a fault, for every page that had what
- * was asked for: migration, NUMA balancing and khugepaged take a page away
- * for a moment, and such a page must not read as absent (the debug VM's
- * fuzzer saw it). Should one of them fail now (unmapped meanwhile), the
- * look is a plain one.
+ * Snapshot [start, end), faulting in first what @flags ask for. A page
+ * that had what was asked for, or faulted in, and lacks it in the look
+ * after the faults (migration, NUMA balancing and khugepaged take a page
+ * away for a moment: the debug VM's fuzzer saw one read as absent) is
+ * looked at again alone, as a fault. Alone: hmm_range_fault() faults from
+ * a page that needs it to the end of its walk step, requested or not,
+ * which would take back held exclusive pages and device memory beside
+ * it. Should that fault fail now (unmapped, mprotect()ed meanwhile), the
+ * page keeps what the plain look found.
  */
 static int snapshot_faulting(struct sva_ctx *ctx, unsigned long start,
 			     unsigned long end, u32 flags, u8 *st)
 {
 	DECLARE_BITMAP(have, SVA_FAULT_BATCH);
+	const unsigned long one = 1;	/* the bitmap of a one-page look */
 	bool write = flags & SVA_SHIM_SNAP_FAULT_WRITE;
+	u8 want = SVA_SHIM_PAGE_VALID | (write ? SVA_SHIM_PAGE_WRITE : 0);
 	int ret = snapshot_batch(ctx, start, end, st, NULL, false);
+	unsigned long i, addr;
+	u8 again;
 
 	if (ret || !flags)
 		return ret;
 	snapshot_fault(ctx, start, end, st, write, have);
-	ret = snapshot_batch(ctx, start, end, st, have, write);
-	if (ret == -EFAULT)
-		ret = snapshot_batch(ctx, start, end, st, NULL, false);
+	ret = snapshot_batch(ctx, start, end, st, NULL, false);
+	for_each_set_bit(i, have, (end - start) >> PAGE_SHIFT) {
+		if (ret || (st[i] & want) == want)
+			continue;
+		addr = start + i * PAGE_SIZE;
+		ret = snapshot_batch(ctx, addr, addr + PAGE_SIZE, &again, &one,
+				     write);
+		if (!ret)
+			st[i] = again;
+		else if (ret == -EFAULT || ret == -EPERM)
+			ret = 0;
+	}
 	return ret;
 }
 

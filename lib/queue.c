@@ -376,8 +376,16 @@ static void deadline_after(struct timespec *ts, int ms)
 	}
 }
 
-int sva_wait(struct sva_bind *bind, struct sva_completion *comps,
-	     unsigned int max, unsigned int min, int timeout_ms)
+/*
+ * sva_wait(). @checked: the caller (sva_submit_and_wait()) checked @min
+ * against what is in flight when it queued, under the same lock: a reaper
+ * on another thread may have taken some since, which is no misuse here.
+ * @unkicked: work was queued without waking the worker; whatever of it
+ * this wait doesn't run is handed to the worker before returning.
+ */
+static int queue_wait(struct sva_bind *bind, struct sva_completion *comps,
+		      unsigned int max, unsigned int min, int timeout_ms,
+		      bool checked, bool unkicked)
 {
 	struct sva_queue *q;
 	struct timespec ts;
@@ -404,7 +412,7 @@ int sva_wait(struct sva_bind *bind, struct sva_completion *comps,
 		deadline_after(&ts, timeout_ms);
 
 	pthread_mutex_lock(&q->lock);
-	if (min > q->inflight) {
+	if (min > q->inflight && !checked) {
 		pthread_mutex_unlock(&q->lock);
 		return sva_err(-EINVAL, "waiting for %u with %u in flight",
 			       min, q->inflight);
@@ -417,6 +425,9 @@ int sva_wait(struct sva_bind *bind, struct sva_completion *comps,
 		}
 		if (n >= min)
 			break;
+		/* Reaped by another thread meanwhile: never to come. */
+		if (checked && n + q->inflight < min)
+			break;
 		if (inline_ok && queue_can_take(q)) {
 			queue_run_inline(bind);
 			ran_inline = true;
@@ -427,11 +438,18 @@ int sva_wait(struct sva_bind *bind, struct sva_completion *comps,
 		else if (pthread_cond_timedwait(&q->comp_cv, &q->lock, &ts))
 			timeout_ms = 0, min = 0;	/* take what's there */
 	}
-	/* The worker slept while we ran: what is left is its work. */
-	if (ran_inline && queue_can_take(q))
+	/* The worker slept while we ran, or wasn't woken: what is left is
+	 * its work. */
+	if ((ran_inline || unkicked) && queue_can_take(q))
 		pthread_cond_signal(&q->work_cv);
 	pthread_mutex_unlock(&q->lock);
 	return (int)n;
+}
+
+int sva_wait(struct sva_bind *bind, struct sva_completion *comps,
+	     unsigned int max, unsigned int min, int timeout_ms)
+{
+	return queue_wait(bind, comps, max, min, timeout_ms, false, false);
 }
 
 /*
@@ -457,8 +475,8 @@ int sva_submit_and_wait(struct sva_bind *bind, const struct sva_desc *descs,
 	ret = queue_submit(bind, descs, n, true, min, kick);
 	if (ret < 0)
 		return ret;
-	ret = sva_wait(bind, comps, max, min, timeout_ms);
-	/* Not waited for after all: the worker's, now. */
+	ret = queue_wait(bind, comps, max, min, timeout_ms, true, !kick && n);
+	/* Not waited for after all (an error): the worker's, now. */
 	if (ret < 0 && !kick && n)
 		pthread_cond_signal(&bind->q.work_cv);
 	return ret;

@@ -865,6 +865,42 @@ START_TEST(test_submit_and_wait_all_or_nothing)
 }
 END_TEST
 
+/*
+ * Review of sva_submit_and_wait(): a wait satisfied without running its
+ * descriptors (min 0, or completions of earlier work already there) left
+ * them queued with the worker never woken: a timed wait after it timed
+ * out. The worker must have them.
+ */
+START_TEST(test_regress_submit_and_wait_leaves_work_to_worker)
+{
+	uint8_t *src = map_filled(2 * PAGE, 9), *dst = map_filled(2 * PAGE, 10);
+	struct sva_desc d[2];
+	struct sva_completion c[2];
+
+	for (int i = 0; i < 2; i++) {
+		d[i] = desc_make(&f, SVA_OP_COPY, 0, src + i * PAGE,
+				 dst + i * PAGE, PAGE);
+		d[i].user_data = (uint64_t)i;
+	}
+	/* min 0: back at once, the copy queued. */
+	ck_assert_int_eq(sva_submit_and_wait(f.bind, &d[0], 1, c, 1, 0, -1), 0);
+	ck_assert_int_eq(sva_wait(f.bind, c, 1, 1, 10000), 1);
+	ck_assert_uint_eq(c[0].user_data, 0);
+	ck_assert_uint_eq(c[0].status, SVA_STATUS_SUCCESS);
+	/* An earlier completion satisfies the wait: the new copy queued. */
+	ck_assert_int_eq(sva_submit(f.bind, &d[0], 1), 1);
+	usleep(20000);	/* the worker runs it; its completion waits */
+	ck_assert_int_eq(sva_submit_and_wait(f.bind, &d[1], 1, c, 1, 1, -1), 1);
+	ck_assert_uint_eq(c[0].user_data, 0);
+	ck_assert_int_eq(sva_wait(f.bind, c, 1, 1, 10000), 1);
+	ck_assert_uint_eq(c[0].user_data, 1);
+	ck_assert_uint_eq(c[0].status, SVA_STATUS_SUCCESS);
+	ck_assert_int_eq(memcmp(src, dst, 2 * PAGE), 0);
+	munmap(src, 2 * PAGE);
+	munmap(dst, 2 * PAGE);
+}
+END_TEST
+
 Suite *inline_suite(void)
 {
 	Suite *s = suite_create("inline");
@@ -883,6 +919,7 @@ Suite *inline_suite(void)
 	tcase_add_test(tc, test_inline_signals_to_waiter);
 	tcase_add_test(tc, test_inline_fork_child_eperm);
 	tcase_add_test(tc, test_submit_and_wait_all_or_nothing);
+	tcase_add_test(tc, test_regress_submit_and_wait_leaves_work_to_worker);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -437,12 +437,16 @@ static uint8_t *reserved(size_t len)
 	return p;
 }
 
-/* Give [p, p + len) back to the reservation it was mapped into. */
+/*
+ * Give [p, p + len) back to the reservation it was mapped into. Never a
+ * hole (munmap()): an mmap(NULL) could land there, and the next MAP_FIXED
+ * into the reservation would clobber it. Should even the retries fail
+ * (fault injection), what is there stays: the next MAP_FIXED replaces it.
+ */
 static void unreserve_map(void *p, size_t len)
 {
-	if (mmap(p, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS |
-		 MAP_NORESERVE | MAP_FIXED, -1, 0) == MAP_FAILED)
-		munmap(p, len);
+	(void)RETRY_MMAP(p, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS |
+			 MAP_NORESERVE | MAP_FIXED, -1, 0);
 }
 
 /* --------------------------------------------------- pointer classes */
