@@ -40,6 +40,16 @@ void sva__log(enum sva_print_level level, const char *fmt, ...);
 #define sva_err(err, fmt, ...) \
 	({ pr_warn("%s: " fmt "\n", __func__, ##__VA_ARGS__); (err); })
 
+/* A descriptor ended by a fault at @addr (@access: SVA_ACCESS_*). */
+static inline void sva__complete_fault(struct sva_completion *comp,
+				       uint32_t status, uint64_t addr,
+				       unsigned int access)
+{
+	comp->status = status;
+	comp->fault_addr = addr;
+	comp->fault_access = access;
+}
+
 /* CLOCK_MONOTONIC in nanoseconds. */
 static inline uint64_t sva__now_ns(void)
 {

@@ -282,9 +282,8 @@ static void sim_sync(struct sva_bind *bind)
 	sim_mm_sync(sim_bind_of(bind)->mm);
 }
 
-static int sim_mirror_register(struct sva_mirror *m)
+int sim_mm_mirror_register(struct sim_mm *mm, struct sva_mirror *m)
 {
-	struct sim_mm *mm = sim_bind_of(m->bind)->mm;
 	int err;
 
 	/*
@@ -301,6 +300,11 @@ static int sim_mirror_register(struct sva_mirror *m)
 			       strerror(-err));
 	sim_mm_track_range(mm, m->start, m->end);
 	return 0;
+}
+
+static int sim_mirror_register(struct sva_mirror *m)
+{
+	return sim_mm_mirror_register(sim_bind_of(m->bind)->mm, m);
 }
 
 static void sim_attrs_track(struct sva_bind *bind, uint64_t addr,

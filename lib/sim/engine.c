@@ -361,14 +361,6 @@ static uint64_t burst(struct sva_bind *bind, struct exec_state *st,
 	return done;
 }
 
-static void complete_fault(struct sva_completion *comp, uint32_t status,
-			   uint64_t addr, unsigned int access)
-{
-	comp->status = status;
-	comp->fault_addr = addr;
-	comp->fault_access = access;
-}
-
 /*
  * The offset into @d of the first byte in @page (a page a request was
  * answered INVALID or FAILURE for) that the device would have accessed:
@@ -474,13 +466,13 @@ void sim_exec(struct sva_bind *bind, const struct sva_desc *d,
 			/* Short access, translations dropped: try again. */
 			if (++stalls < SIM_MAX_STALLS)
 				continue;
-			complete_fault(comp, SVA_STATUS_FAULT_INVALID,
+			sva__complete_fault(comp, SVA_STATUS_FAULT_INVALID,
 				       (d->src ? d->src : d->dst) + st.off,
 				       SVA_ACCESS_READ);
 			break;
 		}
 		if (!block) {
-			complete_fault(comp, SVA_STATUS_PAGE_FAULT, bf.first,
+			sva__complete_fault(comp, SVA_STATUS_PAGE_FAULT, bf.first,
 				       bf.first_access);
 			break;
 		}
@@ -515,14 +507,14 @@ void sim_exec(struct sva_bind *bind, const struct sva_desc *d,
 		if (!stalled_since)
 			stalled_since = sva__now_ns();
 		else if (sva__now_ns() - stalled_since > SIM_STALL_TIMEOUT_NS) {
-			complete_fault(comp, SVA_STATUS_FAULT_FAILURE,
+			sva__complete_fault(comp, SVA_STATUS_FAULT_FAILURE,
 				       bf.first, bf.first_access);
 			break;
 		}
 	}
 	if (at_limit.status && st.off == st.limit && !st.differ &&
 	    comp->status == SVA_STATUS_SUCCESS)
-		complete_fault(comp, at_limit.status, at_limit.base + st.off,
+		sva__complete_fault(comp, at_limit.status, at_limit.base + st.off,
 			       at_limit.access);
 	comp->bytes_done = st.off;
 	if (d->opcode == SVA_OP_CRC32C)

@@ -326,6 +326,8 @@ void sim_notify_stop(struct sim_mm *mm);
  * to read the event). 0, or -errno if it can't start; 0 without uffd.
  */
 int sim_mm_listen(struct sim_mm *mm);
+/* A mirror of @mm registered: the threads it needs, its range tracked. */
+int sim_mm_mirror_register(struct sim_mm *mm, struct sva_mirror *m);
 /*
  * Wait for invalidations under way to finish: an event being read, and a
  * discard whose event was read until its zap is seen done. As

@@ -455,19 +455,8 @@ static void vfio_sync(struct sva_bind *bind)
 
 static int vfio_mirror_register(struct sva_mirror *m)
 {
-	struct sim_mm *mm = vfio_bind_of(m->bind)->sb.mm;
-	int err;
-
-	/* As sim's: the events of the range, and the notifier thread for
-	 * a mirror with a callback. */
-	err = sim_mm_listen(mm);
-	if (!err && m->opts.invalidate)
-		err = sim_notify_want(mm);
-	if (err)
-		return sva_err(err, "can't start the thread mirrors need: %s",
-			       strerror(-err));
-	sim_mm_track_range(mm, m->start, m->end);
-	return 0;
+	/* As sim's: the events of the range, the callbacks' thread. */
+	return sim_mm_mirror_register(vfio_bind_of(m->bind)->sb.mm, m);
 }
 
 static void vfio_mirror_unregister(struct sva_mirror *m)

@@ -385,14 +385,6 @@ static void chunk_compute(struct exec_state *st, uint64_t n)
 	}
 }
 
-static void complete_fault(struct sva_completion *comp, uint32_t status,
-			   uint64_t addr, unsigned int access)
-{
-	comp->status = status;
-	comp->fault_addr = addr;
-	comp->fault_access = access;
-}
-
 /* The chunk's sides at offset @off of the descriptor. */
 static void chunk_sides(const struct sva_desc *d, uint64_t off,
 			struct chunk *c)
@@ -434,7 +426,7 @@ static bool chunk_populate(struct sim_mm *mm, struct chunk *c,
 
 		if (ok < c->len) {
 			c->len = ok;
-			complete_fault(pending, status, c->side[i].addr + ok,
+			sva__complete_fault(pending, status, c->side[i].addr + ok,
 				       c->side[i].access);
 		}
 	}
@@ -497,7 +489,7 @@ void vfio_exec(struct sva_bind *bind, const struct sva_desc *d,
 			if (++tries == VFIO_CHUNK_RETRIES) {
 				const struct side *f = bad_side(&c, &bad);
 
-				complete_fault(&pending,
+				sva__complete_fault(&pending,
 					       SVA_STATUS_FAULT_FAILURE, bad,
 					       f->access);
 				c.len = 0;
@@ -516,7 +508,7 @@ void vfio_exec(struct sva_bind *bind, const struct sva_desc *d,
 		pthread_rwlock_unlock(&mm->inval_lock);
 		pthread_mutex_unlock(&vd->engine_lock);
 		if (err) {
-			complete_fault(comp, SVA_STATUS_FAULT_FAILURE,
+			sva__complete_fault(comp, SVA_STATUS_FAULT_FAILURE,
 				       c.side[0].addr, c.side[0].access);
 			break;
 		}
@@ -524,7 +516,7 @@ void vfio_exec(struct sva_bind *bind, const struct sva_desc *d,
 		off += st.differ ? st.differ_at : c.len;
 	}
 	if (pending.status && !st.differ && !comp->status)
-		complete_fault(comp, pending.status, pending.fault_addr,
+		sva__complete_fault(comp, pending.status, pending.fault_addr,
 			       pending.fault_access);
 	comp->bytes_done = off;
 	if (d->opcode == SVA_OP_CRC32C)
