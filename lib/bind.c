@@ -8,6 +8,7 @@
 int sva_bind(struct sva_dev *dev, const struct sva_bind_opts *opts,
 	     struct sva_bind **bindp)
 {
+	SVA_NO_CANCEL;
 	struct sva_bind_opts o;
 	struct sva_bind *bind;
 	unsigned int depth;
@@ -66,6 +67,7 @@ free:
 
 int sva_unbind(struct sva_bind *bind)
 {
+	SVA_NO_CANCEL;
 	struct sva_dev *dev;
 	int err;
 

@@ -240,6 +240,7 @@ int sva__opts_copy(void *dst, size_t dst_sz, const void *src,
 
 int sva_devices(struct sva_dev_desc *descs, unsigned int max)
 {
+	SVA_NO_CANCEL;
 	int total = 0;
 
 	if (!descs && max)
@@ -334,6 +335,8 @@ free:
 int sva_dev_open(const char *name, const struct sva_dev_opts *opts,
 		 struct sva_dev **devp)
 {
+	SVA_NO_CANCEL;
+
 	if (!name || !*name || strlen(name) >= SVA_NAME_MAX)
 		return sva_err(-EINVAL, "bad device name");
 	return dev_open(name, -1, opts, devp);
@@ -342,6 +345,8 @@ int sva_dev_open(const char *name, const struct sva_dev_opts *opts,
 int sva_dev_open_fd(int fd, const struct sva_dev_opts *opts,
 		    struct sva_dev **devp)
 {
+	SVA_NO_CANCEL;
+
 	if (fd < 0)
 		return sva_err(-EBADF, "fd %d", fd);
 	return dev_open(NULL, fd, opts, devp);
@@ -361,6 +366,7 @@ const char *sva_dev_name(const struct sva_dev *dev)
 
 void sva_dev_close(struct sva_dev *dev)
 {
+	SVA_NO_CANCEL;
 	struct sva_bind *bind, *tmp;
 	bool busy;
 

@@ -44,6 +44,7 @@ __attribute__((constructor)) static void inject_atfork_register(void)
 
 int sva_inject(enum sva_inject_point point, const struct sva_inject_opts *opts)
 {
+	SVA_NO_CANCEL;
 	struct inject_point *p;
 	struct sva_inject_opts o;
 	int err;

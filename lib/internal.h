@@ -28,6 +28,34 @@
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 
+/* -------------------------------------------------------- cancellation */
+
+/*
+ * No libsva call is a cancellation point, but sva_wait()'s sleep (and
+ * sva_submit_and_wait()'s) with nothing reaped yet: a call cancelled in
+ * one of its inner waits (a callback to wait out, a page request, the
+ * application's userfaultfd, a sysfs read) would go away holding a
+ * library lock or half done. SVA_NO_CANCEL, first in a public call,
+ * holds cancellation off until the call returns; the caller's own state
+ * (sva__cancel_state) is what the one deliberate point restores.
+ */
+static inline int sva__cancel_off(void)
+{
+	int cs;
+
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
+	return cs;
+}
+
+static inline void sva__cancel_restore(int *cs)
+{
+	pthread_setcancelstate(*cs, NULL);
+}
+
+#define SVA_NO_CANCEL \
+	int sva__cancel_state __attribute__((cleanup(sva__cancel_restore))) = \
+		sva__cancel_off()
+
 /* ------------------------------------------------------------- logging */
 
 __attribute__((format(printf, 2, 3)))

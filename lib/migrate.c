@@ -79,6 +79,7 @@ int sva_migrate(struct sva_bind *bind, uint64_t addr, uint64_t len,
 		const struct sva_migrate_opts *opts,
 		struct sva_migrate_result *res)
 {
+	SVA_NO_CANCEL;
 	struct sva_migrate_result r = { .sz = sizeof(r) };
 	struct sva_migrate_opts o;
 	uint64_t not_moved;
@@ -116,6 +117,7 @@ int sva_migrate(struct sva_bind *bind, uint64_t addr, uint64_t len,
 int sva_make_exclusive(struct sva_bind *bind, uint64_t addr, uint64_t len,
 		       unsigned int flags, struct sva_migrate_result *res)
 {
+	SVA_NO_CANCEL;
 	struct sva_migrate_result r = { .sz = sizeof(r) };
 	uint64_t refused;
 	int err;
@@ -212,6 +214,7 @@ static int attr_args(struct sva_bind *bind, uint64_t addr, uint64_t len,
 int sva_range_set_attr(struct sva_bind *bind, uint64_t addr, uint64_t len,
 		       const struct sva_range_attr *attrs, unsigned int n)
 {
+	SVA_NO_CANCEL;
 	uint64_t v[SVA_ATTR_MAX] = { 0 };
 	uint32_t mask = 0;
 	int err;
@@ -232,6 +235,7 @@ int sva_range_set_attr(struct sva_bind *bind, uint64_t addr, uint64_t len,
 int sva_range_get_attr(struct sva_bind *bind, uint64_t addr, uint64_t len,
 		       struct sva_range_attr *attrs, unsigned int n)
 {
+	SVA_NO_CANCEL;
 	int err;
 
 	err = attr_args(bind, addr, len, attrs, n, false, "sva_range_get_attr");

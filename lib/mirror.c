@@ -60,6 +60,7 @@ int sva_mirror_register(struct sva_bind *bind, uint64_t addr, uint64_t len,
 			const struct sva_mirror_opts *opts,
 			struct sva_mirror **mirrorp)
 {
+	SVA_NO_CANCEL;
 	struct sva_mirror *m;
 	int err;
 
@@ -113,6 +114,7 @@ free:
 
 int sva_mirror_unregister(struct sva_mirror *m)
 {
+	SVA_NO_CANCEL;
 	struct sva_bind *bind;
 	unsigned int self;
 	int err;
@@ -148,6 +150,7 @@ int sva_mirror_unregister(struct sva_mirror *m)
 int sva_mirror_snapshot(struct sva_mirror *m, uint64_t addr, uint64_t len,
 			uint8_t *states, unsigned int fault)
 {
+	SVA_NO_CANCEL;
 	int err;
 
 	if (!m || !states)

@@ -340,6 +340,8 @@ static int queue_submit(struct sva_bind *bind, const struct sva_desc *descs,
 int sva_submit(struct sva_bind *bind, const struct sva_desc *descs,
 	       unsigned int n)
 {
+	SVA_NO_CANCEL;
+
 	return queue_submit(bind, descs, n, false, 0, true);
 }
 
@@ -376,16 +378,59 @@ static void deadline_after(struct timespec *ts, int ms)
 	}
 }
 
+/* A waiter cancelled in its sleep: see queue_sleep(). */
+struct queue_sleeper {
+	struct sva_queue *q;
+	bool kick;
+};
+
+static void queue_sleep_cancelled(void *arg)
+{
+	struct queue_sleeper *s = arg;
+
+	if (s->kick && queue_can_take(s->q))
+		pthread_cond_signal(&s->q->work_cv);
+	pthread_mutex_unlock(&s->q->lock);
+}
+
+/*
+ * Sleep on the completion queue (q->lock held), until @ts when not NULL.
+ * The one cancellation point of libsva: with the caller's @cancel_state,
+ * PTHREAD_CANCEL_DISABLE once the wait has reaped something (a completion
+ * taken from the queue must reach the caller). A thread cancelled here
+ * drops the lock and hands work queued unkicked (@kick) to the worker;
+ * what it had not reaped stays queued for the next wait.
+ */
+static int queue_sleep(struct sva_queue *q, const struct timespec *ts,
+		       int cancel_state, bool kick)
+{
+	struct queue_sleeper s = { .q = q, .kick = kick };
+	/* volatile: pthread_cleanup_push() may be a setjmp() */
+	volatile int err = 0;
+	int cs;
+
+	pthread_cleanup_push(queue_sleep_cancelled, &s);
+	pthread_setcancelstate(cancel_state, &cs);
+	if (ts)
+		err = pthread_cond_timedwait(&q->comp_cv, &q->lock, ts);
+	else
+		pthread_cond_wait(&q->comp_cv, &q->lock);
+	pthread_setcancelstate(cs, NULL);
+	pthread_cleanup_pop(0);
+	return err;
+}
+
 /*
  * sva_wait(). @checked: the caller (sva_submit_and_wait()) checked @min
  * against what is in flight when it queued, under the same lock: a reaper
  * on another thread may have taken some since, which is no misuse here.
  * @unkicked: work was queued without waking the worker; whatever of it
  * this wait doesn't run is handed to the worker before returning.
+ * @cancel_state: the caller's (see queue_sleep()).
  */
 static int queue_wait(struct sva_bind *bind, struct sva_completion *comps,
 		      unsigned int max, unsigned int min, int timeout_ms,
-		      bool checked, bool unkicked)
+		      bool checked, bool unkicked, int cancel_state)
 {
 	struct sva_queue *q;
 	struct timespec ts;
@@ -433,9 +478,9 @@ static int queue_wait(struct sva_bind *bind, struct sva_completion *comps,
 			ran_inline = true;
 			continue;
 		}
-		if (timeout_ms < 0)
-			pthread_cond_wait(&q->comp_cv, &q->lock);
-		else if (pthread_cond_timedwait(&q->comp_cv, &q->lock, &ts))
+		if (queue_sleep(q, timeout_ms < 0 ? NULL : &ts,
+				n ? PTHREAD_CANCEL_DISABLE : cancel_state,
+				ran_inline || unkicked))
 			timeout_ms = 0, min = 0;	/* take what's there */
 	}
 	/* The worker slept while we ran, or wasn't woken: what is left is
@@ -449,7 +494,10 @@ static int queue_wait(struct sva_bind *bind, struct sva_completion *comps,
 int sva_wait(struct sva_bind *bind, struct sva_completion *comps,
 	     unsigned int max, unsigned int min, int timeout_ms)
 {
-	return queue_wait(bind, comps, max, min, timeout_ms, false, false);
+	SVA_NO_CANCEL;
+
+	return queue_wait(bind, comps, max, min, timeout_ms, false, false,
+			  sva__cancel_state);
 }
 
 /*
@@ -466,6 +514,7 @@ int sva_submit_and_wait(struct sva_bind *bind, const struct sva_desc *descs,
 			unsigned int n, struct sva_completion *comps,
 			unsigned int max, unsigned int min, int timeout_ms)
 {
+	SVA_NO_CANCEL;
 	bool kick;
 	int ret;
 
@@ -475,7 +524,8 @@ int sva_submit_and_wait(struct sva_bind *bind, const struct sva_desc *descs,
 	ret = queue_submit(bind, descs, n, true, min, kick);
 	if (ret < 0)
 		return ret;
-	ret = queue_wait(bind, comps, max, min, timeout_ms, true, !kick && n);
+	ret = queue_wait(bind, comps, max, min, timeout_ms, true, !kick && n,
+			 sva__cancel_state);
 	/* Not waited for after all (an error): the worker's, now. */
 	if (ret < 0 && !kick && n)
 		pthread_cond_signal(&bind->q.work_cv);
@@ -511,11 +561,15 @@ static int queue_set_stopped(struct sva_bind *bind, bool stopped)
 
 int sva_queue_stop(struct sva_bind *bind)
 {
+	SVA_NO_CANCEL;
+
 	return queue_set_stopped(bind, true);
 }
 
 int sva_queue_start(struct sva_bind *bind)
 {
+	SVA_NO_CANCEL;
+
 	return queue_set_stopped(bind, false);
 }
 

@@ -241,6 +241,7 @@ void sva__exec(struct sva_bind *bind, const struct sva_desc *d,
 int sva_dev_reserved_regions(const struct sva_dev *dev,
 			     struct sva_region *out, unsigned int n)
 {
+	SVA_NO_CANCEL;
 	int err = sva__dev_usable(dev);
 
 	if (err)

@@ -39,6 +39,7 @@ static int stats_check(const void *h, pid_t owner,
 
 int sva_bind_stats(const struct sva_bind *bind, struct sva_stats *stats)
 {
+	SVA_NO_CANCEL;
 	int err = stats_check(bind, bind ? bind->owner : 0, stats);
 
 	if (err)
@@ -52,6 +53,7 @@ int sva_bind_stats(const struct sva_bind *bind, struct sva_stats *stats)
 
 int sva_bind_stats_reset(struct sva_bind *bind)
 {
+	SVA_NO_CANCEL;
 	int err = sva__bind_usable(bind);
 
 	if (err)
@@ -62,6 +64,7 @@ int sva_bind_stats_reset(struct sva_bind *bind)
 
 int sva_dev_stats(const struct sva_dev *dev, struct sva_stats *stats)
 {
+	SVA_NO_CANCEL;
 	struct sva_dev *d = (struct sva_dev *)dev;
 	struct sva_bind *bind;
 	int err = stats_check(dev, dev ? dev->owner : 0, stats);
@@ -80,6 +83,7 @@ int sva_dev_stats(const struct sva_dev *dev, struct sva_stats *stats)
 
 int sva_dev_stats_reset(struct sva_dev *dev)
 {
+	SVA_NO_CANCEL;
 	int err = sva__dev_usable(dev);
 
 	if (err)

@@ -49,6 +49,7 @@ int sva_dev_quarantined(const struct sva_dev *dev)
 
 int sva_dev_reset(struct sva_dev *dev)
 {
+	SVA_NO_CANCEL;
 	int err = sva__dev_usable(dev);
 
 	if (err)

@@ -22,6 +22,7 @@ Suite *lifecycle_suite(void);
 Suite *callback_suite(void);
 Suite *fork_suite(void);
 Suite *threads_suite(void);
+Suite *cancel_suite(void);
 Suite *regress_dev_suite(void);
 Suite *coherence_suite(void);
 Suite *unbind_suite(void);
