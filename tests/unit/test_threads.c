@@ -7,7 +7,10 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -248,6 +251,154 @@ START_TEST(test_regress_unbind_concurrent_bindings)
 }
 END_TEST
 
+/*
+ * sva_submit_and_wait() from many threads on one binding whose queue holds
+ * fewer descriptors than there are threads, a plain reaper stealing
+ * completions beside them: every descriptor completes once, reaped by
+ * someone, each copy byte exact and touching only its own bytes; nobody
+ * hangs (a waiter whose completion another thread took returns short).
+ */
+#define SAW_THREADS 6
+#define SAW_ROUNDS 150
+#define SAW_SLOT 64
+#define SAW_LEN 48
+
+struct saw {
+	struct fixture *f;
+	uint8_t *src, *dst;		/* [SAW_THREADS][SAW_ROUNDS][SAW_SLOT] */
+	atomic_int seen[SAW_THREADS * SAW_ROUNDS];
+	atomic_int bad_status, eagain, stop;
+	int err;			/* line of the first failure */
+};
+
+struct saw_thread {
+	struct saw *s;
+	int id;
+};
+
+static void saw_record(struct saw *s, const struct sva_completion *c, int n)
+{
+	for (int i = 0; i < n; i++) {
+		if (c[i].user_data >= SAW_THREADS * SAW_ROUNDS ||
+		    c[i].status != SVA_STATUS_SUCCESS)
+			atomic_fetch_add(&s->bad_status, 1);
+		else
+			atomic_fetch_add(&s->seen[c[i].user_data], 1);
+	}
+}
+
+static void *saw_submitter(void *arg)
+{
+	struct saw_thread *t = arg;
+	struct saw *s = t->s;
+	struct sva_completion c[8];
+	struct sva_desc d;
+	size_t off;
+	int n;
+
+	for (int i = 0; i < SAW_ROUNDS && !s->err; i++) {
+		off = ((size_t)t->id * SAW_ROUNDS + i) * SAW_SLOT;
+		d = desc_make(s->f, SVA_OP_COPY, SVA_DESC_BLOCK_ON_FAULT,
+			      s->src + off, s->dst + off, SAW_LEN);
+		d.user_data = (uint64_t)t->id * SAW_ROUNDS + i;
+		/* Forever, or with a timeout: both paths. */
+		while ((n = sva_submit_and_wait(s->f->bind, &d, 1, c, 8, 1,
+						i & 1 ? 10000 : -1)) == -EAGAIN) {
+			atomic_fetch_add(&s->eagain, 1);
+			n = sva_wait(s->f->bind, c, 8, 0, 0);
+			if (n < 0)
+				break;
+			saw_record(s, c, n);
+			sched_yield();
+		}
+		if (n < 0) {
+			s->err = __LINE__;
+			break;
+		}
+		saw_record(s, c, n);
+	}
+	return NULL;
+}
+
+static void *saw_reaper(void *arg)
+{
+	struct saw *s = arg;
+	struct sva_completion c[8];
+	int n;
+
+	while (!atomic_load(&s->stop)) {
+		if (sva_inflight(s->f->bind) < 1) {
+			sched_yield();
+			continue;
+		}
+		n = sva_wait(s->f->bind, c, 8, 1, 10);
+		if (n > 0)
+			saw_record(s, c, n);
+	}
+	return NULL;
+}
+
+START_TEST(test_submit_and_wait_threads_full_queue)
+{
+	size_t len = (size_t)SAW_THREADS * SAW_ROUNDS * SAW_SLOT;
+	SVA_OPTS_INIT(sva_bind_opts, bo, .queue_depth = 4);
+	struct saw *s = calloc(1, sizeof(*s));
+	struct saw_thread th[SAW_THREADS];
+	struct sva_completion c[8];
+	struct fixture f = { 0 };
+	pthread_t t[SAW_THREADS], reaper;
+	int n;
+
+	ck_assert_ptr_nonnull(s);
+	ck_assert_int_eq(sva_dev_open(test_device(), NULL, &f.dev), 0);
+	ck_assert_int_eq(sva_bind(f.dev, &bo, &f.bind), 0);
+	ck_assert_int_eq(sva_bind_pasid(f.bind, &f.pasid), 0);
+	s->f = &f;
+	s->src = map_filled(len, 11);
+	s->dst = map_fresh(len, PROT_READ | PROT_WRITE);
+	memset(s->dst, 0, len);
+	ck_assert_int_eq(pthread_create(&reaper, NULL, saw_reaper, s), 0);
+	for (int i = 0; i < SAW_THREADS; i++) {
+		th[i] = (struct saw_thread){ .s = s, .id = i };
+		ck_assert_int_eq(pthread_create(&t[i], NULL, saw_submitter,
+						&th[i]), 0);
+	}
+	for (int i = 0; i < SAW_THREADS; i++) {
+		struct timespec deadline;
+
+		clock_gettime(CLOCK_REALTIME, &deadline);
+		deadline.tv_sec += 120;
+		ck_assert_msg(!pthread_timedjoin_np(t[i], NULL, &deadline),
+			      "submitter %d hangs", i);
+	}
+	atomic_store(&s->stop, 1);
+	pthread_join(reaper, NULL);
+	ck_assert_msg(!s->err, "a submitter failed at line %d", s->err);
+	while ((n = sva_inflight(f.bind)) > 0) {
+		n = sva_wait(f.bind, c, 8, 1, 10000);
+		ck_assert_int_gt(n, 0);
+		saw_record(s, c, n);
+	}
+	ck_assert_int_eq(atomic_load(&s->bad_status), 0);
+	for (int i = 0; i < SAW_THREADS * SAW_ROUNDS; i++)
+		ck_assert_msg(atomic_load(&s->seen[i]) == 1,
+			      "descriptor %d reaped %d times", i,
+			      atomic_load(&s->seen[i]));
+	for (size_t off = 0; off < len; off += SAW_SLOT) {
+		ck_assert_int_eq(memcmp(s->src + off, s->dst + off, SAW_LEN),
+				 0);
+		for (size_t b = SAW_LEN; b < SAW_SLOT; b++)
+			ck_assert_uint_eq(s->dst[off + b], 0);
+	}
+	fprintf(stderr, "%s: %d descriptors, %d times the queue was full\n",
+		__func__, SAW_THREADS * SAW_ROUNDS, atomic_load(&s->eagain));
+	munmap(s->src, len);
+	munmap(s->dst, len);
+	free(s);
+	close_bind(&f);
+}
+END_TEST
+
 Suite *threads_suite(void)
 {
 	Suite *s = suite_create("threads");
@@ -257,6 +408,7 @@ Suite *threads_suite(void)
 	tcase_add_test(tc, test_regress_library_threads_block_signals);
 	tcase_add_test(tc, test_regress_out_struct_tail_zeroed);
 	tcase_add_loop_test(tc, test_regress_unbind_concurrent_bindings, 0, 2);
+	tcase_add_test(tc, test_submit_and_wait_threads_full_queue);
 	suite_add_tcase(s, tc);
 	return s;
 }
