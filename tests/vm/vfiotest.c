@@ -45,20 +45,27 @@ static uint32_t pasid;
 		}							\
 	} while (0)
 
-/* locked_vm in kB (VFIO's type1 accounts its pinned pages there). */
+/*
+ * The process's pinned pages in kB: locked_vm (VmLck: VFIO's type1
+ * accounts what it pins there) plus pinned_vm (VmPin: iommufd's).
+ */
 static long vm_locked_kb(void)
 {
 	char line[256];
-	long kb = -1;
+	long kb = 0, v, seen = 0;
 	FILE *f = fopen("/proc/self/status", "re");
 
 	if (!f)
 		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmLck: %ld kB", &kb) == 1)
-			break;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "VmLck: %ld kB", &v) == 1 ||
+		    sscanf(line, "VmPin: %ld kB", &v) == 1) {
+			kb += v;
+			seen++;
+		}
+	}
 	fclose(f);
-	return kb;
+	return seen == 2 ? kb : -1;
 }
 
 static void *map_pages(size_t n)
@@ -107,6 +114,118 @@ static int t_enumerate(void)
 		if (!strcmp(d[i].name, "vfio0") && !strcmp(d[i].backend, "vfio"))
 			found = 1;
 	CHECK(found, "vfio0 not among %d devices", n);
+	return 0;
+}
+
+/* The library's last message about SVA_VFIO_CONTAINER (print_hook). */
+static char last_msg[512];
+
+/* Is container @name's interface here (its nodes, as the library's
+ * default rule reads them)? */
+static int container_here(const char *name)
+{
+	if (!strcmp(name, "type1"))
+		return !access("/dev/vfio/vfio", R_OK | W_OK);
+	return !access("/dev/iommu", R_OK | W_OK) &&
+	       !access("/dev/vfio/devices", R_OK);
+}
+
+/* Open vfio0 with SVA_VFIO_CONTAINER=@want ("": unset); its container
+ * name into @used and windows into @r (*nr of them). 0 or the open's
+ * error. */
+static int open_with(const char *want, char *used, size_t len,
+		     struct sva_region *r, int *nr)
+{
+	SVA_OPTS_INIT(sva_dev_caps, caps);
+	struct sva_dev *d = NULL;
+	int err;
+
+	if (*want)
+		setenv("SVA_VFIO_CONTAINER", want, 1);
+	else
+		unsetenv("SVA_VFIO_CONTAINER");
+	last_msg[0] = 0;
+	err = sva_dev_open("vfio0", NULL, &d);
+	if (err)
+		return err;
+	err = sva_dev_caps(d, &caps);
+	snprintf(used, len, "%s", caps.container);
+	*nr = sva_dev_reserved_regions(d, r, 32);
+	sva_dev_close(d);
+	return err;
+}
+
+/*
+ * The container: the one this run asked for (SVA_VFIO_CONTAINER, as
+ * tests/vm/init sets it per container) is the one used; the default is
+ * iommufd where its nodes are, else type1; forcing one whose nodes are
+ * not here, or a name that is none, fails cleanly with a message; both
+ * containers, where both are here, report the same reserved windows.
+ * Closes and reopens this process's device (a group is opened by one at
+ * a time).
+ */
+static int t_container(void)
+{
+	const char *asked = getenv("SVA_VFIO_CONTAINER");
+	char keep[32], used[32];
+	static const char *const names[] = { "", "type1", "iommufd" };
+	struct sva_region r[3][32];
+	int nr[3] = { -1, -1, -1 }, err;
+	SVA_OPTS_INIT(sva_dev_caps, caps);
+
+	snprintf(keep, sizeof(keep), "%s", asked ? asked : "");
+	CHECK(!sva_dev_caps(dev, &caps), "caps");
+	printf("# vfio0: %s container (SVA_VFIO_CONTAINER=%s)\n",
+	       caps.container, keep);
+	CHECK(!strcmp(caps.container, *keep ? keep :
+		      container_here("iommufd") ? "iommufd" : "type1"),
+	      "container %s, asked for %s (iommufd %s here)",
+	      caps.container, *keep ? keep : "the default",
+	      container_here("iommufd") ? "is" : "isn't");
+	sva_unbind(bind);
+	sva_dev_close(dev);
+	bind = NULL;
+	dev = NULL;
+	for (int i = 0; i < 3; i++) {
+		const char *want = names[i];
+		const char *expect = *want ? want :
+				     container_here("iommufd") ? "iommufd" :
+				     "type1";
+
+		err = open_with(want, used, sizeof(used), r[i], &nr[i]);
+		if (!container_here(expect)) {
+			CHECK(err == -EOPNOTSUPP && strstr(last_msg, expect),
+			      "SVA_VFIO_CONTAINER=%s, not here: %d, message '%s'",
+			      want, err, last_msg);
+			printf("# SVA_VFIO_CONTAINER=%s: not here: %s", want,
+			       last_msg);
+			continue;
+		}
+		CHECK(!err && !strcmp(used, expect),
+		      "SVA_VFIO_CONTAINER=%s: %d, container %s", want, err,
+		      used);
+		CHECK(nr[i] > 0 && nr[i] <= 32, "%s: %d windows", used, nr[i]);
+	}
+	for (int i = 1; i < 3; i++) {
+		if (nr[i] < 0 || nr[0] < 0)
+			continue;
+		CHECK(nr[i] == nr[0] && !memcmp(r[i], r[0],
+						 nr[0] * sizeof(r[0][0])),
+		      "%s reports %d windows, %s %d (or others)", names[i],
+		      nr[i], container_here("iommufd") ? "iommufd" : "type1",
+		      nr[0]);
+	}
+	err = open_with("bogus", used, sizeof(used), r[0], &nr[0]);
+	CHECK(err == -EINVAL && strstr(last_msg, "bogus"),
+	      "SVA_VFIO_CONTAINER=bogus: %d, message '%s'", err, last_msg);
+	if (*keep)
+		setenv("SVA_VFIO_CONTAINER", keep, 1);
+	else
+		unsetenv("SVA_VFIO_CONTAINER");
+	err = sva_dev_open("vfio0", NULL, &dev);
+	CHECK(!err, "reopen: %d", err);
+	err = sva_bind(dev, NULL, &bind);
+	CHECK(!err && !sva_bind_pasid(bind, &pasid), "rebind: %d", err);
 	return 0;
 }
 
@@ -464,12 +583,15 @@ static int t_fork(void)
 			if (readlink(l, t, sizeof(t) - 1) > 0 &&
 			    strstr(t, "vfio-device"))
 				bad |= 4;
+			if (readlink(l, t, sizeof(t) - 1) > 0 &&
+			    !strncmp(t, "/dev/iommu", 10))
+				bad |= 4;
 		}
 		_exit(bad);
 	}
 	CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
 	CHECK(WIFEXITED(status) && !WEXITSTATUS(status),
-	      "child: status %#x (1: submit not -EPERM, 2: dev_fd not -EPERM, 4: a VFIO fd inherited)",
+	      "child: status %#x (1: submit not -EPERM, 2: dev_fd not -EPERM, 4: a VFIO or iommufd fd inherited)",
 	      status);
 	CHECK(!run1(&d, &c), "parent run");
 	CHECK(c.status == SVA_STATUS_SUCCESS && !memcmp(dst, src, 256),
@@ -660,6 +782,7 @@ static const struct {
 	int (*fn)(void);
 } cases[] = {
 	{ "enumerate", t_enumerate },
+	{ "container", t_container },
 	{ "reserved", t_reserved },
 	{ "copy", t_copy },
 	{ "fill_crc_compare", t_fill_crc_compare },
@@ -696,6 +819,8 @@ static int print_hook(enum sva_print_level level, const char *fmt,
 	char msg[512];
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (strstr(msg, "SVA_VFIO_CONTAINER"))
+		snprintf(last_msg, sizeof(last_msg), "%s", msg);
 	if (strstr(msg, "stayed mapped"))
 		stale_seen = 1;
 	if (watch && strstr(msg, watch))
