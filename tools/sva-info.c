@@ -688,6 +688,10 @@ struct vfio_report {
 	char pci[32], container[16], err[320];
 	const char *usable[2];
 	int nr_usable;
+	/* The containers that don't open it, and the library's why. */
+	const char *refused[2];
+	char refused_why[2][256];
+	int nr_refused;
 	struct group_info g;
 	struct sva_region r[MAX_RESV];
 	int nr;
@@ -741,9 +745,18 @@ static void vfio_read(const char *name, struct vfio_report *v)
 	int err;
 
 	memset(v, 0, sizeof(*v));
-	for (size_t i = 0; i < 2; i++)
-		if (!vfio_try(name, names[i], v))
+	for (size_t i = 0; i < 2; i++) {
+		if (!vfio_try(name, names[i], v)) {
 			v->usable[v->nr_usable++] = names[i];
+			continue;
+		}
+		v->refused[v->nr_refused] = names[i];
+		info_copy(v->refused_why[v->nr_refused],
+			  sizeof(v->refused_why[0]), vfio_msg);
+		v->refused_why[v->nr_refused][strcspn(
+			v->refused_why[v->nr_refused], "\n")] = 0;
+		v->nr_refused++;
+	}
 	err = vfio_try(name, NULL, v);
 	if (err)
 		snprintf(v->err, sizeof(v->err), "%s: %s", strerror(-err),
@@ -784,6 +797,9 @@ static void text_vfio(const struct vfio_report *v)
 	for (int i = 0; i < v->nr_usable; i++)
 		printf("%s %s", i ? "," : "", v->usable[i]);
 	printf(" (SVA_VFIO_CONTAINER=type1|iommufd picks one)\n");
+	for (int i = 0; i < v->nr_refused; i++)
+		printf("    %s doesn't: %s\n", v->refused[i],
+		       v->refused_why[i]);
 }
 
 static void json_vfio(const struct vfio_report *v)
@@ -797,6 +813,13 @@ static void json_vfio(const struct vfio_report *v)
 	for (int i = 0; i < v->nr_usable; i++) {
 		printf("%s", i ? ", " : "");
 		json_str(v->usable[i]);
+	}
+	printf("], \"containers_refused\": [");
+	for (int i = 0; i < v->nr_refused; i++) {
+		printf("%s{", i ? ", " : "");
+		json_kv_str("name", v->refused[i], false);
+		json_kv_str("why", v->refused_why[i], true);
+		printf("}");
 	}
 	printf("], \"reserved_regions\": [");
 	for (int i = 0; i < v->nr && i < MAX_RESV; i++) {

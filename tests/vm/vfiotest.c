@@ -7,7 +7,10 @@
  * if any failed. Each edu transfer takes ~100 ms of the VM's time: the
  * sizes are small.
  *
- * SVA_VFIOTEST_CASES=a,b runs only those cases.
+ * SVA_VFIOTEST_CASES=a,b runs only those cases. The library's
+ * SVA_VFIO_CONTAINER=type1|iommufd picks the IOMMU container (unset: its
+ * default); tests/vm/init runs this once per container the kernel has,
+ * and the "container" case checks that the one asked for was used.
  */
 #include <dirent.h>
 #include <errno.h>
