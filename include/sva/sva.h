@@ -559,6 +559,7 @@ enum sva_inject_point {
 	SVA_INJECT_PRQ_FULL,		/* page request queue full: overflow */
 	SVA_INJECT_FAULT_INVALID,	/* fault service answers INVALID */
 	SVA_INJECT_FAULT_FAILURE,	/* fault service answers FAILURE */
+	SVA_INJECT_VFIO_SKIP_UNMAP,	/* vfio: a page's IOMMU unmap skipped */
 	SVA_INJECT_MAX,
 };
 
