@@ -678,20 +678,185 @@ static void drm_devices(void)
 #endif
 }
 
+/*
+ * A vfio device as libsva opens it: the PCI function it drives, its IOMMU
+ * group and viability, the container used (the default, or what
+ * SVA_VFIO_CONTAINER forces), the containers that open here, and the
+ * reserved windows the container enforces.
+ */
+struct vfio_report {
+	char pci[32], container[16], err[320];
+	const char *usable[2];
+	int nr_usable;
+	/* The containers that don't open it, and the library's why. */
+	const char *refused[2];
+	char refused_why[2][256];
+	int nr_refused;
+	struct group_info g;
+	struct sva_region r[MAX_RESV];
+	int nr;
+};
+
+static char vfio_msg[256];
+
+static int vfio_msg_keep(enum sva_print_level level, const char *fmt,
+			 va_list ap)
+{
+	if (level <= SVA_WARN)
+		vsnprintf(vfio_msg, sizeof(vfio_msg), fmt, ap);
+	return 0;
+}
+
+/* Open @name with SVA_VFIO_CONTAINER=@want (NULL: as the caller's
+ * environment says); 0 or the open's error, its message in vfio_msg. */
+static int vfio_try(const char *name, const char *want, struct vfio_report *v)
+{
+	SVA_OPTS_INIT(sva_dev_caps, caps);
+	const char *env = getenv("SVA_VFIO_CONTAINER");
+	char keep[32];
+	struct sva_dev *dev = NULL;
+	int err;
+
+	snprintf(keep, sizeof(keep), "%s", env ? env : "");
+	if (want)
+		setenv("SVA_VFIO_CONTAINER", want, 1);
+	vfio_msg[0] = 0;
+	err = sva_dev_open(name, NULL, &dev);
+	if (want && env)
+		setenv("SVA_VFIO_CONTAINER", keep, 1);
+	else if (want)
+		unsetenv("SVA_VFIO_CONTAINER");
+	if (err)
+		return err;
+	if (!want && !sva_dev_caps(dev, &caps)) {
+		info_copy(v->pci, sizeof(v->pci), caps.pci_addr);
+		info_copy(v->container, sizeof(v->container), caps.container);
+		v->nr = sva_dev_reserved_regions(dev, v->r, MAX_RESV);
+	}
+	sva_dev_close(dev);
+	return 0;
+}
+
+static void vfio_read(const char *name, struct vfio_report *v)
+{
+	static const char *const names[] = { "type1", "iommufd" };
+	sva_print_fn_t old = sva_set_print(vfio_msg_keep);
+	char gid[32];
+	int err;
+
+	memset(v, 0, sizeof(*v));
+	for (size_t i = 0; i < 2; i++) {
+		if (!vfio_try(name, names[i], v)) {
+			v->usable[v->nr_usable++] = names[i];
+			continue;
+		}
+		v->refused[v->nr_refused] = names[i];
+		info_copy(v->refused_why[v->nr_refused],
+			  sizeof(v->refused_why[0]), vfio_msg);
+		v->refused_why[v->nr_refused][strcspn(
+			v->refused_why[v->nr_refused], "\n")] = 0;
+		v->nr_refused++;
+	}
+	err = vfio_try(name, NULL, v);
+	if (err)
+		snprintf(v->err, sizeof(v->err), "%s: %s", strerror(-err),
+			 vfio_msg);
+	/* The message ends its line. */
+	v->err[strcspn(v->err, "\n")] = 0;
+	sva_set_print(old);
+	if (*v->pci) {
+		info_link_base(gid, sizeof(gid),
+			       "%s/bus/pci/devices/%s/iommu_group",
+			       info_paths.sys, v->pci);
+		if (*gid)
+			group_read(gid, &v->g);
+	}
+}
+
+static const char *region_type(uint32_t t)
+{
+	return t == SVA_REGION_MSI ? "msi" : t == SVA_REGION_DIRECT ?
+	       "direct" : "reserved";
+}
+
+static void text_vfio(const struct vfio_report *v)
+{
+	if (*v->err) {
+		printf("    can't be opened: %s\n", v->err);
+	} else {
+		printf("    PCI %s, IOMMU group %s (%s), container %s\n",
+		       v->pci, *v->g.id ? v->g.id : "?",
+		       v->g.viable ? "viable" : "not viable", v->container);
+		for (int i = 0; i < v->nr && i < MAX_RESV; i++)
+			printf("    reserved (the container's): %#llx-%#llx %s\n",
+			       (unsigned long long)v->r[i].start,
+			       (unsigned long long)v->r[i].end,
+			       region_type(v->r[i].type));
+	}
+	printf("    containers that open here:%s", v->nr_usable ? "" : " none");
+	for (int i = 0; i < v->nr_usable; i++)
+		printf("%s %s", i ? "," : "", v->usable[i]);
+	printf(" (SVA_VFIO_CONTAINER=type1|iommufd picks one)\n");
+	for (int i = 0; i < v->nr_refused; i++)
+		printf("    %s doesn't: %s\n", v->refused[i],
+		       v->refused_why[i]);
+}
+
+static void json_vfio(const struct vfio_report *v)
+{
+	printf("\"vfio\": {");
+	json_kv_str("pci", v->pci, false);
+	json_kv_str("iommu_group", v->g.id, false);
+	json_kv_bool("viable", v->g.viable, false);
+	json_kv_str("container", v->container, false);
+	printf("\"containers_usable\": [");
+	for (int i = 0; i < v->nr_usable; i++) {
+		printf("%s", i ? ", " : "");
+		json_str(v->usable[i]);
+	}
+	printf("], \"containers_refused\": [");
+	for (int i = 0; i < v->nr_refused; i++) {
+		printf("%s{", i ? ", " : "");
+		json_kv_str("name", v->refused[i], false);
+		json_kv_str("why", v->refused_why[i], true);
+		printf("}");
+	}
+	printf("], \"reserved_regions\": [");
+	for (int i = 0; i < v->nr && i < MAX_RESV; i++) {
+		printf("%s{\"start\": \"%#llx\", \"end\": \"%#llx\", ",
+		       i ? ", " : "", (unsigned long long)v->r[i].start,
+		       (unsigned long long)v->r[i].end);
+		json_kv_str("type", region_type(v->r[i].type), true);
+		printf("}");
+	}
+	printf("], ");
+	json_kv_str("error", v->err, true);
+	printf("}");
+}
+
 static void backends(void)
 {
+	static struct vfio_report v;
 	struct sva_dev_desc d[32];
 	int n = sva_devices(d, 32);
 
 	for (int i = 0; i < n && i < 32; i++) {
+		bool vfio = !strcmp(d[i].backend, "vfio");
+
+		if (vfio)
+			vfio_read(d[i].name, &v);
 		if (json) {
 			json_sep();
 			printf("\n    {");
 			json_kv_str("name", d[i].name, false);
-			json_kv_str("backend", d[i].backend, true);
+			json_kv_str("backend", d[i].backend, !vfio);
+			if (vfio)
+				json_vfio(&v);
 			printf("}");
 		} else {
 			printf("  %-8s backend %s\n", d[i].name, d[i].backend);
+			if (vfio)
+				text_vfio(&v);
 		}
 	}
 }

@@ -184,6 +184,12 @@ struct sva_dev_caps {
 	uint64_t max_xfer;		/* largest descriptor length */
 	uint64_t devmem_size;		/* device-local memory (bytes), 0:
 					 * none (no SVA_CAP_MIGRATE) */
+	char container[16];		/* the IOMMU container a vfio device
+					 * was opened through: "type1" or
+					 * "iommufd"; "" on other backends */
+	char pci_addr[32];		/* the PCI function a vfio device
+					 * drives ("0000:00:04.0"); "" on
+					 * other backends */
 };
 
 SVA_API int sva_dev_caps(const struct sva_dev *dev, struct sva_dev_caps *caps);
@@ -553,6 +559,7 @@ enum sva_inject_point {
 	SVA_INJECT_PRQ_FULL,		/* page request queue full: overflow */
 	SVA_INJECT_FAULT_INVALID,	/* fault service answers INVALID */
 	SVA_INJECT_FAULT_FAILURE,	/* fault service answers FAILURE */
+	SVA_INJECT_VFIO_SKIP_UNMAP,	/* vfio: a page's IOMMU unmap skipped */
 	SVA_INJECT_MAX,
 };
 

@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
 /*
  * The VFIO backend's devices: QEMU edu devices bound to vfio-pci, named
- * vfio0, vfio1, ... in PCI address order, opened through the legacy type1
- * container (/dev/vfio/vfio and the group's /dev/vfio/N), as a user-space
+ * vfio0, vfio1, ... in PCI address order, opened through an IOMMU
+ * container (container.c: iommufd or the legacy type1), as a user-space
  * driver does: the group must be viable (every member bound to vfio-pci,
  * or to no driver, pci-stub or pcieport, as drivers/vfio/group.c allows);
- * its reserved regions (sysfs) are the device's reserved windows; BAR0 is
- * mapped for the engine's registers (engine.c).
+ * the container's reserved regions are the device's reserved windows;
+ * BAR0 is mapped for the engine's registers (engine.c).
  *
  * Every fd is a tracked one (sva__fd_*), closed in a child of fork(), and
  * BAR0 is MADV_DONTFORK: a child keeps nothing of the device.
@@ -107,7 +107,9 @@ static int vfio_enumerate(struct sva_dev_desc *descs, unsigned int max)
 	unsigned int unbound;
 	int n = edu_list(bdfs, &unbound);
 
-	if (access("/dev/vfio/vfio", R_OK | W_OK))
+	/* Neither container's node: VFIO is not there (not loaded). */
+	if (access("/dev/vfio/vfio", R_OK | W_OK) &&
+	    access("/dev/iommu", R_OK | W_OK))
 		return 0;
 	for (int i = 0; i < n && (unsigned int)i < max; i++) {
 		memset(&descs[i], 0, sizeof(descs[i]));
@@ -215,57 +217,15 @@ static int device_setup(struct vfio_dev *vd, int fd)
 	return 0;
 }
 
-/* The legacy type1 container with the device's group in it. */
-static int container_open(struct vfio_dev *vd)
-{
-	struct vfio_group_status st = { .argsz = sizeof(st) };
-	char path[64];
-	int type;
-
-	vd->container = sva__fd_open("/dev/vfio/vfio", O_RDWR);
-	if (vd->container < 0)
-		return sva_err(vd->container, "/dev/vfio/vfio: %s (vfio and vfio_iommu_type1 loaded?)",
-			       strerror(-vd->container));
-	if (ioctl(vd->container, VFIO_GET_API_VERSION) != VFIO_API_VERSION)
-		return sva_err(-EPROTO, "/dev/vfio/vfio: VFIO API version is not %d",
-			       VFIO_API_VERSION);
-	type = ioctl(vd->container, VFIO_CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU) > 0 ?
-	       VFIO_TYPE1v2_IOMMU :
-	       ioctl(vd->container, VFIO_CHECK_EXTENSION, VFIO_TYPE1_IOMMU) > 0 ?
-	       VFIO_TYPE1_IOMMU : 0;
-	if (!type)
-		return sva_err(-EOPNOTSUPP, "/dev/vfio/vfio: no type1 IOMMU (is vfio_iommu_type1 loaded?)");
-	snprintf(path, sizeof(path), "/dev/vfio/%d", vd->group_id);
-	vd->group = sva__fd_open(path, O_RDWR);
-	if (vd->group < 0)
-		return sva_err(vd->group, "%s: %s", path,
-			       strerror(-vd->group));
-	if (ioctl(vd->group, VFIO_GROUP_GET_STATUS, &st))
-		return sva_err(-errno, "%s: group status: %s", path,
-			       strerror(errno));
-	if (!(st.flags & VFIO_GROUP_FLAGS_VIABLE))
-		return sva_err(-EBUSY, "IOMMU group %d is not viable (VFIO says so: a member is bound to a host driver)",
-			       vd->group_id);
-	if (ioctl(vd->group, VFIO_GROUP_SET_CONTAINER, &vd->container))
-		return sva_err(-errno, "%s: set container: %s", path,
-			       strerror(errno));
-	if (ioctl(vd->container, VFIO_SET_IOMMU, type))
-		return sva_err(-errno, "/dev/vfio/vfio: set type1 IOMMU: %s",
-			       strerror(errno));
-	vd->unmap_all = ioctl(vd->container, VFIO_CHECK_EXTENSION,
-			      VFIO_UNMAP_ALL) > 0;
-	return 0;
-}
-
 static void vfio_dev_free(struct vfio_dev *vd)
 {
 	if (vd->bar0)
 		munmap((void *)vd->bar0, vd->bar0_len);
-	/* The device first, then the group leaves its container. */
+	/* The device first (type1: then the group leaves its container;
+	 * iommufd: it is unbound from the IOAS). */
 	sva__fd_close(vd->dev->fd);
 	vd->dev->fd = -1;
-	sva__fd_close(vd->group);
-	sva__fd_close(vd->container);
+	vfio_container_close(vd);
 	pthread_mutex_destroy(&vd->engine_lock);
 	free(vd);
 }
@@ -301,7 +261,7 @@ static int vfio_open(struct sva_dev *dev, const char *name, int fd)
 	if (!vd)
 		return -ENOMEM;
 	vd->dev = dev;
-	vd->container = vd->group = -1;
+	vd->cont.fd = vd->cont.group = -1;
 	pthread_mutex_init(&vd->engine_lock, NULL);
 	snprintf(vd->bdf, sizeof(vd->bdf), "%s", bdfs[idx]);
 	snprintf(dir, sizeof(dir), PCI_DEVS "/%s", vd->bdf);
@@ -312,18 +272,13 @@ static int vfio_open(struct sva_dev *dev, const char *name, int fd)
 		goto free;
 	}
 	vd->group_id = atoi(grp);
+	/* Both containers: iommufd's bind would refuse such a group too,
+	 * but only sysfs can name the member in the way. */
 	err = group_viable(vd->group_id);
 	if (!err)
-		err = container_open(vd);
+		err = vfio_container_open(vd, &dev->fd);
 	if (err)
 		goto free;
-	dev->fd = sva__fd_ioctl_arg(vd->group, VFIO_GROUP_GET_DEVICE_FD,
-				    vd->bdf);
-	if (dev->fd < 0) {
-		err = sva_err(dev->fd, "%s: get device fd: %s", vd->bdf,
-			      strerror(-dev->fd));
-		goto free;
-	}
 	err = device_setup(vd, dev->fd);
 	if (err)
 		goto free;
@@ -344,9 +299,12 @@ static int vfio_open(struct sva_dev *dev, const char *name, int fd)
 		    (1u << SVA_OP_CRC32C);
 	/* Each 2 KiB is ~100 ms of the device's time. */
 	caps->max_xfer = 1ull << 20;
+	snprintf(caps->container, sizeof(caps->container), "%s",
+		 vd->cont.ops->name);
+	snprintf(caps->pci_addr, sizeof(caps->pci_addr), "%s", vd->bdf);
 	dev->priv = vd;
-	pr_debug("%s: %s, IOMMU group %d, type1 container\n", name, vd->bdf,
-		 vd->group_id);
+	pr_debug("%s: %s, IOMMU group %d, %s container\n", name, vd->bdf,
+		 vd->group_id, vd->cont.ops->name);
 	return 0;
 free:
 	vfio_dev_free(vd);
@@ -364,12 +322,12 @@ static void vfio_close(struct sva_dev *dev)
  * The group's reserved regions, as sysfs lists them ("0x00000000fee00000
  * 0x00000000feefffff msi"), merged where they overlap. direct-relaxable
  * ones are left out: VFIO's type1 maps over them (vfio_iommu_resv_exclude()
- * keeps them usable), so DMA there is the process's.
+ * keeps them usable), and iommufd does not reserve them either
+ * (iopt_table_enforce_dev_resv_regions()), so DMA there is the process's.
  */
-static int vfio_reserved_regions(struct sva_dev *dev, struct sva_region *out,
-				 unsigned int max)
+int vfio_sysfs_regions(const struct vfio_dev *vd, struct sva_region *out,
+		       unsigned int max)
 {
-	struct vfio_dev *vd = dev->priv;
 	struct sva_region r[SVA_REGIONS_MAX];
 	unsigned long long s, e;
 	unsigned int n = 0, m = 0;
@@ -409,6 +367,15 @@ static int vfio_reserved_regions(struct sva_dev *dev, struct sva_region *out,
 	if (max)
 		memcpy(out, r, MIN(m, max) * sizeof(*out));
 	return (int)m;
+}
+
+/* The windows the device's container enforces. */
+static int vfio_reserved_regions(struct sva_dev *dev, struct sva_region *out,
+				 unsigned int max)
+{
+	struct vfio_dev *vd = dev->priv;
+
+	return vd->cont.ops->reserved(vd, out, max);
 }
 
 static int vfio_bind(struct sva_bind *bind)

@@ -15,10 +15,10 @@
  *     munmap() and wait for the event thread;
  *  2. takes the mm's inval_lock (read), checks in the page table that the
  *     pages are still there with the access granted (else 1. again),
- *     maps each at IOVA == VA (VFIO_IOMMU_MAP_DMA, the access it needs:
- *     read for a source, read and write for a destination), runs the
- *     transfers, unmaps each (VFIO_IOMMU_UNMAP_DMA: unpinned), and lets
- *     inval_lock go.
+ *     maps each at IOVA == VA in the device's container (type1's
+ *     VFIO_IOMMU_MAP_DMA or iommufd's IOMMU_IOAS_MAP, the access it
+ *     needs: read for a source, read and write for a destination), runs
+ *     the transfers, unmaps each (unpinned), and lets inval_lock go.
  * munmap(), MADV_DONTNEED and mremap() of a range registered with the mm's
  * userfaultfd (sim's event thread: every VMA a chunk looked up is) wait
  * until their event is read, which is read under inval_lock (write): they
@@ -31,7 +31,6 @@
  * (SIGBUS, no memory, poison) or the IOMMU refused the mapping.
  */
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <time.h>
 
@@ -50,7 +49,7 @@ struct side {
 
 struct chunk_map {
 	uint64_t page;
-	uint32_t flags;			/* VFIO_DMA_MAP_FLAG_* */
+	uint32_t perm;			/* VFIO_MAP_READ, _WRITE */
 };
 
 struct chunk {
@@ -211,15 +210,15 @@ static const struct side *bad_side(const struct chunk *c, uint64_t *bad)
 	return &c->side[0];
 }
 
-static void chunk_add_page(struct chunk *c, uint64_t page, uint32_t flags)
+static void chunk_add_page(struct chunk *c, uint64_t page, uint32_t perm)
 {
 	for (unsigned int i = 0; i < c->nmap; i++) {
 		if (c->map[i].page == page) {
-			c->map[i].flags |= flags;
+			c->map[i].perm |= perm;
 			return;
 		}
 	}
-	c->map[c->nmap++] = (struct chunk_map){ page, flags };
+	c->map[c->nmap++] = (struct chunk_map){ page, perm };
 }
 
 static void chunk_pages(struct chunk *c, const uint8_t *stage)
@@ -227,17 +226,17 @@ static void chunk_pages(struct chunk *c, const uint8_t *stage)
 	c->nmap = 0;
 	for (unsigned int i = 0; i < c->nsides; i++) {
 		const struct side *s = &c->side[i];
-		uint32_t f = VFIO_DMA_MAP_FLAG_READ;
+		uint32_t f = VFIO_MAP_READ;
 
 		if (s->access & SVA_ACCESS_WRITE)
-			f |= VFIO_DMA_MAP_FLAG_WRITE;
+			f |= VFIO_MAP_WRITE;
 		for (uint64_t p = s->addr & SVA_PAGE_MASK; p < s->addr + c->len;
 		     p += SVA_PAGE_SIZE)
 			chunk_add_page(c, p, f);
 	}
 	if (c->stage)
 		chunk_add_page(c, (uint64_t)(uintptr_t)stage,
-			       VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE);
+			       VFIO_MAP_READ | VFIO_MAP_WRITE);
 }
 
 /* Unmap the first @n pages of @c; how many were. */
@@ -247,17 +246,19 @@ static unsigned int unmap_pages(struct vfio_dev *vd, const struct chunk *c,
 	unsigned int done = 0;
 
 	for (unsigned int i = 0; i < n; i++) {
-		struct vfio_iommu_type1_dma_unmap um = {
-			.argsz = sizeof(um),
-			.iova = c->map[i].page,
-			.size = SVA_PAGE_SIZE,
-		};
+		int64_t got;
 
-		if (ioctl(vd->container, VFIO_IOMMU_UNMAP_DMA, &um) ||
-		    um.size != SVA_PAGE_SIZE)
-			pr_warn("%s: unmap of IOVA %#llx: %s (size %llu)\n",
-				vd->bdf, (unsigned long long)um.iova,
-				strerror(errno), (unsigned long long)um.size);
+		/* A lost unmap, for the test of stale_sweep(). */
+		if (sva__inject(SVA_INJECT_VFIO_SKIP_UNMAP))
+			continue;
+		got = vd->cont.ops->unmap(vd, c->map[i].page, SVA_PAGE_SIZE);
+
+		if (got != SVA_PAGE_SIZE)
+			pr_warn("%s: %s unmap of IOVA %#llx: %s\n", vd->bdf,
+				vd->cont.ops->name,
+				(unsigned long long)c->map[i].page,
+				got < 0 ? strerror((int)-got) :
+				"not the page mapped");
 		else
 			done++;
 	}
@@ -267,22 +268,20 @@ static unsigned int unmap_pages(struct vfio_dev *vd, const struct chunk *c,
 
 /*
  * Between chunks the container maps nothing (every mapping is made and
- * removed under engine_lock): ask VFIO to unmap everything, which must
- * find nothing. A mapping found is a stale one, reported and gone.
+ * removed under engine_lock): ask the container to unmap everything
+ * (type1: VFIO_DMA_UNMAP_FLAG_ALL, iommufd: IOMMU_IOAS_UNMAP of 0 to
+ * U64_MAX), which must find nothing. A mapping found is a stale one, reported and gone.
  * Caller holds engine_lock.
  */
 static void stale_sweep(struct vfio_dev *vd)
 {
-	struct vfio_iommu_type1_dma_unmap um = {
-		.argsz = sizeof(um),
-		.flags = VFIO_DMA_UNMAP_FLAG_ALL,
-	};
+	int64_t left = vd->cont.ops->unmap_all(vd);
 
-	if (!vd->unmap_all || ioctl(vd->container, VFIO_IOMMU_UNMAP_DMA, &um))
+	if (left < 0)
 		return;
-	if (um.size || vd->mapped_now)
-		pr_warn("%s: %llu bytes stayed mapped in the container after a chunk (%llu pages not unmapped): unmapped now\n",
-			vd->bdf, (unsigned long long)um.size,
+	if (left || vd->mapped_now)
+		pr_warn("%s: %llu bytes stayed mapped in the %s container after a chunk (%llu pages not unmapped): unmapped now\n",
+			vd->bdf, (unsigned long long)left, vd->cont.ops->name,
 			(unsigned long long)vd->mapped_now);
 	vd->mapped_now = 0;
 }
@@ -293,20 +292,14 @@ static int map_pages(struct vfio_dev *vd, const struct chunk *c,
 		     uint64_t *bad)
 {
 	for (unsigned int i = 0; i < c->nmap; i++) {
-		struct vfio_iommu_type1_dma_map m = {
-			.argsz = sizeof(m),
-			.flags = c->map[i].flags,
-			.vaddr = c->map[i].page,
-			.iova = c->map[i].page,
-			.size = SVA_PAGE_SIZE,
-		};
+		int err = vd->cont.ops->map(vd, c->map[i].page, SVA_PAGE_SIZE,
+					    c->map[i].perm);
 
-		if (ioctl(vd->container, VFIO_IOMMU_MAP_DMA, &m)) {
-			int err = -errno;
-
+		if (err) {
 			*bad = c->map[i].page;
-			pr_debug("%s: map of %#llx: %s\n", vd->bdf,
-				 (unsigned long long)*bad, strerror(-err));
+			pr_debug("%s: %s map of %#llx: %s\n", vd->bdf,
+				 vd->cont.ops->name, (unsigned long long)*bad,
+				 strerror(-err));
 			unmap_pages(vd, c, i);
 			return err;
 		}

@@ -4,17 +4,21 @@
  * a real IOMMU, QEMU's edu device bound to vfio-pci, with its IOMMU domain
  * kept a mirror of the process at IOVA == VA (the "no-SVA" fallback of a
  * device without PASID/PRI). Its pieces, one file each:
- *  - dev.c:    enumeration, the legacy type1 container (/dev/vfio/vfio and
- *              the group), group viability, reserved regions, BAR0, the
- *              ops table;
+ *  - dev.c:    enumeration, group viability, BAR0, the ops table;
+ *  - container.c: the IOMMU container behind one base (as QEMU's
+ *              VFIOContainerBase): which one a device uses, chosen at open;
+ *  - container_type1.c: the legacy type1 container (/dev/vfio/vfio and
+ *              the group's /dev/vfio/N);
+ *  - container_iommufd.c: iommufd (/dev/iommu, an IOAS, the device's
+ *              VFIO cdev bound and attached to it);
  *  - engine.c: descriptors run by the edu DMA engine, pages made present
  *              and mapped at IOVA == VA around each transfer.
  *
  * Invalidation reuses the software device's view of the mm (lib/sim/mm.c):
  * a binding is a sim_bind on the process's sim_mm, so the userfaultfd
  * events of munmap/MADV_DONTNEED/mremap reach its mirrors, and a transfer
- * holds the mm's inval_lock (read) from its VFIO_IOMMU_MAP_DMA to its
- * VFIO_IOMMU_UNMAP_DMA: such a call cannot return (its event is read under
+ * holds the mm's inval_lock (read) from its map to its unmap (either
+ * container's): such a call cannot return (its event is read under
  * inval_lock, write) while a mapping of the range exists. See engine.c.
  */
 #ifndef SVA_VFIO_H
@@ -49,21 +53,67 @@
 
 #define VFIO_MAX_DEVS 8
 
+struct vfio_dev;
+
+/* The access a mapping grants the device. */
+#define VFIO_MAP_READ 0x1u
+#define VFIO_MAP_WRITE 0x2u
+
+/*
+ * An IOMMU container: what the engine and the rest of the backend see of
+ * type1 and iommufd alike. Every call but probe() is made with the device
+ * open in it; map/unmap under the device's engine_lock.
+ */
+struct vfio_container_ops {
+	const char *name;		/* "type1", "iommufd" */
+	/* Could the device be opened through it (its nodes there, the
+	 * device bound to vfio-pci)? 0, or -errno with the reason written
+	 * into @why (nothing logged: a default may fall back). */
+	int (*probe)(const struct vfio_dev *vd, char *why, size_t len);
+	/* The container with the device in it, and the device's fd in
+	 * *dev_fd: 0 or -errno with a message. A failure leaves what it
+	 * made for close(). */
+	int (*open)(struct vfio_dev *vd, int *dev_fd);
+	/* After the device's fd is closed. */
+	void (*close)(struct vfio_dev *vd);
+	/* [iova, iova + len) maps the process's [iova, ...) (IOVA == VA),
+	 * VFIO_MAP_READ/WRITE: 0 or -errno (nothing mapped then). */
+	int (*map)(struct vfio_dev *vd, uint64_t iova, uint64_t len,
+		   unsigned int perm);
+	/* Unmap exactly [iova, iova + len): the bytes unmapped, or -errno. */
+	int64_t (*unmap)(struct vfio_dev *vd, uint64_t iova, uint64_t len);
+	/* Unmap everything: the bytes that were still mapped, or -errno
+	 * (-EOPNOTSUPP: the container can't tell). */
+	int64_t (*unmap_all)(struct vfio_dev *vd);
+	/* The device's reserved windows, as sva_backend_ops. */
+	int (*reserved)(struct vfio_dev *vd, struct sva_region *out,
+			unsigned int max);
+};
+
+struct vfio_container {
+	const struct vfio_container_ops *ops;
+	int fd;				/* /dev/vfio/vfio or /dev/iommu */
+	int group;			/* type1: /dev/vfio/<group_id> */
+	uint32_t ioas;			/* iommufd: the IOAS */
+	bool attached;			/* iommufd: the device is in it */
+	/* type1: VFIO_DMA_UNMAP_FLAG_ALL is there. */
+	bool unmap_all;
+};
+
+extern const struct vfio_container_ops vfio_type1_ops;
+extern const struct vfio_container_ops vfio_iommufd_ops;
+
 struct vfio_dev {
 	struct sva_dev *dev;
 	char bdf[32];			/* 0000:00:04.0 */
 	int group_id;
-	int container;			/* /dev/vfio/vfio */
-	int group;			/* /dev/vfio/<group_id> */
+	struct vfio_container cont;
 	volatile uint8_t *bar0;		/* mmap of BAR0 */
 	size_t bar0_len;
 	/* One engine: its transfers are serialized (every binding's). */
 	pthread_mutex_t engine_lock;
 	/* Pages mapped in the container now (engine_lock). */
 	uint64_t mapped_now;
-	/* The container can VFIO_DMA_UNMAP_FLAG_ALL: after each chunk, an
-	 * unmap of everything finds nothing (else a stale mapping). */
-	bool unmap_all;
 	/* A transfer never finished: the engine ignores register writes
 	 * while one runs, so nothing more is sent to it (engine_lock). */
 	bool dead;
@@ -87,6 +137,16 @@ static inline struct vfio_bind *vfio_bind_of(struct sva_bind *bind)
 {
 	return (struct vfio_bind *)bind->priv;
 }
+
+/* container.c: choose the container (SVA_VFIO_CONTAINER, else iommufd
+ * where it can be used, else type1) and open the device in it. */
+int vfio_container_open(struct vfio_dev *vd, int *dev_fd);
+void vfio_container_close(struct vfio_dev *vd);
+
+/* dev.c: the group's reserved regions as sysfs lists them, merged,
+ * direct-relaxable ones left out (both containers map over them). */
+int vfio_sysfs_regions(const struct vfio_dev *vd, struct sva_region *out,
+		       unsigned int max);
 
 void vfio_exec(struct sva_bind *bind, const struct sva_desc *desc,
 	       struct sva_completion *comp);

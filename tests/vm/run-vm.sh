@@ -110,7 +110,7 @@ cc -static -O1 -Wall -Wextra -Werror -I"$S/include" -pthread \
 cc -static -O1 -Wall -Wextra -Werror -I"$S/include" -pthread \
 	"$S/tests/vm/fuzz.c" -o "$T/root/sva-fuzz"
 for prog in tests/unit/sva-unit-kmod tests/vm/sva-bench-static \
-	tests/vm/sva-vfiotest-static; do
+	tests/vm/sva-vfiotest-static tests/vm/sva-info-static; do
 	if [ -x "$B/$prog" ]; then
 		cp "$B/$prog" "$T/root/"
 	fi
@@ -181,7 +181,7 @@ tr -d '\r' < "$T/console" > "$T/log"
 cp "$T/log" "$B/tests/vm/console-$KIND.log" 2> /dev/null || true
 echo "run-vm: $KIND kernel, $(( $(date +%s) - start )) s in the VM"
 
-grep -E '^(ok|not ok|#|vm:|vmtest:|vfiotest:|fuzz:|SVA-VM-RESULT|[0-9]+%: Checks)|:[EF]:|WARNING|BUG|Oops|Call Trace|KASAN|circular locking|unreferenced object' "$T/log" || true
+grep -E '^(ok|not ok|#|vm:|vmtest:|vfiotest:|sva-info:|fuzz:|SVA-VM-RESULT|[0-9]+%: Checks)|:[EF]:|WARNING|BUG|Oops|Call Trace|KASAN|circular locking|unreferenced object' "$T/log" || true
 
 ok=yes
 grep -q 'SVA-VM-RESULT: PASS' "$T/log" || ok=no

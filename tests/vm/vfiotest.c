@@ -7,7 +7,10 @@
  * if any failed. Each edu transfer takes ~100 ms of the VM's time: the
  * sizes are small.
  *
- * SVA_VFIOTEST_CASES=a,b runs only those cases.
+ * SVA_VFIOTEST_CASES=a,b runs only those cases. The library's
+ * SVA_VFIO_CONTAINER=type1|iommufd picks the IOMMU container (unset: its
+ * default); tests/vm/init runs this once per container the kernel has,
+ * and the "container" case checks that the one asked for was used.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -45,20 +48,27 @@ static uint32_t pasid;
 		}							\
 	} while (0)
 
-/* locked_vm in kB (VFIO's type1 accounts its pinned pages there). */
+/*
+ * The process's pinned pages in kB: locked_vm (VmLck: VFIO's type1
+ * accounts what it pins there) plus pinned_vm (VmPin: iommufd's).
+ */
 static long vm_locked_kb(void)
 {
 	char line[256];
-	long kb = -1;
+	long kb = 0, v, seen = 0;
 	FILE *f = fopen("/proc/self/status", "re");
 
 	if (!f)
 		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmLck: %ld kB", &kb) == 1)
-			break;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "VmLck: %ld kB", &v) == 1 ||
+		    sscanf(line, "VmPin: %ld kB", &v) == 1) {
+			kb += v;
+			seen++;
+		}
+	}
 	fclose(f);
-	return kb;
+	return seen == 2 ? kb : -1;
 }
 
 static void *map_pages(size_t n)
@@ -107,6 +117,118 @@ static int t_enumerate(void)
 		if (!strcmp(d[i].name, "vfio0") && !strcmp(d[i].backend, "vfio"))
 			found = 1;
 	CHECK(found, "vfio0 not among %d devices", n);
+	return 0;
+}
+
+/* The library's last message about SVA_VFIO_CONTAINER (print_hook). */
+static char last_msg[512];
+
+/* Is container @name's interface here (its nodes, as the library's
+ * default rule reads them)? */
+static int container_here(const char *name)
+{
+	if (!strcmp(name, "type1"))
+		return !access("/dev/vfio/vfio", R_OK | W_OK);
+	return !access("/dev/iommu", R_OK | W_OK) &&
+	       !access("/dev/vfio/devices", R_OK);
+}
+
+/* Open vfio0 with SVA_VFIO_CONTAINER=@want ("": unset); its container
+ * name into @used and windows into @r (*nr of them). 0 or the open's
+ * error. */
+static int open_with(const char *want, char *used, size_t len,
+		     struct sva_region *r, int *nr)
+{
+	SVA_OPTS_INIT(sva_dev_caps, caps);
+	struct sva_dev *d = NULL;
+	int err;
+
+	if (*want)
+		setenv("SVA_VFIO_CONTAINER", want, 1);
+	else
+		unsetenv("SVA_VFIO_CONTAINER");
+	last_msg[0] = 0;
+	err = sva_dev_open("vfio0", NULL, &d);
+	if (err)
+		return err;
+	err = sva_dev_caps(d, &caps);
+	snprintf(used, len, "%s", caps.container);
+	*nr = sva_dev_reserved_regions(d, r, 32);
+	sva_dev_close(d);
+	return err;
+}
+
+/*
+ * The container: the one this run asked for (SVA_VFIO_CONTAINER, as
+ * tests/vm/init sets it per container) is the one used; the default is
+ * iommufd where its nodes are, else type1; forcing one whose nodes are
+ * not here, or a name that is none, fails cleanly with a message; both
+ * containers, where both are here, report the same reserved windows.
+ * Closes and reopens this process's device (a group is opened by one at
+ * a time).
+ */
+static int t_container(void)
+{
+	const char *asked = getenv("SVA_VFIO_CONTAINER");
+	char keep[32], used[32];
+	static const char *const names[] = { "", "type1", "iommufd" };
+	struct sva_region r[3][32];
+	int nr[3] = { -1, -1, -1 }, err;
+	SVA_OPTS_INIT(sva_dev_caps, caps);
+
+	snprintf(keep, sizeof(keep), "%s", asked ? asked : "");
+	CHECK(!sva_dev_caps(dev, &caps), "caps");
+	printf("# vfio0: %s container (SVA_VFIO_CONTAINER=%s)\n",
+	       caps.container, keep);
+	CHECK(!strcmp(caps.container, *keep ? keep :
+		      container_here("iommufd") ? "iommufd" : "type1"),
+	      "container %s, asked for %s (iommufd %s here)",
+	      caps.container, *keep ? keep : "the default",
+	      container_here("iommufd") ? "is" : "isn't");
+	sva_unbind(bind);
+	sva_dev_close(dev);
+	bind = NULL;
+	dev = NULL;
+	for (int i = 0; i < 3; i++) {
+		const char *want = names[i];
+		const char *expect = *want ? want :
+				     container_here("iommufd") ? "iommufd" :
+				     "type1";
+
+		err = open_with(want, used, sizeof(used), r[i], &nr[i]);
+		if (!container_here(expect)) {
+			CHECK(err == -EOPNOTSUPP && strstr(last_msg, expect),
+			      "SVA_VFIO_CONTAINER=%s, not here: %d, message '%s'",
+			      want, err, last_msg);
+			printf("# SVA_VFIO_CONTAINER=%s: not here: %s", want,
+			       last_msg);
+			continue;
+		}
+		CHECK(!err && !strcmp(used, expect),
+		      "SVA_VFIO_CONTAINER=%s: %d, container %s", want, err,
+		      used);
+		CHECK(nr[i] > 0 && nr[i] <= 32, "%s: %d windows", used, nr[i]);
+	}
+	for (int i = 1; i < 3; i++) {
+		if (nr[i] < 0 || nr[0] < 0)
+			continue;
+		CHECK(nr[i] == nr[0] && !memcmp(r[i], r[0],
+						 nr[0] * sizeof(r[0][0])),
+		      "%s reports %d windows, %s %d (or others)", names[i],
+		      nr[i], container_here("iommufd") ? "iommufd" : "type1",
+		      nr[0]);
+	}
+	err = open_with("bogus", used, sizeof(used), r[0], &nr[0]);
+	CHECK(err == -EINVAL && strstr(last_msg, "bogus"),
+	      "SVA_VFIO_CONTAINER=bogus: %d, message '%s'", err, last_msg);
+	if (*keep)
+		setenv("SVA_VFIO_CONTAINER", keep, 1);
+	else
+		unsetenv("SVA_VFIO_CONTAINER");
+	err = sva_dev_open("vfio0", NULL, &dev);
+	CHECK(!err, "reopen: %d", err);
+	err = sva_bind(dev, NULL, &bind);
+	CHECK(!err && !sva_bind_pasid(bind, &pasid), "rebind: %d", err);
 	return 0;
 }
 
@@ -464,12 +586,15 @@ static int t_fork(void)
 			if (readlink(l, t, sizeof(t) - 1) > 0 &&
 			    strstr(t, "vfio-device"))
 				bad |= 4;
+			if (readlink(l, t, sizeof(t) - 1) > 0 &&
+			    !strncmp(t, "/dev/iommu", 10))
+				bad |= 4;
 		}
 		_exit(bad);
 	}
 	CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
 	CHECK(WIFEXITED(status) && !WEXITSTATUS(status),
-	      "child: status %#x (1: submit not -EPERM, 2: dev_fd not -EPERM, 4: a VFIO fd inherited)",
+	      "child: status %#x (1: submit not -EPERM, 2: dev_fd not -EPERM, 4: a VFIO or iommufd fd inherited)",
 	      status);
 	CHECK(!run1(&d, &c), "parent run");
 	CHECK(c.status == SVA_STATUS_SUCCESS && !memcmp(dst, src, 256),
@@ -655,11 +780,50 @@ static int t_killed_mid_dma(void)
 	return 0;
 }
 
+/* Set by print_hook when the engine's sweep found a stale mapping. */
+static int stale_seen;
+
+/*
+ * A lost unmap (SVA_INJECT_VFIO_SKIP_UNMAP: one page of a chunk left in
+ * the container) is caught by the check after the chunk, which asks the
+ * container to unmap everything: it warns and unmaps, so nothing stays
+ * pinned once the descriptor is done, and the copy is exact.
+ */
+static int t_stale_caught(void)
+{
+	SVA_OPTS_INIT(sva_inject_opts, o, .nth = 1, .times = 1);
+	uint8_t *src = map_pages(1), *dst = map_pages(1);
+	struct sva_completion c = { 0 };
+	long lck = vm_locked_kb(), hits;
+	struct sva_desc d;
+
+	CHECK(src && dst, "mmap");
+	fill_random(src, PAGE, 13);
+	memset(dst, 0, PAGE);
+	stale_seen = 0;
+	CHECK(!sva_inject(SVA_INJECT_VFIO_SKIP_UNMAP, &o), "arm");
+	d = desc(SVA_OP_COPY, src, dst, 1000, 0);
+	CHECK(!run1(&d, &c), "run");
+	hits = sva_inject_count(SVA_INJECT_VFIO_SKIP_UNMAP);
+	sva_inject(SVA_INJECT_VFIO_SKIP_UNMAP, NULL);
+	CHECK(hits == 1, "%ld unmaps skipped", hits);
+	CHECK(c.status == SVA_STATUS_SUCCESS && !memcmp(dst, src, 1000),
+	      "copy: status %u", c.status);
+	CHECK(stale_seen, "the page left mapped was not reported");
+	stale_seen = 0;
+	CHECK(vm_locked_kb() == lck, "locked_vm %ld kB, was %ld kB: the page left mapped is still pinned",
+	      vm_locked_kb(), lck);
+	munmap(src, PAGE);
+	munmap(dst, PAGE);
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(void);
 } cases[] = {
 	{ "enumerate", t_enumerate },
+	{ "container", t_container },
 	{ "reserved", t_reserved },
 	{ "copy", t_copy },
 	{ "fill_crc_compare", t_fill_crc_compare },
@@ -669,6 +833,7 @@ static const struct {
 	{ "mirror_munmap", t_mirror_munmap },
 	{ "fork", t_fork },
 	{ "group_not_viable", t_group_not_viable },
+	{ "stale_caught", t_stale_caught },
 	/* Last: it closes and reopens the device. */
 	{ "killed_mid_dma", t_killed_mid_dma },
 };
@@ -687,8 +852,8 @@ static int wanted(const char *name)
 }
 
 /* Library messages go on to stderr; a stale mapping the engine's sweep
- * found (a mapping that outlived its chunk) fails the run. */
-static int stale_seen;
+ * found (a mapping that outlived its chunk) fails the run, but where
+ * t_stale_caught() left it on purpose. */
 
 static int print_hook(enum sva_print_level level, const char *fmt,
 		      va_list ap)
@@ -696,6 +861,8 @@ static int print_hook(enum sva_print_level level, const char *fmt,
 	char msg[512];
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (strstr(msg, "SVA_VFIO_CONTAINER"))
+		snprintf(last_msg, sizeof(last_msg), "%s", msg);
 	if (strstr(msg, "stayed mapped"))
 		stale_seen = 1;
 	if (watch && strstr(msg, watch))
