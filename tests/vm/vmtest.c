@@ -2623,6 +2623,49 @@ static int t_regress_migrate_keeps_exclusive_neighbour(void)
 }
 
 /*
+ * A MIGRATE over a page the device holds exclusively leaves it held:
+ * migration collects no exclusive entry, and the device page table
+ * dropped the held page on the migration's own invalidation (the CPU's
+ * PTE stayed an exclusive entry, which unbind then failed to restore).
+ */
+static int t_regress_migrate_keeps_exclusive(void)
+{
+	uint8_t *p = map(4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	struct sva_shim_exclusive x;
+	struct sva_shim_stats s0;
+	struct sva_shim_migrate m;
+	int fd = sva_open_bound(NULL);
+	uint8_t *q;
+
+	if (!kernel_migrates()) {
+		close(fd);
+		return 0;
+	}
+	CHECK(fd >= 0 && p);
+	CHECK(!madvise(p, 4 * PAGE, MADV_NOHUGEPAGE));
+	fill_pat(p, 4 * PAGE, 20);
+	q = pmd_pair(p);
+	CHECK(!devmem(fd, 4));
+	CHECK(!exclusive(fd, q, PAGE, &x) && x.held == 1);
+	s0 = stats(fd);
+	CHECK(!migrate(fd, q, 2 * PAGE, SVA_SHIM_MIGRATE_TO_DEVICE, &m));
+	CHECK(m.moved == 1 && m.not_moved[SVA_SHIM_NM_BUSY] == 1);
+	CHECK(!migrate(fd, q, 2 * PAGE, SVA_SHIM_MIGRATE_TO_HOST, &m));
+	CHECK(m.moved == 1 && m.already == 1);
+	CHECK(stats(fd).exclusive_revokes == s0.exclusive_revokes);
+	CHECK(snap_count(fd, q, 1, EXCL_HELD) == 1);
+	CHECK(cpu_present(q, 2 * PAGE) == 1);
+	/* Unbind gives the CPU its PTE back. */
+	CHECK(!ioctl(fd, SVA_SHIM_IOC_UNBIND));
+	CHECK(stats(fd).exclusive_revokes - s0.exclusive_revokes == 1);
+	CHECK(cpu_present(q, 2 * PAGE) == 2);
+	CHECK(!check_pat(p, 4 * PAGE, 20));
+	close(fd);
+	munmap(p, 4 * PAGE);
+	return 0;
+}
+
+/*
  * Unbind racing an EXCLUSIVE ioctl under way: the grant finishes before
  * the release, or finds the context unbound; no page stays held (CPU-
  * unmapped) after the unbind. Before the fix a grant could record pages
@@ -3606,6 +3649,8 @@ static const struct {
 	  t_regress_migrate_keeps_devmem_neighbour },
 	{ "regress_migrate_keeps_exclusive_neighbour",
 	  t_regress_migrate_keeps_exclusive_neighbour },
+	{ "regress_migrate_keeps_exclusive",
+	  t_regress_migrate_keeps_exclusive },
 	{ "engine_abi", t_engine_abi },
 	{ "engine_ops", t_engine_ops },
 	{ "engine_ring_full", t_engine_ring_full },
