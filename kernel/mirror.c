@@ -183,18 +183,21 @@ static int pt_install(struct sva_ctx *ctx, struct hmm_range *range)
 	return 0;
 }
 
-/* hmm_range_fault() until no invalidation races it; installs the pages. */
-static int range_fault_install(struct sva_ctx *ctx, struct hmm_range *range)
+/*
+ * hmm_range_fault() until no invalidation races it, or @deadline (in
+ * jiffies) passes. Returns 0 with ctx->lock held: @range's pfns are
+ * current until it is dropped.
+ */
+static int range_fault_locked(struct sva_ctx *ctx, struct hmm_range *range,
+			      unsigned long deadline)
 {
-	unsigned long timeout = jiffies +
-				msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
 	int ret;
 
 	for (;;) {
 		/* An OOM-killed task must not go on faulting for the device. */
 		if (fatal_signal_pending(current))
 			return -EINTR;
-		if (time_after(jiffies, timeout))
+		if (time_after(jiffies, deadline))
 			return -EBUSY;
 		range->notifier_seq = mmu_interval_read_begin(range->notifier);
 		mmap_read_lock(ctx->mm);
@@ -207,39 +210,98 @@ static int range_fault_install(struct sva_ctx *ctx, struct hmm_range *range)
 		mutex_lock(&ctx->lock);
 		if (!mmu_interval_read_retry(range->notifier,
 					     range->notifier_seq))
-			break;
+			return 0;
 		mutex_unlock(&ctx->lock);
 	}
+}
+
+/*
+ * Which pages of [start, end) a page request must fault in (bit i for
+ * page i): those the device page table lacks, or has read-only for a
+ * @write. Not the pages the device has already, held exclusively or in
+ * its memory (read-only there or not): a fault would take them back.
+ * Caller holds ctx->lock.
+ */
+static void pt_lacking(struct sva_ctx *ctx, unsigned long start,
+		       unsigned long end, bool write, unsigned long *lacking)
+{
+	unsigned long i, n = (end - start) >> PAGE_SHIFT;
+	unsigned long index = start >> PAGE_SHIFT;
+	void *entry;
+
+	bitmap_zero(lacking, n);
+	for (i = 0; i < n; i++, index++) {
+		entry = xa_load(&ctx->pt, index);
+		if (entry && (xa_get_mark(&ctx->pt, index, SVA_PT_EXCL) ||
+			      xa_pointer_tag(entry) & SVA_PT_DEVMEM))
+			continue;
+		if (!entry || (write && !(xa_pointer_tag(entry) & SVA_PT_WRITE)))
+			__set_bit(i, lacking);
+	}
+}
+
+/*
+ * hmm_range_fault() @range (its default_flags say what to fault), install
+ * what it found; with @lacking, say which pages a request for @write must
+ * fault in, as the device page table has them then.
+ */
+static int range_install(struct sva_ctx *ctx, struct hmm_range *range,
+			 unsigned long deadline, bool write,
+			 unsigned long *lacking)
+{
+	int ret = range_fault_locked(ctx, range, deadline);
+
+	if (ret)
+		return ret;
 	ret = pt_install(ctx, range);
+	if (!ret && lacking)
+		pt_lacking(ctx, range->start, range->end, write, lacking);
 	mutex_unlock(&ctx->lock);
 	return ret;
 }
 
 /*
- * hmm_range_fault() [start, end) with @flags; install what it found. The
- * pages held exclusively are asked for nothing: faulting one would revoke
- * it, and the device has them already.
+ * Install what the MM maps in [start, end); if @flags ask for a fault,
+ * fault in then what the device lacks. Each maximal run of lacking pages
+ * is faulted alone: hmm_range_fault() faults from the first page that
+ * needs it to the end of its walk step, whatever the other pages' request
+ * flags say, which would take back the pages beside it that the device
+ * holds exclusively or has in its memory. A run holds none of those.
  */
 static int mirror_range(struct sva_ctx *ctx, unsigned long start,
 			unsigned long end, unsigned long flags)
 {
-	unsigned long pfns[SVA_FAULT_BATCH], i;
+	unsigned long deadline = jiffies +
+				 msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
+	unsigned long npages = (end - start) >> PAGE_SHIFT, rs, re;
+	unsigned long pfns[SVA_FAULT_BATCH];
+	bool write = flags & HMM_PFN_REQ_WRITE;
+	DECLARE_BITMAP(lacking, SVA_FAULT_BATCH);
 	struct hmm_range range = {
 		.notifier = &ctx->notifier,
 		.start = start,
 		.end = end,
 		.hmm_pfns = pfns,
-		.pfn_flags_mask = flags,
 		.dev_private_owner = ctx,
 	};
 	int ret;
 
-	for (i = 0; i < (end - start) >> PAGE_SHIFT; i++)
-		pfns[i] = sva_excl_held(ctx, start + i * PAGE_SIZE) ? 0 : flags;
-
 	if (!mmget_not_zero(ctx->mm))
 		return -EFAULT;	/* the process is exiting */
-	ret = range_fault_install(ctx, &range);
+	ret = range_install(ctx, &range, deadline, write,
+			    flags ? lacking : NULL);
+	if (ret || !flags)
+		goto out;
+	range.default_flags = flags;
+	for_each_set_bitrange(rs, re, lacking, npages) {
+		range.start = start + rs * PAGE_SIZE;
+		range.end = start + re * PAGE_SIZE;
+		range.hmm_pfns = pfns + rs;
+		ret = range_install(ctx, &range, deadline, write, NULL);
+		if (ret)
+			break;
+	}
+out:
 	mmput(ctx->mm);
 	return ret;
 }
