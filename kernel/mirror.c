@@ -62,11 +62,13 @@ static u32 inval_reason(const struct mmu_notifier_range *range)
 }
 
 /*
- * Drop [start, end) from the device page table; *revoked: how many of the
- * dropped entries were held exclusively. Caller holds ctx->lock.
+ * Drop [start, end) from the device page table, but for the entries held
+ * exclusively if @keep_excl; *revoked: how many of the dropped entries
+ * were held exclusively. Caller holds ctx->lock.
  */
 static unsigned long pt_zap(struct sva_ctx *ctx, unsigned long start,
-			    unsigned long end, unsigned long *revoked)
+			    unsigned long end, bool keep_excl,
+			    unsigned long *revoked)
 {
 	unsigned long pfn, dropped = 0;
 	void *entry;
@@ -74,8 +76,11 @@ static unsigned long pt_zap(struct sva_ctx *ctx, unsigned long start,
 	*revoked = 0;
 	xa_for_each_range(&ctx->pt, pfn, entry, start >> PAGE_SHIFT,
 			  (end >> PAGE_SHIFT) - 1) {
-		if (xa_get_mark(&ctx->pt, pfn, SVA_PT_EXCL))
+		if (xa_get_mark(&ctx->pt, pfn, SVA_PT_EXCL)) {
+			if (keep_excl)
+				continue;
 			(*revoked)++;
+		}
 		xa_erase(&ctx->pt, pfn);
 		dropped++;
 	}
@@ -108,13 +113,21 @@ static bool sva_pt_invalidate(struct mmu_interval_notifier *mni,
 	 * changes only what a snapshot says, which the mirror ranges hear.
 	 */
 	bool own = range->event == MMU_NOTIFY_EXCLUSIVE && range->owner == ctx;
+	/*
+	 * Our own migration (devmem.c) leaves exclusive entries where they
+	 * are: migrate_vma_setup() collects system and device-private pages
+	 * only. The pages the device holds stay held.
+	 */
+	bool own_migrate = range->event == MMU_NOTIFY_MIGRATE &&
+			   range->owner == ctx;
 	unsigned long dropped = 0, revoked = 0;
 
 	if (!notifier_lock(ctx, range))
 		return false;
 	if (!own) {
 		mmu_interval_set_seq(mni, cur_seq);
-		dropped = pt_zap(ctx, range->start, range->end, &revoked);
+		dropped = pt_zap(ctx, range->start, range->end, own_migrate,
+				 &revoked);
 	}
 	/*
 	 * A grant in progress over this range: the mapping changed under
