@@ -2441,231 +2441,6 @@ static int t_devmem_remote(void)
 }
 
 /*
- * Regressions: a page request over [missing page, page the device has
- * already] faulted both. hmm_range_fault() faults from the first page
- * that needs it to the end of its walk step (the PMD), whatever the
- * other pages asked for: the fault revoked the exclusive page beside the
- * missing one, and migrated the device-private page beside it back to
- * host memory. The pages are taken two by two within one PMD (four
- * mapped, a PMD boundary splits at most one pair).
- */
-static uint8_t *pmd_pair(uint8_t *p)
-{
-	uintptr_t pmd = 2ul << 20;
-
-	if ((uintptr_t)p / pmd == ((uintptr_t)p + PAGE) / pmd)
-		return p;
-	return p + 2 * PAGE;
-}
-
-/* A device READ, then a WRITE, of [q, q + 2 pages), q's page missing. */
-static int access_over_missing(int fd, uint8_t *q, uint8_t *buf,
-			       uint8_t fill)
-{
-	struct sva_shim_access a;
-
-	CHECK(!madvise(q, PAGE, MADV_DONTNEED));
-	CHECK(!dev_access(fd, SVA_SHIM_IOC_READ, q, 2 * PAGE, buf, 0, &a));
-	CHECK(a.status == 0 && a.bytes_done == 2 * PAGE && a.faults > 0);
-	CHECK(!madvise(q, PAGE, MADV_DONTNEED));
-	memset(buf + 2 * PAGE, fill, 2 * PAGE);
-	CHECK(!dev_access(fd, SVA_SHIM_IOC_WRITE, q, 2 * PAGE, buf + 2 * PAGE,
-			  0, &a));
-	CHECK(a.status == 0 && a.bytes_done == 2 * PAGE && a.faults > 0);
-	return 0;
-}
-
-static int t_regress_fault_keeps_exclusive_neighbour(void)
-{
-	uint8_t *p = map(4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
-	uint8_t *buf = map(4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
-	struct sva_shim_exclusive x;
-	struct sva_shim_stats s0, s1;
-	int fd = sva_open_bound(NULL);
-	uint8_t *q;
-
-	if (!kernel_exclusive()) {
-		close(fd);
-		return 0;
-	}
-	CHECK(fd >= 0 && p && buf);
-	CHECK(!madvise(p, 4 * PAGE, MADV_NOHUGEPAGE));
-	fill_pat(p, 4 * PAGE, 16);
-	q = pmd_pair(p);
-	CHECK(!exclusive(fd, q + PAGE, PAGE, &x) && x.held == 1);
-	s0 = stats(fd);
-	CHECK(!access_over_missing(fd, q, buf, 0x3c));
-	/* Read: the missing page as zeros, the held one as it was. */
-	for (size_t i = 0; i < PAGE; i++)
-		CHECK(buf[i] == 0);
-	for (size_t i = 0; i < PAGE; i++)
-		CHECK(buf[PAGE + i] == pat((size_t)(q - p) + PAGE + i, 16));
-	/* Still the device's: no revoke, no CPU PTE. */
-	s1 = stats(fd);
-	CHECK(s1.exclusive_revokes == s0.exclusive_revokes);
-	CHECK(snap_count(fd, q + PAGE, 1, EXCL_HELD) == 1);
-	CHECK(cpu_present(q + PAGE, PAGE) == 0);
-	/* The CPU's read revokes it, with the device's write in it. */
-	for (size_t i = 0; i < 2 * PAGE; i++)
-		CHECK(q[i] == 0x3c);
-	CHECK(stats(fd).exclusive_revokes - s0.exclusive_revokes == 1);
-	close(fd);
-	munmap(p, 4 * PAGE);
-	munmap(buf, 4 * PAGE);
-	return 0;
-}
-
-#define DEVMEM_LOCAL (SVA_SHIM_PAGE_VALID | SVA_SHIM_PAGE_WRITE | \
-		      SVA_SHIM_PAGE_DEVICE_LOCAL)
-
-static int t_regress_fault_keeps_devmem_neighbour(void)
-{
-	uint8_t *p = map(4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
-	uint8_t *buf = map(4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
-	struct sva_shim_stats s0, s1;
-	struct sva_shim_migrate m;
-	int fd = sva_open_bound(NULL);
-	uint8_t *q;
-
-	if (!kernel_migrates()) {
-		close(fd);
-		return 0;
-	}
-	CHECK(fd >= 0 && p && buf);
-	CHECK(!madvise(p, 4 * PAGE, MADV_NOHUGEPAGE));
-	fill_pat(p, 4 * PAGE, 17);
-	q = pmd_pair(p);
-	CHECK(!devmem(fd, 4));
-	CHECK(!migrate(fd, q + PAGE, PAGE, SVA_SHIM_MIGRATE_TO_DEVICE, &m));
-	CHECK(m.moved == 1);
-	s0 = stats(fd);
-	CHECK(!access_over_missing(fd, q, buf, 0x5a));
-	for (size_t i = 0; i < PAGE; i++)
-		CHECK(buf[i] == 0);
-	for (size_t i = 0; i < PAGE; i++)
-		CHECK(buf[PAGE + i] == pat((size_t)(q - p) + PAGE + i, 17));
-	/* Still in device memory, read and written there. */
-	s1 = stats(fd);
-	CHECK(s1.migrated_to_host == s0.migrated_to_host);
-	CHECK(s1.devmem_accesses - s0.devmem_accesses >= 2);
-	CHECK(snap_count(fd, q + PAGE, 1, DEVMEM_LOCAL) == 1);
-	CHECK(cpu_present(q + PAGE, PAGE) == 0);
-	/* The CPU's read brings it back, with the device's write in it. */
-	for (size_t i = 0; i < 2 * PAGE; i++)
-		CHECK(q[i] == 0x5a);
-	CHECK(stats(fd).cpu_fault_migrations - s0.cpu_fault_migrations == 1);
-	close(fd);
-	munmap(p, 4 * PAGE);
-	munmap(buf, 4 * PAGE);
-	return 0;
-}
-
-/*
- * The same in MIGRATE to device memory: a page in another context's
- * memory is faulted back to host memory first (devmem.c's
- * fault_absent()), and that fault ran on to the pages beside it: this
- * context's device page went to host memory and back, a page it held
- * exclusively was revoked. @excl: the neighbour is held, else in our
- * memory.
- */
-static int migrate_keeps_neighbour(bool excl, unsigned int seed)
-{
-	uint8_t *p = map(4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
-	int fa = sva_open_bound(NULL), fb = sva_open_bound(NULL);
-	struct sva_shim_exclusive x;
-	struct sva_shim_stats s0, s1;
-	struct sva_shim_migrate m;
-	uint8_t *q;
-
-	if (!kernel_migrates()) {
-		close(fa);
-		close(fb);
-		return 0;
-	}
-	CHECK(fa >= 0 && fb >= 0 && p);
-	CHECK(!madvise(p, 4 * PAGE, MADV_NOHUGEPAGE));
-	fill_pat(p, 4 * PAGE, seed);
-	q = pmd_pair(p);
-	CHECK(!devmem(fa, 4) && !devmem(fb, 4));
-	CHECK(!migrate(fb, q, PAGE, SVA_SHIM_MIGRATE_TO_DEVICE, &m));
-	CHECK(m.moved == 1);
-	if (excl)
-		CHECK(!exclusive(fa, q + PAGE, PAGE, &x) && x.held == 1);
-	else
-		CHECK(!migrate(fa, q + PAGE, PAGE, SVA_SHIM_MIGRATE_TO_DEVICE,
-			       &m) && m.moved == 1);
-	s0 = stats(fa);
-	CHECK(!migrate(fa, q, 2 * PAGE, SVA_SHIM_MIGRATE_TO_DEVICE, &m));
-	/* B's page moved over; ours stayed where it was. */
-	CHECK(m.moved == 1);
-	CHECK(excl ? m.not_moved[SVA_SHIM_NM_BUSY] == 1 : m.already == 1);
-	s1 = stats(fa);
-	CHECK(s1.migrated_to_host == s0.migrated_to_host);
-	CHECK(s1.exclusive_revokes == s0.exclusive_revokes);
-	CHECK(snap_count(fa, q, 1, DEVMEM_LOCAL) == 1);
-	CHECK(snap_count(fa, q + PAGE, 1, excl ? EXCL_HELD : DEVMEM_LOCAL) ==
-	      1);
-	CHECK(!check_pat(p, 4 * PAGE, seed));
-	close(fa);
-	close(fb);
-	munmap(p, 4 * PAGE);
-	return 0;
-}
-
-static int t_regress_migrate_keeps_devmem_neighbour(void)
-{
-	return migrate_keeps_neighbour(false, 18);
-}
-
-static int t_regress_migrate_keeps_exclusive_neighbour(void)
-{
-	return migrate_keeps_neighbour(true, 19);
-}
-
-/*
- * A MIGRATE over a page the device holds exclusively leaves it held:
- * migration collects no exclusive entry, and the device page table
- * dropped the held page on the migration's own invalidation (the CPU's
- * PTE stayed an exclusive entry, which unbind then failed to restore).
- */
-static int t_regress_migrate_keeps_exclusive(void)
-{
-	uint8_t *p = map(4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
-	struct sva_shim_exclusive x;
-	struct sva_shim_stats s0;
-	struct sva_shim_migrate m;
-	int fd = sva_open_bound(NULL);
-	uint8_t *q;
-
-	if (!kernel_migrates()) {
-		close(fd);
-		return 0;
-	}
-	CHECK(fd >= 0 && p);
-	CHECK(!madvise(p, 4 * PAGE, MADV_NOHUGEPAGE));
-	fill_pat(p, 4 * PAGE, 20);
-	q = pmd_pair(p);
-	CHECK(!devmem(fd, 4));
-	CHECK(!exclusive(fd, q, PAGE, &x) && x.held == 1);
-	s0 = stats(fd);
-	CHECK(!migrate(fd, q, 2 * PAGE, SVA_SHIM_MIGRATE_TO_DEVICE, &m));
-	CHECK(m.moved == 1 && m.not_moved[SVA_SHIM_NM_BUSY] == 1);
-	CHECK(!migrate(fd, q, 2 * PAGE, SVA_SHIM_MIGRATE_TO_HOST, &m));
-	CHECK(m.moved == 1 && m.already == 1);
-	CHECK(stats(fd).exclusive_revokes == s0.exclusive_revokes);
-	CHECK(snap_count(fd, q, 1, EXCL_HELD) == 1);
-	CHECK(cpu_present(q, 2 * PAGE) == 1);
-	/* Unbind gives the CPU its PTE back. */
-	CHECK(!ioctl(fd, SVA_SHIM_IOC_UNBIND));
-	CHECK(stats(fd).exclusive_revokes - s0.exclusive_revokes == 1);
-	CHECK(cpu_present(q, 2 * PAGE) == 2);
-	CHECK(!check_pat(p, 4 * PAGE, 20));
-	close(fd);
-	munmap(p, 4 * PAGE);
-	return 0;
-}
-
-/*
  * Unbind racing an EXCLUSIVE ioctl under way: the grant finishes before
  * the release, or finds the context unbound; no page stays held (CPU-
  * unmapped) after the unbind. Before the fix a grant could record pages
@@ -3581,6 +3356,250 @@ static int t_engine_vs_windows(void)
 	munmap(src, len);
 	munmap(dst, len);
 	munmap(buf, len);
+	return 0;
+}
+
+/*
+ * Regressions: a page request over [missing page, page the device has
+ * already] faulted both. hmm_range_fault() faults from the first page
+ * that needs it to the end of its walk step (the PMD), whatever the
+ * other pages asked for: the fault revoked the exclusive page beside the
+ * missing one, and migrated the device-private page beside it back to
+ * host memory. The pages are taken two by two within one PMD (four
+ * mapped, a PMD boundary splits at most one pair).
+ */
+static uint8_t *pmd_pair(uint8_t *p)
+{
+	uintptr_t pmd = 2ul << 20;
+
+	if ((uintptr_t)p / pmd == ((uintptr_t)p + PAGE) / pmd)
+		return p;
+	return p + 2 * PAGE;
+}
+
+/*
+ * Every device access path over [q, q + 2 pages), q's page missing each
+ * time: a READ, the engine's copy out of it (into @buf, 4 pages: what both
+ * read, the same twice), a WRITE and the engine's fill of @fill bytes.
+ */
+static int access_over_missing(int fd, uint8_t *q, uint8_t *buf,
+			       uint8_t fill)
+{
+	uint8_t *w = map(2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	struct sva_shim_access a;
+	struct sva_shim_cqe c;
+	struct vring v;
+
+	CHECK(w && !vring_setup(&v, fd, 8, -1));
+	CHECK(!madvise(q, PAGE, MADV_DONTNEED));
+	CHECK(!dev_access(fd, SVA_SHIM_IOC_READ, q, 2 * PAGE, buf, 0, &a));
+	CHECK(a.status == 0 && a.bytes_done == 2 * PAGE && a.faults > 0);
+	CHECK(!madvise(q, PAGE, MADV_DONTNEED));
+	CHECK(!vring_run1(&v, sqe(SVA_SHIM_OP_COPY, q, buf + 2 * PAGE,
+				  2 * PAGE, 0, SVA_SHIM_SQE_FAULT, 1), &c));
+	CHECK(c.status == 0 && c.bytes_done == 2 * PAGE && c.faults > 0);
+	CHECK(!memcmp(buf, buf + 2 * PAGE, 2 * PAGE));
+	CHECK(!madvise(q, PAGE, MADV_DONTNEED));
+	memset(w, fill ^ 0xff, 2 * PAGE);
+	CHECK(!dev_access(fd, SVA_SHIM_IOC_WRITE, q, 2 * PAGE, w, 0, &a));
+	CHECK(a.status == 0 && a.bytes_done == 2 * PAGE && a.faults > 0);
+	CHECK(!madvise(q, PAGE, MADV_DONTNEED));
+	CHECK(!vring_run1(&v, sqe(SVA_SHIM_OP_FILL, NULL, q, 2 * PAGE,
+				  fill * 0x0101010101010101ull,
+				  SVA_SHIM_SQE_FAULT, 2), &c));
+	CHECK(c.status == 0 && c.bytes_done == 2 * PAGE && c.faults > 0);
+	vring_close(&v);
+	munmap(w, 2 * PAGE);
+	return 0;
+}
+
+static int t_regress_fault_keeps_exclusive_neighbour(void)
+{
+	uint8_t *p = map(4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	uint8_t *buf = map(4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	struct sva_shim_exclusive x;
+	struct sva_shim_stats s0, s1;
+	int fd = sva_open_bound(NULL);
+	uint8_t *q;
+
+	if (!kernel_exclusive()) {
+		close(fd);
+		return 0;
+	}
+	CHECK(fd >= 0 && p && buf);
+	CHECK(!madvise(p, 4 * PAGE, MADV_NOHUGEPAGE));
+	fill_pat(p, 4 * PAGE, 16);
+	q = pmd_pair(p);
+	CHECK(!exclusive(fd, q + PAGE, PAGE, &x) && x.held == 1);
+	s0 = stats(fd);
+	CHECK(!access_over_missing(fd, q, buf, 0x3c));
+	/* Read: the missing page as zeros, the held one as it was. */
+	for (size_t i = 0; i < PAGE; i++)
+		CHECK(buf[i] == 0);
+	for (size_t i = 0; i < PAGE; i++)
+		CHECK(buf[PAGE + i] == pat((size_t)(q - p) + PAGE + i, 16));
+	/* Still the device's: no revoke, no CPU PTE. */
+	s1 = stats(fd);
+	CHECK(s1.exclusive_revokes == s0.exclusive_revokes);
+	CHECK(snap_count(fd, q + PAGE, 1, EXCL_HELD) == 1);
+	CHECK(cpu_present(q + PAGE, PAGE) == 0);
+	/* The CPU's read revokes it, with the device's write in it. */
+	for (size_t i = 0; i < 2 * PAGE; i++)
+		CHECK(q[i] == 0x3c);
+	CHECK(stats(fd).exclusive_revokes - s0.exclusive_revokes == 1);
+	close(fd);
+	munmap(p, 4 * PAGE);
+	munmap(buf, 4 * PAGE);
+	return 0;
+}
+
+#define DEVMEM_LOCAL (SVA_SHIM_PAGE_VALID | SVA_SHIM_PAGE_WRITE | \
+		      SVA_SHIM_PAGE_DEVICE_LOCAL)
+
+static int t_regress_fault_keeps_devmem_neighbour(void)
+{
+	uint8_t *p = map(4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	uint8_t *buf = map(4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	struct sva_shim_stats s0, s1;
+	struct sva_shim_migrate m;
+	int fd = sva_open_bound(NULL);
+	uint8_t *q;
+
+	if (!kernel_migrates()) {
+		close(fd);
+		return 0;
+	}
+	CHECK(fd >= 0 && p && buf);
+	CHECK(!madvise(p, 4 * PAGE, MADV_NOHUGEPAGE));
+	fill_pat(p, 4 * PAGE, 17);
+	q = pmd_pair(p);
+	CHECK(!devmem(fd, 4));
+	CHECK(!migrate(fd, q + PAGE, PAGE, SVA_SHIM_MIGRATE_TO_DEVICE, &m));
+	CHECK(m.moved == 1);
+	s0 = stats(fd);
+	CHECK(!access_over_missing(fd, q, buf, 0x5a));
+	for (size_t i = 0; i < PAGE; i++)
+		CHECK(buf[i] == 0);
+	for (size_t i = 0; i < PAGE; i++)
+		CHECK(buf[PAGE + i] == pat((size_t)(q - p) + PAGE + i, 17));
+	/* Still in device memory, read and written there. */
+	s1 = stats(fd);
+	CHECK(s1.migrated_to_host == s0.migrated_to_host);
+	CHECK(s1.devmem_accesses - s0.devmem_accesses >= 4);
+	CHECK(snap_count(fd, q + PAGE, 1, DEVMEM_LOCAL) == 1);
+	CHECK(cpu_present(q + PAGE, PAGE) == 0);
+	/* The CPU's read brings it back, with the device's write in it. */
+	for (size_t i = 0; i < 2 * PAGE; i++)
+		CHECK(q[i] == 0x5a);
+	CHECK(stats(fd).cpu_fault_migrations - s0.cpu_fault_migrations == 1);
+	close(fd);
+	munmap(p, 4 * PAGE);
+	munmap(buf, 4 * PAGE);
+	return 0;
+}
+
+/*
+ * The same in MIGRATE to device memory: a page in another context's
+ * memory is faulted back to host memory first (devmem.c's
+ * fault_absent()), and that fault ran on to the pages beside it: this
+ * context's device page went to host memory and back, a page it held
+ * exclusively was revoked. @excl: the neighbour is held, else in our
+ * memory.
+ */
+static int migrate_keeps_neighbour(bool excl, unsigned int seed)
+{
+	uint8_t *p = map(4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	int fa = sva_open_bound(NULL), fb = sva_open_bound(NULL);
+	struct sva_shim_exclusive x;
+	struct sva_shim_stats s0, s1;
+	struct sva_shim_migrate m;
+	uint8_t *q;
+
+	if (!kernel_migrates()) {
+		close(fa);
+		close(fb);
+		return 0;
+	}
+	CHECK(fa >= 0 && fb >= 0 && p);
+	CHECK(!madvise(p, 4 * PAGE, MADV_NOHUGEPAGE));
+	fill_pat(p, 4 * PAGE, seed);
+	q = pmd_pair(p);
+	CHECK(!devmem(fa, 4) && !devmem(fb, 4));
+	CHECK(!migrate(fb, q, PAGE, SVA_SHIM_MIGRATE_TO_DEVICE, &m));
+	CHECK(m.moved == 1);
+	if (excl)
+		CHECK(!exclusive(fa, q + PAGE, PAGE, &x) && x.held == 1);
+	else
+		CHECK(!migrate(fa, q + PAGE, PAGE, SVA_SHIM_MIGRATE_TO_DEVICE,
+			       &m) && m.moved == 1);
+	s0 = stats(fa);
+	CHECK(!migrate(fa, q, 2 * PAGE, SVA_SHIM_MIGRATE_TO_DEVICE, &m));
+	/* B's page moved over; ours stayed where it was. */
+	CHECK(m.moved == 1);
+	CHECK(excl ? m.not_moved[SVA_SHIM_NM_BUSY] == 1 : m.already == 1);
+	s1 = stats(fa);
+	CHECK(s1.migrated_to_host == s0.migrated_to_host);
+	CHECK(s1.exclusive_revokes == s0.exclusive_revokes);
+	CHECK(snap_count(fa, q, 1, DEVMEM_LOCAL) == 1);
+	CHECK(snap_count(fa, q + PAGE, 1, excl ? EXCL_HELD : DEVMEM_LOCAL) ==
+	      1);
+	CHECK(!check_pat(p, 4 * PAGE, seed));
+	close(fa);
+	close(fb);
+	munmap(p, 4 * PAGE);
+	return 0;
+}
+
+static int t_regress_migrate_keeps_devmem_neighbour(void)
+{
+	return migrate_keeps_neighbour(false, 18);
+}
+
+static int t_regress_migrate_keeps_exclusive_neighbour(void)
+{
+	return migrate_keeps_neighbour(true, 19);
+}
+
+/*
+ * A MIGRATE over a page the device holds exclusively leaves it held:
+ * migration collects no exclusive entry, and the device page table
+ * dropped the held page on the migration's own invalidation (the CPU's
+ * PTE stayed an exclusive entry, which unbind then failed to restore).
+ */
+static int t_regress_migrate_keeps_exclusive(void)
+{
+	uint8_t *p = map(4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	struct sva_shim_exclusive x;
+	struct sva_shim_stats s0;
+	struct sva_shim_migrate m;
+	int fd = sva_open_bound(NULL);
+	uint8_t *q;
+
+	if (!kernel_migrates()) {
+		close(fd);
+		return 0;
+	}
+	CHECK(fd >= 0 && p);
+	CHECK(!madvise(p, 4 * PAGE, MADV_NOHUGEPAGE));
+	fill_pat(p, 4 * PAGE, 20);
+	q = pmd_pair(p);
+	CHECK(!devmem(fd, 4));
+	CHECK(!exclusive(fd, q, PAGE, &x) && x.held == 1);
+	s0 = stats(fd);
+	CHECK(!migrate(fd, q, 2 * PAGE, SVA_SHIM_MIGRATE_TO_DEVICE, &m));
+	CHECK(m.moved == 1 && m.not_moved[SVA_SHIM_NM_BUSY] == 1);
+	CHECK(!migrate(fd, q, 2 * PAGE, SVA_SHIM_MIGRATE_TO_HOST, &m));
+	CHECK(m.moved == 1 && m.already == 1);
+	CHECK(stats(fd).exclusive_revokes == s0.exclusive_revokes);
+	CHECK(snap_count(fd, q, 1, EXCL_HELD) == 1);
+	CHECK(cpu_present(q, 2 * PAGE) == 1);
+	/* Unbind gives the CPU its PTE back. */
+	CHECK(!ioctl(fd, SVA_SHIM_IOC_UNBIND));
+	CHECK(stats(fd).exclusive_revokes - s0.exclusive_revokes == 1);
+	CHECK(cpu_present(q, 2 * PAGE) == 2);
+	CHECK(!check_pat(p, 4 * PAGE, 20));
+	close(fd);
+	munmap(p, 4 * PAGE);
 	return 0;
 }
 
