@@ -246,7 +246,7 @@ static void pt_lacking(struct sva_ctx *ctx, unsigned long start,
 	for (i = 0; i < n; i++, index++) {
 		entry = xa_load(&ctx->pt, index);
 		if (entry && (xa_get_mark(&ctx->pt, index, SVA_PT_EXCL) ||
-			      xa_pointer_tag(entry) & SVA_PT_DEVMEM))
+			      (xa_pointer_tag(entry) & SVA_PT_DEVMEM)))
 			continue;
 		if (!entry || (write && !(xa_pointer_tag(entry) & SVA_PT_WRITE)))
 			__set_bit(i, lacking);
