@@ -3603,6 +3603,119 @@ static int t_regress_migrate_keeps_exclusive(void)
 	return 0;
 }
 
+/*
+ * A device write to a page of our device memory that is read-only there
+ * (migrated from a read-only PTE) must fault, as a CPU write would: the
+ * page request asked for nothing (hmm_range_fault() reports our device
+ * pages without faulting them), the access found the page read-only again
+ * and retried forever. Here the VMA is read-only: INVALID.
+ */
+static int readonly_devmem_write(void)
+{
+	uint8_t *p = map(2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	struct sva_shim_migrate m;
+	struct sva_shim_access a;
+	int fd = sva_open_bound(NULL);
+	uint8_t w[64];
+
+	CHECK(fd >= 0 && p);
+	fill_pat(p, 2 * PAGE, 21);
+	CHECK(!mprotect(p, 2 * PAGE, PROT_READ));
+	CHECK(!devmem(fd, 4));
+	CHECK(!migrate(fd, p, 2 * PAGE, SVA_SHIM_MIGRATE_TO_DEVICE, &m));
+	CHECK(m.moved == 2);
+	CHECK(snap_count(fd, p, 2, SVA_SHIM_PAGE_VALID |
+			 SVA_SHIM_PAGE_DEVICE_LOCAL) == 2);
+	memset(w, 0x77, sizeof(w));
+	CHECK(!dev_access(fd, SVA_SHIM_IOC_WRITE, p + PAGE - 32, sizeof(w), w,
+			  0, &a));
+	CHECK(a.status == SVA_SHIM_STATUS_INVALID && a.bytes_done == 0);
+	CHECK(!check_pat(p, 2 * PAGE, 21));
+	close(fd);
+	return 0;
+}
+
+/*
+ * The same in a writable VMA, the pages shared copy-on-write with a child
+ * (read-only PTEs, then read-only device pages): the device's write takes
+ * its page back and gets its own copy, as a CPU write would; the child's
+ * copy keeps its bytes.
+ */
+static int cow_devmem_write(void)
+{
+	uint8_t *p = map(2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	struct sva_shim_migrate m;
+	struct sva_shim_access a;
+	int fd = sva_open_bound(NULL), go[2], status;
+	uint8_t w[64];
+	pid_t pid;
+
+	CHECK(fd >= 0 && p && !pipe(go));
+	fill_pat(p, 2 * PAGE, 22);
+	CHECK(!devmem(fd, 4));
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		char c;
+
+		close(go[1]);
+		while (read(go[0], &c, 1) < 0 && errno == EINTR)
+			;
+		_exit(check_pat(p, 2 * PAGE, 22) ? 1 : 0);
+	}
+	close(go[0]);
+	CHECK(!migrate(fd, p, 2 * PAGE, SVA_SHIM_MIGRATE_TO_DEVICE, &m));
+	CHECK(m.moved == 2);
+	CHECK(snap_count(fd, p, 2, SVA_SHIM_PAGE_VALID |
+			 SVA_SHIM_PAGE_DEVICE_LOCAL) == 2);
+	memset(w, 0x77, sizeof(w));
+	CHECK(!dev_access(fd, SVA_SHIM_IOC_WRITE, p + PAGE - 32, sizeof(w), w,
+			  0, &a));
+	CHECK(a.status == 0 && a.bytes_done == sizeof(w) && a.faults > 0);
+	for (size_t i = 0; i < 2 * PAGE; i++)
+		CHECK(p[i] == (i >= PAGE - 32 && i < PAGE + 32 ? 0x77 :
+			       pat(i, 22)));
+	close(go[1]);
+	CHECK(waitpid(pid, &status, 0) == pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	close(fd);
+	return 0;
+}
+
+/* @fn in a child, killed (a fatal signal ends a retrying access) at 10 s. */
+static int in_child_bounded(int (*fn)(void), const char *name)
+{
+	int status = 0, i;
+	pid_t pid = fork();
+
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		int ret = fn();
+
+		if (ret)
+			printf("# %s: %s\n", name, why);
+		_exit(ret ? 1 : 0);
+	}
+	for (i = 0; i < 200 && !waitpid(pid, &status, WNOHANG); i++)
+		usleep(50000);
+	if (i == 200) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		CHECK(!"device write still retrying after 10 s");
+	}
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	return 0;
+}
+
+static int t_regress_readonly_devmem_write(void)
+{
+	if (!kernel_migrates())
+		return 0;
+	CHECK(!in_child_bounded(readonly_devmem_write, "read-only VMA"));
+	CHECK(!in_child_bounded(cow_devmem_write, "copy-on-write"));
+	return 0;
+}
+
 static int t_no_leaks(void)
 {
 	CHECK(live_objects() == 0);
@@ -3670,6 +3783,7 @@ static const struct {
 	  t_regress_migrate_keeps_exclusive_neighbour },
 	{ "regress_migrate_keeps_exclusive",
 	  t_regress_migrate_keeps_exclusive },
+	{ "regress_readonly_devmem_write", t_regress_readonly_devmem_write },
 	{ "engine_abi", t_engine_abi },
 	{ "engine_ops", t_engine_ops },
 	{ "engine_ring_full", t_engine_ring_full },
