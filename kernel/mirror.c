@@ -228,48 +228,87 @@ static int range_fault_locked(struct sva_ctx *ctx, struct hmm_range *range,
 	}
 }
 
+/* What a page request must do, bit i for page i of its range. */
+struct sva_fault_need {
+	DECLARE_BITMAP(fault, SVA_FAULT_BATCH);	/* fault it in */
+	DECLARE_BITMAP(take, SVA_FAULT_BATCH);	/* from device memory first */
+};
+
 /*
- * Which pages of [start, end) a page request must fault in (bit i for
- * page i): those the device page table lacks, or has read-only for a
- * @write. Not the pages the device has already, held exclusively or in
- * its memory (read-only there or not): a fault would take them back.
- * Caller holds ctx->lock.
+ * Which pages of [start, end) a page request must fault in: those the
+ * device page table lacks, or has read-only for a @write. Not the pages
+ * the device has already, held exclusively or in its memory: a fault
+ * would take them back. But a page of its memory that it has read-only
+ * (migrated from a read-only PTE) must come back to host memory for a
+ * @write, as for a CPU write: hmm_range_fault() reports our device pages
+ * without faulting them, however they are asked for, and the write would
+ * find the page read-only again and again. Caller holds ctx->lock.
  */
-static void pt_lacking(struct sva_ctx *ctx, unsigned long start,
-		       unsigned long end, bool write, unsigned long *lacking)
+static void pt_need(struct sva_ctx *ctx, unsigned long start,
+		    unsigned long end, bool write, struct sva_fault_need *need)
 {
 	unsigned long i, n = (end - start) >> PAGE_SHIFT;
-	unsigned long index = start >> PAGE_SHIFT;
+	unsigned long index = start >> PAGE_SHIFT, tag;
 	void *entry;
 
-	bitmap_zero(lacking, n);
+	bitmap_zero(need->fault, n);
+	bitmap_zero(need->take, n);
 	for (i = 0; i < n; i++, index++) {
 		entry = xa_load(&ctx->pt, index);
-		if (entry && (xa_get_mark(&ctx->pt, index, SVA_PT_EXCL) ||
-			      (xa_pointer_tag(entry) & SVA_PT_DEVMEM)))
+		if (!entry) {
+			__set_bit(i, need->fault);
 			continue;
-		if (!entry || (write && !(xa_pointer_tag(entry) & SVA_PT_WRITE)))
-			__set_bit(i, lacking);
+		}
+		tag = xa_pointer_tag(entry);
+		if (xa_get_mark(&ctx->pt, index, SVA_PT_EXCL) ||
+		    !write || (tag & SVA_PT_WRITE))
+			continue;
+		__set_bit(i, need->fault);
+		if (tag & SVA_PT_DEVMEM)
+			__set_bit(i, need->take);
 	}
 }
 
 /*
  * hmm_range_fault() @range (its default_flags say what to fault), install
- * what it found; with @lacking, say which pages a request for @write must
- * fault in, as the device page table has them then.
+ * what it found; with @need, say what a request for @write must do, as
+ * the device page table has the pages then.
  */
 static int range_install(struct sva_ctx *ctx, struct hmm_range *range,
 			 unsigned long deadline, bool write,
-			 unsigned long *lacking)
+			 struct sva_fault_need *need)
 {
 	int ret = range_fault_locked(ctx, range, deadline);
 
 	if (ret)
 		return ret;
 	ret = pt_install(ctx, range);
-	if (!ret && lacking)
-		pt_lacking(ctx, range->start, range->end, write, lacking);
+	if (!ret && need)
+		pt_need(ctx, range->start, range->end, write, need);
 	mutex_unlock(&ctx->lock);
+	return ret;
+}
+
+/*
+ * Bring the pages in @take (of the range from @start) back from our
+ * device memory for a write, as a CPU write would: -EFAULT where the VMA
+ * forbids the write. The write fault that follows gives the device its
+ * own copy.
+ */
+static int devmem_take_back(struct sva_ctx *ctx, unsigned long start,
+			    const unsigned long *take, unsigned long npages)
+{
+	unsigned long i;
+	int ret = 0;
+
+	mmap_read_lock(ctx->mm);
+	for_each_set_bit(i, take, npages) {
+		ret = fixup_user_fault(ctx->mm, start + i * PAGE_SIZE,
+				       FAULT_FLAG_WRITE, NULL);
+		if (ret)
+			break;
+	}
+	mmap_read_unlock(ctx->mm);
 	return ret;
 }
 
@@ -289,7 +328,7 @@ static int mirror_range(struct sva_ctx *ctx, unsigned long start,
 	unsigned long npages = (end - start) >> PAGE_SHIFT, rs, re;
 	unsigned long pfns[SVA_FAULT_BATCH];
 	bool write = flags & HMM_PFN_REQ_WRITE;
-	DECLARE_BITMAP(lacking, SVA_FAULT_BATCH);
+	struct sva_fault_need need;
 	struct hmm_range range = {
 		.notifier = &ctx->notifier,
 		.start = start,
@@ -302,11 +341,13 @@ static int mirror_range(struct sva_ctx *ctx, unsigned long start,
 	if (!mmget_not_zero(ctx->mm))
 		return -EFAULT;	/* the process is exiting */
 	ret = range_install(ctx, &range, deadline, write,
-			    flags ? lacking : NULL);
+			    flags ? &need : NULL);
+	if (!ret && flags)
+		ret = devmem_take_back(ctx, start, need.take, npages);
 	if (ret || !flags)
 		goto out;
 	range.default_flags = flags;
-	for_each_set_bitrange(rs, re, lacking, npages) {
+	for_each_set_bitrange(rs, re, need.fault, npages) {
 		range.start = start + rs * PAGE_SIZE;
 		range.end = start + re * PAGE_SIZE;
 		range.hmm_pfns = pfns + rs;
