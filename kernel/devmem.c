@@ -522,36 +522,62 @@ static void range_where(struct sva_ctx *ctx, unsigned long start,
 }
 
 /*
- * Where other contexts of this mm have device memory, the pages of [start, end) that
- * are neither ours nor present (bit i of @absent) may be in one of them,
- * which migrate_vma_setup() can't collect: fault them in for reading
- * first, their owner's migrate_to_ram() brings them to host memory, as
- * that device's own access would (a hole maps the zero page, which
- * migrates as a hole). What doesn't come is counted by the migration.
- * Caller holds the mmap lock.
+ * Fault the run [start, end) in for reading, every page of it, alone:
+ * hmm_range_fault() faults from the first page that needs it to the end
+ * of its walk step, whatever the other pages' request flags say, which
+ * would bring our device pages beside the run to host memory and take
+ * back the pages held exclusively. Caller holds the mmap lock.
  */
-static bool fault_absent(struct sva_ctx *ctx, unsigned long start,
-			 unsigned long end, unsigned long *pfns,
-			 unsigned long absent)
+static void fault_run(struct sva_ctx *ctx, unsigned long start,
+		      unsigned long end, unsigned long *pfns)
 {
 	struct hmm_range range = {
 		.notifier = &ctx->notifier,
 		.start = start,
 		.end = end,
 		.hmm_pfns = pfns,
-		.pfn_flags_mask = HMM_PFN_REQ_FAULT,
+		.default_flags = HMM_PFN_REQ_FAULT,
 		.dev_private_owner = ctx,
 	};
-	unsigned long i;
+	unsigned long timeout = jiffies +
+				msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
+	int ret;
+
+	/* The fault's own invalidation ends a walk past a PMD: go on. */
+	do {
+		range.notifier_seq = mmu_interval_read_begin(&ctx->notifier);
+		ret = hmm_range_fault(&range);
+	} while (ret == -EBUSY && !time_after(jiffies, timeout) &&
+		 !fatal_signal_pending(current));
+}
+
+/*
+ * Where other contexts of this mm have device memory, the pages of
+ * [start, end) that are neither ours nor present (bit i of @absent) may
+ * be in one of them, which migrate_vma_setup() can't collect: fault them
+ * in for reading first, their owner's migrate_to_ram() brings them to
+ * host memory, as that device's own access would (a hole maps the zero
+ * page, which migrates as a hole). What doesn't come is counted by the
+ * migration. Not the pages this context holds exclusively (not present
+ * either): a fault would take them back, and migration leaves them be.
+ * Caller holds the mmap lock.
+ */
+static bool fault_absent(struct sva_ctx *ctx, unsigned long start,
+			 unsigned long end, unsigned long *pfns,
+			 unsigned long absent)
+{
+	unsigned long i, rs, re;
 	void *owner;
 
+	for (i = 0; i < (end - start) >> PAGE_SHIFT; i++)
+		if (sva_excl_held(ctx, start + i * PAGE_SIZE))
+			absent &= ~BIT(i);
 	if (!absent || atomic_read(&sva_devmems_nr) < 2 ||
 	    !devmem_owners(ctx, &owner, 1))
 		return false;
-	for (i = 0; i < (end - start) >> PAGE_SHIFT; i++)
-		pfns[i] = absent & BIT(i) ? HMM_PFN_REQ_FAULT : 0;
-	range.notifier_seq = mmu_interval_read_begin(&ctx->notifier);
-	hmm_range_fault(&range);
+	for_each_set_bitrange(rs, re, &absent, BITS_PER_LONG)
+		fault_run(ctx, start + rs * PAGE_SIZE, start + re * PAGE_SIZE,
+			  pfns + rs);
 	return true;
 }
 

@@ -62,11 +62,13 @@ static u32 inval_reason(const struct mmu_notifier_range *range)
 }
 
 /*
- * Drop [start, end) from the device page table; *revoked: how many of the
- * dropped entries were held exclusively. Caller holds ctx->lock.
+ * Drop [start, end) from the device page table, but for the entries held
+ * exclusively if @keep_excl; *revoked: how many of the dropped entries
+ * were held exclusively. Caller holds ctx->lock.
  */
 static unsigned long pt_zap(struct sva_ctx *ctx, unsigned long start,
-			    unsigned long end, unsigned long *revoked)
+			    unsigned long end, bool keep_excl,
+			    unsigned long *revoked)
 {
 	unsigned long pfn, dropped = 0;
 	void *entry;
@@ -74,8 +76,11 @@ static unsigned long pt_zap(struct sva_ctx *ctx, unsigned long start,
 	*revoked = 0;
 	xa_for_each_range(&ctx->pt, pfn, entry, start >> PAGE_SHIFT,
 			  (end >> PAGE_SHIFT) - 1) {
-		if (xa_get_mark(&ctx->pt, pfn, SVA_PT_EXCL))
+		if (xa_get_mark(&ctx->pt, pfn, SVA_PT_EXCL)) {
+			if (keep_excl)
+				continue;
 			(*revoked)++;
+		}
 		xa_erase(&ctx->pt, pfn);
 		dropped++;
 	}
@@ -108,13 +113,21 @@ static bool sva_pt_invalidate(struct mmu_interval_notifier *mni,
 	 * changes only what a snapshot says, which the mirror ranges hear.
 	 */
 	bool own = range->event == MMU_NOTIFY_EXCLUSIVE && range->owner == ctx;
+	/*
+	 * Our own migration (devmem.c) leaves exclusive entries where they
+	 * are: migrate_vma_setup() collects system and device-private pages
+	 * only. The pages the device holds stay held.
+	 */
+	bool own_migrate = range->event == MMU_NOTIFY_MIGRATE &&
+			   range->owner == ctx;
 	unsigned long dropped = 0, revoked = 0;
 
 	if (!notifier_lock(ctx, range))
 		return false;
 	if (!own) {
 		mmu_interval_set_seq(mni, cur_seq);
-		dropped = pt_zap(ctx, range->start, range->end, &revoked);
+		dropped = pt_zap(ctx, range->start, range->end, own_migrate,
+				 &revoked);
 	}
 	/*
 	 * A grant in progress over this range: the mapping changed under
@@ -183,18 +196,21 @@ static int pt_install(struct sva_ctx *ctx, struct hmm_range *range)
 	return 0;
 }
 
-/* hmm_range_fault() until no invalidation races it; installs the pages. */
-static int range_fault_install(struct sva_ctx *ctx, struct hmm_range *range)
+/*
+ * hmm_range_fault() until no invalidation races it, or @deadline (in
+ * jiffies) passes. Returns 0 with ctx->lock held: @range's pfns are
+ * current until it is dropped.
+ */
+static int range_fault_locked(struct sva_ctx *ctx, struct hmm_range *range,
+			      unsigned long deadline)
 {
-	unsigned long timeout = jiffies +
-				msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
 	int ret;
 
 	for (;;) {
 		/* An OOM-killed task must not go on faulting for the device. */
 		if (fatal_signal_pending(current))
 			return -EINTR;
-		if (time_after(jiffies, timeout))
+		if (time_after(jiffies, deadline))
 			return -EBUSY;
 		range->notifier_seq = mmu_interval_read_begin(range->notifier);
 		mmap_read_lock(ctx->mm);
@@ -207,39 +223,139 @@ static int range_fault_install(struct sva_ctx *ctx, struct hmm_range *range)
 		mutex_lock(&ctx->lock);
 		if (!mmu_interval_read_retry(range->notifier,
 					     range->notifier_seq))
-			break;
+			return 0;
 		mutex_unlock(&ctx->lock);
 	}
+}
+
+/* What a page request must do, bit i for page i of its range. */
+struct sva_fault_need {
+	DECLARE_BITMAP(fault, SVA_FAULT_BATCH);	/* fault it in */
+	DECLARE_BITMAP(take, SVA_FAULT_BATCH);	/* from device memory first */
+};
+
+/*
+ * Which pages of [start, end) a page request must fault in: those the
+ * device page table lacks, or has read-only for a @write. Not the pages
+ * the device has already, held exclusively or in its memory: a fault
+ * would take them back. But a page of its memory that it has read-only
+ * (migrated from a read-only PTE) must come back to host memory for a
+ * @write, as for a CPU write: hmm_range_fault() reports our device pages
+ * without faulting them, however they are asked for, and the write would
+ * find the page read-only again and again. Caller holds ctx->lock.
+ */
+static void pt_need(struct sva_ctx *ctx, unsigned long start,
+		    unsigned long end, bool write, struct sva_fault_need *need)
+{
+	unsigned long i, n = (end - start) >> PAGE_SHIFT;
+	unsigned long index = start >> PAGE_SHIFT, tag;
+	void *entry;
+
+	bitmap_zero(need->fault, n);
+	bitmap_zero(need->take, n);
+	for (i = 0; i < n; i++, index++) {
+		entry = xa_load(&ctx->pt, index);
+		if (!entry) {
+			__set_bit(i, need->fault);
+			continue;
+		}
+		tag = xa_pointer_tag(entry);
+		if (xa_get_mark(&ctx->pt, index, SVA_PT_EXCL) ||
+		    !write || (tag & SVA_PT_WRITE))
+			continue;
+		__set_bit(i, need->fault);
+		if (tag & SVA_PT_DEVMEM)
+			__set_bit(i, need->take);
+	}
+}
+
+/*
+ * hmm_range_fault() @range (its default_flags say what to fault), install
+ * what it found; with @need, say what a request for @write must do, as
+ * the device page table has the pages then.
+ */
+static int range_install(struct sva_ctx *ctx, struct hmm_range *range,
+			 unsigned long deadline, bool write,
+			 struct sva_fault_need *need)
+{
+	int ret = range_fault_locked(ctx, range, deadline);
+
+	if (ret)
+		return ret;
 	ret = pt_install(ctx, range);
+	if (!ret && need)
+		pt_need(ctx, range->start, range->end, write, need);
 	mutex_unlock(&ctx->lock);
 	return ret;
 }
 
 /*
- * hmm_range_fault() [start, end) with @flags; install what it found. The
- * pages held exclusively are asked for nothing: faulting one would revoke
- * it, and the device has them already.
+ * Bring the pages in @take (of the range from @start) back from our
+ * device memory for a write, as a CPU write would: -EFAULT where the VMA
+ * forbids the write. The write fault that follows gives the device its
+ * own copy.
+ */
+static int devmem_take_back(struct sva_ctx *ctx, unsigned long start,
+			    const unsigned long *take, unsigned long npages)
+{
+	unsigned long i;
+	int ret = 0;
+
+	mmap_read_lock(ctx->mm);
+	for_each_set_bit(i, take, npages) {
+		ret = fixup_user_fault(ctx->mm, start + i * PAGE_SIZE,
+				       FAULT_FLAG_WRITE, NULL);
+		if (ret)
+			break;
+	}
+	mmap_read_unlock(ctx->mm);
+	return ret;
+}
+
+/*
+ * Install what the MM maps in [start, end); if @flags ask for a fault,
+ * fault in then what the device lacks. Each maximal run of lacking pages
+ * is faulted alone: hmm_range_fault() faults from the first page that
+ * needs it to the end of its walk step, whatever the other pages' request
+ * flags say, which would take back the pages beside it that the device
+ * holds exclusively or has in its memory. A run holds none of those.
  */
 static int mirror_range(struct sva_ctx *ctx, unsigned long start,
 			unsigned long end, unsigned long flags)
 {
-	unsigned long pfns[SVA_FAULT_BATCH], i;
+	unsigned long deadline = jiffies +
+				 msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
+	unsigned long npages = (end - start) >> PAGE_SHIFT, rs, re;
+	unsigned long pfns[SVA_FAULT_BATCH];
+	bool write = flags & HMM_PFN_REQ_WRITE;
+	struct sva_fault_need need;
 	struct hmm_range range = {
 		.notifier = &ctx->notifier,
 		.start = start,
 		.end = end,
 		.hmm_pfns = pfns,
-		.pfn_flags_mask = flags,
 		.dev_private_owner = ctx,
 	};
 	int ret;
 
-	for (i = 0; i < (end - start) >> PAGE_SHIFT; i++)
-		pfns[i] = sva_excl_held(ctx, start + i * PAGE_SIZE) ? 0 : flags;
-
 	if (!mmget_not_zero(ctx->mm))
 		return -EFAULT;	/* the process is exiting */
-	ret = range_fault_install(ctx, &range);
+	ret = range_install(ctx, &range, deadline, write,
+			    flags ? &need : NULL);
+	if (!ret && flags)
+		ret = devmem_take_back(ctx, start, need.take, npages);
+	if (ret || !flags)
+		goto out;
+	range.default_flags = flags;
+	for_each_set_bitrange(rs, re, need.fault, npages) {
+		range.start = start + rs * PAGE_SIZE;
+		range.end = start + re * PAGE_SIZE;
+		range.hmm_pfns = pfns + rs;
+		ret = range_install(ctx, &range, deadline, write, NULL);
+		if (ret)
+			break;
+	}
+out:
 	mmput(ctx->mm);
 	return ret;
 }

@@ -3359,6 +3359,365 @@ static int t_engine_vs_windows(void)
 	return 0;
 }
 
+/*
+ * Regressions: a page request over [missing page, page the device has
+ * already] faulted both. hmm_range_fault() faults from the first page
+ * that needs it to the end of its walk step (the PMD), whatever the
+ * other pages asked for: the fault revoked the exclusive page beside the
+ * missing one, and migrated the device-private page beside it back to
+ * host memory. The pages are taken two by two within one PMD (four
+ * mapped, a PMD boundary splits at most one pair).
+ */
+static uint8_t *pmd_pair(uint8_t *p)
+{
+	uintptr_t pmd = 2ul << 20;
+
+	if ((uintptr_t)p / pmd == ((uintptr_t)p + PAGE) / pmd)
+		return p;
+	return p + 2 * PAGE;
+}
+
+/*
+ * Every device access path over [q, q + 2 pages), q's page missing each
+ * time: a READ, the engine's copy out of it (into @buf, 4 pages: what both
+ * read, the same twice), a WRITE and the engine's fill of @fill bytes.
+ */
+static int access_over_missing(int fd, uint8_t *q, uint8_t *buf,
+			       uint8_t fill)
+{
+	uint8_t *w = map(2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	struct sva_shim_access a;
+	struct sva_shim_cqe c;
+	struct vring v;
+
+	CHECK(w && !vring_setup(&v, fd, 8, -1));
+	CHECK(!madvise(q, PAGE, MADV_DONTNEED));
+	CHECK(!dev_access(fd, SVA_SHIM_IOC_READ, q, 2 * PAGE, buf, 0, &a));
+	CHECK(a.status == 0 && a.bytes_done == 2 * PAGE && a.faults > 0);
+	CHECK(!madvise(q, PAGE, MADV_DONTNEED));
+	CHECK(!vring_run1(&v, sqe(SVA_SHIM_OP_COPY, q, buf + 2 * PAGE,
+				  2 * PAGE, 0, SVA_SHIM_SQE_FAULT, 1), &c));
+	CHECK(c.status == 0 && c.bytes_done == 2 * PAGE && c.faults > 0);
+	CHECK(!memcmp(buf, buf + 2 * PAGE, 2 * PAGE));
+	CHECK(!madvise(q, PAGE, MADV_DONTNEED));
+	memset(w, fill ^ 0xff, 2 * PAGE);
+	CHECK(!dev_access(fd, SVA_SHIM_IOC_WRITE, q, 2 * PAGE, w, 0, &a));
+	CHECK(a.status == 0 && a.bytes_done == 2 * PAGE && a.faults > 0);
+	CHECK(!madvise(q, PAGE, MADV_DONTNEED));
+	CHECK(!vring_run1(&v, sqe(SVA_SHIM_OP_FILL, NULL, q, 2 * PAGE,
+				  fill * 0x0101010101010101ull,
+				  SVA_SHIM_SQE_FAULT, 2), &c));
+	CHECK(c.status == 0 && c.bytes_done == 2 * PAGE && c.faults > 0);
+	vring_close(&v);
+	munmap(w, 2 * PAGE);
+	return 0;
+}
+
+static int t_regress_fault_keeps_exclusive_neighbour(void)
+{
+	uint8_t *p = map(4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	uint8_t *buf = map(4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	struct sva_shim_exclusive x;
+	struct sva_shim_stats s0, s1;
+	int fd = sva_open_bound(NULL);
+	uint8_t *q;
+
+	if (!kernel_exclusive()) {
+		close(fd);
+		return 0;
+	}
+	CHECK(fd >= 0 && p && buf);
+	CHECK(!madvise(p, 4 * PAGE, MADV_NOHUGEPAGE));
+	fill_pat(p, 4 * PAGE, 16);
+	q = pmd_pair(p);
+	CHECK(!exclusive(fd, q + PAGE, PAGE, &x) && x.held == 1);
+	s0 = stats(fd);
+	CHECK(!access_over_missing(fd, q, buf, 0x3c));
+	/* Read: the missing page as zeros, the held one as it was. */
+	for (size_t i = 0; i < PAGE; i++)
+		CHECK(buf[i] == 0);
+	for (size_t i = 0; i < PAGE; i++)
+		CHECK(buf[PAGE + i] == pat((size_t)(q - p) + PAGE + i, 16));
+	/* Still the device's: no revoke, no CPU PTE. */
+	s1 = stats(fd);
+	CHECK(s1.exclusive_revokes == s0.exclusive_revokes);
+	CHECK(snap_count(fd, q + PAGE, 1, EXCL_HELD) == 1);
+	CHECK(cpu_present(q + PAGE, PAGE) == 0);
+	/* The CPU's read revokes it, with the device's write in it. */
+	for (size_t i = 0; i < 2 * PAGE; i++)
+		CHECK(q[i] == 0x3c);
+	CHECK(stats(fd).exclusive_revokes - s0.exclusive_revokes == 1);
+	close(fd);
+	munmap(p, 4 * PAGE);
+	munmap(buf, 4 * PAGE);
+	return 0;
+}
+
+#define DEVMEM_LOCAL (SVA_SHIM_PAGE_VALID | SVA_SHIM_PAGE_WRITE | \
+		      SVA_SHIM_PAGE_DEVICE_LOCAL)
+
+static int t_regress_fault_keeps_devmem_neighbour(void)
+{
+	uint8_t *p = map(4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	uint8_t *buf = map(4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	struct sva_shim_stats s0, s1;
+	struct sva_shim_migrate m;
+	int fd = sva_open_bound(NULL);
+	uint8_t *q;
+
+	if (!kernel_migrates()) {
+		close(fd);
+		return 0;
+	}
+	CHECK(fd >= 0 && p && buf);
+	CHECK(!madvise(p, 4 * PAGE, MADV_NOHUGEPAGE));
+	fill_pat(p, 4 * PAGE, 17);
+	q = pmd_pair(p);
+	CHECK(!devmem(fd, 4));
+	CHECK(!migrate(fd, q + PAGE, PAGE, SVA_SHIM_MIGRATE_TO_DEVICE, &m));
+	CHECK(m.moved == 1);
+	s0 = stats(fd);
+	CHECK(!access_over_missing(fd, q, buf, 0x5a));
+	for (size_t i = 0; i < PAGE; i++)
+		CHECK(buf[i] == 0);
+	for (size_t i = 0; i < PAGE; i++)
+		CHECK(buf[PAGE + i] == pat((size_t)(q - p) + PAGE + i, 17));
+	/* Still in device memory, read and written there. */
+	s1 = stats(fd);
+	CHECK(s1.migrated_to_host == s0.migrated_to_host);
+	CHECK(s1.devmem_accesses - s0.devmem_accesses >= 4);
+	CHECK(snap_count(fd, q + PAGE, 1, DEVMEM_LOCAL) == 1);
+	CHECK(cpu_present(q + PAGE, PAGE) == 0);
+	/* The CPU's read brings it back, with the device's write in it. */
+	for (size_t i = 0; i < 2 * PAGE; i++)
+		CHECK(q[i] == 0x5a);
+	CHECK(stats(fd).cpu_fault_migrations - s0.cpu_fault_migrations == 1);
+	close(fd);
+	munmap(p, 4 * PAGE);
+	munmap(buf, 4 * PAGE);
+	return 0;
+}
+
+/*
+ * The same in MIGRATE to device memory: a page in another context's
+ * memory is faulted back to host memory first (devmem.c's
+ * fault_absent()), and that fault ran on to the pages beside it: this
+ * context's device page went to host memory and back, a page it held
+ * exclusively was revoked. @excl: the neighbour is held, else in our
+ * memory.
+ */
+static int migrate_keeps_neighbour(bool excl, unsigned int seed)
+{
+	uint8_t *p = map(4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	int fa = sva_open_bound(NULL), fb = sva_open_bound(NULL);
+	struct sva_shim_exclusive x;
+	struct sva_shim_stats s0, s1;
+	struct sva_shim_migrate m;
+	uint8_t *q;
+
+	if (!kernel_migrates()) {
+		close(fa);
+		close(fb);
+		return 0;
+	}
+	CHECK(fa >= 0 && fb >= 0 && p);
+	CHECK(!madvise(p, 4 * PAGE, MADV_NOHUGEPAGE));
+	fill_pat(p, 4 * PAGE, seed);
+	q = pmd_pair(p);
+	CHECK(!devmem(fa, 4) && !devmem(fb, 4));
+	CHECK(!migrate(fb, q, PAGE, SVA_SHIM_MIGRATE_TO_DEVICE, &m));
+	CHECK(m.moved == 1);
+	if (excl)
+		CHECK(!exclusive(fa, q + PAGE, PAGE, &x) && x.held == 1);
+	else
+		CHECK(!migrate(fa, q + PAGE, PAGE, SVA_SHIM_MIGRATE_TO_DEVICE,
+			       &m) && m.moved == 1);
+	s0 = stats(fa);
+	CHECK(!migrate(fa, q, 2 * PAGE, SVA_SHIM_MIGRATE_TO_DEVICE, &m));
+	/* B's page moved over; ours stayed where it was. */
+	CHECK(m.moved == 1);
+	CHECK(excl ? m.not_moved[SVA_SHIM_NM_BUSY] == 1 : m.already == 1);
+	s1 = stats(fa);
+	CHECK(s1.migrated_to_host == s0.migrated_to_host);
+	CHECK(s1.exclusive_revokes == s0.exclusive_revokes);
+	CHECK(snap_count(fa, q, 1, DEVMEM_LOCAL) == 1);
+	CHECK(snap_count(fa, q + PAGE, 1, excl ? EXCL_HELD : DEVMEM_LOCAL) ==
+	      1);
+	CHECK(!check_pat(p, 4 * PAGE, seed));
+	close(fa);
+	close(fb);
+	munmap(p, 4 * PAGE);
+	return 0;
+}
+
+static int t_regress_migrate_keeps_devmem_neighbour(void)
+{
+	return migrate_keeps_neighbour(false, 18);
+}
+
+static int t_regress_migrate_keeps_exclusive_neighbour(void)
+{
+	return migrate_keeps_neighbour(true, 19);
+}
+
+/*
+ * A MIGRATE over a page the device holds exclusively leaves it held:
+ * migration collects no exclusive entry, and the device page table
+ * dropped the held page on the migration's own invalidation (the CPU's
+ * PTE stayed an exclusive entry, which unbind then failed to restore).
+ */
+static int t_regress_migrate_keeps_exclusive(void)
+{
+	uint8_t *p = map(4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	struct sva_shim_exclusive x;
+	struct sva_shim_stats s0;
+	struct sva_shim_migrate m;
+	int fd = sva_open_bound(NULL);
+	uint8_t *q;
+
+	if (!kernel_migrates()) {
+		close(fd);
+		return 0;
+	}
+	CHECK(fd >= 0 && p);
+	CHECK(!madvise(p, 4 * PAGE, MADV_NOHUGEPAGE));
+	fill_pat(p, 4 * PAGE, 20);
+	q = pmd_pair(p);
+	CHECK(!devmem(fd, 4));
+	CHECK(!exclusive(fd, q, PAGE, &x) && x.held == 1);
+	s0 = stats(fd);
+	CHECK(!migrate(fd, q, 2 * PAGE, SVA_SHIM_MIGRATE_TO_DEVICE, &m));
+	CHECK(m.moved == 1 && m.not_moved[SVA_SHIM_NM_BUSY] == 1);
+	CHECK(!migrate(fd, q, 2 * PAGE, SVA_SHIM_MIGRATE_TO_HOST, &m));
+	CHECK(m.moved == 1 && m.already == 1);
+	CHECK(stats(fd).exclusive_revokes == s0.exclusive_revokes);
+	CHECK(snap_count(fd, q, 1, EXCL_HELD) == 1);
+	CHECK(cpu_present(q, 2 * PAGE) == 1);
+	/* Unbind gives the CPU its PTE back. */
+	CHECK(!ioctl(fd, SVA_SHIM_IOC_UNBIND));
+	CHECK(stats(fd).exclusive_revokes - s0.exclusive_revokes == 1);
+	CHECK(cpu_present(q, 2 * PAGE) == 2);
+	CHECK(!check_pat(p, 4 * PAGE, 20));
+	close(fd);
+	munmap(p, 4 * PAGE);
+	return 0;
+}
+
+/*
+ * A device write to a page of our device memory that is read-only there
+ * (migrated from a read-only PTE) must fault, as a CPU write would: the
+ * page request asked for nothing (hmm_range_fault() reports our device
+ * pages without faulting them), the access found the page read-only again
+ * and retried forever. Here the VMA is read-only: INVALID.
+ */
+static int readonly_devmem_write(void)
+{
+	uint8_t *p = map(2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	struct sva_shim_migrate m;
+	struct sva_shim_access a;
+	int fd = sva_open_bound(NULL);
+	uint8_t w[64];
+
+	CHECK(fd >= 0 && p);
+	fill_pat(p, 2 * PAGE, 21);
+	CHECK(!mprotect(p, 2 * PAGE, PROT_READ));
+	CHECK(!devmem(fd, 4));
+	CHECK(!migrate(fd, p, 2 * PAGE, SVA_SHIM_MIGRATE_TO_DEVICE, &m));
+	CHECK(m.moved == 2);
+	CHECK(snap_count(fd, p, 2, SVA_SHIM_PAGE_VALID |
+			 SVA_SHIM_PAGE_DEVICE_LOCAL) == 2);
+	memset(w, 0x77, sizeof(w));
+	CHECK(!dev_access(fd, SVA_SHIM_IOC_WRITE, p + PAGE - 32, sizeof(w), w,
+			  0, &a));
+	CHECK(a.status == SVA_SHIM_STATUS_INVALID && a.bytes_done == 0);
+	CHECK(!check_pat(p, 2 * PAGE, 21));
+	close(fd);
+	return 0;
+}
+
+/*
+ * The same in a writable VMA, the pages shared copy-on-write with a child
+ * (read-only PTEs, then read-only device pages): the device's write takes
+ * its page back and gets its own copy, as a CPU write would; the child's
+ * copy keeps its bytes.
+ */
+static int cow_devmem_write(void)
+{
+	uint8_t *p = map(2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	struct sva_shim_migrate m;
+	struct sva_shim_access a;
+	int fd = sva_open_bound(NULL), go[2], status;
+	uint8_t w[64];
+	pid_t pid;
+
+	CHECK(fd >= 0 && p && !pipe(go));
+	fill_pat(p, 2 * PAGE, 22);
+	CHECK(!devmem(fd, 4));
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		char c;
+
+		close(go[1]);
+		while (read(go[0], &c, 1) < 0 && errno == EINTR)
+			;
+		_exit(check_pat(p, 2 * PAGE, 22) ? 1 : 0);
+	}
+	close(go[0]);
+	CHECK(!migrate(fd, p, 2 * PAGE, SVA_SHIM_MIGRATE_TO_DEVICE, &m));
+	CHECK(m.moved == 2);
+	CHECK(snap_count(fd, p, 2, SVA_SHIM_PAGE_VALID |
+			 SVA_SHIM_PAGE_DEVICE_LOCAL) == 2);
+	memset(w, 0x77, sizeof(w));
+	CHECK(!dev_access(fd, SVA_SHIM_IOC_WRITE, p + PAGE - 32, sizeof(w), w,
+			  0, &a));
+	CHECK(a.status == 0 && a.bytes_done == sizeof(w) && a.faults > 0);
+	for (size_t i = 0; i < 2 * PAGE; i++)
+		CHECK(p[i] == (i >= PAGE - 32 && i < PAGE + 32 ? 0x77 :
+			       pat(i, 22)));
+	close(go[1]);
+	CHECK(waitpid(pid, &status, 0) == pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	close(fd);
+	return 0;
+}
+
+/* @fn in a child, killed (a fatal signal ends a retrying access) at 10 s. */
+static int in_child_bounded(int (*fn)(void), const char *name)
+{
+	int status = 0, i;
+	pid_t pid = fork();
+
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		int ret = fn();
+
+		if (ret)
+			printf("# %s: %s\n", name, why);
+		_exit(ret ? 1 : 0);
+	}
+	for (i = 0; i < 200 && !waitpid(pid, &status, WNOHANG); i++)
+		usleep(50000);
+	if (i == 200) {
+		kill(pid, SIGKILL);
+		/* Bounded too: a child stuck in exit must not hang the VM. */
+		for (i = 0; i < 200 && !waitpid(pid, &status, WNOHANG); i++)
+			usleep(50000);
+		CHECK(!"device write still retrying after 10 s");
+	}
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	return 0;
+}
+
+static int t_regress_readonly_devmem_write(void)
+{
+	if (!kernel_migrates())
+		return 0;
+	CHECK(!in_child_bounded(readonly_devmem_write, "read-only VMA"));
+	CHECK(!in_child_bounded(cow_devmem_write, "copy-on-write"));
+	return 0;
+}
+
 static int t_no_leaks(void)
 {
 	CHECK(live_objects() == 0);
@@ -3416,6 +3775,17 @@ static const struct {
 	{ "regress_exclusive_unbind_race", t_regress_exclusive_unbind_race },
 	{ "regress_exclusive_write_only_release",
 	  t_regress_exclusive_write_only_release },
+	{ "regress_fault_keeps_exclusive_neighbour",
+	  t_regress_fault_keeps_exclusive_neighbour },
+	{ "regress_fault_keeps_devmem_neighbour",
+	  t_regress_fault_keeps_devmem_neighbour },
+	{ "regress_migrate_keeps_devmem_neighbour",
+	  t_regress_migrate_keeps_devmem_neighbour },
+	{ "regress_migrate_keeps_exclusive_neighbour",
+	  t_regress_migrate_keeps_exclusive_neighbour },
+	{ "regress_migrate_keeps_exclusive",
+	  t_regress_migrate_keeps_exclusive },
+	{ "regress_readonly_devmem_write", t_regress_readonly_devmem_write },
 	{ "engine_abi", t_engine_abi },
 	{ "engine_ops", t_engine_ops },
 	{ "engine_ring_full", t_engine_ring_full },
