@@ -173,10 +173,14 @@ static int swap_on(void)
 #define MADV_PAGEOUT 21
 #endif
 
-/* Reclaim [p, p + len); false if a page stayed mapped (writeback). */
+/*
+ * Reclaim [p, p + len); false if a page stayed mapped (writeback) for
+ * 10 s: a bound on a hang, not a time (swap writes under TCG on a loaded
+ * host took over 2 s once).
+ */
 static int page_out(uint8_t *p, size_t len)
 {
-	for (int i = 0; i < 200; i++) {
+	for (int i = 0; i < 1000; i++) {
 		size_t left = 0;
 
 		if (madvise(p, len, MADV_PAGEOUT))
