@@ -253,14 +253,16 @@ static unsigned int unmap_pages(struct vfio_dev *vd, const struct chunk *c,
 			continue;
 		got = vd->cont.ops->unmap(vd, c->map[i].page, SVA_PAGE_SIZE);
 
-		if (got != SVA_PAGE_SIZE)
+		if (got != SVA_PAGE_SIZE) {
 			pr_warn("%s: %s unmap of IOVA %#llx: %s\n", vd->bdf,
 				vd->cont.ops->name,
 				(unsigned long long)c->map[i].page,
 				got < 0 ? strerror((int)-got) :
 				"not the page mapped");
-		else
+		} else {
+			vfio_live_del(vd, c->map[i].page);
 			done++;
+		}
 	}
 	vd->mapped_now -= done;
 	return done;
@@ -275,10 +277,16 @@ static unsigned int unmap_pages(struct vfio_dev *vd, const struct chunk *c,
  */
 static void stale_sweep(struct vfio_dev *vd)
 {
-	int64_t left = vd->cont.ops->unmap_all(vd);
+	int64_t left;
 
+	/* What the table still holds outlived its chunk: which of it maps
+	 * memory the process no longer has, or with more access than its
+	 * VMA grants (/proc/self/maps), is said before it goes. */
+	vfio_live_check(vd, true);
+	left = vd->cont.ops->unmap_all(vd);
 	if (left < 0)
 		return;
+	vfio_live_clear(vd);
 	if (left || vd->mapped_now)
 		pr_warn("%s: %llu bytes stayed mapped in the %s container after a chunk (%llu pages not unmapped): unmapped now\n",
 			vd->bdf, (unsigned long long)left, vd->cont.ops->name,
@@ -303,6 +311,7 @@ static int map_pages(struct vfio_dev *vd, const struct chunk *c,
 			unmap_pages(vd, c, i);
 			return err;
 		}
+		vfio_live_add(vd, c->map[i].page, c->map[i].perm);
 		vd->mapped_now++;
 	}
 	return 0;
