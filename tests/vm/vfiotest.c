@@ -1199,6 +1199,130 @@ static int t_stale_caught(void)
 	return 0;
 }
 
+struct pin_watch {
+	int stop;
+	uint64_t max_pinned;
+};
+
+static void *pin_watch_run(void *arg)
+{
+	struct pin_watch *w = arg;
+
+	while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
+		SVA_OPTS_INIT(sva_stats, st);
+		struct timespec ms = { 0, 1000000 };
+
+		if (!sva_dev_stats(dev, &st) && st.pinned_now > w->max_pinned)
+			w->max_pinned = st.pinned_now;
+		nanosleep(&ms, NULL);
+	}
+	return NULL;
+}
+
+/*
+ * The IOMMU domain's statistics: pages mapped and unmapped grow with the
+ * work and are equal once it's done, IOTLB-relevant unmaps with them,
+ * pinned_now is 0 while idle and not while a chunk runs (a reset leaves
+ * it, the others go to 0); another backend (sim0) reports 0 for all four.
+ */
+static int t_domain_stats(void)
+{
+	SVA_OPTS_INIT(sva_stats, a);
+	SVA_OPTS_INIT(sva_stats, b);
+	SVA_OPTS_INIT(sva_stats, dv);
+	uint8_t *src = map_pages(2), *dst = map_pages(2);
+	struct sva_completion c = { 0 };
+	struct pin_watch w = { 0 };
+	struct sva_dev *sd;
+	struct sva_bind *sb;
+	struct sva_desc d;
+	uint32_t sp;
+	pthread_t th;
+
+	CHECK(src && dst, "mmap");
+	fill_random(src, 2 * PAGE, 51);
+	memset(dst, 0, 2 * PAGE);
+	CHECK(!sva_bind_stats_reset(bind), "reset");
+	CHECK(!sva_bind_stats(bind, &a), "stats");
+	CHECK(!a.iommu_pages_mapped && !a.iommu_pages_unmapped &&
+	      !a.iotlb_unmaps && !a.pinned_now,
+	      "after reset, idle: mapped %llu unmapped %llu iotlb %llu pinned %llu",
+	      (unsigned long long)a.iommu_pages_mapped,
+	      (unsigned long long)a.iommu_pages_unmapped,
+	      (unsigned long long)a.iotlb_unmaps,
+	      (unsigned long long)a.pinned_now);
+	/* 3000 bytes across a page boundary: 2 chunks, 3 pages and 4 maps. */
+	CHECK(!pthread_create(&th, NULL, pin_watch_run, &w), "thread");
+	d = desc(SVA_OP_COPY, src + 1000, dst + 2000, 3000, 0);
+	c.status = 99;
+	CHECK(!run1(&d, &c) && c.status == SVA_STATUS_SUCCESS &&
+	      !memcmp(dst + 2000, src + 1000, 3000), "copy: status %u",
+	      c.status);
+	__atomic_store_n(&w.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(th, NULL);
+	CHECK(!sva_bind_stats(bind, &a), "stats");
+	CHECK(a.iommu_pages_mapped >= 4 &&
+	      a.iommu_pages_mapped == a.iommu_pages_unmapped &&
+	      a.iotlb_unmaps > 0 && a.iotlb_unmaps <= a.iommu_pages_unmapped &&
+	      !a.pinned_now,
+	      "after a COPY: mapped %llu unmapped %llu iotlb %llu pinned %llu",
+	      (unsigned long long)a.iommu_pages_mapped,
+	      (unsigned long long)a.iommu_pages_unmapped,
+	      (unsigned long long)a.iotlb_unmaps,
+	      (unsigned long long)a.pinned_now);
+	CHECK(w.max_pinned > 0 && w.max_pinned <= 5,
+	      "pinned_now seen while the COPY ran: at most %llu (a chunk maps 1 to 5 pages)",
+	      (unsigned long long)w.max_pinned);
+	d = desc(SVA_OP_FILL, NULL, dst, 2 * PAGE, 0x77);
+	CHECK(!run1(&d, &c) && c.status == SVA_STATUS_SUCCESS, "fill: %u",
+	      c.status);
+	CHECK(!sva_bind_stats(bind, &b), "stats");
+	CHECK(b.iommu_pages_mapped > a.iommu_pages_mapped &&
+	      b.iommu_pages_unmapped == b.iommu_pages_mapped &&
+	      b.iotlb_unmaps > a.iotlb_unmaps && !b.pinned_now,
+	      "after a FILL: mapped %llu (was %llu) unmapped %llu iotlb %llu (was %llu) pinned %llu",
+	      (unsigned long long)b.iommu_pages_mapped,
+	      (unsigned long long)a.iommu_pages_mapped,
+	      (unsigned long long)b.iommu_pages_unmapped,
+	      (unsigned long long)b.iotlb_unmaps,
+	      (unsigned long long)a.iotlb_unmaps,
+	      (unsigned long long)b.pinned_now);
+	/* The device: every binding's since open, nothing left pinned. */
+	CHECK(!sva_dev_stats(dev, &dv), "dev stats");
+	CHECK(dv.iommu_pages_mapped >= b.iommu_pages_mapped &&
+	      dv.iommu_pages_mapped == dv.iommu_pages_unmapped &&
+	      !dv.pinned_now,
+	      "device: mapped %llu unmapped %llu pinned %llu",
+	      (unsigned long long)dv.iommu_pages_mapped,
+	      (unsigned long long)dv.iommu_pages_unmapped,
+	      (unsigned long long)dv.pinned_now);
+	printf("# vfio0 device: %llu pages mapped, %llu unmapped, %llu IOTLB-relevant unmaps, %llu pinned now\n",
+	       (unsigned long long)dv.iommu_pages_mapped,
+	       (unsigned long long)dv.iommu_pages_unmapped,
+	       (unsigned long long)dv.iotlb_unmaps,
+	       (unsigned long long)dv.pinned_now);
+	/* Another backend: zero. */
+	CHECK(!sva_dev_open("sim0", NULL, &sd) && !sva_bind(sd, NULL, &sb) &&
+	      !sva_bind_pasid(sb, &sp), "sim0");
+	d = desc(SVA_OP_COPY, src, dst, 3000, 0);
+	d.pasid = sp;
+	CHECK(sva_submit(sb, &d, 1) == 1 && sva_wait(sb, &c, 1, 1, 10000) == 1 &&
+	      c.status == SVA_STATUS_SUCCESS, "sim0 copy");
+	CHECK(!sva_bind_stats(sb, &a) && !sva_dev_stats(sd, &b), "sim0 stats");
+	CHECK(!a.iommu_pages_mapped && !a.iommu_pages_unmapped &&
+	      !a.iotlb_unmaps && !a.pinned_now && !b.iommu_pages_mapped &&
+	      !b.iotlb_unmaps && !b.pinned_now && b.descs_completed == 1,
+	      "sim0: mapped %llu iotlb %llu pinned %llu",
+	      (unsigned long long)b.iommu_pages_mapped,
+	      (unsigned long long)b.iotlb_unmaps,
+	      (unsigned long long)b.pinned_now);
+	sva_unbind(sb);
+	sva_dev_close(sd);
+	munmap(src, 2 * PAGE);
+	munmap(dst, 2 * PAGE);
+	return 0;
+}
+
 /* print_hook: the engine's last maps check report. */
 static char maps_msg[512];
 
@@ -1302,6 +1426,7 @@ static const struct {
 	{ "group_not_viable", t_group_not_viable },
 	{ "stale_caught", t_stale_caught },
 	{ "stale_maps_check", t_stale_maps_check },
+	{ "domain_stats", t_domain_stats },
 	{ "callback_reenters", t_callback_reenters },
 	{ "threads_small_queue", t_threads_small_queue },
 	{ "pageout_mremap_queued", t_pageout_mremap_queued },
