@@ -266,7 +266,7 @@ START_TEST(test_queue_worker_starts_at_first_submit)
 		.dst = (uintptr_t)dst, .len = PAGE };
 	for (int i = 0; i < 3; i++) {
 		ck_assert_int_eq(sva_submit(b, &d, 1), 1);
-		ck_assert_int_eq(sva_wait(b, &c, 1, 1, 5000), 1);
+		ck_assert_int_eq(sva_wait(b, &c, 1, 1, test_wait_ms()), 1);
 		ck_assert_uint_eq(c.status, SVA_STATUS_SUCCESS);
 		ck_assert_int_eq(tasks_settle(bound + 1), bound + 1);
 	}
@@ -312,7 +312,7 @@ START_TEST(test_bind_unbind_cycles)
 				.pasid = pasid, .src = (uintptr_t)src,
 				.dst = (uintptr_t)dst, .len = len };
 			ck_assert_int_eq(sva_submit(b, &d, 1), 1);
-			ck_assert_int_eq(sva_wait(b, &c, 1, 1, 5000), 1);
+			ck_assert_int_eq(sva_wait(b, &c, 1, 1, test_wait_ms()), 1);
 			ck_assert_uint_eq(c.status, SVA_STATUS_SUCCESS);
 		}
 		ck_assert_int_eq(sva_unbind(b), 0);

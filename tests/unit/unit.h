@@ -90,6 +90,9 @@ bool test_skip(const char *test, const char *why);
  * least 2 KiB, one edu transfer, never more than @len): the same
  * assertions on less DMA. */
 size_t test_len(size_t len);
+/* How long a test waits for one small descriptor before calling it hung:
+ * 5 s, 60 s on a vfio device. */
+int test_wait_ms(void);
 #define MIN_LEN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX_LEN(a, b) ((a) > (b) ? (a) : (b))
 
@@ -132,7 +135,7 @@ unsigned int anon_rw_state(const void *p);
 
 struct sva_desc desc_make(const struct fixture *f, uint32_t op, uint32_t flags,
 			  const void *src, const void *dst, uint64_t len);
-/* Submit one descriptor and wait for its completion (5 s at most). */
+/* Submit one descriptor and wait for its completion (test_wait_ms()). */
 struct sva_completion run1(struct fixture *f, const struct sva_desc *d);
 struct sva_stats bind_stats(struct fixture *f);
 
