@@ -125,6 +125,11 @@ enum sva_counter {
 	SVA_C_DEVMEM_ACCESSES,
 	SVA_C_EXCLUSIVE_GRANTS,
 	SVA_C_EXCLUSIVE_REVOKES,
+	/* vfio's IOMMU domain. */
+	SVA_C_IOMMU_MAPPED,
+	SVA_C_IOMMU_UNMAPPED,
+	SVA_C_IOTLB_UNMAPS,
+	SVA_C_PINNED_NOW,		/* a gauge: reset leaves it */
 	SVA_C_NR,
 };
 

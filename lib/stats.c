@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
 /* Statistics of bindings and devices. */
+#include <stddef.h>
 #include <string.h>
 
 #include "internal.h"
@@ -16,10 +17,21 @@ void sva__counters_read(const struct sva_counters *c, struct sva_stats *out)
 	sva__out_copy(out, out->sz, &s, sizeof(s));
 }
 
+/* struct sva_stats lists the counters in enum sva_counter order. */
+_Static_assert(offsetof(struct sva_stats, pinned_now) ==
+	       offsetof(struct sva_stats, translations) +
+	       SVA_C_PINNED_NOW * sizeof(uint64_t) &&
+	       sizeof(struct sva_stats) ==
+	       offsetof(struct sva_stats, translations) +
+	       SVA_C_NR * sizeof(uint64_t),
+	       "struct sva_stats and enum sva_counter differ");
+
 void sva__counters_reset(struct sva_counters *c)
 {
 	for (int i = 0; i < SVA_C_NR; i++)
-		atomic_store_explicit(&c->v[i], 0, memory_order_relaxed);
+		if (i != SVA_C_PINNED_NOW)	/* a state, not a count */
+			atomic_store_explicit(&c->v[i], 0,
+					      memory_order_relaxed);
 }
 
 static int stats_check(const void *h, pid_t owner,

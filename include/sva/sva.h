@@ -539,6 +539,15 @@ struct sva_stats {
 	uint64_t exclusive_grants;	/* pages made device-exclusive */
 	uint64_t exclusive_revokes;	/* exclusive pages a CPU access (or
 					 * an invalidation) took back */
+	/* An IOMMU domain kept by the library (vfio), in pages; 0 on
+	 * other backends. */
+	uint64_t iommu_pages_mapped;	/* pages mapped in the container */
+	uint64_t iommu_pages_unmapped;	/* pages unmapped from it */
+	uint64_t iotlb_unmaps;		/* unmaps that removed a mapping
+					 * (each makes the IOMMU drop its
+					 * IOTLB entries for it) */
+	uint64_t pinned_now;		/* pages pinned now (mapped and not
+					 * yet unmapped); not reset */
 };
 
 SVA_API int sva_bind_stats(const struct sva_bind *bind,

@@ -286,8 +286,12 @@ static int vfio_open(struct sva_dev *dev, const char *name, int fd)
 	if (!dev->opts.queue_depth)
 		dev->opts.queue_depth = 64;
 	snprintf(dev->name, sizeof(dev->name), "%s", name);
-	/* No PASID, no ATS, no PRI: the domain mirrors the process. */
-	caps->flags = SVA_CAP_MIRROR;
+	/* No PASID, no ATS, no PRI: the domain mirrors the process. A
+	 * chunk's pages are made present before it runs (engine.c), as a
+	 * page request answered would: every descriptor blocks on its
+	 * faults, so SVA_DESC_BLOCK_ON_FAULT is accepted and changes
+	 * nothing (a page that can't be made present still ends it). */
+	caps->flags = SVA_CAP_MIRROR | SVA_CAP_BLOCK_ON_FAULT;
 	caps->pasid_bits = 0;
 	caps->page_sizes = 1ull << 12;
 	caps->queue_depth = dev->opts.queue_depth;

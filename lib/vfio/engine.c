@@ -239,9 +239,25 @@ static void chunk_pages(struct chunk *c, const uint8_t *stage)
 			       VFIO_MAP_READ | VFIO_MAP_WRITE);
 }
 
+/*
+ * The domain's statistics (struct sva_stats), on @bind and its device:
+ * @mapped pages mapped, @unmapped pages unmapped by @unmaps unmaps (each
+ * one the IOMMU drops IOTLB entries for); pinned_now follows.
+ */
+static void count_domain(struct sva_bind *bind, uint64_t mapped,
+			 uint64_t unmapped, uint64_t unmaps)
+{
+	sva__count(bind, SVA_C_IOMMU_MAPPED, mapped);
+	sva__count(bind, SVA_C_IOMMU_UNMAPPED, unmapped);
+	sva__count(bind, SVA_C_IOTLB_UNMAPS, unmaps);
+	/* A gauge: up by what was mapped, down (modulo 2^64) by what was
+	 * unmapped; each container pins what it maps until it's unmapped. */
+	sva__count(bind, SVA_C_PINNED_NOW, mapped - unmapped);
+}
+
 /* Unmap the first @n pages of @c; how many were. */
-static unsigned int unmap_pages(struct vfio_dev *vd, const struct chunk *c,
-				unsigned int n)
+static unsigned int unmap_pages(struct vfio_dev *vd, struct sva_bind *bind,
+				const struct chunk *c, unsigned int n)
 {
 	unsigned int done = 0;
 
@@ -253,16 +269,19 @@ static unsigned int unmap_pages(struct vfio_dev *vd, const struct chunk *c,
 			continue;
 		got = vd->cont.ops->unmap(vd, c->map[i].page, SVA_PAGE_SIZE);
 
-		if (got != SVA_PAGE_SIZE)
+		if (got != SVA_PAGE_SIZE) {
 			pr_warn("%s: %s unmap of IOVA %#llx: %s\n", vd->bdf,
 				vd->cont.ops->name,
 				(unsigned long long)c->map[i].page,
 				got < 0 ? strerror((int)-got) :
 				"not the page mapped");
-		else
+		} else {
+			vfio_live_del(vd, c->map[i].page);
 			done++;
+		}
 	}
 	vd->mapped_now -= done;
+	count_domain(bind, 0, done, done);
 	return done;
 }
 
@@ -273,12 +292,21 @@ static unsigned int unmap_pages(struct vfio_dev *vd, const struct chunk *c,
  * U64_MAX), which must find nothing. A mapping found is a stale one, reported and gone.
  * Caller holds engine_lock.
  */
-static void stale_sweep(struct vfio_dev *vd)
+static void stale_sweep(struct vfio_dev *vd, struct sva_bind *bind)
 {
-	int64_t left = vd->cont.ops->unmap_all(vd);
+	int64_t left;
 
+	/* What the table still holds outlived its chunk: which of it maps
+	 * memory the process no longer has, or with more access than its
+	 * VMA grants (/proc/self/maps), is said before it goes. */
+	vfio_live_check(vd, true);
+	left = vd->cont.ops->unmap_all(vd);
 	if (left < 0)
 		return;
+	vfio_live_clear(vd);
+	/* What it found was mapped by this chunk, of this binding. */
+	if (left)
+		count_domain(bind, 0, (uint64_t)left / SVA_PAGE_SIZE, 1);
 	if (left || vd->mapped_now)
 		pr_warn("%s: %llu bytes stayed mapped in the %s container after a chunk (%llu pages not unmapped): unmapped now\n",
 			vd->bdf, (unsigned long long)left, vd->cont.ops->name,
@@ -288,8 +316,8 @@ static void stale_sweep(struct vfio_dev *vd)
 
 /* Map the chunk's pages at IOVA == VA; 0, or the failing page's errno
  * with nothing left mapped. Caller holds engine_lock and inval_lock. */
-static int map_pages(struct vfio_dev *vd, const struct chunk *c,
-		     uint64_t *bad)
+static int map_pages(struct vfio_dev *vd, struct sva_bind *bind,
+		     const struct chunk *c, uint64_t *bad)
 {
 	for (unsigned int i = 0; i < c->nmap; i++) {
 		int err = vd->cont.ops->map(vd, c->map[i].page, SVA_PAGE_SIZE,
@@ -300,9 +328,11 @@ static int map_pages(struct vfio_dev *vd, const struct chunk *c,
 			pr_debug("%s: %s map of %#llx: %s\n", vd->bdf,
 				 vd->cont.ops->name, (unsigned long long)*bad,
 				 strerror(-err));
-			unmap_pages(vd, c, i);
+			unmap_pages(vd, bind, c, i);
 			return err;
 		}
+		vfio_live_add(vd, c->map[i].page, c->map[i].perm);
+		count_domain(bind, 1, 0, 0);
 		vd->mapped_now++;
 	}
 	return 0;
@@ -466,7 +496,7 @@ void vfio_exec(struct sva_bind *bind, const struct sva_desc *d,
 			why = chunk_ready(mm, &c);
 			if (!why) {
 				chunk_pages(&c, vb->stage);
-				err = map_pages(vd, &c, &bad);
+				err = map_pages(vd, bind, &c, &bad);
 				if (!err)
 					break;	/* mapped, locks held */
 				why = -EAGAIN;
@@ -496,8 +526,8 @@ void vfio_exec(struct sva_bind *bind, const struct sva_desc *d,
 		sva__count(bind, SVA_C_TRANSLATIONS, c.nmap);
 		err = chunk_run(vd, &st, &c);
 		sva__count(bind, SVA_C_ATC_INVALIDATED,
-			   unmap_pages(vd, &c, c.nmap));
-		stale_sweep(vd);
+			   unmap_pages(vd, bind, &c, c.nmap));
+		stale_sweep(vd, bind);
 		pthread_rwlock_unlock(&mm->inval_lock);
 		pthread_mutex_unlock(&vd->engine_lock);
 		if (err) {

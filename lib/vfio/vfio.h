@@ -103,6 +103,16 @@ struct vfio_container {
 extern const struct vfio_container_ops vfio_type1_ops;
 extern const struct vfio_container_ops vfio_iommufd_ops;
 
+/* A page this process mapped in the container (live.c). */
+struct vfio_live {
+	uint64_t iova;
+	uint32_t perm;			/* VFIO_MAP_READ, _WRITE */
+};
+
+/* A chunk maps 5 pages at most; the rest is room for lost unmaps that
+ * the sweep after the chunk finds. */
+#define VFIO_LIVE_MAX 32
+
 struct vfio_dev {
 	struct sva_dev *dev;
 	char bdf[32];			/* 0000:00:04.0 */
@@ -114,6 +124,10 @@ struct vfio_dev {
 	pthread_mutex_t engine_lock;
 	/* Pages mapped in the container now (engine_lock). */
 	uint64_t mapped_now;
+	/* Which (engine_lock): live.c. */
+	struct vfio_live live[VFIO_LIVE_MAX];
+	unsigned int nlive;
+	unsigned int live_lost;		/* mapped with the table full */
 	/* A transfer never finished: the engine ignores register writes
 	 * while one runs, so nothing more is sent to it (engine_lock). */
 	bool dead;
@@ -147,6 +161,18 @@ void vfio_container_close(struct vfio_dev *vd);
  * direct-relaxable ones left out (both containers map over them). */
 int vfio_sysfs_regions(const struct vfio_dev *vd, struct sva_region *out,
 		       unsigned int max);
+
+/*
+ * live.c: the table of this process's mappings in the container, kept by
+ * the engine (engine_lock), and the check of each against
+ * /proc/self/maps: the number of mappings no VMA of the process holds
+ * with the access the mapping grants (each reported with pr_warn() when
+ * @report), or -errno. Caller holds engine_lock.
+ */
+void vfio_live_add(struct vfio_dev *vd, uint64_t iova, uint32_t perm);
+void vfio_live_del(struct vfio_dev *vd, uint64_t iova);
+int vfio_live_check(struct vfio_dev *vd, bool report);
+void vfio_live_clear(struct vfio_dev *vd);
 
 void vfio_exec(struct sva_bind *bind, const struct sva_desc *desc,
 	       struct sva_completion *comp);

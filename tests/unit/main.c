@@ -10,8 +10,9 @@ int main(void)
 	SRunner *sr = srunner_create(work_suite());
 	int failed;
 
-	/* The API suite checks the software devices sim0..sim3 by name. */
-	if (test_on_sim())
+	/* The API suite checks the software devices sim0..sim3 by name;
+	 * on a vfio device its device-generic part. */
+	if (test_on_sim() || test_on_vfio())
 		srunner_add_suite(sr, api_suite());
 	srunner_add_suite(sr, faults_suite());
 	srunner_add_suite(sr, mirror_suite());

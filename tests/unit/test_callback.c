@@ -141,9 +141,14 @@ static int cb_handles(struct cbt *c, struct sva_mirror *m)
 	EXPECT(sva_dev_name(c->f.dev) != NULL);
 	EXPECT(sva_dev_quarantined(c->f.dev) == 0);
 	EXPECT(sva_dev_reset(c->f.dev) == 0);
-	/* A device without bindings may be opened and closed. */
-	EXPECT(sva_dev_open_fd(sva_dev_fd(c->f.dev), NULL, &dev2) == 0);
-	sva_dev_close(dev2);
+	/* A device without bindings may be opened and closed (from its fd:
+	 * not a VFIO one, whose group or cdev the process opens once). */
+	if (caps.container[0]) {
+		test_skip("cb_handles", "sva_dev_open_fd() (a VFIO device is not opened from a fd)");
+	} else {
+		EXPECT(sva_dev_open_fd(sva_dev_fd(c->f.dev), NULL, &dev2) == 0);
+		sva_dev_close(dev2);
+	}
 	return 0;
 }
 
@@ -254,11 +259,12 @@ static void callback(struct sva_mirror *m, uint64_t start, uint64_t end,
 static void device_touch_and_unmap(struct fixture *f)
 {
 	uint8_t *src = map_filled(2 * PAGE, 7), *dst = map_filled(2 * PAGE, 8);
+	size_t len = test_len(2 * PAGE);
 	struct sva_desc d = desc_make(f, SVA_OP_COPY, SVA_DESC_BLOCK_ON_FAULT,
-				      src, dst, 2 * PAGE);
+				      src, dst, len);
 
 	ck_assert_uint_eq(run1(f, &d).status, SVA_STATUS_SUCCESS);
-	ck_assert_int_eq(memcmp(src, dst, 2 * PAGE), 0);
+	ck_assert_int_eq(memcmp(src, dst, len), 0);
 	ck_assert_int_eq(munmap(src, 2 * PAGE), 0);
 	ck_assert_int_eq(munmap(dst, 2 * PAGE), 0);
 }

@@ -75,6 +75,26 @@ struct fixture {
  */
 const char *test_device(void);
 bool test_on_sim(void);
+/*
+ * The device is a VFIO one (vfio0: QEMU's edu behind an IOMMU container):
+ * test_on_vfio() by its backend, without opening it; dev_is_vfio() by the
+ * caps of an open one (only a VFIO device names its container). Such a
+ * device has no PASID/ATS/PRI, no device memory, is opened by one process
+ * at a time, and moves 2 KiB per ~100 ms of a VM's time.
+ */
+bool test_on_vfio(void);
+bool dev_is_vfio(const struct sva_dev *dev);
+/* Say why @test doesn't apply on this device ("# ... skipped ..."); true. */
+bool test_skip(const char *test, const char *why);
+/* A test's buffer size @len, made small on a vfio device (1/1024, at
+ * least 2 KiB, one edu transfer, never more than @len): the same
+ * assertions on less DMA. */
+size_t test_len(size_t len);
+/* How long a test waits for one small descriptor before calling it hung:
+ * 5 s, 60 s on a vfio device. */
+int test_wait_ms(void);
+#define MIN_LEN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX_LEN(a, b) ((a) > (b) ? (a) : (b))
 
 void open_bind(struct fixture *f, const struct sva_dev_opts *opts);
 void close_bind(struct fixture *f);
@@ -115,7 +135,7 @@ unsigned int anon_rw_state(const void *p);
 
 struct sva_desc desc_make(const struct fixture *f, uint32_t op, uint32_t flags,
 			  const void *src, const void *dst, uint64_t len);
-/* Submit one descriptor and wait for its completion (5 s at most). */
+/* Submit one descriptor and wait for its completion (test_wait_ms()). */
 struct sva_completion run1(struct fixture *f, const struct sva_desc *d);
 struct sva_stats bind_stats(struct fixture *f);
 

@@ -64,7 +64,7 @@ debug)
 esac
 CMDLINE="$CMDLINE sva.fuzz=$FUZZ${SVA_FUZZ_SEED:+ sva.fuzz_seed=$SVA_FUZZ_SEED}${SVA_FUZZ_THREADS:+ sva.fuzz_threads=$SVA_FUZZ_THREADS}"
 # Only a part, while working on it (tests/vm/init says how).
-CMDLINE="$CMDLINE${SVA_VM_VFIO:+ sva.vfio=$SVA_VM_VFIO}"
+CMDLINE="$CMDLINE${SVA_VM_VFIO:+ sva.vfio=$SVA_VM_VFIO}${SVA_VM_VFIO_UNIT:+ sva.vfio_unit=$SVA_VM_VFIO_UNIT}"
 CMDLINE="$CMDLINE${SVA_VM_CK_SUITE:+ sva.ck_suite=$SVA_VM_CK_SUITE}${SVA_VM_CK_CASE:+ sva.ck_case=$SVA_VM_CK_CASE}${SVA_VM_DEVICES:+ sva.devices=$SVA_VM_DEVICES}${SVA_VM_QUICK:+ sva.quick=$SVA_VM_QUICK}${SVA_VM_VMTEST:+ sva.vmtest=$SVA_VM_VMTEST}${SVA_VM_ENV:+ sva.env=$SVA_VM_ENV}"
 LIMIT=$((LIMIT + FUZZ))
 for need in "$KERNEL" "$KDIR" /bin/busybox; do
