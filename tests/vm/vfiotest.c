@@ -16,6 +16,8 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +36,8 @@ static const char *cur;
 static struct sva_dev *dev;
 static struct sva_bind *bind;
 static uint32_t pasid;
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 #define CHECK(cond, ...)						\
 	do {								\
@@ -548,6 +552,128 @@ static int t_mirror_munmap(void)
 	      (unsigned long long)s.end);
 	CHECK(!sva_mirror_unregister(m), "unregister");
 	munmap(p, 4 * PAGE);
+	return 0;
+}
+
+/* Many mirrors: one a page, and one over them all. */
+#define MANY_PAGES 64
+
+struct many_seen {
+	atomic_int calls[MANY_PAGES + 1];	/* [MANY_PAGES]: the big one */
+	atomic_int events[MANY_PAGES + 1];	/* the last event, not RELEASE */
+};
+
+static struct many_seen many;
+
+static void on_many(struct sva_mirror *m, uint64_t start, uint64_t end,
+		    enum sva_inval_event ev, uint64_t seq, void *ctx)
+{
+	int i = (int)(uintptr_t)ctx;
+
+	(void)m, (void)start, (void)end, (void)seq;
+	if (ev == SVA_INVAL_RELEASE)
+		return;
+	atomic_store(&many.events[i], ev);
+	atomic_fetch_add(&many.calls[i], 1);
+}
+
+/* Wait up to 2 s for mirror @i's callback to have run @n times. */
+static int many_calls(int i, int n)
+{
+	for (int t = 0; t < 2000 && atomic_load(&many.calls[i]) < n; t++) {
+		struct timespec ts = { 0, 1000000 };
+
+		nanosleep(&ts, NULL);
+	}
+	return atomic_load(&many.calls[i]);
+}
+
+/*
+ * 65 mirrors on vfio0 (64 of a page each, one over all of them) while the
+ * device writes some of their pages: a DONTNEED of 4 pages and a munmap of
+ * one reach exactly the mirrors over them (sequence moved, the callback
+ * with the event), none of the others; the device's writes after the
+ * discard land byte exact; unregistering all leaves nothing pinned.
+ */
+static int t_many_mirrors(void)
+{
+	uint8_t *p = map_pages(MANY_PAGES), *src = map_pages(1);
+	struct sva_mirror *m[MANY_PAGES + 1];
+	uint64_t seq[MANY_PAGES + 1];
+	static const int written[] = { 3, 10, 12, 40 };
+	long lck = vm_locked_kb();
+	struct sva_completion c;
+	struct sva_desc d;
+
+	CHECK(p && src, "mmap");
+	memset(&many, 0, sizeof(many));
+	memset(p, 0x11, MANY_PAGES * PAGE);
+	fill_random(src, PAGE, 77);
+	for (int i = 0; i <= MANY_PAGES; i++) {
+		SVA_OPTS_INIT(sva_mirror_opts, o, .invalidate = on_many,
+			      .ctx = (void *)(uintptr_t)i);
+		uint64_t a = (uint64_t)(uintptr_t)p +
+			     (i < MANY_PAGES ? (uint64_t)i * PAGE : 0);
+
+		CHECK(!sva_mirror_register(bind, a, i < MANY_PAGES ? PAGE :
+					   MANY_PAGES * PAGE, &o, &m[i]),
+		      "register mirror %d", i);
+	}
+	/* The device writes 256 bytes into a few pages. */
+	for (size_t k = 0; k < ARRAY_SIZE(written); k++) {
+		uint8_t *dst = p + written[k] * PAGE + 1000;
+
+		d = desc(SVA_OP_COPY, src, dst, 256, 0);
+		CHECK(!run1(&d, &c) && c.status == SVA_STATUS_SUCCESS,
+		      "copy into page %d: status %u", written[k], c.status);
+		CHECK(!memcmp(dst, src, 256) && dst[-1] == 0x11 &&
+		      dst[256] == 0x11, "page %d: not exactly the bytes told",
+		      written[k]);
+	}
+	for (int i = 0; i <= MANY_PAGES; i++)
+		seq[i] = sva_mirror_read_begin(m[i]);
+
+	/* Discard pages 10-13, unmap page 40. */
+	CHECK(!madvise(p + 10 * PAGE, 4 * PAGE, MADV_DONTNEED), "madvise");
+	CHECK(!munmap(p + 40 * PAGE, PAGE), "munmap");
+	for (int i = 0; i < MANY_PAGES; i++) {
+		bool hit = (i >= 10 && i < 14) || i == 40;
+
+		CHECK(sva_mirror_read_retry(m[i], seq[i]) == hit,
+		      "mirror %d: sequence %s", i, hit ? "unchanged by its invalidation" :
+		      "moved by another page's");
+		if (hit) {
+			CHECK(many_calls(i, 1) >= 1, "mirror %d: no callback", i);
+			CHECK(atomic_load(&many.events[i]) ==
+			      (i == 40 ? SVA_INVAL_UNMAP : SVA_INVAL_DISCARD),
+			      "mirror %d: event %d", i,
+			      atomic_load(&many.events[i]));
+		}
+	}
+	CHECK(sva_mirror_read_retry(m[MANY_PAGES], seq[MANY_PAGES]),
+	      "the big mirror's sequence unchanged");
+	CHECK(many_calls(MANY_PAGES, 2) >= 2, "the big mirror: %d callbacks",
+	      atomic_load(&many.calls[MANY_PAGES]));
+	for (int i = 0; i < MANY_PAGES; i++)
+		if (!((i >= 10 && i < 14) || i == 40))
+			CHECK(!atomic_load(&many.calls[i]),
+			      "mirror %d: a callback for another page's invalidation",
+			      i);
+
+	/* The discarded page reads zeros; the device writes it again. */
+	CHECK(p[12 * PAGE + 1000] == 0, "page 12 not discarded");
+	d = desc(SVA_OP_COPY, src, p + 12 * PAGE + 1000, 256, 0);
+	CHECK(!run1(&d, &c) && c.status == SVA_STATUS_SUCCESS,
+	      "copy after discard: status %u", c.status);
+	CHECK(!memcmp(p + 12 * PAGE + 1000, src, 256) &&
+	      p[12 * PAGE + 999] == 0 && p[12 * PAGE + 1256] == 0,
+	      "copy after discard: not exactly the bytes told");
+	for (int i = 0; i <= MANY_PAGES; i++)
+		CHECK(!sva_mirror_unregister(m[i]), "unregister %d", i);
+	CHECK(vm_locked_kb() == lck, "locked_vm %ld kB, was %ld kB",
+	      vm_locked_kb(), lck);
+	munmap(p, MANY_PAGES * PAGE);
+	munmap(src, PAGE);
 	return 0;
 }
 
@@ -1422,6 +1548,7 @@ static const struct {
 	{ "msi_window", t_msi_window },
 	{ "munmap_during_dma", t_munmap_during_dma },
 	{ "mirror_munmap", t_mirror_munmap },
+	{ "many_mirrors", t_many_mirrors },
 	{ "fork", t_fork },
 	{ "group_not_viable", t_group_not_viable },
 	{ "stale_caught", t_stale_caught },
