@@ -37,23 +37,35 @@
  * application's userfaultfd, a sysfs read) would go away holding a
  * library lock or half done. SVA_NO_CANCEL, first in a public call,
  * holds cancellation off until the call returns; the caller's own state
- * (sva__cancel_state) is what the one deliberate point restores.
+ * (sva__cancel.state) is what the one deliberate point restores. The
+ * type is made deferred meanwhile: asynchronous cancellation could act
+ * between a condition wait's unlock and its cleanup handler (POSIX makes
+ * no libsva call async-cancel-safe; this keeps the library's locks right
+ * for a caller that does it anyway).
  */
-static inline int sva__cancel_off(void)
-{
-	int cs;
+struct sva__cancel {
+	int state;
+	int type;
+};
 
-	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
-	return cs;
+static inline struct sva__cancel sva__cancel_off(void)
+{
+	struct sva__cancel c;
+
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &c.state);
+	pthread_setcanceltype(PTHREAD_CANCEL_DEFERRED, &c.type);
+	return c;
 }
 
-static inline void sva__cancel_restore(int *cs)
+static inline void sva__cancel_restore(struct sva__cancel *c)
 {
-	pthread_setcancelstate(*cs, NULL);
+	pthread_setcanceltype(c->type, NULL);
+	pthread_setcancelstate(c->state, NULL);
 }
 
 #define SVA_NO_CANCEL \
-	int sva__cancel_state __attribute__((cleanup(sva__cancel_restore))) = \
+	struct sva__cancel sva__cancel \
+		__attribute__((cleanup(sva__cancel_restore))) = \
 		sva__cancel_off()
 
 /* ------------------------------------------------------------- logging */

@@ -399,7 +399,9 @@ static void queue_sleep_cancelled(void *arg)
  * PTHREAD_CANCEL_DISABLE once the wait has reaped something (a completion
  * taken from the queue must reach the caller). A thread cancelled here
  * drops the lock and hands work queued unkicked (@kick) to the worker;
- * what it had not reaped stays queued for the next wait.
+ * what it had not reaped stays queued for the next wait. The type stays
+ * deferred (SVA_NO_CANCEL): cancellation acts in the wait itself, where
+ * the lock is held again and this handler's to drop.
  */
 static int queue_sleep(struct sva_queue *q, const struct timespec *ts,
 		       int cancel_state, bool kick)
@@ -497,7 +499,7 @@ int sva_wait(struct sva_bind *bind, struct sva_completion *comps,
 	SVA_NO_CANCEL;
 
 	return queue_wait(bind, comps, max, min, timeout_ms, false, false,
-			  sva__cancel_state);
+			  sva__cancel.state);
 }
 
 /*
@@ -525,7 +527,7 @@ int sva_submit_and_wait(struct sva_bind *bind, const struct sva_desc *descs,
 	if (ret < 0)
 		return ret;
 	ret = queue_wait(bind, comps, max, min, timeout_ms, true, !kick && n,
-			 sva__cancel_state);
+			 sva__cancel.state);
 	/* Not waited for after all (an error): the worker's, now. */
 	if (ret < 0 && !kick && n)
 		pthread_cond_signal(&bind->q.work_cv);

@@ -38,12 +38,17 @@ struct caller {
 	int ret;
 	struct sva_desc desc;	/* sva_submit_and_wait()'s */
 	struct sva_mirror *mirror;
+	bool async;		/* asynchronous cancellation type */
 };
 
 static void *call_wait(void *arg)
 {
 	struct caller *c = arg;
 
+	/* (POSIX: undefined for a call not async-cancel-safe; libsva keeps
+	 * its locks right all the same, see SVA_NO_CANCEL.) */
+	if (c->async)
+		pthread_setcanceltype(PTHREAD_CANCEL_ASYNCHRONOUS, NULL);
 	c->ret = sva_wait(c->f->bind, c->comps, c->max, c->min, c->timeout_ms);
 	atomic_store(&c->returned, 1);
 	pthread_testcancel();
@@ -124,11 +129,12 @@ static void binding_works(struct fixture *f)
  * reaped and is cancelled there. Then the queue restarts and another
  * wait gets both completions (none lost, none doubled).
  */
-static void cancel_sleeping_waiter(bool submit_and_wait)
+static void cancel_sleeping_waiter(bool submit_and_wait, bool async)
 {
 	uint8_t *p = map_filled(4 * PAGE, 3);
 	struct fixture f = { 0 };
-	struct caller c = { .f = &f, .max = 2, .min = 2, .timeout_ms = -1 };
+	struct caller c = { .f = &f, .max = 2, .min = 2, .timeout_ms = -1,
+			    .async = async };
 	struct sva_completion got[4];
 	struct sva_desc d;
 	pthread_t t;
@@ -171,13 +177,21 @@ static void cancel_sleeping_waiter(bool submit_and_wait)
 
 START_TEST(test_regress_cancel_in_wait)
 {
-	cancel_sleeping_waiter(false);
+	cancel_sleeping_waiter(false, false);
+}
+END_TEST
+
+/* The caller's type asynchronous: cancelled all the same in the sleep,
+ * the queue's lock left free, nothing lost. */
+START_TEST(test_cancel_async_type_in_wait)
+{
+	cancel_sleeping_waiter(false, true);
 }
 END_TEST
 
 START_TEST(test_regress_cancel_in_submit_and_wait)
 {
-	cancel_sleeping_waiter(true);
+	cancel_sleeping_waiter(true, false);
 }
 END_TEST
 
@@ -271,12 +285,18 @@ START_TEST(test_regress_cancel_keeps_reaped)
 	ck_assert_int_eq(sva_submit(f.bind, d, 2), 2);
 	ck_assert_int_eq(pthread_create(&t, NULL, call_wait, &c), 0);
 	held_page_faulted(&h);	/* d[0] done, d[1] blocked */
-	usleep(20000);
+	/* The waiter reaped d[0] (in flight counts down at the reap). */
+	for (int i = 0; i < 5000 && sva_inflight(f.bind) != 1; i++)
+		usleep(1000);
+	ck_assert_int_eq(sva_inflight(f.bind), 1);
 	ck_assert_int_eq(pthread_cancel(t), 0);
 	usleep(20000);
 	release_page(&h, 0x5a);
 	ck_assert_int_eq(pthread_join(t, &res), 0);
 	ck_assert_ptr_eq(res, PTHREAD_CANCELED);
+	/* Having reaped one, it was no cancellation point: it returned. */
+	ck_assert_int_eq(atomic_load(&c.returned), 1);
+	ck_assert_int_eq(c.ret, 2);
 
 	/* What the cancelled wait returned, then what is left. */
 	fprintf(stderr, "%s: the cancelled wait %s %d\n", __func__,
@@ -442,6 +462,7 @@ Suite *cancel_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_regress_cancel_in_wait);
 	tcase_add_test(tc, test_regress_cancel_in_submit_and_wait);
+	tcase_add_test(tc, test_cancel_async_type_in_wait);
 	tcase_add_test(tc, test_regress_cancel_keeps_reaped);
 	tcase_add_test(tc, test_regress_cancel_in_faulting_snapshot);
 	tcase_add_test(tc, test_regress_cancel_in_unbind);
