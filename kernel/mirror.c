@@ -199,19 +199,23 @@ static int pt_install(struct sva_ctx *ctx, struct hmm_range *range)
 /*
  * hmm_range_fault() until no invalidation races it, or @deadline (in
  * jiffies) passes. Returns 0 with ctx->lock held: @range's pfns are
- * current until it is dropped.
+ * current until it is dropped. The deadline bounds retries only: a first
+ * attempt always runs, so a slow request that progresses (many runs, a
+ * loaded machine) isn't answered FAILURE for the time its runs took.
  */
 static int range_fault_locked(struct sva_ctx *ctx, struct hmm_range *range,
 			      unsigned long deadline)
 {
+	bool retry = false;
 	int ret;
 
 	for (;;) {
 		/* An OOM-killed task must not go on faulting for the device. */
 		if (fatal_signal_pending(current))
 			return -EINTR;
-		if (time_after(jiffies, deadline))
+		if (retry && time_after(jiffies, deadline))
 			return -EBUSY;
+		retry = true;
 		range->notifier_seq = mmu_interval_read_begin(range->notifier);
 		mmap_read_lock(ctx->mm);
 		ret = hmm_range_fault(range);
