@@ -72,6 +72,10 @@ static inline void sva__cancel_restore(struct sva__cancel *c)
 
 __attribute__((format(printf, 2, 3)))
 void sva__log(enum sva_print_level level, const char *fmt, ...);
+/* Between these, messages wait (per thread) for the end: a library lock
+ * is held, and the print hook is the application's code. */
+void sva__log_defer_begin(void);
+void sva__log_defer_end(void);
 #define pr_warn(fmt, ...) sva__log(SVA_WARN, "libsva: " fmt, ##__VA_ARGS__)
 #define pr_info(fmt, ...) sva__log(SVA_INFO, "libsva: " fmt, ##__VA_ARGS__)
 #define pr_debug(fmt, ...) sva__log(SVA_DEBUG, "libsva: " fmt, ##__VA_ARGS__)

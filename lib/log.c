@@ -34,6 +34,23 @@ sva_print_fn_t sva_set_print(sva_print_fn_t fn)
 	return atomic_exchange(&print_fn, fn);
 }
 
+/*
+ * Messages said under a library lock wait for it to go: the print hook is
+ * the application's code, which may block on anything (a munmap() waiting
+ * for the event thread that needs the lock). Per thread; nested.
+ */
+#define LOG_DEFERRED_MAX 8
+
+struct deferred_log {
+	unsigned int depth, n, dropped;
+	struct {
+		enum sva_print_level level;
+		char msg[256];
+	} m[LOG_DEFERRED_MAX];
+};
+
+static __thread struct deferred_log deferred;
+
 void sva__log(enum sva_print_level level, const char *fmt, ...)
 {
 	sva_print_fn_t fn = atomic_load(&print_fn);
@@ -43,7 +60,50 @@ void sva__log(enum sva_print_level level, const char *fmt, ...)
 	if (!fn)
 		return;
 	va_start(ap, fmt);
+	if (deferred.depth) {
+		if (deferred.n < LOG_DEFERRED_MAX) {
+			deferred.m[deferred.n].level = level;
+			vsnprintf(deferred.m[deferred.n].msg,
+				  sizeof(deferred.m[0].msg), fmt, ap);
+			deferred.n++;
+		} else {
+			deferred.dropped++;
+		}
+	} else {
+		fn(level, fmt, ap);
+	}
+	va_end(ap);
+	errno = saved;
+}
+
+static void log_emit(sva_print_fn_t fn, enum sva_print_level level,
+		     const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
 	fn(level, fmt, ap);
 	va_end(ap);
+}
+
+void sva__log_defer_begin(void)
+{
+	deferred.depth++;
+}
+
+void sva__log_defer_end(void)
+{
+	sva_print_fn_t fn = atomic_load(&print_fn);
+	int saved = errno;
+
+	if (--deferred.depth)
+		return;
+	for (unsigned int i = 0; fn && i < deferred.n; i++)
+		log_emit(fn, deferred.m[i].level, "%s", deferred.m[i].msg);
+	if (fn && deferred.dropped)
+		log_emit(fn, SVA_WARN, "libsva: %u more messages said under a lock dropped\n",
+			 deferred.dropped);
+	deferred.n = 0;
+	deferred.dropped = 0;
 	errno = saved;
 }

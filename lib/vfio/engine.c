@@ -493,6 +493,7 @@ void vfio_exec(struct sva_bind *bind, const struct sva_desc *d,
 				break;
 			pthread_mutex_lock(&vd->engine_lock);
 			pthread_rwlock_rdlock(&mm->inval_lock);
+			sva__log_defer_begin();
 			why = chunk_ready(mm, &c);
 			if (!why) {
 				chunk_pages(&c, vb->stage);
@@ -503,6 +504,7 @@ void vfio_exec(struct sva_bind *bind, const struct sva_desc *d,
 			}
 			pthread_rwlock_unlock(&mm->inval_lock);
 			pthread_mutex_unlock(&vd->engine_lock);
+			sva__log_defer_end();
 			/* A discard whose zap is still to come: wait it out,
 			 * or the zap could pass a page we pinned. */
 			if (why == -EBUSY)
@@ -530,6 +532,7 @@ void vfio_exec(struct sva_bind *bind, const struct sva_desc *d,
 		stale_sweep(vd, bind);
 		pthread_rwlock_unlock(&mm->inval_lock);
 		pthread_mutex_unlock(&vd->engine_lock);
+		sva__log_defer_end();
 		if (err) {
 			sva__complete_fault(comp, SVA_STATUS_FAULT_FAILURE,
 				       c.side[0].addr, c.side[0].access);
