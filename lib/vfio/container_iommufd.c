@@ -185,13 +185,25 @@ static int iommufd_reserved(struct vfio_dev *vd, struct sva_region *out,
 	struct iommu_iova_range *r;
 	unsigned int n = 0;
 	uint64_t next = 0;
-	int nsys;
+	int nsys, ret;
 
 	r = calloc(IOMMUFD_RANGES_MAX, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
 	q.allowed_iovas = (uintptr_t)r;
-	if (ioctl(vd->cont.fd, IOMMU_IOAS_IOVA_RANGES, &q)) {
+	ret = ioctl(vd->cont.fd, IOMMU_IOAS_IOVA_RANGES, &q);
+	/* More ranges than room: the kernel said how many (EMSGSIZE). */
+	if (ret && errno == EMSGSIZE) {
+		struct iommu_iova_range *more = calloc(q.num_iovas, sizeof(*r));
+
+		free(r);
+		r = more;
+		if (!r)
+			return -ENOMEM;
+		q.allowed_iovas = (uintptr_t)r;
+		ret = ioctl(vd->cont.fd, IOMMU_IOAS_IOVA_RANGES, &q);
+	}
+	if (ret) {
 		int err = -errno;
 
 		free(r);

@@ -12,6 +12,7 @@
  * device could reach memory the process no longer has: the worst kind.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "vfio.h"
@@ -38,17 +39,21 @@ void vfio_live_del(struct vfio_dev *vd, uint64_t iova)
  * false where none does. */
 static bool maps_lookup(FILE *f, uint64_t addr, char perms[5])
 {
-	char line[512];
+	/* Whole lines (getline): a long path split by a fixed buffer would
+	 * have its tail parsed as a line of its own. */
+	char *line = NULL;
+	size_t cap = 0;
+	bool found = false;
 
 	rewind(f);
-	while (fgets(line, sizeof(line), f)) {
+	while (!found && getline(&line, &cap, f) > 0) {
 		unsigned long long s, e;
 
-		if (sscanf(line, "%llx-%llx %4s", &s, &e, perms) == 3 &&
-		    s <= addr && addr < e)
-			return true;
+		found = sscanf(line, "%llx-%llx %4s", &s, &e, perms) == 3 &&
+			s <= addr && addr < e;
 	}
-	return false;
+	free(line);
+	return found;
 }
 
 int vfio_live_check(struct vfio_dev *vd, bool report)
