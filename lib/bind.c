@@ -50,9 +50,9 @@ int sva_bind(struct sva_dev *dev, const struct sva_bind_opts *opts,
 	if (err)
 		goto unbind;
 
-	pthread_mutex_lock(&dev->lock);
+	sva__mutex_lock(&dev->lock);
 	list_add_tail(&bind->dev_node, &dev->binds);
-	pthread_mutex_unlock(&dev->lock);
+	sva__mutex_unlock(&dev->lock);
 	*bindp = bind;
 	return 0;
 unbind:
@@ -81,9 +81,9 @@ int sva_unbind(struct sva_bind *bind)
 	dev = bind->dev;
 
 	/* From here on no mirror can be registered, not even by a callback. */
-	pthread_mutex_lock(&bind->mirror_lock);
+	sva__mutex_lock(&bind->mirror_lock);
 	bind->unbinding = true;
-	pthread_mutex_unlock(&bind->mirror_lock);
+	sva__mutex_unlock(&bind->mirror_lock);
 	/*
 	 * Release the mirrors while the queue still runs: a callback may
 	 * submit and wait on its own binding. A mirror its own callback
@@ -98,9 +98,9 @@ int sva_unbind(struct sva_bind *bind)
 
 	/* Out of the device's list before the backend lets go of it:
 	 * sva_dev_stats() syncs the bindings it finds there. */
-	pthread_mutex_lock(&dev->lock);
+	sva__mutex_lock(&dev->lock);
 	list_del(&bind->dev_node);
-	pthread_mutex_unlock(&dev->lock);
+	sva__mutex_unlock(&dev->lock);
 	dev->ops->unbind(bind);
 
 	sva__range_attrs_fini(&bind->attrs);

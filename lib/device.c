@@ -76,12 +76,12 @@ static pthread_once_t fd_once = PTHREAD_ONCE_INIT;
 
 static void fd_atfork_prepare(void)
 {
-	pthread_mutex_lock(&fd_lock);
+	sva__mutex_lock(&fd_lock);
 }
 
 static void fd_atfork_parent(void)
 {
-	pthread_mutex_unlock(&fd_lock);
+	sva__mutex_unlock(&fd_lock);
 }
 
 static void fd_atfork_child(void)
@@ -89,7 +89,7 @@ static void fd_atfork_child(void)
 	for (size_t i = 0; i < fd_count; i++)
 		close(fd_table[i]);
 	fd_count = 0;
-	pthread_mutex_unlock(&fd_lock);
+	sva__mutex_unlock(&fd_lock);
 }
 
 static void fd_atfork_register(void)
@@ -124,13 +124,13 @@ static int fd_track_locked(int fd)
 static void fd_new_begin(void)
 {
 	pthread_once(&fd_once, fd_atfork_register);
-	pthread_mutex_lock(&fd_lock);
+	sva__mutex_lock(&fd_lock);
 }
 
 static int fd_new_end(int fd)
 {
 	fd = fd_track_locked(fd);
-	pthread_mutex_unlock(&fd_lock);
+	sva__mutex_unlock(&fd_lock);
 	return fd;
 }
 
@@ -180,7 +180,7 @@ void sva__fd_close(int fd)
 {
 	if (fd < 0)
 		return;
-	pthread_mutex_lock(&fd_lock);
+	sva__mutex_lock(&fd_lock);
 	for (size_t i = 0; i < fd_count; i++) {
 		if (fd_table[i] == fd) {
 			fd_table[i] = fd_table[--fd_count];
@@ -193,7 +193,7 @@ void sva__fd_close(int fd)
 		fd_table = NULL;
 		fd_cap = 0;
 	}
-	pthread_mutex_unlock(&fd_lock);
+	sva__mutex_unlock(&fd_lock);
 }
 
 int sva__thread_create(pthread_t *thread, void *(*fn)(void *), void *arg)
@@ -373,9 +373,9 @@ void sva_dev_close(struct sva_dev *dev)
 	if (!dev || sva__check_owner(dev->owner, "device"))
 		return;
 	/* Unbinding waits for callbacks to return: not from one. */
-	pthread_mutex_lock(&dev->lock);
+	sva__mutex_lock(&dev->lock);
 	busy = !list_empty(&dev->binds);
-	pthread_mutex_unlock(&dev->lock);
+	sva__mutex_unlock(&dev->lock);
 	if (busy && sva__forbidden_in_callback("sva_dev_close() of a device with bindings"))
 		return;
 	/* Unbind under no lock: sva_unbind() takes dev->lock itself. */

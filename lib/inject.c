@@ -27,13 +27,13 @@ static struct inject_point points[SVA_INJECT_MAX] = {
 static void inject_atfork_prepare(void)
 {
 	for (int i = 0; i < SVA_INJECT_MAX; i++)
-		pthread_mutex_lock(&points[i].lock);
+		sva__mutex_lock(&points[i].lock);
 }
 
 static void inject_atfork_release(void)
 {
 	for (int i = SVA_INJECT_MAX - 1; i >= 0; i--)
-		pthread_mutex_unlock(&points[i].lock);
+		sva__mutex_unlock(&points[i].lock);
 }
 
 __attribute__((constructor)) static void inject_atfork_register(void)
@@ -55,12 +55,12 @@ int sva_inject(enum sva_inject_point point, const struct sva_inject_opts *opts)
 	if (err)
 		return err;
 	p = &points[point];
-	pthread_mutex_lock(&p->lock);
+	sva__mutex_lock(&p->lock);
 	p->o = o;
 	p->calls = 0;
 	p->hits = 0;
 	atomic_store(&p->armed, o.nth != 0);
-	pthread_mutex_unlock(&p->lock);
+	sva__mutex_unlock(&p->lock);
 	return 0;
 }
 
@@ -70,9 +70,9 @@ long sva_inject_count(enum sva_inject_point point)
 
 	if ((unsigned int)point >= SVA_INJECT_MAX)
 		return -EINVAL;
-	pthread_mutex_lock(&points[point].lock);
+	sva__mutex_lock(&points[point].lock);
 	hits = points[point].hits;
-	pthread_mutex_unlock(&points[point].lock);
+	sva__mutex_unlock(&points[point].lock);
 	return hits;
 }
 
@@ -84,7 +84,7 @@ bool sva__inject(enum sva_inject_point point)
 
 	if (!atomic_load_explicit(&p->armed, memory_order_relaxed))
 		return false;
-	pthread_mutex_lock(&p->lock);
+	sva__mutex_lock(&p->lock);
 	n = ++p->calls;
 	fail = n == p->o.nth ||
 	       (p->o.every && n > p->o.nth && (n - p->o.nth) % p->o.every == 0);
@@ -92,7 +92,7 @@ bool sva__inject(enum sva_inject_point point)
 		fail = false;
 	if (fail)
 		p->hits++;
-	pthread_mutex_unlock(&p->lock);
+	sva__mutex_unlock(&p->lock);
 	return fail;
 }
 

@@ -72,10 +72,71 @@ static inline void sva__cancel_restore(struct sva__cancel *c)
 
 __attribute__((format(printf, 2, 3)))
 void sva__log(enum sva_print_level level, const char *fmt, ...);
-/* Between these, messages wait (per thread) for the end: a library lock
- * is held, and the print hook is the application's code. */
-void sva__log_defer_begin(void);
-void sva__log_defer_end(void);
+
+/*
+ * Library locks, counted per thread: a message said while this thread holds
+ * one waits until it holds none (sva__log_flush() from the last unlock).
+ * The print hook is the application's code: it may call libsva (a lock we
+ * hold is not recursive) or block on anything (a munmap() waiting for the
+ * event thread that needs a lock we hold). Every lock of the library goes
+ * through these: the raw calls are poisoned below.
+ */
+extern __thread unsigned int sva__locks_held;
+extern __thread unsigned int sva__log_pending;
+void sva__log_flush(void);
+
+static inline int sva__lock_taken(int err)
+{
+	if (!err)
+		sva__locks_held++;
+	return err;
+}
+
+static inline void sva__lock_dropped(void)
+{
+	if (sva__locks_held && !--sva__locks_held && sva__log_pending)
+		sva__log_flush();
+}
+
+static inline int sva__mutex_lock(pthread_mutex_t *m)
+{
+	return sva__lock_taken(pthread_mutex_lock(m));
+}
+
+static inline int sva__mutex_trylock(pthread_mutex_t *m)
+{
+	return sva__lock_taken(pthread_mutex_trylock(m));
+}
+
+static inline int sva__mutex_unlock(pthread_mutex_t *m)
+{
+	int err = pthread_mutex_unlock(m);
+
+	sva__lock_dropped();
+	return err;
+}
+
+static inline int sva__rwlock_rdlock(pthread_rwlock_t *l)
+{
+	return sva__lock_taken(pthread_rwlock_rdlock(l));
+}
+
+static inline int sva__rwlock_wrlock(pthread_rwlock_t *l)
+{
+	return sva__lock_taken(pthread_rwlock_wrlock(l));
+}
+
+static inline int sva__rwlock_unlock(pthread_rwlock_t *l)
+{
+	int err = pthread_rwlock_unlock(l);
+
+	sva__lock_dropped();
+	return err;
+}
+
+#pragma GCC poison pthread_mutex_lock pthread_mutex_trylock pthread_mutex_unlock
+#pragma GCC poison pthread_mutex_timedlock pthread_rwlock_rdlock pthread_rwlock_wrlock
+#pragma GCC poison pthread_rwlock_tryrdlock pthread_rwlock_trywrlock pthread_rwlock_unlock
 #define pr_warn(fmt, ...) sva__log(SVA_WARN, "libsva: " fmt, ##__VA_ARGS__)
 #define pr_info(fmt, ...) sva__log(SVA_INFO, "libsva: " fmt, ##__VA_ARGS__)
 #define pr_debug(fmt, ...) sva__log(SVA_DEBUG, "libsva: " fmt, ##__VA_ARGS__)

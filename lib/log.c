@@ -35,21 +35,50 @@ sva_print_fn_t sva_set_print(sva_print_fn_t fn)
 }
 
 /*
- * Messages said under a library lock wait for it to go: the print hook is
- * the application's code, which may block on anything (a munmap() waiting
- * for the event thread that needs the lock). Per thread; nested.
+ * Messages said while this thread holds a library lock wait until it holds
+ * none (sva__lock_dropped() in internal.h calls sva__log_flush()).
  */
-#define LOG_DEFERRED_MAX 8
+#define LOG_DEFERRED_MAX 16
 
 struct deferred_log {
-	unsigned int depth, n, dropped;
+	unsigned int dropped;
 	struct {
 		enum sva_print_level level;
-		char msg[256];
+		char msg[512];
 	} m[LOG_DEFERRED_MAX];
 };
 
+__thread unsigned int sva__locks_held;
+__thread unsigned int sva__log_pending;
 static __thread struct deferred_log deferred;
+
+/* A child of fork() holds none of the locks the atfork handlers left it
+ * (reinitialised or abandoned), and the parent prints what it deferred. */
+static void log_atfork_child(void)
+{
+	sva__locks_held = 0;
+	sva__log_pending = 0;
+	deferred.dropped = 0;
+}
+
+__attribute__((constructor)) static void log_atfork_register(void)
+{
+	pthread_atfork(NULL, NULL, log_atfork_child);
+}
+
+static void log_defer(enum sva_print_level level, const char *fmt,
+		      va_list ap)
+{
+	unsigned int n = sva__log_pending;
+
+	if (n == LOG_DEFERRED_MAX) {
+		deferred.dropped++;
+		return;
+	}
+	deferred.m[n].level = level;
+	vsnprintf(deferred.m[n].msg, sizeof(deferred.m[n].msg), fmt, ap);
+	sva__log_pending = n + 1;
+}
 
 void sva__log(enum sva_print_level level, const char *fmt, ...)
 {
@@ -60,18 +89,10 @@ void sva__log(enum sva_print_level level, const char *fmt, ...)
 	if (!fn)
 		return;
 	va_start(ap, fmt);
-	if (deferred.depth) {
-		if (deferred.n < LOG_DEFERRED_MAX) {
-			deferred.m[deferred.n].level = level;
-			vsnprintf(deferred.m[deferred.n].msg,
-				  sizeof(deferred.m[0].msg), fmt, ap);
-			deferred.n++;
-		} else {
-			deferred.dropped++;
-		}
-	} else {
+	if (sva__locks_held)
+		log_defer(level, fmt, ap);
+	else
 		fn(level, fmt, ap);
-	}
 	va_end(ap);
 	errno = saved;
 }
@@ -86,24 +107,24 @@ static void log_emit(sva_print_fn_t fn, enum sva_print_level level,
 	va_end(ap);
 }
 
-void sva__log_defer_begin(void)
-{
-	deferred.depth++;
-}
-
-void sva__log_defer_end(void)
+/*
+ * Called with no library lock held. The hook may call libsva, which may
+ * defer and flush more: what is pending is taken off first.
+ */
+void sva__log_flush(void)
 {
 	sva_print_fn_t fn = atomic_load(&print_fn);
+	unsigned int n = sva__log_pending, dropped = deferred.dropped;
+	struct deferred_log taken;
 	int saved = errno;
 
-	if (--deferred.depth)
-		return;
-	for (unsigned int i = 0; fn && i < deferred.n; i++)
-		log_emit(fn, deferred.m[i].level, "%s", deferred.m[i].msg);
-	if (fn && deferred.dropped)
-		log_emit(fn, SVA_WARN, "libsva: %u more messages said under a lock dropped\n",
-			 deferred.dropped);
-	deferred.n = 0;
+	memcpy(taken.m, deferred.m, n * sizeof(deferred.m[0]));
+	sva__log_pending = 0;
 	deferred.dropped = 0;
+	for (unsigned int i = 0; fn && i < n; i++)
+		log_emit(fn, taken.m[i].level, "%s", taken.m[i].msg);
+	if (fn && dropped)
+		log_emit(fn, SVA_WARN, "libsva: %u more messages said under a lock dropped\n",
+			 dropped);
 	errno = saved;
 }

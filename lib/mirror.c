@@ -95,12 +95,12 @@ int sva_mirror_register(struct sva_bind *bind, uint64_t addr, uint64_t len,
 	err = bind->dev->ops->mirror_register(m);
 	if (err)
 		goto free;
-	pthread_mutex_lock(&bind->mirror_lock);
+	sva__mutex_lock(&bind->mirror_lock);
 	if (bind->unbinding)
 		err = sva_err(-ESHUTDOWN, "binding is being unbound");
 	else
 		err = mirror_index_insert(&bind->mirrors, m);
-	pthread_mutex_unlock(&bind->mirror_lock);
+	sva__mutex_unlock(&bind->mirror_lock);
 	if (err) {
 		bind->dev->ops->mirror_unregister(m);
 		goto free;
@@ -126,9 +126,9 @@ int sva_mirror_unregister(struct sva_mirror *m)
 	if (err)
 		return err;
 	self = cb_depth_of(m);
-	pthread_mutex_lock(&bind->mirror_lock);
+	sva__mutex_lock(&bind->mirror_lock);
 	if (m->unregistered) {
-		pthread_mutex_unlock(&bind->mirror_lock);
+		sva__mutex_unlock(&bind->mirror_lock);
 		return sva_err(-EINVAL, "mirror %#llx+%#llx unregistered twice",
 			       (unsigned long long)m->start,
 			       (unsigned long long)(m->end - m->start));
@@ -140,7 +140,7 @@ int sva_mirror_unregister(struct sva_mirror *m)
 	while (m->cb_running > self)
 		pthread_cond_wait(&bind->cb_done, &bind->mirror_lock);
 	m->free_on_return = self > 0;
-	pthread_mutex_unlock(&bind->mirror_lock);
+	sva__mutex_unlock(&bind->mirror_lock);
 	bind->dev->ops->mirror_unregister(m);
 	if (!self)
 		free(m);
@@ -211,10 +211,10 @@ void sva__mirrors_advance(struct sva_bind *bind, uint64_t start,
 	struct sva_mirror *m;
 	size_t i;
 
-	pthread_mutex_lock(&bind->mirror_lock);
+	sva__mutex_lock(&bind->mirror_lock);
 	mirror_index_for_each(m, &bind->mirrors, start, end, i)
 		atomic_fetch_add_explicit(&m->seq, 1, memory_order_acq_rel);
-	pthread_mutex_unlock(&bind->mirror_lock);
+	sva__mutex_unlock(&bind->mirror_lock);
 }
 
 /* Caller holds mirror_lock: keep @m from being freed while it runs. */
@@ -292,23 +292,23 @@ void sva__mirrors_notify(struct sva_bind *bind, uint64_t start, uint64_t end,
 	struct sva_mirror *m;
 	bool free_it;
 
-	pthread_mutex_lock(&bind->mirror_lock);
+	sva__mutex_lock(&bind->mirror_lock);
 	while ((m = mirror_next(bind, start, end, cur_start, cur_id))) {
 		cur_start = m->start;
 		cur_id = (uintptr_t)m;
 		mirror_pin(m);
-		pthread_mutex_unlock(&bind->mirror_lock);
+		sva__mutex_unlock(&bind->mirror_lock);
 
 		seq = atomic_load(&m->seq);
 		mirror_callback(m, MAX(start, m->start), MIN(end, m->end),
 				event, seq);
 
-		pthread_mutex_lock(&bind->mirror_lock);
+		sva__mutex_lock(&bind->mirror_lock);
 		free_it = mirror_unpin(m);
 		if (free_it)
 			free(m);
 	}
-	pthread_mutex_unlock(&bind->mirror_lock);
+	sva__mutex_unlock(&bind->mirror_lock);
 }
 
 bool sva__mirror_release_first(struct sva_bind *bind)
@@ -317,20 +317,20 @@ bool sva__mirror_release_first(struct sva_bind *bind)
 	bool mine, free_it;
 	uint64_t seq;
 
-	pthread_mutex_lock(&bind->mirror_lock);
+	sva__mutex_lock(&bind->mirror_lock);
 	if (!bind->mirrors.n) {
-		pthread_mutex_unlock(&bind->mirror_lock);
+		sva__mutex_unlock(&bind->mirror_lock);
 		return false;
 	}
 	m = bind->mirrors.v[0];
 	mirror_pin(m);
 	seq = atomic_fetch_add_explicit(&m->seq, 1, memory_order_acq_rel) + 1;
-	pthread_mutex_unlock(&bind->mirror_lock);
+	sva__mutex_unlock(&bind->mirror_lock);
 
 	if (m->opts.invalidate)
 		mirror_callback(m, m->start, m->end, SVA_INVAL_RELEASE, seq);
 
-	pthread_mutex_lock(&bind->mirror_lock);
+	sva__mutex_lock(&bind->mirror_lock);
 	/* Its callback may have unregistered it: then it's not ours. */
 	mine = !m->unregistered;
 	if (mine) {
@@ -340,7 +340,7 @@ bool sva__mirror_release_first(struct sva_bind *bind)
 			pthread_cond_wait(&bind->cb_done, &bind->mirror_lock);
 	}
 	free_it = mirror_unpin(m);
-	pthread_mutex_unlock(&bind->mirror_lock);
+	sva__mutex_unlock(&bind->mirror_lock);
 	if (mine) {
 		bind->dev->ops->mirror_unregister(m);
 		free(m);
@@ -352,8 +352,8 @@ bool sva__mirror_release_first(struct sva_bind *bind)
 
 void sva__mirrors_wait_callbacks(struct sva_bind *bind)
 {
-	pthread_mutex_lock(&bind->mirror_lock);
+	sva__mutex_lock(&bind->mirror_lock);
 	while (bind->cb_running)
 		pthread_cond_wait(&bind->cb_done, &bind->mirror_lock);
-	pthread_mutex_unlock(&bind->mirror_lock);
+	sva__mutex_unlock(&bind->mirror_lock);
 }

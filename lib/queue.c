@@ -94,7 +94,7 @@ static void *queue_worker(void *arg)
 	 */
 	pthread_setschedparam(pthread_self(), SCHED_BATCH,
 			      &(struct sched_param){ 0 });
-	pthread_mutex_lock(&q->lock);
+	sva__mutex_lock(&q->lock);
 	for (;;) {
 		/* A waiter running one inline wakes us when it's done. */
 		while (!q->exiting && !queue_can_take(q))
@@ -104,18 +104,18 @@ static void *queue_worker(void *arg)
 			break;
 		/* A backend with a queue of its own takes it from here. */
 		if (bind->dev->ops->run_queue) {
-			pthread_mutex_unlock(&q->lock);
+			sva__mutex_unlock(&q->lock);
 			bind->dev->ops->run_queue(bind);
-			pthread_mutex_lock(&q->lock);
+			sva__mutex_lock(&q->lock);
 			continue;
 		}
 		queue_take(q, &desc);
-		pthread_mutex_unlock(&q->lock);
+		sva__mutex_unlock(&q->lock);
 		queue_run(bind, &desc, &comp);
-		pthread_mutex_lock(&q->lock);
+		sva__mutex_lock(&q->lock);
 		queue_post(q, &comp);
 	}
-	pthread_mutex_unlock(&q->lock);
+	sva__mutex_unlock(&q->lock);
 	return NULL;
 }
 
@@ -130,13 +130,13 @@ bool sva__queue_take(struct sva_bind *bind, struct sva_desc *desc,
 	struct sva_queue *q = &bind->q;
 	bool took = false;
 
-	pthread_mutex_lock(&q->lock);
+	sva__mutex_lock(&q->lock);
 	/* Many in flight at once: only the worker runs this queue. */
 	if (!q->stopped && queue_has_work(q)) {
 		queue_take(q, desc);
 		took = true;
 	}
-	pthread_mutex_unlock(&q->lock);
+	sva__mutex_unlock(&q->lock);
 	*t0 = took && sva__tracing(bind->dev) ? sva__now_ns() : 0;
 	return took;
 }
@@ -146,9 +146,9 @@ void sva__queue_post(struct sva_bind *bind, const struct sva_desc *desc,
 		     const struct sva_completion *comp, uint64_t t0)
 {
 	queue_finish(bind, desc, comp, t0);
-	pthread_mutex_lock(&bind->q.lock);
+	sva__mutex_lock(&bind->q.lock);
 	queue_post(&bind->q, comp);
-	pthread_mutex_unlock(&bind->q.lock);
+	sva__mutex_unlock(&bind->q.lock);
 }
 
 /* Run a taken descriptor here, as the worker does, and post it. */
@@ -199,7 +199,7 @@ void sva__queue_fini(struct sva_bind *bind)
 {
 	struct sva_queue *q = &bind->q;
 
-	pthread_mutex_lock(&q->lock);
+	sva__mutex_lock(&q->lock);
 	/* A stopped queue would never drain: unbind restarts it. */
 	q->stopped = false;
 	pthread_cond_broadcast(&q->work_cv);
@@ -207,7 +207,7 @@ void sva__queue_fini(struct sva_bind *bind)
 		pthread_cond_wait(&q->comp_cv, &q->lock);
 	q->exiting = true;
 	pthread_cond_broadcast(&q->work_cv);
-	pthread_mutex_unlock(&q->lock);
+	sva__mutex_unlock(&q->lock);
 	if (q->worker_started)
 		pthread_join(q->worker, NULL);
 
@@ -314,7 +314,7 @@ static int queue_submit(struct sva_bind *bind, const struct sva_desc *descs,
 		}
 	}
 
-	pthread_mutex_lock(&q->lock);
+	sva__mutex_lock(&q->lock);
 	err = n ? queue_worker_start(bind) : 0;
 	if (!err && all && q->inflight + n < min_total)
 		err = sva_err(-EINVAL, "waiting for %u with %u in flight",
@@ -322,7 +322,7 @@ static int queue_submit(struct sva_bind *bind, const struct sva_desc *descs,
 	else if (!err && all && q->inflight + n > q->depth - 1)
 		err = -EAGAIN;	/* not a misuse: reap, then submit again */
 	if (err) {
-		pthread_mutex_unlock(&q->lock);
+		sva__mutex_unlock(&q->lock);
 		return err;
 	}
 	for (i = 0; i < n && q->inflight < q->depth - 1; i++) {
@@ -330,7 +330,7 @@ static int queue_submit(struct sva_bind *bind, const struct sva_desc *descs,
 		q->d_tail = (q->d_tail + 1) % q->depth;
 		q->inflight++;
 	}
-	pthread_mutex_unlock(&q->lock);
+	sva__mutex_unlock(&q->lock);
 	/* After the unlock: the worker doesn't wake into a held lock. */
 	if (i && kick)
 		pthread_cond_signal(&q->work_cv);
@@ -359,11 +359,11 @@ static void queue_run_inline(struct sva_bind *bind)
 	int cs;
 
 	queue_take(q, &desc);
-	pthread_mutex_unlock(&q->lock);
+	sva__mutex_unlock(&q->lock);
 	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
 	queue_run(bind, &desc, &comp);
 	pthread_setcancelstate(cs, NULL);
-	pthread_mutex_lock(&q->lock);
+	sva__mutex_lock(&q->lock);
 	queue_post(q, &comp);
 }
 
@@ -384,13 +384,23 @@ struct queue_sleeper {
 	bool kick;
 };
 
+/*
+ * A waiter leaving (q->lock held) with work it queued without waking the
+ * worker, or with the worker asleep while it ran work itself (@kick): what
+ * is left is the worker's.
+ */
+static void queue_hand_to_worker(struct sva_queue *q, bool kick)
+{
+	if (kick && queue_can_take(q))
+		pthread_cond_signal(&q->work_cv);
+}
+
 static void queue_sleep_cancelled(void *arg)
 {
 	struct queue_sleeper *s = arg;
 
-	if (s->kick && queue_can_take(s->q))
-		pthread_cond_signal(&s->q->work_cv);
-	pthread_mutex_unlock(&s->q->lock);
+	queue_hand_to_worker(s->q, s->kick);
+	sva__mutex_unlock(&s->q->lock);
 }
 
 /*
@@ -458,9 +468,9 @@ static int queue_wait(struct sva_bind *bind, struct sva_completion *comps,
 	if (timeout_ms >= 0)
 		deadline_after(&ts, timeout_ms);
 
-	pthread_mutex_lock(&q->lock);
+	sva__mutex_lock(&q->lock);
 	if (min > q->inflight && !checked) {
-		pthread_mutex_unlock(&q->lock);
+		sva__mutex_unlock(&q->lock);
 		return sva_err(-EINVAL, "waiting for %u with %u in flight",
 			       min, q->inflight);
 	}
@@ -485,11 +495,8 @@ static int queue_wait(struct sva_bind *bind, struct sva_completion *comps,
 				ran_inline || unkicked))
 			timeout_ms = 0, min = 0;	/* take what's there */
 	}
-	/* The worker slept while we ran, or wasn't woken: what is left is
-	 * its work. */
-	if ((ran_inline || unkicked) && queue_can_take(q))
-		pthread_cond_signal(&q->work_cv);
-	pthread_mutex_unlock(&q->lock);
+	queue_hand_to_worker(q, ran_inline || unkicked);
+	sva__mutex_unlock(&q->lock);
 	return (int)n;
 }
 
@@ -542,9 +549,9 @@ int sva_inflight(const struct sva_bind *bind)
 	if (n)
 		return n;
 	q = (struct sva_queue *)&bind->q;
-	pthread_mutex_lock(&q->lock);
+	sva__mutex_lock(&q->lock);
 	n = (int)q->inflight;
-	pthread_mutex_unlock(&q->lock);
+	sva__mutex_unlock(&q->lock);
 	return n;
 }
 
@@ -554,10 +561,10 @@ static int queue_set_stopped(struct sva_bind *bind, bool stopped)
 
 	if (err)
 		return err;
-	pthread_mutex_lock(&bind->q.lock);
+	sva__mutex_lock(&bind->q.lock);
 	bind->q.stopped = stopped;
 	pthread_cond_broadcast(&bind->q.work_cv);
-	pthread_mutex_unlock(&bind->q.lock);
+	sva__mutex_unlock(&bind->q.lock);
 	return 0;
 }
 

@@ -152,9 +152,9 @@ int sva__range_attrs_set(struct sva_range_attrs *ra, uint64_t start,
 	struct set_arg a = { mask, v };
 	int err;
 
-	pthread_mutex_lock(&ra->lock);
+	sva__mutex_lock(&ra->lock);
 	err = attrs_rebuild(ra, start, end, set_fn, &a);
-	pthread_mutex_unlock(&ra->lock);
+	sva__mutex_unlock(&ra->lock);
 	return err;
 }
 
@@ -171,7 +171,7 @@ void sva__range_attrs_drop(struct sva_range_attrs *ra, uint64_t start,
 
 	if (sva__range_attrs_empty(ra))
 		return;
-	pthread_mutex_lock(&ra->lock);
+	sva__mutex_lock(&ra->lock);
 	i = ival_find(ra, start);
 	if (i < ra->n && ra->iv[i].start < start && ra->iv[i].end > end) {
 		/* Inside one interval: split it in two. */
@@ -193,7 +193,7 @@ void sva__range_attrs_drop(struct sva_range_attrs *ra, uint64_t start,
 	memmove(&ra->iv[i], &ra->iv[j], (ra->n - j) * sizeof(ra->iv[0]));
 	__atomic_store_n(&ra->n, ra->n - (j - i), __ATOMIC_RELAXED);
 out:
-	pthread_mutex_unlock(&ra->lock);
+	sva__mutex_unlock(&ra->lock);
 }
 
 void sva__range_attrs_at(struct sva_range_attrs *ra, uint64_t addr,
@@ -204,11 +204,11 @@ void sva__range_attrs_at(struct sva_range_attrs *ra, uint64_t addr,
 	memset(v, 0, SVA_ATTR_MAX * sizeof(*v));
 	if (sva__range_attrs_empty(ra))
 		return;
-	pthread_mutex_lock(&ra->lock);
+	sva__mutex_lock(&ra->lock);
 	i = ival_find(ra, addr);
 	if (i < ra->n && ra->iv[i].start <= addr)
 		memcpy(v, ra->iv[i].v, SVA_ATTR_MAX * sizeof(*v));
-	pthread_mutex_unlock(&ra->lock);
+	sva__mutex_unlock(&ra->lock);
 }
 
 uint64_t sva__range_attrs_first(struct sva_range_attrs *ra, uint64_t start,
@@ -218,7 +218,7 @@ uint64_t sva__range_attrs_first(struct sva_range_attrs *ra, uint64_t start,
 
 	if (sva__range_attrs_empty(ra))
 		return end;
-	pthread_mutex_lock(&ra->lock);
+	sva__mutex_lock(&ra->lock);
 	for (unsigned int i = ival_find(ra, start);
 	     i < ra->n && ra->iv[i].start < end; i++) {
 		if (ra->iv[i].v[type]) {
@@ -226,7 +226,7 @@ uint64_t sva__range_attrs_first(struct sva_range_attrs *ra, uint64_t start,
 			break;
 		}
 	}
-	pthread_mutex_unlock(&ra->lock);
+	sva__mutex_unlock(&ra->lock);
 	return ret;
 }
 
@@ -241,7 +241,7 @@ uint64_t sva__range_attrs_get(struct sva_range_attrs *ra, uint64_t start,
 	uint64_t at = start, val = 0;
 	bool first = true;
 
-	pthread_mutex_lock(&ra->lock);
+	sva__mutex_lock(&ra->lock);
 	for (unsigned int i = ival_find(ra, start); at < end; i++) {
 		uint64_t v;
 
@@ -261,6 +261,6 @@ uint64_t sva__range_attrs_get(struct sva_range_attrs *ra, uint64_t start,
 			val = 0;
 		first = false;
 	}
-	pthread_mutex_unlock(&ra->lock);
+	sva__mutex_unlock(&ra->lock);
 	return val;
 }

@@ -84,10 +84,10 @@ int sva_dev_stats(const struct sva_dev *dev, struct sva_stats *stats)
 	if (err)
 		return err;
 	if (d->ops->sync) {
-		pthread_mutex_lock(&d->lock);
+		sva__mutex_lock(&d->lock);
 		list_for_each_entry(bind, &d->binds, dev_node)
 			d->ops->sync(bind);
-		pthread_mutex_unlock(&d->lock);
+		sva__mutex_unlock(&d->lock);
 	}
 	sva__counters_read(&dev->stats, stats);
 	return 0;

@@ -18,7 +18,7 @@ void sva__fault_failed(struct sva_bind *bind)
 	uint64_t now = sva__now_ns();
 	bool quarantine = false;
 
-	pthread_mutex_lock(&dev->storm_lock);
+	sva__mutex_lock(&dev->storm_lock);
 	if (now - dev->storm_start > STORM_WINDOW_NS) {
 		dev->storm_start = now;
 		dev->storm_failed = 0;
@@ -28,7 +28,7 @@ void sva__fault_failed(struct sva_bind *bind)
 		atomic_store(&dev->quarantined, true);
 		quarantine = true;
 	}
-	pthread_mutex_unlock(&dev->storm_lock);
+	sva__mutex_unlock(&dev->storm_lock);
 	if (quarantine) {
 		sva__count(bind, SVA_C_QUARANTINES, 1);
 		if (sva__tracing(dev))
@@ -54,11 +54,11 @@ int sva_dev_reset(struct sva_dev *dev)
 
 	if (err)
 		return err;
-	pthread_mutex_lock(&dev->storm_lock);
+	sva__mutex_lock(&dev->storm_lock);
 	dev->storm_failed = 0;
 	dev->storm_start = 0;
 	atomic_store(&dev->quarantined, false);
-	pthread_mutex_unlock(&dev->storm_lock);
+	sva__mutex_unlock(&dev->storm_lock);
 	if (dev->ops->reset)
 		dev->ops->reset(dev);
 	return 0;

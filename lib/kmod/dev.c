@@ -220,7 +220,7 @@ void kmod_stats_sync(struct sva_bind *bind)
 	if (ioctl(kb->fd, SVA_SHIM_IOC_STATS, &now) &&
 	    (errno != ENOTTY || ioctl(kb->fd, SVA_SHIM_IOC_STATS_ABI2, &now)))
 		return;
-	pthread_mutex_lock(&kb->seen_lock);
+	sva__mutex_lock(&kb->seen_lock);
 	s = &kb->seen.translations;
 	for (size_t i = 0; i < ARRAY_SIZE(map); i++)
 		sva__count(bind, map[i].c, n[map[i].k] - s[map[i].k]);
@@ -232,7 +232,7 @@ void kmod_stats_sync(struct sva_bind *bind)
 		   (now.migrated_to_host - kb->seen.migrated_to_host) <<
 		   SVA_PAGE_SHIFT);
 	kb->seen = now;
-	pthread_mutex_unlock(&kb->seen_lock);
+	sva__mutex_unlock(&kb->seen_lock);
 }
 
 static void kmod_sync(struct sva_bind *bind)

@@ -30,13 +30,13 @@ static int devmem_ready(struct sva_bind *bind)
 	struct sva_shim_devmem d = { .size = bind->dev->caps.devmem_size };
 	int err = 0;
 
-	pthread_mutex_lock(&kb->devmem_lock);
+	sva__mutex_lock(&kb->devmem_lock);
 	if (!kb->devmem && ioctl(kb->fd, SVA_SHIM_IOC_DEVMEM, &d))
 		err = sva_err(-errno, "kmod0: %llu bytes of device memory: %s (sva_shim max_devmem_mb, max_devmem_mb_per_user)",
 			      (unsigned long long)d.size, strerror(errno));
 	if (!err)
 		kb->devmem = true;
-	pthread_mutex_unlock(&kb->devmem_lock);
+	sva__mutex_unlock(&kb->devmem_lock);
 	return err;
 }
 
@@ -295,7 +295,7 @@ void kmod_attrs_track(struct sva_bind *bind, uint64_t addr, uint64_t len)
 	struct sva_shim_mirror km = { .addr = addr, .len = len };
 	struct kmod_track *t;
 
-	pthread_mutex_lock(&kb->track_lock);
+	sva__mutex_lock(&kb->track_lock);
 	for (size_t i = 0; i < kb->ntracks; i++)
 		if (kb->tracks[i].start <= addr &&
 		    addr + len <= kb->tracks[i].end)
@@ -316,10 +316,10 @@ void kmod_attrs_track(struct sva_bind *bind, uint64_t addr, uint64_t len)
 		.processed = km.seq,
 	};
 unlock:
-	pthread_mutex_unlock(&kb->track_lock);
+	sva__mutex_unlock(&kb->track_lock);
 	return;
 fail:
-	pthread_mutex_unlock(&kb->track_lock);
+	sva__mutex_unlock(&kb->track_lock);
 	pr_warn("kmod0: can't watch %#llx+%#llx for munmap: its attributes outlive it\n",
 		(unsigned long long)addr, (unsigned long long)len);
 }
@@ -330,7 +330,7 @@ void kmod_tracks_event(struct sva_bind *bind, const struct sva_shim_event *ev)
 	struct kmod_bind *kb = kmod_bind_of(bind);
 	bool ours = false;
 
-	pthread_mutex_lock(&kb->track_lock);
+	sva__mutex_lock(&kb->track_lock);
 	for (size_t i = 0; i < kb->ntracks; i++) {
 		struct kmod_track *t = &kb->tracks[i];
 
@@ -344,7 +344,7 @@ void kmod_tracks_event(struct sva_bind *bind, const struct sva_shim_event *ev)
 		sva__range_attrs_drop(&bind->attrs, ev->start, ev->end);
 	if (ours)
 		pthread_cond_broadcast(&kb->track_cond);
-	pthread_mutex_unlock(&kb->track_lock);
+	sva__mutex_unlock(&kb->track_lock);
 }
 
 /* Drop the attributes of what is no longer mapped in [start, end). */
@@ -374,7 +374,7 @@ void kmod_tracks_lost(struct sva_bind *bind)
 {
 	struct kmod_bind *kb = kmod_bind_of(bind);
 
-	pthread_mutex_lock(&kb->track_lock);
+	sva__mutex_lock(&kb->track_lock);
 	for (size_t i = 0; i < kb->ntracks; i++) {
 		struct kmod_track *t = &kb->tracks[i];
 		struct sva_shim_mirror km = { .id = t->id };
@@ -385,7 +385,7 @@ void kmod_tracks_lost(struct sva_bind *bind)
 		drop_unmapped(bind, t->start, t->end);
 	}
 	pthread_cond_broadcast(&kb->track_cond);
-	pthread_mutex_unlock(&kb->track_lock);
+	sva__mutex_unlock(&kb->track_lock);
 }
 
 /*
@@ -403,7 +403,7 @@ void kmod_tracks_sync(struct sva_bind *bind)
 		return;
 	clock_gettime(CLOCK_REALTIME, &deadline);
 	deadline.tv_sec += 5;
-	pthread_mutex_lock(&kb->track_lock);
+	sva__mutex_lock(&kb->track_lock);
 	for (size_t i = 0; i < kb->ntracks; i++) {
 		struct sva_shim_mirror km = { .id = kb->tracks[i].id };
 
@@ -417,7 +417,7 @@ void kmod_tracks_sync(struct sva_bind *bind)
 			}
 	}
 unlock:
-	pthread_mutex_unlock(&kb->track_lock);
+	sva__mutex_unlock(&kb->track_lock);
 }
 
 void kmod_tracks_fini(struct kmod_bind *kb)

@@ -51,7 +51,7 @@ static void mirrors_sync_range(struct sva_bind *bind, uint64_t start,
 	struct sva_mirror *m;
 	size_t i;
 
-	pthread_mutex_lock(&bind->mirror_lock);
+	sva__mutex_lock(&bind->mirror_lock);
 	mirror_index_for_each(m, &bind->mirrors, start, end, i) {
 		memset(&km, 0, sizeof(km));
 		km.id = (uint32_t)m->backend_id;
@@ -59,7 +59,7 @@ static void mirrors_sync_range(struct sva_bind *bind, uint64_t start,
 		    atomic_load(&m->seq) < km.seq + 1)
 			mirror_set_seq(m, km.seq);
 	}
-	pthread_mutex_unlock(&bind->mirror_lock);
+	sva__mutex_unlock(&bind->mirror_lock);
 }
 
 /*

@@ -124,7 +124,7 @@ static struct kmod_ring *ring_get(struct sva_bind *bind)
 	struct kmod_ring *ring;
 	int err;
 
-	pthread_mutex_lock(&kb->ring_lock);
+	sva__mutex_lock(&kb->ring_lock);
 	if (!kb->ring_tried) {
 		kb->ring_tried = true;
 		err = ring_create(bind);
@@ -133,7 +133,7 @@ static struct kmod_ring *ring_get(struct sva_bind *bind)
 				 strerror(-err));
 	}
 	ring = kb->ring;
-	pthread_mutex_unlock(&kb->ring_lock);
+	sva__mutex_unlock(&kb->ring_lock);
 	return ring;
 }
 
@@ -177,10 +177,10 @@ static bool ring_takes(struct sva_bind *bind, struct kmod_ring *ring,
 		return false;
 	if (!ring->inflight)
 		return true;
-	pthread_mutex_lock(&dev->storm_lock);
+	sva__mutex_lock(&dev->storm_lock);
 	room = dev->storm_failed + ring->inflight <
 	       dev->opts.storm_threshold;
-	pthread_mutex_unlock(&dev->storm_lock);
+	sva__mutex_unlock(&dev->storm_lock);
 	return room;
 }
 
@@ -314,7 +314,7 @@ void kmod_run_queue(struct sva_bind *bind)
 			sva__queue_exec(bind, &d, t0);
 		return;
 	}
-	pthread_mutex_lock(&ring->lock);
+	sva__mutex_lock(&ring->lock);
 	for (;;) {
 		while (ring->inflight <= ring->mask &&
 		       sva__queue_take(bind, &d, &t0)) {
@@ -341,7 +341,7 @@ void kmod_run_queue(struct sva_bind *bind)
 		while (ring_reap(ring, &c, false))
 			ring_post(bind, ring, &c);
 	}
-	pthread_mutex_unlock(&ring->lock);
+	sva__mutex_unlock(&ring->lock);
 }
 
 /*
@@ -356,7 +356,7 @@ bool kmod_ring_exec(struct sva_bind *bind, const struct sva_desc *d,
 	struct sva_shim_cqe c;
 	bool ran = false;
 
-	if (!ring || pthread_mutex_trylock(&ring->lock))
+	if (!ring || sva__mutex_trylock(&ring->lock))
 		return false;
 	if (!ring->inflight && ring_takes(bind, ring, d)) {
 		ring_push(bind, ring, d, 0);
@@ -365,6 +365,6 @@ bool kmod_ring_exec(struct sva_bind *bind, const struct sva_desc *d,
 		if (ran)
 			comp_of(bind, d, &c, comp);
 	}
-	pthread_mutex_unlock(&ring->lock);
+	sva__mutex_unlock(&ring->lock);
 	return ran;
 }

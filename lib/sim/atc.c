@@ -46,7 +46,7 @@ unsigned int sim_atc_lookup(struct sim_atc *atc, uint32_t pasid,
 	struct sim_atc_entry *set;
 	unsigned int perm = 0;
 
-	pthread_mutex_lock(&atc->lock);
+	sva__mutex_lock(&atc->lock);
 	set = &atc->e[atc_set(atc, pasid, vpn) * SIM_ATC_WAYS];
 	for (int w = 0; w < SIM_ATC_WAYS; w++) {
 		if (set[w].perm && set[w].vpn == vpn &&
@@ -55,7 +55,7 @@ unsigned int sim_atc_lookup(struct sim_atc *atc, uint32_t pasid,
 			break;
 		}
 	}
-	pthread_mutex_unlock(&atc->lock);
+	sva__mutex_unlock(&atc->lock);
 	return perm;
 }
 
@@ -105,9 +105,9 @@ static void atc_set_entry(struct sim_atc *atc, uint32_t pasid, uint64_t vpn,
 void sim_atc_fill(struct sim_atc *atc, uint32_t pasid, uint64_t vpn,
 		  unsigned int perm)
 {
-	pthread_mutex_lock(&atc->lock);
+	sva__mutex_lock(&atc->lock);
 	atc_set_entry(atc, pasid, vpn, perm);
-	pthread_mutex_unlock(&atc->lock);
+	sva__mutex_unlock(&atc->lock);
 }
 
 static unsigned int atc_drop(struct sim_atc_entry *e, uint32_t pasid,
@@ -126,12 +126,12 @@ unsigned int sim_atc_invalidate(struct sim_atc *atc, uint32_t pasid,
 	unsigned int total = atc->nsets * SIM_ATC_WAYS, dropped = 0;
 	struct sim_atc_entry *set;
 
-	pthread_mutex_lock(&atc->lock);
+	sva__mutex_lock(&atc->lock);
 	/* Only where entries may be: nothing cached, nothing walked. */
 	start = MAX(start, atc->lo);
 	end = MIN(end, atc->hi);
 	if (!atc->nvalid || start >= end) {
-		pthread_mutex_unlock(&atc->lock);
+		sva__mutex_unlock(&atc->lock);
 		return 0;
 	}
 	if (end - start < atc->nsets) {
@@ -151,26 +151,26 @@ unsigned int sim_atc_invalidate(struct sim_atc *atc, uint32_t pasid,
 		atc->lo = UINT64_MAX;
 		atc->hi = 0;
 	}
-	pthread_mutex_unlock(&atc->lock);
+	sva__mutex_unlock(&atc->lock);
 	return dropped;
 }
 
 void sim_atc_flush(struct sim_atc *atc)
 {
-	pthread_mutex_lock(&atc->lock);
+	sva__mutex_lock(&atc->lock);
 	memset(atc->e, 0, (size_t)atc->nsets * SIM_ATC_WAYS * sizeof(*atc->e));
 	atc->nvalid = 0;
 	atc->lo = UINT64_MAX;
 	atc->hi = 0;
-	pthread_mutex_unlock(&atc->lock);
+	sva__mutex_unlock(&atc->lock);
 }
 
 void sim_atc_fill_n(struct sim_atc *atc, uint32_t pasid, uint64_t vpn,
 		    const uint8_t *perms, unsigned int n)
 {
-	pthread_mutex_lock(&atc->lock);
+	sva__mutex_lock(&atc->lock);
 	for (unsigned int i = 0; i < n; i++)
 		if (perms[i] & SIM_PERM_RW)
 			atc_set_entry(atc, pasid, vpn + i, perms[i]);
-	pthread_mutex_unlock(&atc->lock);
+	sva__mutex_unlock(&atc->lock);
 }

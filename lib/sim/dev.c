@@ -35,21 +35,21 @@ static uint8_t *bounce_get(void)
 {
 	uint8_t *b;
 
-	pthread_mutex_lock(&spare_lock);
+	sva__mutex_lock(&spare_lock);
 	b = bounce_spare;
 	bounce_spare = NULL;
-	pthread_mutex_unlock(&spare_lock);
+	sva__mutex_unlock(&spare_lock);
 	return b ? b : sim_pages_alloc(2 * SIM_BOUNCE_SIZE);
 }
 
 static void bounce_put(uint8_t *b)
 {
-	pthread_mutex_lock(&spare_lock);
+	sva__mutex_lock(&spare_lock);
 	if (!bounce_spare && sim_open_count) {
 		bounce_spare = b;
 		b = NULL;
 	}
-	pthread_mutex_unlock(&spare_lock);
+	sva__mutex_unlock(&spare_lock);
 	sim_pages_free(b, 2 * SIM_BOUNCE_SIZE);
 }
 
@@ -177,9 +177,9 @@ static int sim_open(struct sva_dev *dev, const char *name, int fd)
 	caps->max_xfer = 1ull << 30;
 	sim_devmem_caps(dev);
 	dev->priv = sd;
-	pthread_mutex_lock(&spare_lock);
+	sva__mutex_lock(&spare_lock);
 	sim_open_count++;
-	pthread_mutex_unlock(&spare_lock);
+	sva__mutex_unlock(&spare_lock);
 	return 0;
 atc:
 	sim_atc_fini(&sd->atc);
@@ -197,13 +197,13 @@ static void sim_close(struct sva_dev *dev)
 	uint8_t *spare = NULL;
 	bool last;
 
-	pthread_mutex_lock(&spare_lock);
+	sva__mutex_lock(&spare_lock);
 	last = !--sim_open_count;
 	if (last) {
 		spare = bounce_spare;
 		bounce_spare = NULL;
 	}
-	pthread_mutex_unlock(&spare_lock);
+	sva__mutex_unlock(&spare_lock);
 	sim_pages_free(spare, 2 * SIM_BOUNCE_SIZE);
 	if (last)
 		sim_mm_spare_drop();
@@ -253,11 +253,11 @@ static void sim_unbind(struct sva_bind *bind)
 	struct sva_bind *other;
 	bool last = true;
 
-	pthread_mutex_lock(&bind->dev->lock);
+	sva__mutex_lock(&bind->dev->lock);
 	list_for_each_entry(other, &bind->dev->binds, dev_node)
 		if (other != bind)
 			last = false;
-	pthread_mutex_unlock(&bind->dev->lock);
+	sva__mutex_unlock(&bind->dev->lock);
 	/* The PASID leaves the device: its ATC entries go with it. */
 	if (last)
 		sim_atc_invalidate(&sim_dev_of(bind)->atc, bind->pasid, 0,

@@ -343,14 +343,14 @@ static void uffd_wake(struct sim_mm *mm, uint64_t addr, uint64_t len)
  */
 static void mover_lock(struct sim_mm *mm)
 {
-	pthread_rwlock_rdlock(&mm->inval_lock);
-	pthread_mutex_lock(&mm->dm_lock);
+	sva__rwlock_rdlock(&mm->inval_lock);
+	sva__mutex_lock(&mm->dm_lock);
 }
 
 static void mover_unlock(struct sim_mm *mm)
 {
-	pthread_mutex_unlock(&mm->dm_lock);
-	pthread_rwlock_unlock(&mm->inval_lock);
+	sva__mutex_unlock(&mm->dm_lock);
+	sva__rwlock_unlock(&mm->inval_lock);
 }
 
 /*
@@ -510,9 +510,9 @@ static void dm_zap_dirty(struct sim_mm *mm, struct sim_devmem *dm)
 {
 	uint32_t *z, nz = 0;
 
-	pthread_mutex_lock(&mm->dm_lock);
+	sva__mutex_lock(&mm->dm_lock);
 	if (!dm->ndirty) {
-		pthread_mutex_unlock(&mm->dm_lock);
+		sva__mutex_unlock(&mm->dm_lock);
 		return;
 	}
 	z = malloc(dm->ndirty * sizeof(*z));
@@ -523,17 +523,17 @@ static void dm_zap_dirty(struct sim_mm *mm, struct sim_devmem *dm)
 		}
 	}
 	dm->ndirty -= nz;
-	pthread_mutex_unlock(&mm->dm_lock);
+	sva__mutex_unlock(&mm->dm_lock);
 	for (uint32_t i = 0; i < nz; i++)
 		madvise((void *)(uintptr_t)slot_addr(dm, z[i]), SVA_PAGE_SIZE,
 			MADV_DONTNEED);
-	pthread_mutex_lock(&mm->dm_lock);
+	sva__mutex_lock(&mm->dm_lock);
 	for (uint32_t i = 0; i < nz; i++) {
 		dm->pg[z[i]].state = SIM_DP_FREE;
 		dm->pg[z[i]].next = dm->free_head;
 		dm->free_head = z[i] + 1;
 	}
-	pthread_mutex_unlock(&mm->dm_lock);
+	sva__mutex_unlock(&mm->dm_lock);
 	free(z);
 }
 
@@ -559,9 +559,9 @@ static struct sim_devmem *dm_get(struct sva_bind *bind, bool excl, int *errp)
 	struct sim_devmem *dm;
 	uint32_t hsize = 1;
 
-	pthread_mutex_lock(&mm->dm_lock);
+	sva__mutex_lock(&mm->dm_lock);
 	dm = *where;
-	pthread_mutex_unlock(&mm->dm_lock);
+	sva__mutex_unlock(&mm->dm_lock);
 	if (dm)
 		return dm;
 	if (mm->uffd < 0 || !mm->uffd_full) {
@@ -613,17 +613,17 @@ static struct sim_devmem *dm_get(struct sva_bind *bind, bool excl, int *errp)
 		dm->pg[s - 1].next = dm->free_head;
 		dm->free_head = s;
 	}
-	pthread_mutex_lock(&mm->dm_lock);
+	sva__mutex_lock(&mm->dm_lock);
 	if (*where) {
 		/* Made by another thread meanwhile. */
-		pthread_mutex_unlock(&mm->dm_lock);
+		sva__mutex_unlock(&mm->dm_lock);
 		dm_free(dm);
 		return *where;
 	}
 	/* Published for the engine's unlocked look (sim_devmem_pin()). */
 	__atomic_store_n(where, dm, __ATOMIC_RELEASE);
 	list_add_tail(&dm->node, &mm->arenas);
-	pthread_mutex_unlock(&mm->dm_lock);
+	sva__mutex_unlock(&mm->dm_lock);
 	return dm;
 nomem:
 	if (dm)
@@ -773,11 +773,11 @@ static void populate_holes(struct sim_mm *mm, uint64_t start, uint64_t end)
 
 		if (sim_mm_pagemap(mm, a >> SVA_PAGE_SHIFT, n, pm))
 			return;
-		pthread_mutex_lock(&mm->dm_lock);
+		sva__mutex_lock(&mm->dm_lock);
 		for (unsigned int i = 0; i < n; i++)
 			hole[i] = !(pm[i] & (SIM_PM_PRESENT | SIM_PM_SWAP)) &&
 				  !mm_lookup(mm, (a >> SVA_PAGE_SHIFT) + i, &os);
-		pthread_mutex_unlock(&mm->dm_lock);
+		sva__mutex_unlock(&mm->dm_lock);
 		for (unsigned int i = 0, j; i < n; i = j) {
 			for (j = i + 1; j < n && hole[j] == hole[i]; j++)
 				;
@@ -806,7 +806,7 @@ static void populate_for_write(struct sim_mm *mm, uint64_t start,
 						   (uint64_t)SIM_CHUNK_PAGES);
 		bool want[SIM_CHUNK_PAGES];
 
-		pthread_mutex_lock(&mm->dm_lock);
+		sva__mutex_lock(&mm->dm_lock);
 		/*
 		 * Present pages too: pagemap shows no write bit, and a page
 		 * fork() shared stays read-only (not AnonExclusive, which
@@ -816,7 +816,7 @@ static void populate_for_write(struct sim_mm *mm, uint64_t start,
 		for (unsigned int i = 0; i < n; i++)
 			want[i] = list_empty(&mm->arenas) ||
 				  !mm_lookup(mm, (a >> SVA_PAGE_SHIFT) + i, &os);
-		pthread_mutex_unlock(&mm->dm_lock);
+		sva__mutex_unlock(&mm->dm_lock);
 		for (unsigned int i = 0, j; i < n; i = j) {
 			for (j = i + 1; j < n && want[j] == want[i]; j++)
 				;
@@ -1277,7 +1277,7 @@ static bool xm_fault(struct sim_mm *mm, struct sim_devmem *xm, uint32_t s,
 {
 	int err = slot_to_host(mm, xm, s, false);
 
-	pthread_mutex_unlock(&mm->dm_lock);
+	sva__mutex_unlock(&mm->dm_lock);
 	if (err == -EAGAIN)
 		return false;
 	/* Snapshots hear of it before the CPU access returns; the ATC and
@@ -1298,16 +1298,16 @@ bool sim_devmem_fault(struct sim_mm *mm, uint64_t addr)
 	uint64_t t0 = 0;
 	uint32_t s;
 
-	pthread_mutex_lock(&mm->dm_lock);
+	sva__mutex_lock(&mm->dm_lock);
 	dm = list_empty(&mm->arenas) ? NULL : mm_lookup(mm, vpn, &s);
 	if (!dm) {
 		bool done = fault_fill(mm, addr);
 
-		pthread_mutex_unlock(&mm->dm_lock);
+		sva__mutex_unlock(&mm->dm_lock);
 		return done;
 	}
 	if (dm->pg[s].busy) {
-		pthread_mutex_unlock(&mm->dm_lock);
+		sva__mutex_unlock(&mm->dm_lock);
 		return false;
 	}
 	owner = dm->pg[s].bind;
@@ -1318,7 +1318,7 @@ bool sim_devmem_fault(struct sim_mm *mm, uint64_t addr)
 	node = preferred_node(owner, addr, &gran);
 	err = slot_to_host(mm, dm, s, false);
 	if (err == -EAGAIN) {
-		pthread_mutex_unlock(&mm->dm_lock);
+		sva__mutex_unlock(&mm->dm_lock);
 		return false;
 	}
 	if (!err) {
@@ -1342,7 +1342,7 @@ bool sim_devmem_fault(struct sim_mm *mm, uint64_t addr)
 		else
 			refused++;
 	}
-	pthread_mutex_unlock(&mm->dm_lock);
+	sva__mutex_unlock(&mm->dm_lock);
 	/* On its preferred node before the faulting thread goes on. */
 	for (unsigned int i = 0; node >= 0 && i < nmoved; i++)
 		pages_to_node(&moved[i], 1, node, status);
@@ -1393,12 +1393,12 @@ void sim_devmem_drop(struct sim_mm *mm, uint64_t start, uint64_t end,
 	struct sim_devmem *dm;
 
 	(void)unmap;
-	pthread_mutex_lock(&mm->dm_lock);
+	sva__mutex_lock(&mm->dm_lock);
 	list_for_each_entry(dm, &mm->arenas, node)
 		if (dm->nused)
 			dm_drop_range(dm, start & SVA_PAGE_MASK,
 				      (end + SVA_PAGE_SIZE - 1) & SVA_PAGE_MASK);
-	pthread_mutex_unlock(&mm->dm_lock);
+	sva__mutex_unlock(&mm->dm_lock);
 }
 
 bool sim_devmem_in_arena(struct sim_mm *mm, uint64_t start, uint64_t end)
@@ -1406,14 +1406,14 @@ bool sim_devmem_in_arena(struct sim_mm *mm, uint64_t start, uint64_t end)
 	struct sim_devmem *dm;
 	bool ret = false;
 
-	pthread_mutex_lock(&mm->dm_lock);
+	sva__mutex_lock(&mm->dm_lock);
 	list_for_each_entry(dm, &mm->arenas, node) {
 		if (start >= slot_addr(dm, 0) && end <= slot_addr(dm, dm->npages)) {
 			ret = true;
 			break;
 		}
 	}
-	pthread_mutex_unlock(&mm->dm_lock);
+	sva__mutex_unlock(&mm->dm_lock);
 	return ret;
 }
 
@@ -1424,7 +1424,7 @@ void sim_devmem_remap(struct sim_mm *mm, uint64_t from, uint64_t to,
 	int64_t delta = (int64_t)(to >> SVA_PAGE_SHIFT) - (int64_t)v0;
 	struct sim_devmem *dm;
 
-	pthread_mutex_lock(&mm->dm_lock);
+	sva__mutex_lock(&mm->dm_lock);
 	list_for_each_entry(dm, &mm->arenas, node) {
 		for (uint32_t i = 0; dm->nused && i < dm->npages; i++) {
 			if (dm->pg[i].state != SIM_DP_USED ||
@@ -1435,7 +1435,7 @@ void sim_devmem_remap(struct sim_mm *mm, uint64_t from, uint64_t to,
 			hash_add(dm, i);
 		}
 	}
-	pthread_mutex_unlock(&mm->dm_lock);
+	sva__mutex_unlock(&mm->dm_lock);
 }
 
 /* ------------------------------------------------------ the engine */
@@ -1455,7 +1455,7 @@ unsigned int sim_devmem_pin(struct sva_bind *bind, uint64_t vpn,
 	if (!__atomic_load_n(&sd->dm, __ATOMIC_ACQUIRE) &&
 	    !__atomic_load_n(&sd->xm, __ATOMIC_ACQUIRE))
 		return 0;
-	pthread_mutex_lock(&mm->dm_lock);
+	sva__mutex_lock(&mm->dm_lock);
 	dm = sd->dm;
 	xm = sd->xm;
 	for (unsigned int i = 0; (dm || xm) && i < n; i++) {
@@ -1484,7 +1484,7 @@ unsigned int sim_devmem_pin(struct sva_bind *bind, uint64_t vpn,
 			local_pages++;
 		pinned++;
 	}
-	pthread_mutex_unlock(&mm->dm_lock);
+	sva__mutex_unlock(&mm->dm_lock);
 	if (local_pages)
 		sva__count(bind, SVA_C_DEVMEM_ACCESSES, local_pages);
 	if (!held)
@@ -1528,7 +1528,7 @@ void sim_devmem_unpin(struct sva_bind *bind, const uint64_t *local,
 	struct sim_devmem *dm = sim_dev_of(bind)->dm;
 	struct sim_devmem *xm = sim_dev_of(bind)->xm;
 
-	pthread_mutex_lock(&mm->dm_lock);
+	sva__mutex_lock(&mm->dm_lock);
 	for (unsigned int i = 0; i < n; i++) {
 		struct sim_devmem *a = dm;
 
@@ -1540,7 +1540,7 @@ void sim_devmem_unpin(struct sva_bind *bind, const uint64_t *local,
 			a = xm;
 		a->pg[(local[i] - (uintptr_t)a->arena) >> SVA_PAGE_SHIFT].busy--;
 	}
-	pthread_mutex_unlock(&mm->dm_lock);
+	sva__mutex_unlock(&mm->dm_lock);
 }
 
 void sim_devmem_states(struct sva_bind *bind, uint64_t addr, uint64_t len,
@@ -1552,7 +1552,7 @@ void sim_devmem_states(struct sva_bind *bind, uint64_t addr, uint64_t len,
 	uint64_t nheld = 0;
 	uint32_t s;
 
-	pthread_mutex_lock(&mm->dm_lock);
+	sva__mutex_lock(&mm->dm_lock);
 	for (uint64_t i = 0; !list_empty(&mm->arenas) &&
 	     i < len >> SVA_PAGE_SHIFT; i++) {
 		dm = mm_lookup(mm, (addr >> SVA_PAGE_SHIFT) + i, &s);
@@ -1577,7 +1577,7 @@ void sim_devmem_states(struct sva_bind *bind, uint64_t addr, uint64_t len,
 			    SVA_PAGE_VALID | SVA_PAGE_WRITE |
 			    SVA_PAGE_DEVICE_LOCAL : SVA_PAGE_DEVICE_REMOTE;
 	}
-	pthread_mutex_unlock(&mm->dm_lock);
+	sva__mutex_unlock(&mm->dm_lock);
 	/* Writable as their VMA is now (mprotect() sends no event). */
 	for (uint64_t i = 0; nheld && i < len >> SVA_PAGE_SHIFT; i++) {
 		uint64_t a = addr + (i << SVA_PAGE_SHIFT);

@@ -311,7 +311,7 @@ static uint64_t burst(struct sva_bind *bind, struct exec_state *st,
 	for (unsigned int tries = 0;; tries++) {
 		bf->n = 0;
 		burst_unpin(bind, st);
-		pthread_rwlock_rdlock(&mm->inval_lock);
+		sva__rwlock_rdlock(&mm->inval_lock);
 		gen = atomic_load(&mm->inval_gen);
 		ok = len;
 		if (op_reads(d->opcode))
@@ -328,7 +328,7 @@ static uint64_t burst(struct sva_bind *bind, struct exec_state *st,
 						 &st->dst_pinned);
 			ok = MIN(ok, dst_ok);
 		}
-		pthread_rwlock_unlock(&mm->inval_lock);
+		sva__rwlock_unlock(&mm->inval_lock);
 		/*
 		 * Invalidated since: translate again, a few times (past
 		 * that the access is still safe, see above).

@@ -284,9 +284,9 @@ static bool vma_get(struct sim_mm *mm, uint64_t addr, struct sim_vma *out)
 
 void sim_mm_vma_forget(struct sim_mm *mm, uint64_t addr)
 {
-	pthread_mutex_lock(&mm->lock);
+	sva__mutex_lock(&mm->lock);
 	vmas_forget(mm, addr, addr + 1);
-	pthread_mutex_unlock(&mm->lock);
+	sva__mutex_unlock(&mm->lock);
 }
 
 /*
@@ -302,10 +302,10 @@ void sim_mm_track_range(struct sim_mm *mm, uint64_t start, uint64_t end)
 {
 	struct sim_vma vma;
 
-	pthread_mutex_lock(&mm->lock);
+	sva__mutex_lock(&mm->lock);
 	for (uint64_t a = start; a < end;)
 		a = vma_load(mm, a, &vma) ? vma.end : a + SVA_PAGE_SIZE;
-	pthread_mutex_unlock(&mm->lock);
+	sva__mutex_unlock(&mm->lock);
 }
 
 bool sim_mm_vma_now(struct sim_mm *mm, uint64_t addr, struct sim_vma *out)
@@ -323,7 +323,7 @@ uint64_t sim_mm_around_end(struct sim_mm *mm, uint64_t addr, uint64_t want,
 	bool have = false;
 	uint64_t end = addr;
 
-	pthread_mutex_lock(&mm->lock);
+	sva__mutex_lock(&mm->lock);
 	/*
 	 * The VMA as it is now: mprotect() sends no event, so a cached one
 	 * that differs is looked up (and tracked) afresh.
@@ -344,7 +344,7 @@ uint64_t sim_mm_around_end(struct sim_mm *mm, uint64_t addr, uint64_t want,
 				end = MAX(addr, mm->missing[i].start);
 		}
 	}
-	pthread_mutex_unlock(&mm->lock);
+	sva__mutex_unlock(&mm->lock);
 	/*
 	 * Not into a discard in progress. Not retired here when its pages
 	 * look absent: they are before the populate, whether or not the
@@ -408,7 +408,7 @@ int sim_mm_register_missing(struct sim_mm *mm, uint64_t start, uint64_t end)
 	};
 	int err;
 
-	pthread_mutex_lock(&mm->lock);
+	sva__mutex_lock(&mm->lock);
 	err = missing_add(mm, start, end);
 	if (!err)
 		err = sim_mm_listen(mm);
@@ -416,7 +416,7 @@ int sim_mm_register_missing(struct sim_mm *mm, uint64_t start, uint64_t end)
 		err = -errno;
 	/* The VMA was split: forget what we cached of it. */
 	vmas_forget(mm, start, end);
-	pthread_mutex_unlock(&mm->lock);
+	sva__mutex_unlock(&mm->lock);
 	return err;
 }
 
@@ -592,7 +592,7 @@ static void pending_add(struct sim_mm *mm, uint64_t start, uint64_t end)
 	end = (end + SVA_PAGE_SIZE - 1) & SVA_PAGE_MASK;
 	if (start >= end)
 		return;
-	pthread_mutex_lock(&mm->pend_lock);
+	sva__mutex_lock(&mm->pend_lock);
 	if (n == SIM_PENDING_MAX) {
 		/* Full: fold into the last one, whose PFNs are then lost. */
 		p = &mm->pend[n - 1];
@@ -618,7 +618,7 @@ static void pending_add(struct sim_mm *mm, uint64_t start, uint64_t end)
 				p->was_present[i / 64] |= 1ull << (i % 64);
 		}
 	}
-	pthread_mutex_unlock(&mm->pend_lock);
+	sva__mutex_unlock(&mm->pend_lock);
 }
 
 /*
@@ -632,7 +632,7 @@ static void pending_unmapped(struct sim_mm *mm, uint64_t start, uint64_t end)
 {
 	if (!atomic_load(&mm->npend))
 		return;
-	pthread_mutex_lock(&mm->pend_lock);
+	sva__mutex_lock(&mm->pend_lock);
 	for (unsigned int i = 0; i < atomic_load(&mm->npend);) {
 		struct sim_pending *p = &mm->pend[i];
 
@@ -641,7 +641,7 @@ static void pending_unmapped(struct sim_mm *mm, uint64_t start, uint64_t end)
 		else
 			i++;
 	}
-	pthread_mutex_unlock(&mm->pend_lock);
+	sva__mutex_unlock(&mm->pend_lock);
 }
 
 /* Does [start, end) overlap a discard in progress? */
@@ -651,9 +651,9 @@ static bool pending_overlaps(struct sim_mm *mm, uint64_t start, uint64_t end)
 
 	if (!atomic_load(&mm->npend))
 		return false;
-	pthread_mutex_lock(&mm->pend_lock);
+	sva__mutex_lock(&mm->pend_lock);
 	ret = pending_overlaps_locked(mm, start, end);
-	pthread_mutex_unlock(&mm->pend_lock);
+	sva__mutex_unlock(&mm->pend_lock);
 	return ret;
 }
 
@@ -671,13 +671,13 @@ bool sim_mm_discard_pending(struct sim_mm *mm, uint64_t start, uint64_t end)
 	 * migration right after a discard returned would find the range
 	 * still busy.
 	 */
-	pthread_mutex_lock(&mm->pend_lock);
+	sva__mutex_lock(&mm->pend_lock);
 	ret = pending_overlaps_locked(mm, start, end);
 	if (ret) {
 		pending_scan_locked(mm, false);
 		ret = pending_overlaps_locked(mm, start, end);
 	}
-	pthread_mutex_unlock(&mm->pend_lock);
+	sva__mutex_unlock(&mm->pend_lock);
 	return ret;
 }
 
@@ -688,7 +688,7 @@ static void pending_wait(struct sim_mm *mm, uint64_t start, uint64_t end)
 
 	if (!atomic_load(&mm->npend))
 		return;
-	pthread_mutex_lock(&mm->pend_lock);
+	sva__mutex_lock(&mm->pend_lock);
 	for (;;) {
 		pending_scan_locked(mm, false);
 		pending_barrier_locked(mm);
@@ -703,7 +703,7 @@ static void pending_wait(struct sim_mm *mm, uint64_t start, uint64_t end)
 		}
 		pthread_cond_timedwait(&mm->pend_cv, &mm->pend_lock, &ts);
 	}
-	pthread_mutex_unlock(&mm->pend_lock);
+	sva__mutex_unlock(&mm->pend_lock);
 }
 
 /* ------------------------------------------------------- translations */
@@ -751,7 +751,7 @@ static int mm_translate(struct sim_mm *mm, uint64_t vpn, unsigned int n,
 	memset((char *)pm + got, 0, n * sizeof(pm[0]) - (size_t)got);
 
 	*tracked = true;
-	pthread_mutex_lock(&mm->lock);
+	sva__mutex_lock(&mm->lock);
 	for (unsigned int i = 0; i < n; i++) {
 		uint64_t addr = (vpn + i) << SVA_PAGE_SHIFT;
 
@@ -768,7 +768,7 @@ static int mm_translate(struct sim_mm *mm, uint64_t vpn, unsigned int n,
 		perms[i] = (uint8_t)(pte_perm(pm[i], &vma) |
 				     (vma.prot & SIM_PERM_R ? 0 : SIM_PERM_NONE));
 	}
-	pthread_mutex_unlock(&mm->lock);
+	sva__mutex_unlock(&mm->lock);
 	/* A discard in progress: its zap may not have happened yet. */
 	if (*tracked && pending_overlaps(mm, vpn << SVA_PAGE_SHIFT,
 					 (vpn + n) << SVA_PAGE_SHIFT))
@@ -954,18 +954,18 @@ static void mm_invalidate_locked(struct sim_mm *mm, uint64_t start,
 	unsigned int n;
 
 	atomic_fetch_add(&mm->inval_gen, 1);
-	pthread_mutex_lock(&mm->lock);
+	sva__mutex_lock(&mm->lock);
 	vmas_forget(mm, start, end);
-	pthread_mutex_unlock(&mm->lock);
+	sva__mutex_unlock(&mm->lock);
 	/*
 	 * Each binding pinned (sb->notifying), no lock of ours held, while
 	 * its sequences advance: that takes its mirror_lock, which a
 	 * callback may hold, and binding or unbinding others must go on.
 	 */
-	pthread_mutex_lock(&mm->notify_lock);
+	sva__mutex_lock(&mm->notify_lock);
 	list_for_each_entry(sb, &mm->binds, mm_node) {
 		sb->notifying++;
-		pthread_mutex_unlock(&mm->notify_lock);
+		sva__mutex_unlock(&mm->notify_lock);
 		n = sb->foreign ? 0 :
 		    sim_atc_invalidate(&sim_dev_of(sb->bind)->atc, mm->pasid,
 				       start >> SVA_PAGE_SHIFT,
@@ -976,11 +976,11 @@ static void mm_invalidate_locked(struct sim_mm *mm, uint64_t start,
 		if (sva__tracing(sb->bind->dev))
 			sva__trace_inval(sb->bind, start, end, ev, n);
 		sva__mirrors_advance(sb->bind, start, end);
-		pthread_mutex_lock(&mm->notify_lock);
+		sva__mutex_lock(&mm->notify_lock);
 		if (!--sb->notifying)
 			pthread_cond_broadcast(&mm->notify_cv);
 	}
-	pthread_mutex_unlock(&mm->notify_lock);
+	sva__mutex_unlock(&mm->notify_lock);
 }
 
 void sim_mm_advance(struct sim_mm *mm, uint64_t start, uint64_t end)
@@ -989,30 +989,30 @@ void sim_mm_advance(struct sim_mm *mm, uint64_t start, uint64_t end)
 
 	/* Pinned as in mm_invalidate_locked(): no lock of ours held while
 	 * each binding's mirror_lock is taken (it guards short walks only). */
-	pthread_mutex_lock(&mm->notify_lock);
+	sva__mutex_lock(&mm->notify_lock);
 	list_for_each_entry(sb, &mm->binds, mm_node) {
 		sb->notifying++;
-		pthread_mutex_unlock(&mm->notify_lock);
+		sva__mutex_unlock(&mm->notify_lock);
 		sva__mirrors_advance(sb->bind, start, end);
-		pthread_mutex_lock(&mm->notify_lock);
+		sva__mutex_lock(&mm->notify_lock);
 		if (!--sb->notifying)
 			pthread_cond_broadcast(&mm->notify_cv);
 	}
-	pthread_mutex_unlock(&mm->notify_lock);
+	sva__mutex_unlock(&mm->notify_lock);
 }
 
 void sim_mm_invalidate(struct sim_mm *mm, uint64_t start, uint64_t end)
 {
-	pthread_rwlock_wrlock(&mm->inval_lock);
+	sva__rwlock_wrlock(&mm->inval_lock);
 	mm_invalidate_locked(mm, start, end, SVA_INVAL_OTHER);
-	pthread_rwlock_unlock(&mm->inval_lock);
+	sva__rwlock_unlock(&mm->inval_lock);
 	sim_notify_push(mm, start, end, SVA_INVAL_OTHER);
 }
 
 void sim_mm_sync(struct sim_mm *mm)
 {
-	pthread_rwlock_rdlock(&mm->inval_lock);
-	pthread_rwlock_unlock(&mm->inval_lock);
+	sva__rwlock_rdlock(&mm->inval_lock);
+	sva__rwlock_unlock(&mm->inval_lock);
 	pending_wait(mm, 0, UINT64_MAX);
 }
 
@@ -1072,7 +1072,7 @@ static void pending_close(struct sim_mm *mm)
 	struct { uint64_t start, end; } c[SIM_PENDING_MAX];
 	unsigned int n = 0, closing;
 
-	pthread_mutex_lock(&mm->pend_lock);
+	sva__mutex_lock(&mm->pend_lock);
 	/* Zaps pagemap shows done first: the barrier (mmap_lock for
 	 * writing, which the application's next mmap or madvise would wait
 	 * behind) only for what remains. */
@@ -1086,23 +1086,23 @@ static void pending_close(struct sim_mm *mm)
 			c[n++].end = mm->pend[i].end;
 		}
 	}
-	pthread_mutex_unlock(&mm->pend_lock);
+	sva__mutex_unlock(&mm->pend_lock);
 	if (!n)
 		return;
-	pthread_rwlock_wrlock(&mm->inval_lock);
+	sva__rwlock_wrlock(&mm->inval_lock);
 	for (unsigned int i = 0; i < n; i++)
 		mm_invalidate_locked(mm, c[i].start, c[i].end,
 				     SVA_INVAL_DISCARD);
-	pthread_rwlock_unlock(&mm->inval_lock);
+	sva__rwlock_unlock(&mm->inval_lock);
 	/* Only this thread closes: the closing entries are still there. */
-	pthread_mutex_lock(&mm->pend_lock);
+	sva__mutex_lock(&mm->pend_lock);
 	for (unsigned int i = 0; i < atomic_load(&mm->npend);) {
 		if (mm->pend[i].closing)
 			pending_del_locked(mm, i);
 		else
 			i++;
 	}
-	pthread_mutex_unlock(&mm->pend_lock);
+	sva__mutex_unlock(&mm->pend_lock);
 	for (unsigned int i = 0; i < n; i++)
 		sim_notify_push(mm, c[i].start, c[i].end, SVA_INVAL_DISCARD);
 }
@@ -1180,16 +1180,16 @@ static void mm_devmem_event(struct sim_mm *mm, const struct inval *inv)
 		return;
 	if (inv->ev == SVA_INVAL_DISCARD)
 		return;
-	pthread_mutex_lock(&mm->lock);
+	sva__mutex_lock(&mm->lock);
 	if (inv->ev == SVA_INVAL_REMAP &&
 	    missing_overlaps(mm, inv->start, inv->end))
 		missing_add(mm, inv->to, inv->to + len);
 	missing_del(mm, inv->start, inv->end);
-	pthread_mutex_unlock(&mm->lock);
-	pthread_mutex_lock(&mm->notify_lock);
+	sva__mutex_unlock(&mm->lock);
+	sva__mutex_lock(&mm->notify_lock);
 	list_for_each_entry(sb, &mm->binds, mm_node)
 		sva__range_attrs_drop(&sb->bind->attrs, inv->start, inv->end);
-	pthread_mutex_unlock(&mm->notify_lock);
+	sva__mutex_unlock(&mm->notify_lock);
 }
 
 #define SIM_EVENTS_READ 16		/* userfaultfd messages read at once */
@@ -1206,7 +1206,7 @@ static void mm_read_events(struct sim_mm *mm)
 	uint64_t faults[SIM_EVENTS_READ];
 	int n, ninv = 0, nfaults = 0;
 
-	pthread_rwlock_wrlock(&mm->inval_lock);
+	sva__rwlock_wrlock(&mm->inval_lock);
 	n = (int)read(mm->uffd, msgs, sizeof(msgs));
 	for (int i = 0; n > 0 && i < n / (int)sizeof(msgs[0]); i++) {
 		if (msgs[i].event == UFFD_EVENT_PAGEFAULT)
@@ -1235,7 +1235,7 @@ static void mm_read_events(struct sim_mm *mm)
 		 */
 		mm_devmem_event(mm, &inv[i]);
 	}
-	pthread_rwlock_unlock(&mm->inval_lock);
+	sva__rwlock_unlock(&mm->inval_lock);
 	for (int i = 0; i < nfaults; i++)
 		mm_fault(mm, faults[i]);
 	for (int i = 0; i < ninv; i++)
@@ -1297,7 +1297,7 @@ int sim_mm_listen(struct sim_mm *mm)
 
 	if (atomic_load(&mm->listening) || mm->uffd < 0)
 		return 0;
-	pthread_mutex_lock(&mm->start_lock);
+	sva__mutex_lock(&mm->start_lock);
 	if (!atomic_load(&mm->listening)) {
 		/* No message here: callers may hold mm->lock, and a print
 		 * hook is user code. */
@@ -1305,7 +1305,7 @@ int sim_mm_listen(struct sim_mm *mm)
 		if (!err)
 			atomic_store(&mm->listening, true);
 	}
-	pthread_mutex_unlock(&mm->start_lock);
+	sva__mutex_unlock(&mm->start_lock);
 	return err;
 }
 
@@ -1533,7 +1533,7 @@ static void mm_atfork_child(void)
  */
 static void mm_atfork_prepare(void)
 {
-	pthread_mutex_lock(&sim_mm_lock);
+	sva__mutex_lock(&sim_mm_lock);
 	if (the_mm && the_mm->pid == getpid())
 		sim_devmem_fork_prepare(the_mm);
 }
@@ -1542,15 +1542,15 @@ static void mm_atfork_parent(void)
 {
 	if (the_mm && the_mm->pid == getpid())
 		sim_devmem_fork_parent(the_mm);
-	pthread_mutex_unlock(&sim_mm_lock);
+	sva__mutex_unlock(&sim_mm_lock);
 }
 
 void sim_mm_spare_drop(void)
 {
-	pthread_mutex_lock(&sim_mm_lock);
+	sva__mutex_lock(&sim_mm_lock);
 	sim_pages_free(mm_spare, sizeof(*mm_spare));
 	mm_spare = NULL;
-	pthread_mutex_unlock(&sim_mm_lock);
+	sva__mutex_unlock(&sim_mm_lock);
 }
 
 static void mm_atfork_register(void)
@@ -1565,7 +1565,7 @@ struct sim_mm *sim_mm_get(struct sva_bind *bind)
 	struct sim_mm *mm;
 
 	pthread_once(&once, mm_atfork_register);
-	pthread_mutex_lock(&sim_mm_lock);
+	sva__mutex_lock(&sim_mm_lock);
 	/* Inherited across a fork() that ran no atfork handlers. */
 	if (the_mm && the_mm->pid != getpid())
 		the_mm = NULL;
@@ -1575,13 +1575,13 @@ struct sim_mm *sim_mm_get(struct sva_bind *bind)
 	if (mm) {
 		mm->refs++;
 		sb->mm = mm;
-		pthread_mutex_lock(&mm->notify_lock);
-		pthread_mutex_lock(&mm->lock);
+		sva__mutex_lock(&mm->notify_lock);
+		sva__mutex_lock(&mm->lock);
 		list_add_tail(&sb->mm_node, &mm->binds);
-		pthread_mutex_unlock(&mm->lock);
-		pthread_mutex_unlock(&mm->notify_lock);
+		sva__mutex_unlock(&mm->lock);
+		sva__mutex_unlock(&mm->notify_lock);
 	}
-	pthread_mutex_unlock(&sim_mm_lock);
+	sva__mutex_unlock(&sim_mm_lock);
 	return mm;
 }
 
@@ -1596,16 +1596,16 @@ void sim_mm_put(struct sva_bind *bind)
 	 * (not under sim_mm_lock: a callback may be binding). A callback
 	 * must not unbind its own binding: it would wait for itself.
 	 */
-	pthread_mutex_lock(&mm->notify_lock);
+	sva__mutex_lock(&mm->notify_lock);
 	sb->dying = true;
 	while (sb->notifying)
 		pthread_cond_wait(&mm->notify_cv, &mm->notify_lock);
-	pthread_mutex_lock(&mm->lock);
+	sva__mutex_lock(&mm->lock);
 	list_del(&sb->mm_node);
-	pthread_mutex_unlock(&mm->lock);
-	pthread_mutex_unlock(&mm->notify_lock);
+	sva__mutex_unlock(&mm->lock);
+	sva__mutex_unlock(&mm->notify_lock);
 
-	pthread_mutex_lock(&sim_mm_lock);
+	sva__mutex_lock(&sim_mm_lock);
 	if (--mm->refs == 0) {
 		if (atomic_load(&mm->listening)) {
 			if (write(mm->stop_fd, &one, sizeof(one)) < 0)
@@ -1616,5 +1616,5 @@ void sim_mm_put(struct sva_bind *bind)
 		mm_destroy(mm);
 		the_mm = NULL;
 	}
-	pthread_mutex_unlock(&sim_mm_lock);
+	sva__mutex_unlock(&sim_mm_lock);
 }

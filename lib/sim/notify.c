@@ -26,7 +26,7 @@ static void *notify_thread(void *arg)
 	struct sim_notify_ent e;
 	struct sim_bind *sb;
 
-	pthread_mutex_lock(&n->lock);
+	sva__mutex_lock(&n->lock);
 	for (;;) {
 		while (!n->exiting && !n->count)
 			pthread_cond_wait(&n->cv, &n->lock);
@@ -35,7 +35,7 @@ static void *notify_thread(void *arg)
 		e = n->ring[n->head];
 		n->head = (n->head + 1) % SIM_NOTIFY_RING;
 		n->count--;
-		pthread_mutex_unlock(&n->lock);
+		sva__mutex_unlock(&n->lock);
 
 		/*
 		 * No lock held while a binding's callbacks run: a callback
@@ -43,22 +43,22 @@ static void *notify_thread(void *arg)
 		 * snapshot. sb->notifying keeps sb on the list (and its
 		 * binding alive) meanwhile: sim_mm_put() waits for it.
 		 */
-		pthread_mutex_lock(&mm->notify_lock);
+		sva__mutex_lock(&mm->notify_lock);
 		list_for_each_entry(sb, &mm->binds, mm_node) {
 			if (sb->dying)
 				continue;
 			sb->notifying++;
-			pthread_mutex_unlock(&mm->notify_lock);
+			sva__mutex_unlock(&mm->notify_lock);
 			sva__mirrors_notify(sb->bind, e.start, e.end, e.ev);
-			pthread_mutex_lock(&mm->notify_lock);
+			sva__mutex_lock(&mm->notify_lock);
 			if (!--sb->notifying)
 				pthread_cond_broadcast(&mm->notify_cv);
 		}
-		pthread_mutex_unlock(&mm->notify_lock);
+		sva__mutex_unlock(&mm->notify_lock);
 
-		pthread_mutex_lock(&n->lock);
+		sva__mutex_lock(&n->lock);
 	}
-	pthread_mutex_unlock(&n->lock);
+	sva__mutex_unlock(&n->lock);
 	return NULL;
 }
 
@@ -71,7 +71,7 @@ void sim_notify_push(struct sim_mm *mm, uint64_t start, uint64_t end,
 	/* Seq-cst, paired with sim_notify_want(): see above. */
 	if (!atomic_load(&mm->cb_mirrors))
 		return;
-	pthread_mutex_lock(&n->lock);
+	sva__mutex_lock(&n->lock);
 	if (n->count == SIM_NOTIFY_RING) {
 		last = &n->ring[(n->head + n->count - 1) % SIM_NOTIFY_RING];
 		last->start = MIN(last->start, start);
@@ -83,7 +83,7 @@ void sim_notify_push(struct sim_mm *mm, uint64_t start, uint64_t end,
 			(struct sim_notify_ent){ start, end, ev };
 	}
 	pthread_cond_signal(&n->cv);
-	pthread_mutex_unlock(&n->lock);
+	sva__mutex_unlock(&n->lock);
 }
 
 void sim_notify_init(struct sim_mm *mm)
@@ -108,7 +108,7 @@ int sim_notify_want(struct sim_mm *mm)
 	struct sim_notifier *n = &mm->notify;
 	int err = 0;
 
-	pthread_mutex_lock(&mm->start_lock);
+	sva__mutex_lock(&mm->start_lock);
 	if (!n->started) {
 		err = sva__thread_create(&n->thread, notify_thread, mm);
 		n->started = !err;
@@ -116,7 +116,7 @@ int sim_notify_want(struct sim_mm *mm)
 	/* Counted once the thread runs: a push that sees it has a reader. */
 	if (!err)
 		atomic_fetch_add(&mm->cb_mirrors, 1);
-	pthread_mutex_unlock(&mm->start_lock);
+	sva__mutex_unlock(&mm->start_lock);
 	return err;
 }
 
@@ -131,10 +131,10 @@ void sim_notify_stop(struct sim_mm *mm)
 
 	if (!n->started)
 		return;
-	pthread_mutex_lock(&n->lock);
+	sva__mutex_lock(&n->lock);
 	n->exiting = true;
 	pthread_cond_signal(&n->cv);
-	pthread_mutex_unlock(&n->lock);
+	sva__mutex_unlock(&n->lock);
 	pthread_join(n->thread, NULL);
 	n->started = false;
 }

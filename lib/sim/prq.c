@@ -194,13 +194,13 @@ static void around_atc_fill(struct sva_bind *bind, uint64_t start,
 
 	if (bind->dev->opts.flags & SVA_DEV_NO_ATC)
 		return;
-	pthread_rwlock_rdlock(&mm->inval_lock);
+	sva__rwlock_rdlock(&mm->inval_lock);
 	for (; vpn < last; vpn += n) {
 		n = (unsigned int)MIN(last - vpn, (uint64_t)SIM_CHUNK_PAGES);
 		if (!sim_mm_translate(mm, vpn, n, perm, &tracked) && tracked)
 			sim_atc_fill_n(atc, bind->pasid, vpn, perm, n);
 	}
-	pthread_rwlock_unlock(&mm->inval_lock);
+	sva__rwlock_unlock(&mm->inval_lock);
 }
 
 /*
@@ -294,12 +294,12 @@ static void prq_serve_batch(struct sim_dev *sd)
 		prq->head = (prq->head + 1) % prq->depth;
 	}
 	prq->count -= n;
-	pthread_mutex_unlock(&prq->lock);
+	sva__mutex_unlock(&prq->lock);
 
 	prq_rate_limit(sd);
 	prq_serve(prq, batch, n);
 
-	pthread_mutex_lock(&prq->lock);
+	sva__mutex_lock(&prq->lock);
 	for (unsigned int i = 0; i < n; i++) {
 		batch[i].prg->queued--;
 		if (batch[i].last)
@@ -318,7 +318,7 @@ static void *prq_thread(void *arg)
 	struct sim_prq *prq = &sd->prq;
 
 	sva__trace_set_role(SVA_ROLE_FAULT);
-	pthread_mutex_lock(&prq->lock);
+	sva__mutex_lock(&prq->lock);
 	for (;;) {
 		while (!prq->exiting && (!prq->count || prq->serving))
 			pthread_cond_wait(&prq->req_cv, &prq->lock);
@@ -330,7 +330,7 @@ static void *prq_thread(void *arg)
 		}
 		prq_serve_batch(sd);
 	}
-	pthread_mutex_unlock(&prq->lock);
+	sva__mutex_unlock(&prq->lock);
 	return NULL;
 }
 
@@ -370,7 +370,7 @@ enum sim_response sim_prq_request(struct sva_bind *bind,
 	/* An injected overflow: the queue takes none of the group. */
 	bool full = sva__inject(SVA_INJECT_PRQ_FULL);
 
-	pthread_mutex_lock(&prq->lock);
+	sva__mutex_lock(&prq->lock);
 	for (; !full && queued < n && prq->count < prq->depth; queued++) {
 		tail = (prq->head + prq->count++) % prq->depth;
 		prq->ring[tail] = (struct sim_page_req) {
@@ -401,7 +401,7 @@ enum sim_response sim_prq_request(struct sva_bind *bind,
 		else
 			pthread_cond_wait(&prq->resp_cv, &prq->lock);
 	}
-	pthread_mutex_unlock(&prq->lock);
+	sva__mutex_unlock(&prq->lock);
 
 	sva__count(bind, SVA_C_PAGE_GROUPS, 1);
 	sva__count(bind, prg->resp == SIM_RESP_SUCCESS ?
@@ -448,10 +448,10 @@ void sim_prq_fini(struct sim_dev *sd)
 {
 	struct sim_prq *prq = &sd->prq;
 
-	pthread_mutex_lock(&prq->lock);
+	sva__mutex_lock(&prq->lock);
 	prq->exiting = true;
 	pthread_cond_signal(&prq->req_cv);
-	pthread_mutex_unlock(&prq->lock);
+	sva__mutex_unlock(&prq->lock);
 	pthread_join(prq->thread, NULL);
 	pthread_cond_destroy(&prq->req_cv);
 	pthread_cond_destroy(&prq->resp_cv);

@@ -491,9 +491,8 @@ void vfio_exec(struct sva_bind *bind, const struct sva_desc *d,
 			/* Page by page, so the part before a fault runs. */
 			if (!chunk_populate(mm, &c, &pending))
 				break;
-			pthread_mutex_lock(&vd->engine_lock);
-			pthread_rwlock_rdlock(&mm->inval_lock);
-			sva__log_defer_begin();
+			sva__mutex_lock(&vd->engine_lock);
+			sva__rwlock_rdlock(&mm->inval_lock);
 			why = chunk_ready(mm, &c);
 			if (!why) {
 				chunk_pages(&c, vb->stage);
@@ -502,9 +501,8 @@ void vfio_exec(struct sva_bind *bind, const struct sva_desc *d,
 					break;	/* mapped, locks held */
 				why = -EAGAIN;
 			}
-			pthread_rwlock_unlock(&mm->inval_lock);
-			pthread_mutex_unlock(&vd->engine_lock);
-			sva__log_defer_end();
+			sva__rwlock_unlock(&mm->inval_lock);
+			sva__mutex_unlock(&vd->engine_lock);
 			/* A discard whose zap is still to come: wait it out,
 			 * or the zap could pass a page we pinned. */
 			if (why == -EBUSY)
@@ -530,9 +528,8 @@ void vfio_exec(struct sva_bind *bind, const struct sva_desc *d,
 		sva__count(bind, SVA_C_ATC_INVALIDATED,
 			   unmap_pages(vd, bind, &c, c.nmap));
 		stale_sweep(vd, bind);
-		pthread_rwlock_unlock(&mm->inval_lock);
-		pthread_mutex_unlock(&vd->engine_lock);
-		sva__log_defer_end();
+		sva__rwlock_unlock(&mm->inval_lock);
+		sva__mutex_unlock(&vd->engine_lock);
 		if (err) {
 			sva__complete_fault(comp, SVA_STATUS_FAULT_FAILURE,
 				       c.side[0].addr, c.side[0].access);

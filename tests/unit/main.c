@@ -21,6 +21,7 @@ int main(void)
 	srunner_add_suite(sr, fork_suite());
 	srunner_add_suite(sr, threads_suite());
 	srunner_add_suite(sr, cancel_suite());
+	srunner_add_suite(sr, print_hook_suite());
 	srunner_add_suite(sr, regress_dev_suite());
 	srunner_add_suite(sr, coherence_suite());
 	srunner_add_suite(sr, unbind_suite());

@@ -39,6 +39,7 @@ struct caller {
 	struct sva_desc desc;	/* sva_submit_and_wait()'s */
 	struct sva_mirror *mirror;
 	bool async;		/* asynchronous cancellation type */
+	atomic_int tid;		/* the calling thread, once it runs */
 };
 
 static void *call_wait(void *arg)
@@ -70,6 +71,7 @@ static void *call_unbind(void *arg)
 {
 	struct caller *c = arg;
 
+	atomic_store(&c->tid, (int)syscall(SYS_gettid));
 	c->ret = sva_unbind(c->f->bind);
 	atomic_store(&c->returned, 1);
 	pthread_testcancel();
@@ -80,6 +82,7 @@ static void *call_mirror_unregister(void *arg)
 {
 	struct caller *c = arg;
 
+	atomic_store(&c->tid, (int)syscall(SYS_gettid));
 	c->ret = sva_mirror_unregister(c->mirror);
 	atomic_store(&c->returned, 1);
 	pthread_testcancel();
@@ -110,6 +113,36 @@ static void *cancel_join(pthread_t t)
 	ck_assert_int_eq(pthread_cancel(t), 0);
 	ck_assert_int_eq(pthread_join(t, &res), 0);
 	return res;
+}
+
+/*
+ * Wait until @c's thread sleeps in a futex (inside its libsva call, waiting
+ * for the callback): a cancellation sent before it got there would test
+ * nothing of the call.
+ */
+static void wait_in_futex(struct caller *c)
+{
+	char path[64], buf[64];
+	int nr = -1;
+
+	for (int i = 0; i < 5000; i++) {
+		int tid = atomic_load(&c->tid);
+		FILE *f;
+
+		if (tid) {
+			snprintf(path, sizeof(path), "/proc/self/task/%d/syscall",
+				 tid);
+			f = fopen(path, "r");
+			if (f && fgets(buf, sizeof(buf), f))
+				nr = atoi(buf);
+			if (f)
+				fclose(f);
+			if (nr == SYS_futex)
+				return;
+		}
+		usleep(1000);
+	}
+	ck_abort_msg("the caller never slept in its call (syscall %d)", nr);
 }
 
 /* The binding still works: a copy through it completes, byte exact. */
@@ -423,7 +456,7 @@ static void cancel_teardown_in_callback(bool unbind)
 
 	ck_assert_int_eq(pthread_create(&t, NULL, unbind ? call_unbind :
 					call_mirror_unregister, &c), 0);
-	usleep(20000);
+	wait_in_futex(&c);
 	ck_assert_int_eq(pthread_cancel(t), 0);
 	usleep(20000);
 	atomic_store(&b.release, 1);

@@ -34,6 +34,7 @@ Suite *inline_suite(void);
 Suite *fault_around_suite(void);
 Suite *pipeline_suite(void);
 Suite *fastpath_suite(void);
+Suite *print_hook_suite(void);
 
 /*
  * Built with AddressSanitizer (sva-unit-asan). GCC 12's sanitizer runtime
