@@ -114,19 +114,20 @@ static bool sva_pt_invalidate(struct mmu_interval_notifier *mni,
 	 */
 	bool own = range->event == MMU_NOTIFY_EXCLUSIVE && range->owner == ctx;
 	/*
-	 * Our own migration (devmem.c) leaves exclusive entries where they
-	 * are: migrate_vma_setup() collects system and device-private pages
-	 * only. The pages the device holds stay held.
+	 * A migration leaves exclusive entries where they are, whoever
+	 * migrates (our devmem.c, another context's, its migrate_to_ram()):
+	 * only migrate_vma_*() send MMU_NOTIFY_MIGRATE, and their walk
+	 * skips every non-present entry but device-private ones. The CPU's
+	 * PTE stays exclusive: the pages the device holds stay held.
 	 */
-	bool own_migrate = range->event == MMU_NOTIFY_MIGRATE &&
-			   range->owner == ctx;
+	bool migrate = range->event == MMU_NOTIFY_MIGRATE;
 	unsigned long dropped = 0, revoked = 0;
 
 	if (!notifier_lock(ctx, range))
 		return false;
 	if (!own) {
 		mmu_interval_set_seq(mni, cur_seq);
-		dropped = pt_zap(ctx, range->start, range->end, own_migrate,
+		dropped = pt_zap(ctx, range->start, range->end, migrate,
 				 &revoked);
 	}
 	/*
