@@ -198,31 +198,42 @@ static int pt_install(struct sva_ctx *ctx, struct hmm_range *range)
 }
 
 /*
- * hmm_range_fault() until no invalidation races it, or @deadline (in
- * jiffies) passes. Returns 0 with ctx->lock held: @range's pfns are
- * current until it is dropped. The deadline bounds retries only: a first
- * attempt always runs, so a slow request that progresses (many runs, a
- * loaded machine) isn't answered FAILURE for the time its runs took.
+ * hmm_range_fault() @range, walking again while an invalidation ends the
+ * walk (-EBUSY: one the fault itself caused, past a PMD, or another's)
+ * until @deadline (in jiffies) passes. The deadline bounds retries only:
+ * a first walk always runs, so a slow caller that progresses (many runs,
+ * a loaded machine) isn't failed for the time its earlier walks took.
+ * Caller holds the mmap read lock; range->notifier_seq is the last walk's.
  */
-static int range_fault_locked(struct sva_ctx *ctx, struct hmm_range *range,
-			      unsigned long deadline)
+int sva_range_fault(struct hmm_range *range, unsigned long deadline)
 {
-	bool retry = false;
 	int ret;
 
 	for (;;) {
 		/* An OOM-killed task must not go on faulting for the device. */
 		if (fatal_signal_pending(current))
 			return -EINTR;
-		if (retry && time_after(jiffies, deadline))
-			return -EBUSY;
-		retry = true;
 		range->notifier_seq = mmu_interval_read_begin(range->notifier);
-		mmap_read_lock(ctx->mm);
 		ret = hmm_range_fault(range);
+		if (ret != -EBUSY || time_after(jiffies, deadline))
+			return ret;
+	}
+}
+
+/*
+ * sva_range_fault() until no invalidation races it either, or @deadline
+ * passes. Returns 0 with ctx->lock held: @range's pfns are current until
+ * it is dropped.
+ */
+static int range_fault_locked(struct sva_ctx *ctx, struct hmm_range *range,
+			      unsigned long deadline)
+{
+	int ret;
+
+	for (;;) {
+		mmap_read_lock(ctx->mm);
+		ret = sva_range_fault(range, deadline);
 		mmap_read_unlock(ctx->mm);
-		if (ret == -EBUSY)
-			continue;
 		if (ret)
 			return ret;
 		mutex_lock(&ctx->lock);
@@ -230,6 +241,8 @@ static int range_fault_locked(struct sva_ctx *ctx, struct hmm_range *range,
 					     range->notifier_seq))
 			return 0;
 		mutex_unlock(&ctx->lock);
+		if (time_after(jiffies, deadline))
+			return -EBUSY;
 	}
 }
 
