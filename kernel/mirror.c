@@ -289,29 +289,37 @@ static void pt_need(struct sva_ctx *ctx, unsigned long start,
 
 /*
  * hmm_range_fault() @range (its default_flags say what to fault), install
- * what it found; with @need, say what a request for @write must do, as
- * the device page table has the pages then.
+ * what it found.
  */
 static int range_install(struct sva_ctx *ctx, struct hmm_range *range,
-			 unsigned long deadline, bool write,
-			 struct sva_fault_need *need)
+			 unsigned long deadline)
 {
 	int ret = range_fault_locked(ctx, range, deadline);
 
 	if (ret)
 		return ret;
 	ret = pt_install(ctx, range);
-	if (!ret && need)
-		pt_need(ctx, range->start, range->end, write, need);
 	mutex_unlock(&ctx->lock);
 	return ret;
+}
+
+/* What a request for @write over [start, end) must do now (pt_need()). */
+static void need_now(struct sva_ctx *ctx, unsigned long start,
+		     unsigned long end, bool write, struct sva_fault_need *need)
+{
+	mutex_lock(&ctx->lock);
+	pt_need(ctx, start, end, write, need);
+	mutex_unlock(&ctx->lock);
 }
 
 /*
  * Bring the pages in @take (of the range from @start) back from our
  * device memory for a write, as a CPU write would: -EFAULT where the VMA
  * forbids the write. The write fault that follows gives the device its
- * own copy.
+ * own copy. The fault is the device's, not current's (a kthread's, or a
+ * thread whose protection keys are not the device's): FAULT_FLAG_REMOTE,
+ * as hmm_range_fault() faults, so that neither pkeys nor accounting take
+ * current for the accessor.
  */
 static int devmem_take_back(struct sva_ctx *ctx, unsigned long start,
 			    const unsigned long *take, unsigned long npages)
@@ -319,10 +327,14 @@ static int devmem_take_back(struct sva_ctx *ctx, unsigned long start,
 	unsigned long i;
 	int ret = 0;
 
+	/* Our own bitmap: the common case takes no lock at all. */
+	if (bitmap_empty(take, npages))
+		return 0;
 	mmap_read_lock(ctx->mm);
 	for_each_set_bit(i, take, npages) {
 		ret = fixup_user_fault(ctx->mm, start + i * PAGE_SIZE,
-				       FAULT_FLAG_WRITE, NULL);
+				       FAULT_FLAG_WRITE | FAULT_FLAG_REMOTE,
+				       NULL);
 		if (ret)
 			break;
 	}
@@ -331,19 +343,47 @@ static int devmem_take_back(struct sva_ctx *ctx, unsigned long start,
 }
 
 /*
+ * Fault in what @need says the pages of the range from @start lack: take
+ * back what must come from our device memory first, then fault each
+ * maximal run of lacking pages alone. hmm_range_fault() faults from the
+ * first page that needs it to the end of its walk step, whatever the
+ * other pages' request flags say, which would take back the pages beside
+ * it that the device holds exclusively or has in its memory. A run holds
+ * none of those.
+ */
+static int fault_need(struct sva_ctx *ctx, struct hmm_range *range,
+		      unsigned long start, unsigned long npages,
+		      const struct sva_fault_need *need, unsigned long deadline)
+{
+	unsigned long *pfns = range->hmm_pfns, rs, re;
+	int ret = devmem_take_back(ctx, start, need->take, npages);
+
+	for_each_set_bitrange(rs, re, need->fault, npages) {
+		if (ret)
+			break;
+		range->start = start + rs * PAGE_SIZE;
+		range->end = start + re * PAGE_SIZE;
+		range->hmm_pfns = pfns + rs;
+		ret = range_install(ctx, range, deadline);
+	}
+	range->hmm_pfns = pfns;
+	return ret;
+}
+
+/*
  * Install what the MM maps in [start, end); if @flags ask for a fault,
- * fault in then what the device lacks. Each maximal run of lacking pages
- * is faulted alone: hmm_range_fault() faults from the first page that
- * needs it to the end of its walk step, whatever the other pages' request
- * flags say, which would take back the pages beside it that the device
- * holds exclusively or has in its memory. A run holds none of those.
+ * fault in then what the device lacks, until it lacks nothing: what was
+ * there at first may have gone since (a take-back migrates its whole
+ * granule, do_swap_page() gives up on a page it can't lock at once),
+ * and SUCCESS says every page asked for is there. @deadline bounds the
+ * passes after the first; the device asks again after a FAILURE.
  */
 static int mirror_range(struct sva_ctx *ctx, unsigned long start,
 			unsigned long end, unsigned long flags)
 {
 	unsigned long deadline = jiffies +
 				 msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
-	unsigned long npages = (end - start) >> PAGE_SHIFT, rs, re;
+	unsigned long npages = (end - start) >> PAGE_SHIFT;
 	unsigned long pfns[SVA_FAULT_BATCH];
 	bool write = flags & HMM_PFN_REQ_WRITE;
 	struct sva_fault_need need;
@@ -354,26 +394,24 @@ static int mirror_range(struct sva_ctx *ctx, unsigned long start,
 		.hmm_pfns = pfns,
 		.dev_private_owner = ctx,
 	};
+	bool again = false;
 	int ret;
 
 	if (!mmget_not_zero(ctx->mm))
 		return -EFAULT;	/* the process is exiting */
-	ret = range_install(ctx, &range, deadline, write,
-			    flags ? &need : NULL);
-	if (!ret && flags)
-		ret = devmem_take_back(ctx, start, need.take, npages);
-	if (ret || !flags)
-		goto out;
+	ret = range_install(ctx, &range, deadline);
 	range.default_flags = flags;
-	for_each_set_bitrange(rs, re, need.fault, npages) {
-		range.start = start + rs * PAGE_SIZE;
-		range.end = start + re * PAGE_SIZE;
-		range.hmm_pfns = pfns + rs;
-		ret = range_install(ctx, &range, deadline, write, NULL);
-		if (ret)
+	while (!ret && flags) {
+		need_now(ctx, start, end, write, &need);
+		if (bitmap_empty(need.fault, npages))
 			break;
+		if (again && time_after(jiffies, deadline)) {
+			ret = -EBUSY;
+			break;
+		}
+		again = true;
+		ret = fault_need(ctx, &range, start, npages, &need, deadline);
 	}
-out:
 	mmput(ctx->mm);
 	return ret;
 }
