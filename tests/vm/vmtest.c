@@ -3796,6 +3796,70 @@ static int cow_devmem_write(void)
 	return 0;
 }
 
+/*
+ * Taking a read-only page of our device memory back for the device's
+ * write is the device's fault, not the calling thread's: the thread's
+ * protection keys don't apply to it, as they don't to hmm_range_fault()'s
+ * faults (FAULT_FLAG_REMOTE). It faulted as the thread, whose PKRU
+ * forbade writes under the pages' key: FAILURE, where the device's write
+ * to a (copy-on-write) host page under the same key went through. Both
+ * pages are shared with a child, which keeps its bytes.
+ */
+static int pkey_devmem_write(void)
+{
+	uint8_t *p = map(2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	int fd = sva_open_bound(NULL), go[2], status, key;
+	struct sva_shim_migrate m;
+	struct sva_shim_access a;
+	uint8_t w[64];
+	pid_t pid;
+
+	CHECK(fd >= 0 && p && !pipe(go));
+	fill_pat(p, 2 * PAGE, 25);
+	key = pkey_alloc(0, 0);
+	if (key < 0) {
+		printf("# no protection keys (errno %d): skipped\n", errno);
+		close(fd);
+		return 0;
+	}
+	CHECK(!pkey_mprotect(p, 2 * PAGE, PROT_READ | PROT_WRITE, key));
+	CHECK(!devmem(fd, 4));
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		char c;
+
+		close(go[1]);
+		while (read(go[0], &c, 1) < 0 && errno == EINTR)
+			;
+		_exit(check_pat(p, 2 * PAGE, 25) ? 1 : 0);
+	}
+	close(go[0]);
+	CHECK(!migrate(fd, p, PAGE, SVA_SHIM_MIGRATE_TO_DEVICE, &m));
+	CHECK(m.moved == 1);
+	CHECK(snap_count(fd, p, 1, SVA_SHIM_PAGE_VALID |
+			 SVA_SHIM_PAGE_DEVICE_LOCAL) == 1);
+	CHECK(!pkey_set(key, PKEY_DISABLE_WRITE));
+	memset(w, 0x77, sizeof(w));
+	CHECK(!dev_access(fd, SVA_SHIM_IOC_WRITE, p + PAGE + 64, sizeof(w), w,
+			  0, &a));
+	CHECK(a.status == 0 && a.bytes_done == sizeof(w));
+	CHECK(!dev_access(fd, SVA_SHIM_IOC_WRITE, p + 64, sizeof(w), w, 0,
+			  &a));
+	CHECK(a.status == 0 && a.bytes_done == sizeof(w));
+	for (size_t i = 0; i < 2 * PAGE; i++)
+		CHECK(p[i] == (i % PAGE >= 64 && i % PAGE < 128 ? 0x77 :
+			       pat(i, 25)));
+	close(go[1]);
+	CHECK(waitpid(pid, &status, 0) == pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK(!pkey_set(key, 0));
+	close(fd);
+	munmap(p, 2 * PAGE);
+	pkey_free(key);
+	return 0;
+}
+
 /* @fn in a child, killed (a fatal signal ends a retrying access) at 10 s. */
 static int in_child_bounded(int (*fn)(void), const char *name)
 {
@@ -3829,6 +3893,14 @@ static int t_regress_readonly_devmem_write(void)
 		return 0;
 	CHECK(!in_child_bounded(readonly_devmem_write, "read-only VMA"));
 	CHECK(!in_child_bounded(cow_devmem_write, "copy-on-write"));
+	return 0;
+}
+
+static int t_regress_take_back_ignores_pkeys(void)
+{
+	if (!kernel_migrates())
+		return 0;
+	CHECK(!in_child_bounded(pkey_devmem_write, "protection keys"));
 	return 0;
 }
 
@@ -3954,6 +4026,8 @@ static const struct {
 	  t_regress_other_migrate_keeps_exclusive },
 	{ "regress_fault_answers_all", t_regress_fault_answers_all },
 	{ "regress_readonly_devmem_write", t_regress_readonly_devmem_write },
+	{ "regress_take_back_ignores_pkeys",
+	  t_regress_take_back_ignores_pkeys },
 	{ "engine_abi", t_engine_abi },
 	{ "engine_ops", t_engine_ops },
 	{ "engine_ring_full", t_engine_ring_full },
