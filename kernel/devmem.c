@@ -526,10 +526,12 @@ static void range_where(struct sva_ctx *ctx, unsigned long start,
  * hmm_range_fault() faults from the first page that needs it to the end
  * of its walk step, whatever the other pages' request flags say, which
  * would bring our device pages beside the run to host memory and take
- * back the pages held exclusively. Caller holds the mmap lock.
+ * back the pages held exclusively. What doesn't come is counted by the
+ * migration: the result is not needed. Caller holds the mmap lock.
  */
 static void fault_run(struct sva_ctx *ctx, unsigned long start,
-		      unsigned long end, unsigned long *pfns)
+		      unsigned long end, unsigned long *pfns,
+		      unsigned long deadline)
 {
 	struct hmm_range range = {
 		.notifier = &ctx->notifier,
@@ -539,16 +541,8 @@ static void fault_run(struct sva_ctx *ctx, unsigned long start,
 		.default_flags = HMM_PFN_REQ_FAULT,
 		.dev_private_owner = ctx,
 	};
-	unsigned long timeout = jiffies +
-				msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
-	int ret;
 
-	/* The fault's own invalidation ends a walk past a PMD: go on. */
-	do {
-		range.notifier_seq = mmu_interval_read_begin(&ctx->notifier);
-		ret = hmm_range_fault(&range);
-	} while (ret == -EBUSY && !time_after(jiffies, timeout) &&
-		 !fatal_signal_pending(current));
+	sva_range_fault(&range, deadline);
 }
 
 /*
@@ -566,7 +560,7 @@ static bool fault_absent(struct sva_ctx *ctx, unsigned long start,
 			 unsigned long end, unsigned long *pfns,
 			 unsigned long absent)
 {
-	unsigned long i, rs, re;
+	unsigned long i, rs, re, deadline;
 	void *owner;
 
 	for (i = 0; i < (end - start) >> PAGE_SHIFT; i++)
@@ -575,9 +569,11 @@ static bool fault_absent(struct sva_ctx *ctx, unsigned long start,
 	if (!absent || atomic_read(&sva_devmems_nr) < 2 ||
 	    !devmem_owners(ctx, &owner, 1))
 		return false;
+	/* One bound for all the runs: the caller holds the mmap lock. */
+	deadline = jiffies + msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
 	for_each_set_bitrange(rs, re, &absent, BITS_PER_LONG)
 		fault_run(ctx, start + rs * PAGE_SIZE, start + re * PAGE_SIZE,
-			  pfns + rs);
+			  pfns + rs, deadline);
 	return true;
 }
 

@@ -133,17 +133,10 @@ static unsigned long devmem_pages(struct sva_ctx *ctx, unsigned long start,
 		.hmm_pfns = pfns,
 		.dev_private_owner = ctx,
 	};
-	unsigned long i, ours = 0, timeout = jiffies +
+	unsigned long i, ours = 0, deadline = jiffies +
 				msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
-	int ret;
 
-	/* An invalidation raced the walk (-EBUSY): walk again. */
-	do {
-		range.notifier_seq = mmu_interval_read_begin(&ctx->notifier);
-		ret = hmm_range_fault(&range);
-	} while (ret == -EBUSY && !time_after(jiffies, timeout) &&
-		 !fatal_signal_pending(current));
-	if (ret) {
+	if (sva_range_fault(&range, deadline)) {
 		/* Nothing known: no page is ours, none to split or skip. */
 		memset(pfns, 0, ((end - start) >> PAGE_SHIFT) * sizeof(*pfns));
 		return 0;

@@ -114,19 +114,20 @@ static bool sva_pt_invalidate(struct mmu_interval_notifier *mni,
 	 */
 	bool own = range->event == MMU_NOTIFY_EXCLUSIVE && range->owner == ctx;
 	/*
-	 * Our own migration (devmem.c) leaves exclusive entries where they
-	 * are: migrate_vma_setup() collects system and device-private pages
-	 * only. The pages the device holds stay held.
+	 * A migration leaves exclusive entries where they are, whoever
+	 * migrates (our devmem.c, another context's, its migrate_to_ram()):
+	 * only migrate_vma_*() send MMU_NOTIFY_MIGRATE, and their walk
+	 * skips every non-present entry but device-private ones. The CPU's
+	 * PTE stays exclusive: the pages the device holds stay held.
 	 */
-	bool own_migrate = range->event == MMU_NOTIFY_MIGRATE &&
-			   range->owner == ctx;
+	bool migrate = range->event == MMU_NOTIFY_MIGRATE;
 	unsigned long dropped = 0, revoked = 0;
 
 	if (!notifier_lock(ctx, range))
 		return false;
 	if (!own) {
 		mmu_interval_set_seq(mni, cur_seq);
-		dropped = pt_zap(ctx, range->start, range->end, own_migrate,
+		dropped = pt_zap(ctx, range->start, range->end, migrate,
 				 &revoked);
 	}
 	/*
@@ -197,31 +198,42 @@ static int pt_install(struct sva_ctx *ctx, struct hmm_range *range)
 }
 
 /*
- * hmm_range_fault() until no invalidation races it, or @deadline (in
- * jiffies) passes. Returns 0 with ctx->lock held: @range's pfns are
- * current until it is dropped. The deadline bounds retries only: a first
- * attempt always runs, so a slow request that progresses (many runs, a
- * loaded machine) isn't answered FAILURE for the time its runs took.
+ * hmm_range_fault() @range, walking again while an invalidation ends the
+ * walk (-EBUSY: one the fault itself caused, past a PMD, or another's)
+ * until @deadline (in jiffies) passes. The deadline bounds retries only:
+ * a first walk always runs, so a slow caller that progresses (many runs,
+ * a loaded machine) isn't failed for the time its earlier walks took.
+ * Caller holds the mmap read lock; range->notifier_seq is the last walk's.
  */
-static int range_fault_locked(struct sva_ctx *ctx, struct hmm_range *range,
-			      unsigned long deadline)
+int sva_range_fault(struct hmm_range *range, unsigned long deadline)
 {
-	bool retry = false;
 	int ret;
 
 	for (;;) {
 		/* An OOM-killed task must not go on faulting for the device. */
 		if (fatal_signal_pending(current))
 			return -EINTR;
-		if (retry && time_after(jiffies, deadline))
-			return -EBUSY;
-		retry = true;
 		range->notifier_seq = mmu_interval_read_begin(range->notifier);
-		mmap_read_lock(ctx->mm);
 		ret = hmm_range_fault(range);
+		if (ret != -EBUSY || time_after(jiffies, deadline))
+			return ret;
+	}
+}
+
+/*
+ * sva_range_fault() until no invalidation races it either, or @deadline
+ * passes. Returns 0 with ctx->lock held: @range's pfns are current until
+ * it is dropped.
+ */
+static int range_fault_locked(struct sva_ctx *ctx, struct hmm_range *range,
+			      unsigned long deadline)
+{
+	int ret;
+
+	for (;;) {
+		mmap_read_lock(ctx->mm);
+		ret = sva_range_fault(range, deadline);
 		mmap_read_unlock(ctx->mm);
-		if (ret == -EBUSY)
-			continue;
 		if (ret)
 			return ret;
 		mutex_lock(&ctx->lock);
@@ -229,6 +241,8 @@ static int range_fault_locked(struct sva_ctx *ctx, struct hmm_range *range,
 					     range->notifier_seq))
 			return 0;
 		mutex_unlock(&ctx->lock);
+		if (time_after(jiffies, deadline))
+			return -EBUSY;
 	}
 }
 
@@ -275,29 +289,37 @@ static void pt_need(struct sva_ctx *ctx, unsigned long start,
 
 /*
  * hmm_range_fault() @range (its default_flags say what to fault), install
- * what it found; with @need, say what a request for @write must do, as
- * the device page table has the pages then.
+ * what it found.
  */
 static int range_install(struct sva_ctx *ctx, struct hmm_range *range,
-			 unsigned long deadline, bool write,
-			 struct sva_fault_need *need)
+			 unsigned long deadline)
 {
 	int ret = range_fault_locked(ctx, range, deadline);
 
 	if (ret)
 		return ret;
 	ret = pt_install(ctx, range);
-	if (!ret && need)
-		pt_need(ctx, range->start, range->end, write, need);
 	mutex_unlock(&ctx->lock);
 	return ret;
+}
+
+/* What a request for @write over [start, end) must do now (pt_need()). */
+static void need_now(struct sva_ctx *ctx, unsigned long start,
+		     unsigned long end, bool write, struct sva_fault_need *need)
+{
+	mutex_lock(&ctx->lock);
+	pt_need(ctx, start, end, write, need);
+	mutex_unlock(&ctx->lock);
 }
 
 /*
  * Bring the pages in @take (of the range from @start) back from our
  * device memory for a write, as a CPU write would: -EFAULT where the VMA
  * forbids the write. The write fault that follows gives the device its
- * own copy.
+ * own copy. The fault is the device's, not current's (a kthread's, or a
+ * thread whose protection keys are not the device's): FAULT_FLAG_REMOTE,
+ * as hmm_range_fault() faults, so that neither pkeys nor accounting take
+ * current for the accessor.
  */
 static int devmem_take_back(struct sva_ctx *ctx, unsigned long start,
 			    const unsigned long *take, unsigned long npages)
@@ -305,10 +327,14 @@ static int devmem_take_back(struct sva_ctx *ctx, unsigned long start,
 	unsigned long i;
 	int ret = 0;
 
+	/* Our own bitmap: the common case takes no lock at all. */
+	if (bitmap_empty(take, npages))
+		return 0;
 	mmap_read_lock(ctx->mm);
 	for_each_set_bit(i, take, npages) {
 		ret = fixup_user_fault(ctx->mm, start + i * PAGE_SIZE,
-				       FAULT_FLAG_WRITE, NULL);
+				       FAULT_FLAG_WRITE | FAULT_FLAG_REMOTE,
+				       NULL);
 		if (ret)
 			break;
 	}
@@ -317,19 +343,47 @@ static int devmem_take_back(struct sva_ctx *ctx, unsigned long start,
 }
 
 /*
+ * Fault in what @need says the pages of the range from @start lack: take
+ * back what must come from our device memory first, then fault each
+ * maximal run of lacking pages alone. hmm_range_fault() faults from the
+ * first page that needs it to the end of its walk step, whatever the
+ * other pages' request flags say, which would take back the pages beside
+ * it that the device holds exclusively or has in its memory. A run holds
+ * none of those.
+ */
+static int fault_need(struct sva_ctx *ctx, struct hmm_range *range,
+		      unsigned long start, unsigned long npages,
+		      const struct sva_fault_need *need, unsigned long deadline)
+{
+	unsigned long *pfns = range->hmm_pfns, rs, re;
+	int ret = devmem_take_back(ctx, start, need->take, npages);
+
+	for_each_set_bitrange(rs, re, need->fault, npages) {
+		if (ret)
+			break;
+		range->start = start + rs * PAGE_SIZE;
+		range->end = start + re * PAGE_SIZE;
+		range->hmm_pfns = pfns + rs;
+		ret = range_install(ctx, range, deadline);
+	}
+	range->hmm_pfns = pfns;
+	return ret;
+}
+
+/*
  * Install what the MM maps in [start, end); if @flags ask for a fault,
- * fault in then what the device lacks. Each maximal run of lacking pages
- * is faulted alone: hmm_range_fault() faults from the first page that
- * needs it to the end of its walk step, whatever the other pages' request
- * flags say, which would take back the pages beside it that the device
- * holds exclusively or has in its memory. A run holds none of those.
+ * fault in then what the device lacks, until it lacks nothing: what was
+ * there at first may have gone since (a take-back migrates its whole
+ * granule, do_swap_page() gives up on a page it can't lock at once),
+ * and SUCCESS says every page asked for is there. @deadline bounds the
+ * passes after the first; the device asks again after a FAILURE.
  */
 static int mirror_range(struct sva_ctx *ctx, unsigned long start,
 			unsigned long end, unsigned long flags)
 {
 	unsigned long deadline = jiffies +
 				 msecs_to_jiffies(HMM_RANGE_DEFAULT_TIMEOUT);
-	unsigned long npages = (end - start) >> PAGE_SHIFT, rs, re;
+	unsigned long npages = (end - start) >> PAGE_SHIFT;
 	unsigned long pfns[SVA_FAULT_BATCH];
 	bool write = flags & HMM_PFN_REQ_WRITE;
 	struct sva_fault_need need;
@@ -340,26 +394,24 @@ static int mirror_range(struct sva_ctx *ctx, unsigned long start,
 		.hmm_pfns = pfns,
 		.dev_private_owner = ctx,
 	};
+	bool again = false;
 	int ret;
 
 	if (!mmget_not_zero(ctx->mm))
 		return -EFAULT;	/* the process is exiting */
-	ret = range_install(ctx, &range, deadline, write,
-			    flags ? &need : NULL);
-	if (!ret && flags)
-		ret = devmem_take_back(ctx, start, need.take, npages);
-	if (ret || !flags)
-		goto out;
+	ret = range_install(ctx, &range, deadline);
 	range.default_flags = flags;
-	for_each_set_bitrange(rs, re, need.fault, npages) {
-		range.start = start + rs * PAGE_SIZE;
-		range.end = start + re * PAGE_SIZE;
-		range.hmm_pfns = pfns + rs;
-		ret = range_install(ctx, &range, deadline, write, NULL);
-		if (ret)
+	while (!ret && flags) {
+		need_now(ctx, start, end, write, &need);
+		if (bitmap_empty(need.fault, npages))
 			break;
+		if (again && time_after(jiffies, deadline)) {
+			ret = -EBUSY;
+			break;
+		}
+		again = true;
+		ret = fault_need(ctx, &range, start, npages, &need, deadline);
 	}
-out:
 	mmput(ctx->mm);
 	return ret;
 }

@@ -125,6 +125,8 @@ void sva_live_get(void);
 void sva_live_put(void);
 
 /* mirror.c: the device page table and the page request path */
+struct hmm_range;
+int sva_range_fault(struct hmm_range *range, unsigned long deadline);
 int sva_mirror_init(struct sva_ctx *ctx);
 void sva_mirror_fini(struct sva_ctx *ctx);
 void sva_translate(struct sva_ctx *ctx, unsigned long start,

@@ -3369,16 +3369,24 @@ static int t_engine_vs_windows(void)
  * that needs it to the end of its walk step (the PMD), whatever the
  * other pages asked for: the fault revoked the exclusive page beside the
  * missing one, and migrated the device-private page beside it back to
- * host memory. The pages are taken two by two within one PMD (four
- * mapped, a PMD boundary splits at most one pair).
+ * host memory. The pages are taken two by two within one PMD: four
+ * mapped (no THP), filled with @seed's pattern; *@q: the naturally
+ * aligned pair among them (no PMD boundary splits it, and it is one
+ * granule of 1). Returns the mapping, NULL if it can't be had.
  */
-static uint8_t *pmd_pair(uint8_t *p)
+static uint8_t *pair_setup(unsigned int seed, uint8_t **q)
 {
-	uintptr_t pmd = 2ul << 20;
+	uint8_t *p = map(4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
 
-	if ((uintptr_t)p / pmd == ((uintptr_t)p + PAGE) / pmd)
-		return p;
-	return p + 2 * PAGE;
+	if (!p)
+		return NULL;
+	if (madvise(p, 4 * PAGE, MADV_NOHUGEPAGE)) {
+		munmap(p, 4 * PAGE);
+		return NULL;
+	}
+	fill_pat(p, 4 * PAGE, seed);
+	*q = p + (uintptr_t)p / PAGE % 2 * PAGE;
+	return p;
 }
 
 /*
@@ -3419,21 +3427,17 @@ static int access_over_missing(int fd, uint8_t *q, uint8_t *buf,
 
 static int t_regress_fault_keeps_exclusive_neighbour(void)
 {
-	uint8_t *p = map(4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
 	uint8_t *buf = map(4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
 	struct sva_shim_exclusive x;
 	struct sva_shim_stats s0, s1;
 	int fd = sva_open_bound(NULL);
-	uint8_t *q;
+	uint8_t *q, *p = pair_setup(16, &q);
 
 	if (!kernel_exclusive()) {
 		close(fd);
 		return 0;
 	}
 	CHECK(fd >= 0 && p && buf);
-	CHECK(!madvise(p, 4 * PAGE, MADV_NOHUGEPAGE));
-	fill_pat(p, 4 * PAGE, 16);
-	q = pmd_pair(p);
 	CHECK(!exclusive(fd, q + PAGE, PAGE, &x) && x.held == 1);
 	s0 = stats(fd);
 	CHECK(!access_over_missing(fd, q, buf, 0x3c));
@@ -3462,21 +3466,17 @@ static int t_regress_fault_keeps_exclusive_neighbour(void)
 
 static int t_regress_fault_keeps_devmem_neighbour(void)
 {
-	uint8_t *p = map(4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
 	uint8_t *buf = map(4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
 	struct sva_shim_stats s0, s1;
 	struct sva_shim_migrate m;
 	int fd = sva_open_bound(NULL);
-	uint8_t *q;
+	uint8_t *q, *p = pair_setup(17, &q);
 
 	if (!kernel_migrates()) {
 		close(fd);
 		return 0;
 	}
 	CHECK(fd >= 0 && p && buf);
-	CHECK(!madvise(p, 4 * PAGE, MADV_NOHUGEPAGE));
-	fill_pat(p, 4 * PAGE, 17);
-	q = pmd_pair(p);
 	CHECK(!devmem(fd, 4));
 	CHECK(!migrate(fd, q + PAGE, PAGE, SVA_SHIM_MIGRATE_TO_DEVICE, &m));
 	CHECK(m.moved == 1);
@@ -3512,12 +3512,11 @@ static int t_regress_fault_keeps_devmem_neighbour(void)
  */
 static int migrate_keeps_neighbour(bool excl, unsigned int seed)
 {
-	uint8_t *p = map(4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
 	int fa = sva_open_bound(NULL), fb = sva_open_bound(NULL);
 	struct sva_shim_exclusive x;
 	struct sva_shim_stats s0, s1;
 	struct sva_shim_migrate m;
-	uint8_t *q;
+	uint8_t *q, *p = pair_setup(seed, &q);
 
 	if (!kernel_migrates()) {
 		close(fa);
@@ -3525,9 +3524,6 @@ static int migrate_keeps_neighbour(bool excl, unsigned int seed)
 		return 0;
 	}
 	CHECK(fa >= 0 && fb >= 0 && p);
-	CHECK(!madvise(p, 4 * PAGE, MADV_NOHUGEPAGE));
-	fill_pat(p, 4 * PAGE, seed);
-	q = pmd_pair(p);
 	CHECK(!devmem(fa, 4) && !devmem(fb, 4));
 	CHECK(!migrate(fb, q, PAGE, SVA_SHIM_MIGRATE_TO_DEVICE, &m));
 	CHECK(m.moved == 1);
@@ -3572,21 +3568,17 @@ static int t_regress_migrate_keeps_exclusive_neighbour(void)
  */
 static int t_regress_migrate_keeps_exclusive(void)
 {
-	uint8_t *p = map(4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
 	struct sva_shim_exclusive x;
 	struct sva_shim_stats s0;
 	struct sva_shim_migrate m;
 	int fd = sva_open_bound(NULL);
-	uint8_t *q;
+	uint8_t *q, *p = pair_setup(20, &q);
 
 	if (!kernel_migrates()) {
 		close(fd);
 		return 0;
 	}
 	CHECK(fd >= 0 && p);
-	CHECK(!madvise(p, 4 * PAGE, MADV_NOHUGEPAGE));
-	fill_pat(p, 4 * PAGE, 20);
-	q = pmd_pair(p);
 	CHECK(!devmem(fd, 4));
 	CHECK(!exclusive(fd, q, PAGE, &x) && x.held == 1);
 	s0 = stats(fd);
@@ -3604,6 +3596,124 @@ static int t_regress_migrate_keeps_exclusive(void)
 	CHECK(!check_pat(p, 4 * PAGE, 20));
 	close(fd);
 	munmap(p, 4 * PAGE);
+	return 0;
+}
+
+/* MIGRATE @len bytes at @p to @fd's device memory, at @granule. */
+static int migrate_granule(int fd, void *p, size_t len, uint16_t granule,
+			   struct sva_shim_migrate *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->addr = (uintptr_t)p;
+	m->len = len;
+	m->flags = SVA_SHIM_MIGRATE_TO_DEVICE;
+	m->granule = granule;
+	return ioctl(fd, SVA_SHIM_IOC_MIGRATE, m);
+}
+
+/*
+ * Another context's migration leaves the pages this one holds
+ * exclusively held: migrate_vma_setup() skips device-exclusive entries
+ * whoever migrates, and the CPU's PTE stays exclusive. Only our own
+ * migration kept them; B's dropped A's hold and counted a revoke while
+ * the CPU still couldn't touch the page. Both of B's migrations: its
+ * MIGRATE to device memory, and a CPU fault bringing its granule back.
+ */
+static int t_regress_other_migrate_keeps_exclusive(void)
+{
+	int fa = sva_open_bound(NULL), fb = sva_open_bound(NULL);
+	struct sva_shim_exclusive x;
+	struct sva_shim_stats a0, b0;
+	struct sva_shim_migrate m;
+	uint8_t *q, *p = pair_setup(23, &q);
+
+	if (!kernel_migrates()) {
+		close(fa);
+		close(fb);
+		return 0;
+	}
+	CHECK(fa >= 0 && fb >= 0 && p);
+	CHECK(!devmem(fb, 4));
+	CHECK(!exclusive(fa, q + PAGE, PAGE, &x) && x.held == 1);
+	a0 = stats(fa);
+	CHECK(!migrate_granule(fb, q, 2 * PAGE, 1, &m));
+	CHECK(m.moved == 1 && m.not_moved[SVA_SHIM_NM_BUSY] == 1);
+	CHECK(stats(fa).exclusive_revokes == a0.exclusive_revokes);
+	CHECK(snap_count(fa, q + PAGE, 1, EXCL_HELD) == 1);
+	CHECK(cpu_present(q, 2 * PAGE) == 0);
+	/* B's granule comes back on the CPU's read, but for A's page. */
+	b0 = stats(fb);
+	CHECK(q[1] == pat((size_t)(q - p) + 1, 23));
+	CHECK(stats(fb).cpu_fault_migrations - b0.cpu_fault_migrations == 1);
+	CHECK(stats(fb).migrated_to_host - b0.migrated_to_host == 1);
+	CHECK(stats(fa).exclusive_revokes == a0.exclusive_revokes);
+	CHECK(snap_count(fa, q + PAGE, 1, EXCL_HELD) == 1);
+	CHECK(cpu_present(q, 2 * PAGE) == 1);
+	/* The CPU's read of it revokes it, data exact. */
+	CHECK(!check_pat(p, 4 * PAGE, 23));
+	CHECK(stats(fa).exclusive_revokes - a0.exclusive_revokes == 1);
+	close(fa);
+	close(fb);
+	munmap(p, 4 * PAGE);
+	return 0;
+}
+
+/*
+ * A page request answers SUCCESS only with every page it asked for in
+ * the device page table. q is read-only in our device memory (shared
+ * copy-on-write with a child), q + 1 writable there, one granule. The
+ * device's write over both takes q back first, which brings the whole
+ * granule to host memory and drops q + 1 from the device page table;
+ * the request, having found q + 1 present before, didn't fault it and
+ * answered SUCCESS: the access missed q + 1 again.
+ */
+static int fault_answers_all(void)
+{
+	uint8_t *w = map(2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	int fd = sva_open_bound(NULL), go[2], status;
+	struct sva_shim_stats s0, s1;
+	struct sva_shim_migrate m;
+	struct sva_shim_access a;
+	uint8_t *q, *p = pair_setup(24, &q);
+	size_t off;
+	pid_t pid;
+
+	CHECK(fd >= 0 && p && w && !pipe(go));
+	off = (size_t)(q - p);
+	CHECK(!devmem(fd, 4));
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		char c;
+
+		close(go[1]);
+		while (read(go[0], &c, 1) < 0 && errno == EINTR)
+			;
+		_exit(check_pat(p, 4 * PAGE, 24) ? 1 : 0);
+	}
+	close(go[0]);
+	/* Our own copy of q + 1 (the same bytes), q still shared. */
+	*(volatile uint8_t *)(q + PAGE) = pat(off + PAGE, 24);
+	CHECK(!migrate_granule(fd, q, 2 * PAGE, 1, &m) && m.moved == 2);
+	CHECK(snap_count(fd, q, 1, SVA_SHIM_PAGE_VALID |
+			 SVA_SHIM_PAGE_DEVICE_LOCAL) == 1);
+	CHECK(snap_count(fd, q + PAGE, 1, DEVMEM_LOCAL) == 1);
+	memset(w, 0x6b, 2 * PAGE);
+	s0 = stats(fd);
+	CHECK(!dev_access(fd, SVA_SHIM_IOC_WRITE, q, 2 * PAGE, w, 0, &a));
+	CHECK(a.status == 0 && a.bytes_done == 2 * PAGE && a.faults == 1);
+	s1 = stats(fd);
+	/* q missed before its translation and before its page request. */
+	CHECK(s1.page_groups - s0.page_groups == 1);
+	CHECK(s1.atc_misses - s0.atc_misses == 2);
+	for (size_t i = 0; i < 2 * PAGE; i++)
+		CHECK(q[i] == 0x6b);
+	close(go[1]);
+	CHECK(waitpid(pid, &status, 0) == pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	close(fd);
+	munmap(p, 4 * PAGE);
+	munmap(w, 2 * PAGE);
 	return 0;
 }
 
@@ -3686,6 +3796,70 @@ static int cow_devmem_write(void)
 	return 0;
 }
 
+/*
+ * Taking a read-only page of our device memory back for the device's
+ * write is the device's fault, not the calling thread's: the thread's
+ * protection keys don't apply to it, as they don't to hmm_range_fault()'s
+ * faults (FAULT_FLAG_REMOTE). It faulted as the thread, whose PKRU
+ * forbade writes under the pages' key: FAILURE, where the device's write
+ * to a (copy-on-write) host page under the same key went through. Both
+ * pages are shared with a child, which keeps its bytes.
+ */
+static int pkey_devmem_write(void)
+{
+	uint8_t *p = map(2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	int fd = sva_open_bound(NULL), go[2], status, key;
+	struct sva_shim_migrate m;
+	struct sva_shim_access a;
+	uint8_t w[64];
+	pid_t pid;
+
+	CHECK(fd >= 0 && p && !pipe(go));
+	fill_pat(p, 2 * PAGE, 25);
+	key = pkey_alloc(0, 0);
+	if (key < 0) {
+		printf("# no protection keys (errno %d): skipped\n", errno);
+		close(fd);
+		return 0;
+	}
+	CHECK(!pkey_mprotect(p, 2 * PAGE, PROT_READ | PROT_WRITE, key));
+	CHECK(!devmem(fd, 4));
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		char c;
+
+		close(go[1]);
+		while (read(go[0], &c, 1) < 0 && errno == EINTR)
+			;
+		_exit(check_pat(p, 2 * PAGE, 25) ? 1 : 0);
+	}
+	close(go[0]);
+	CHECK(!migrate(fd, p, PAGE, SVA_SHIM_MIGRATE_TO_DEVICE, &m));
+	CHECK(m.moved == 1);
+	CHECK(snap_count(fd, p, 1, SVA_SHIM_PAGE_VALID |
+			 SVA_SHIM_PAGE_DEVICE_LOCAL) == 1);
+	CHECK(!pkey_set(key, PKEY_DISABLE_WRITE));
+	memset(w, 0x77, sizeof(w));
+	CHECK(!dev_access(fd, SVA_SHIM_IOC_WRITE, p + PAGE + 64, sizeof(w), w,
+			  0, &a));
+	CHECK(a.status == 0 && a.bytes_done == sizeof(w));
+	CHECK(!dev_access(fd, SVA_SHIM_IOC_WRITE, p + 64, sizeof(w), w, 0,
+			  &a));
+	CHECK(a.status == 0 && a.bytes_done == sizeof(w));
+	for (size_t i = 0; i < 2 * PAGE; i++)
+		CHECK(p[i] == (i % PAGE >= 64 && i % PAGE < 128 ? 0x77 :
+			       pat(i, 25)));
+	close(go[1]);
+	CHECK(waitpid(pid, &status, 0) == pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK(!pkey_set(key, 0));
+	close(fd);
+	munmap(p, 2 * PAGE);
+	pkey_free(key);
+	return 0;
+}
+
 /* @fn in a child, killed (a fatal signal ends a retrying access) at 10 s. */
 static int in_child_bounded(int (*fn)(void), const char *name)
 {
@@ -3722,10 +3896,69 @@ static int t_regress_readonly_devmem_write(void)
 	return 0;
 }
 
+static int t_regress_take_back_ignores_pkeys(void)
+{
+	if (!kernel_migrates())
+		return 0;
+	CHECK(!in_child_bounded(pkey_devmem_write, "protection keys"));
+	return 0;
+}
+
+static int t_regress_fault_answers_all(void)
+{
+	if (!kernel_migrates())
+		return 0;
+	CHECK(!in_child_bounded(fault_answers_all, "fault_answers_all"));
+	return 0;
+}
+
 static int t_no_leaks(void)
 {
 	CHECK(live_objects() == 0);
 	return 0;
+}
+
+/*
+ * NUMA balancing's scans take pages from the device page table at any
+ * time (the VM has two nodes): cases that assert a page stays held, in
+ * device memory or translated over many syscalls run with it off.
+ */
+static int run_calm(int (*fn)(void))
+{
+	const char *path = "/proc/sys/kernel/numa_balancing";
+	char was[16] = "";
+	int fd = open(path, O_RDWR | O_CLOEXEC), ret;
+	ssize_t n = fd >= 0 ? read(fd, was, sizeof(was) - 1) : -1;
+
+	if (n > 0 && pwrite(fd, "0", 1, 0) != 1)
+		n = -1;
+	ret = fn();
+	if (n > 0 && pwrite(fd, was, (size_t)n, 0) != n && !ret) {
+		snprintf(why, sizeof(why), "numa_balancing not restored");
+		ret = -1;
+	}
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+/* The cases run_calm() runs. */
+static int (*const calm_cases[])(void) = {
+	t_regress_fault_keeps_exclusive_neighbour,
+	t_regress_fault_keeps_devmem_neighbour,
+	t_regress_migrate_keeps_devmem_neighbour,
+	t_regress_migrate_keeps_exclusive_neighbour,
+	t_regress_migrate_keeps_exclusive,
+	t_regress_other_migrate_keeps_exclusive,
+	t_regress_fault_answers_all,
+};
+
+static int run_case(int (*fn)(void))
+{
+	for (size_t i = 0; i < sizeof(calm_cases) / sizeof(*calm_cases); i++)
+		if (calm_cases[i] == fn)
+			return run_calm(fn);
+	return fn();
 }
 
 static const struct {
@@ -3789,7 +4022,12 @@ static const struct {
 	  t_regress_migrate_keeps_exclusive_neighbour },
 	{ "regress_migrate_keeps_exclusive",
 	  t_regress_migrate_keeps_exclusive },
+	{ "regress_other_migrate_keeps_exclusive",
+	  t_regress_other_migrate_keeps_exclusive },
+	{ "regress_fault_answers_all", t_regress_fault_answers_all },
 	{ "regress_readonly_devmem_write", t_regress_readonly_devmem_write },
+	{ "regress_take_back_ignores_pkeys",
+	  t_regress_take_back_ignores_pkeys },
 	{ "engine_abi", t_engine_abi },
 	{ "engine_ops", t_engine_ops },
 	{ "engine_ring_full", t_engine_ring_full },
@@ -3818,7 +4056,7 @@ int main(void)
 		if (env && *env && i != n - 1 && !strstr(only, name))
 			continue;
 		why[0] = '\0';
-		if (cases[i].fn() == 0) {
+		if (run_case(cases[i].fn) == 0) {
 			passed++;
 			printf("ok %zu - kmod %s\n", i + 1, cases[i].name);
 		} else {
