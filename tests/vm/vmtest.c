@@ -3659,6 +3659,35 @@ static int t_regress_other_migrate_keeps_exclusive(void)
 }
 
 /*
+ * A child sharing [p, p + len) copy-on-write, which checks after go[1] is
+ * closed (cow_witness_kept()) that it still reads pattern @seed there.
+ */
+static pid_t cow_witness(const uint8_t *p, size_t len, int seed, int go[2])
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		char c;
+
+		close(go[1]);
+		while (read(go[0], &c, 1) < 0 && errno == EINTR)
+			;
+		_exit(check_pat(p, len, seed) ? 1 : 0);
+	}
+	close(go[0]);
+	return pid;
+}
+
+static bool cow_witness_kept(pid_t pid, int go[2])
+{
+	int status;
+
+	close(go[1]);
+	return pid > 0 && waitpid(pid, &status, 0) == pid &&
+	       WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/*
  * A page request answers SUCCESS only with every page it asked for in
  * the device page table. q is read-only in our device memory (shared
  * copy-on-write with a child), q + 1 writable there, one granule. The
@@ -3670,7 +3699,7 @@ static int t_regress_other_migrate_keeps_exclusive(void)
 static int fault_answers_all(void)
 {
 	uint8_t *w = map(2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
-	int fd = sva_open_bound(NULL), go[2], status;
+	int fd = sva_open_bound(NULL), go[2];
 	struct sva_shim_stats s0, s1;
 	struct sva_shim_migrate m;
 	struct sva_shim_access a;
@@ -3681,17 +3710,7 @@ static int fault_answers_all(void)
 	CHECK(fd >= 0 && p && w && !pipe(go));
 	off = (size_t)(q - p);
 	CHECK(!devmem(fd, 4));
-	pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) {
-		char c;
-
-		close(go[1]);
-		while (read(go[0], &c, 1) < 0 && errno == EINTR)
-			;
-		_exit(check_pat(p, 4 * PAGE, 24) ? 1 : 0);
-	}
-	close(go[0]);
+	pid = cow_witness(p, 4 * PAGE, 24, go);
 	/* Our own copy of q + 1 (the same bytes), q still shared. */
 	*(volatile uint8_t *)(q + PAGE) = pat(off + PAGE, 24);
 	CHECK(!migrate_granule(fd, q, 2 * PAGE, 1, &m) && m.moved == 2);
@@ -3708,9 +3727,7 @@ static int fault_answers_all(void)
 	CHECK(s1.atc_misses - s0.atc_misses == 2);
 	for (size_t i = 0; i < 2 * PAGE; i++)
 		CHECK(q[i] == 0x6b);
-	close(go[1]);
-	CHECK(waitpid(pid, &status, 0) == pid);
-	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK(cow_witness_kept(pid, go));
 	close(fd);
 	munmap(p, 4 * PAGE);
 	munmap(w, 2 * PAGE);
@@ -3760,24 +3777,14 @@ static int cow_devmem_write(void)
 	uint8_t *p = map(2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
 	struct sva_shim_migrate m;
 	struct sva_shim_access a;
-	int fd = sva_open_bound(NULL), go[2], status;
+	int fd = sva_open_bound(NULL), go[2];
 	uint8_t w[64];
 	pid_t pid;
 
 	CHECK(fd >= 0 && p && !pipe(go));
 	fill_pat(p, 2 * PAGE, 22);
 	CHECK(!devmem(fd, 4));
-	pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) {
-		char c;
-
-		close(go[1]);
-		while (read(go[0], &c, 1) < 0 && errno == EINTR)
-			;
-		_exit(check_pat(p, 2 * PAGE, 22) ? 1 : 0);
-	}
-	close(go[0]);
+	pid = cow_witness(p, 2 * PAGE, 22, go);
 	CHECK(!migrate(fd, p, 2 * PAGE, SVA_SHIM_MIGRATE_TO_DEVICE, &m));
 	CHECK(m.moved == 2);
 	CHECK(snap_count(fd, p, 2, SVA_SHIM_PAGE_VALID |
@@ -3789,9 +3796,7 @@ static int cow_devmem_write(void)
 	for (size_t i = 0; i < 2 * PAGE; i++)
 		CHECK(p[i] == (i >= PAGE - 32 && i < PAGE + 32 ? 0x77 :
 			       pat(i, 22)));
-	close(go[1]);
-	CHECK(waitpid(pid, &status, 0) == pid);
-	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK(cow_witness_kept(pid, go));
 	close(fd);
 	return 0;
 }
@@ -3808,7 +3813,7 @@ static int cow_devmem_write(void)
 static int pkey_devmem_write(void)
 {
 	uint8_t *p = map(2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
-	int fd = sva_open_bound(NULL), go[2], status, key;
+	int fd = sva_open_bound(NULL), go[2], key;
 	struct sva_shim_migrate m;
 	struct sva_shim_access a;
 	uint8_t w[64];
@@ -3824,17 +3829,7 @@ static int pkey_devmem_write(void)
 	}
 	CHECK(!pkey_mprotect(p, 2 * PAGE, PROT_READ | PROT_WRITE, key));
 	CHECK(!devmem(fd, 4));
-	pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) {
-		char c;
-
-		close(go[1]);
-		while (read(go[0], &c, 1) < 0 && errno == EINTR)
-			;
-		_exit(check_pat(p, 2 * PAGE, 25) ? 1 : 0);
-	}
-	close(go[0]);
+	pid = cow_witness(p, 2 * PAGE, 25, go);
 	CHECK(!migrate(fd, p, PAGE, SVA_SHIM_MIGRATE_TO_DEVICE, &m));
 	CHECK(m.moved == 1);
 	CHECK(snap_count(fd, p, 1, SVA_SHIM_PAGE_VALID |
@@ -3850,9 +3845,7 @@ static int pkey_devmem_write(void)
 	for (size_t i = 0; i < 2 * PAGE; i++)
 		CHECK(p[i] == (i % PAGE >= 64 && i % PAGE < 128 ? 0x77 :
 			       pat(i, 25)));
-	close(go[1]);
-	CHECK(waitpid(pid, &status, 0) == pid);
-	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK(cow_witness_kept(pid, go));
 	CHECK(!pkey_set(key, 0));
 	close(fd);
 	munmap(p, 2 * PAGE);
