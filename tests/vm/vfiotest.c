@@ -1567,12 +1567,149 @@ static int t_stale_maps_check(void)
 	return 0;
 }
 
+/* The process's open file descriptors. */
+static int fd_count(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+/* Open vfio0 with SVA_INJECT_VFIO_IOMMUFD_BIND armed once: the open's
+ * result, its container into @used, the injections into *hits. */
+static int open_injected(struct sva_dev **d, char *used, size_t len,
+			 long *hits)
+{
+	SVA_OPTS_INIT(sva_inject_opts, o, .nth = 1, .times = 1);
+	SVA_OPTS_INIT(sva_dev_caps, caps);
+	int err;
+
+	*d = NULL;
+	used[0] = 0;
+	if (sva_inject(SVA_INJECT_VFIO_IOMMUFD_BIND, &o))
+		return -EIO;
+	err = sva_dev_open("vfio0", NULL, d);
+	*hits = sva_inject_count(SVA_INJECT_VFIO_IOMMUFD_BIND);
+	sva_inject(SVA_INJECT_VFIO_IOMMUFD_BIND, NULL);
+	if (!err && !sva_dev_caps(*d, &caps))
+		snprintf(used, len, "%s", caps.container);
+	return err;
+}
+
+/*
+ * The default container's fallback: with iommufd's device bind refused
+ * (SVA_INJECT_VFIO_IOMMUFD_BIND), opening vfio0 by default falls back to
+ * type1, says why, reports type1, and the device works there (a COPY
+ * byte exact, nothing outside it, nothing left pinned); forced iommufd
+ * (SVA_VFIO_CONTAINER) with the same injection fails with its -EBUSY,
+ * no fallback. Neither leaves a file descriptor behind. Where iommufd
+ * isn't here (the stock kernel) the default is type1 and the point is
+ * never reached. Closes and reopens this process's device.
+ */
+static int t_container_fallback(void)
+{
+	const char *asked = getenv("SVA_VFIO_CONTAINER");
+	bool both = container_here("iommufd") && container_here("type1");
+	uint8_t *src = map_pages(2), *dst = map_pages(3), *ref = NULL;
+	const size_t len = 2048 + 777, so = 1000, doff = 3001;
+	struct sva_completion c = { 0 };
+	struct sva_dev *d;
+	char keep[32], used[32];
+	int err, fds;
+	long hits, lck;
+
+	CHECK(src && dst, "mmap");
+	snprintf(keep, sizeof(keep), "%s", asked ? asked : "");
+	sva_unbind(bind);
+	sva_dev_close(dev);
+	bind = NULL;
+	dev = NULL;
+	fds = fd_count();
+	lck = vm_locked_kb();
+
+	unsetenv("SVA_VFIO_CONTAINER");
+	watch_msg[0] = 0;
+	watch = "falling back";
+	err = open_injected(&dev, used, sizeof(used), &hits);
+	watch = NULL;
+	CHECK(!err, "default with iommufd's bind refused: %d", err);
+	CHECK(!strcmp(used, "type1"), "container %s, not type1", used);
+	CHECK(hits == (both ? 1 : 0), "%ld injections (iommufd %s here)",
+	      hits, both ? "is" : "isn't");
+	if (both) {
+		CHECK(strstr(watch_msg, "iommufd") && strstr(watch_msg, "type1"),
+		      "no message of the fallback: '%s'", watch_msg);
+		printf("# %s", watch_msg);
+	}
+	err = sva_bind(dev, NULL, &bind);
+	CHECK(!err && !sva_bind_pasid(bind, &pasid), "bind: %d", err);
+	ref = malloc(3 * PAGE);
+	CHECK(ref, "malloc");
+	fill_random(src, 2 * PAGE, 7);
+	memset(dst, 0xa5, 3 * PAGE);
+	memcpy(ref, dst, 3 * PAGE);
+	memcpy(ref + doff, src + so, len);
+	{
+		struct sva_desc dd = desc(SVA_OP_COPY, src + so, dst + doff,
+					  len, 0);
+
+		CHECK(!run1(&dd, &c), "run");
+	}
+	CHECK(c.status == SVA_STATUS_SUCCESS && c.bytes_done == len,
+	      "status %u done %llu", c.status,
+	      (unsigned long long)c.bytes_done);
+	for (size_t i = 0; i < 3 * PAGE; i++)
+		CHECK(dst[i] == ref[i], "byte %zu: %#x, expected %#x%s", i,
+		      dst[i], ref[i],
+		      i >= doff && i < doff + len ? "" : " (outside the copy)");
+	free(ref);
+	sva_unbind(bind);
+	sva_dev_close(dev);
+	bind = NULL;
+	dev = NULL;
+	CHECK(vm_locked_kb() == lck, "locked_vm %ld kB, was %ld kB",
+	      vm_locked_kb(), lck);
+	CHECK(fd_count() == fds, "%d fds after the fallback, %d before",
+	      fd_count(), fds);
+
+	if (both) {
+		setenv("SVA_VFIO_CONTAINER", "iommufd", 1);
+		err = open_injected(&d, used, sizeof(used), &hits);
+		if (!err)
+			sva_dev_close(d);
+		CHECK(err == -EBUSY && hits == 1,
+		      "forced iommufd with its bind refused: %d (%s), %ld injections",
+		      err, used, hits);
+		CHECK(fd_count() == fds, "%d fds after the failed open, %d before",
+		      fd_count(), fds);
+	}
+
+	if (*keep)
+		setenv("SVA_VFIO_CONTAINER", keep, 1);
+	else
+		unsetenv("SVA_VFIO_CONTAINER");
+	err = sva_dev_open("vfio0", NULL, &dev);
+	CHECK(!err, "reopen: %d", err);
+	err = sva_bind(dev, NULL, &bind);
+	CHECK(!err && !sva_bind_pasid(bind, &pasid), "rebind: %d", err);
+	munmap(src, 2 * PAGE);
+	munmap(dst, 3 * PAGE);
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(void);
 } cases[] = {
 	{ "enumerate", t_enumerate },
 	{ "container", t_container },
+	{ "container_fallback", t_container_fallback },
 	{ "reserved", t_reserved },
 	{ "copy", t_copy },
 	{ "fill_crc_compare", t_fill_crc_compare },
