@@ -569,6 +569,7 @@ enum sva_inject_point {
 	SVA_INJECT_FAULT_INVALID,	/* fault service answers INVALID */
 	SVA_INJECT_FAULT_FAILURE,	/* fault service answers FAILURE */
 	SVA_INJECT_VFIO_SKIP_UNMAP,	/* vfio: a page's IOMMU unmap skipped */
+	SVA_INJECT_VFIO_IOMMUFD_BIND,	/* vfio: iommufd's device bind: -EBUSY */
 	SVA_INJECT_MAX,
 };
 

@@ -101,6 +101,10 @@ static int iommufd_open(struct vfio_dev *vd, int *dev_fd)
 		return sva_err(*dev_fd, "%s (%s): %s", path, vd->bdf,
 			       strerror(-*dev_fd));
 	bind.iommufd = c->fd;
+	/* A refused bind, for the test of the default's fallback. */
+	if (sva__inject(SVA_INJECT_VFIO_IOMMUFD_BIND))
+		return sva_err(-EBUSY, "%s: VFIO_DEVICE_BIND_IOMMUFD: %s (injected)",
+			       path, strerror(EBUSY));
 	/* iommufd claims the whole group for user DMA here: -EBUSY if a
 	 * member is on a host driver (checked before, in sysfs, by name). */
 	if (ioctl(*dev_fd, VFIO_DEVICE_BIND_IOMMUFD, &bind))

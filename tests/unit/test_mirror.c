@@ -314,11 +314,13 @@ START_TEST(test_callback_may_unmap)
 	struct unmapper u = { .victim = victim, .len = len };
 	SVA_OPTS_INIT(sva_mirror_opts, mo, .invalidate = unmap_in_callback,
 		      .ctx = &u);
+	/* One edu transfer on a vfio device. */
 	struct sva_desc d = desc_make(&f, SVA_OP_COPY, SVA_DESC_BLOCK_ON_FAULT,
-				      victim, dst, len);
+				      victim, dst, test_len(len));
 	struct sva_mirror *m;
 
 	ck_assert_uint_eq(run1(&f, &d).status, SVA_STATUS_SUCCESS);
+	ck_assert_int_eq(memcmp(victim, dst, test_len(len)), 0);
 	ck_assert_int_eq(sva_mirror_register(f.bind, (uintptr_t)p, len, &mo,
 					     &m), 0);
 	ck_assert_int_eq(madvise(p, PAGE, MADV_DONTNEED), 0);

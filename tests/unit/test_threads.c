@@ -64,7 +64,7 @@ START_TEST(test_regress_library_threads_block_signals)
 	ck_assert_int_eq(sva_mirror_register(f.bind, (uintptr_t)p, 4 * PAGE,
 					     &mo, &m), 0);
 	d = desc_make(&f, SVA_OP_COPY, SVA_DESC_BLOCK_ON_FAULT, p,
-		      p + 2 * PAGE, 2 * PAGE);
+		      p + 2 * PAGE, test_len(2 * PAGE));
 	ck_assert_uint_eq(run1(&f, &d).status, SVA_STATUS_SUCCESS);
 
 	sigemptyset(&w.set);
@@ -214,17 +214,24 @@ static void *device_caller(void *arg)
 /*
  * _i 0: threads each with a device handle and a binding of their own (as
  * issue 7 saw unbind hang on kmod0); _i 1: bindings of one device too,
- * with device-wide calls racing them coming and going.
+ * with device-wide calls racing them coming and going. A VFIO device is
+ * opened once (its group or cdev): there _i 0 doesn't apply, and _i 1's
+ * racers all bind the one handle, two rounds each (edu is slow).
  */
 START_TEST(test_regress_unbind_concurrent_bindings)
 {
 	enum { MAX = 6 };
-	int own = _i ? 2 : 3, shared = _i ? 3 : 0;
+	bool vfio = test_on_vfio();
+	int own = vfio ? 0 : _i ? 2 : 3, shared = _i ? 3 : 0;
 	struct racer r[MAX];
 	pthread_t t[MAX], dc;
 	struct timespec deadline;
 	struct sva_dev *dev;
 
+	if (vfio && !_i &&
+	    test_skip("test_regress_unbind_concurrent_bindings_0",
+		      "a device handle per thread (a VFIO device is opened once, by one process)"))
+		return;
 	ck_assert_int_eq(sva_dev_open(test_device(), NULL, &dev), 0);
 	__atomic_store_n(&stop_racers, 0, __ATOMIC_RELEASE);
 	if (shared)
@@ -232,7 +239,7 @@ START_TEST(test_regress_unbind_concurrent_bindings)
 				 0);
 	for (int i = 0; i < own + shared; i++) {
 		r[i] = (struct racer){ .shared = dev, .own_dev = i < own,
-				       .rounds = 8 };
+				       .rounds = vfio ? 2 : 8 };
 		ck_assert_int_eq(pthread_create(&t[i], NULL, racer_thread,
 						&r[i]), 0);
 	}
@@ -259,7 +266,7 @@ END_TEST
  * hangs (a waiter whose completion another thread took returns short).
  */
 #define SAW_THREADS 6
-#define SAW_ROUNDS 150
+#define SAW_ROUNDS 150			/* the most; saw_rounds() */
 #define SAW_SLOT 64
 #define SAW_LEN 48
 
@@ -270,6 +277,13 @@ struct saw {
 	atomic_int bad_status, eagain, stop;
 	atomic_int err;			/* line of the first failure */
 };
+
+/* Each submitter's descriptors: 10 on a vfio device (edu moves 48 bytes
+ * in ~200 ms), still more than the queue holds across the threads. */
+static int saw_rounds(void)
+{
+	return test_on_vfio() ? 10 : SAW_ROUNDS;
+}
 
 struct saw_thread {
 	struct saw *s;
@@ -296,7 +310,7 @@ static void *saw_submitter(void *arg)
 	size_t off;
 	int n;
 
-	for (int i = 0; i < SAW_ROUNDS && !atomic_load(&s->err); i++) {
+	for (int i = 0; i < saw_rounds() && !atomic_load(&s->err); i++) {
 		off = ((size_t)t->id * SAW_ROUNDS + i) * SAW_SLOT;
 		d = desc_make(s->f, SVA_OP_COPY, SVA_DESC_BLOCK_ON_FAULT,
 			      s->src + off, s->dst + off, SAW_LEN);
@@ -381,18 +395,23 @@ START_TEST(test_submit_and_wait_threads_full_queue)
 		saw_record(s, c, n);
 	}
 	ck_assert_int_eq(atomic_load(&s->bad_status), 0);
-	for (int i = 0; i < SAW_THREADS * SAW_ROUNDS; i++)
-		ck_assert_msg(atomic_load(&s->seen[i]) == 1,
+	/* Slots of rounds not run (vfio) were never submitted: reaped
+	 * never, their bytes untouched. */
+	for (int i = 0; i < SAW_THREADS * SAW_ROUNDS; i++) {
+		bool ran = i % SAW_ROUNDS < saw_rounds();
+		size_t off = (size_t)i * SAW_SLOT;
+
+		ck_assert_msg(atomic_load(&s->seen[i]) == ran,
 			      "descriptor %d reaped %d times", i,
 			      atomic_load(&s->seen[i]));
-	for (size_t off = 0; off < len; off += SAW_SLOT) {
-		ck_assert_int_eq(memcmp(s->src + off, s->dst + off, SAW_LEN),
-				 0);
-		for (size_t b = SAW_LEN; b < SAW_SLOT; b++)
+		if (ran)
+			ck_assert_int_eq(memcmp(s->src + off, s->dst + off,
+						SAW_LEN), 0);
+		for (size_t b = ran ? SAW_LEN : 0; b < SAW_SLOT; b++)
 			ck_assert_uint_eq(s->dst[off + b], 0);
 	}
 	fprintf(stderr, "%s: %d descriptors, %d times the queue was full\n",
-		__func__, SAW_THREADS * SAW_ROUNDS, atomic_load(&s->eagain));
+		__func__, SAW_THREADS * saw_rounds(), atomic_load(&s->eagain));
 	munmap(s->src, len);
 	munmap(s->dst, len);
 	free(s);

@@ -449,6 +449,7 @@ struct bg {
 	struct sva_desc d;
 	struct sva_completion c;
 	int err;
+	atomic_int done;		/* c and err are set */
 };
 
 static void *bg_run(void *arg)
@@ -456,6 +457,7 @@ static void *bg_run(void *arg)
 	struct bg *b = arg;
 
 	b->err = run1(&b->d, &b->c);
+	atomic_store(&b->done, 1);
 	return NULL;
 }
 
@@ -1453,32 +1455,60 @@ static int t_domain_stats(void)
 static char maps_msg[512];
 
 /*
+ * Is the first chunk of a one-page COPY mapped and not yet unmapped (its
+ * source and destination pages mapped, none unmapped: it holds inval_lock
+ * from its map through its transfers, ~200 ms of edu's, to its sweep)?
+ * Waits for that, 1: seen; 0: the descriptor got past it first. The
+ * binding's statistics were reset before it was submitted.
+ */
+static int first_chunk_mapped(struct bg *b)
+{
+	struct timespec ms = { 0, 1000000 };
+	SVA_OPTS_INIT(sva_stats, st);
+
+	while (!atomic_load(&b->done)) {
+		if (sva_bind_stats(bind, &st))
+			return 0;
+		if (st.iommu_pages_unmapped)
+			return 0;
+		if (st.iommu_pages_mapped >= 2)
+			return 1;
+		nanosleep(&ms, NULL);
+	}
+	return 0;
+}
+
+/*
  * A lost unmap (SVA_INJECT_VFIO_SKIP_UNMAP: the chunk's first page, its
  * source, left in the container) of a page the process munmap()s while
  * the chunk runs: the check after the chunk, which compares the
  * mappings the library made with /proc/self/maps, says that IOVA maps
  * memory the process no longer has; the sweep unmaps it, so once
  * munmap() returns nothing of it stays pinned. The COPY ends
- * FAULT_INVALID at the unmapped source, the bytes before it exact. A
- * munmap() that came before the first chunk mapped anything, or after the
- * last one did (SUCCESS), proves nothing: tried again (4 times at most).
- * (One between the two chunks would be taken for one inside the first:
- * a window of a populate, against the first chunk's 200 ms.)
+ * FAULT_INVALID at the second chunk (its source gone), the first one's
+ * bytes exact.
+ * The munmap() is synchronized with the first chunk by the binding's
+ * statistics (first_chunk_mapped()), not by a sleep: one before the
+ * chunk mapped would prove nothing, one between the chunks (after the
+ * check) would fail the case wrongly. munmap() drops the VMA at once and
+ * then waits for its event, read under inval_lock (write) after the
+ * chunk's check: the check sees the VMA gone. A try whose poll saw the
+ * chunk only after it was done (the test's thread kept off a CPU for
+ * its ~200 ms) munmaps nothing during the COPY and runs again (4 tries).
  */
 static int t_stale_maps_check(void)
 {
 	SVA_OPTS_INIT(sva_inject_opts, o, .nth = 1, .times = 1);
-	struct timespec ts = { 0, 60 * 1000000 };
 	static uint8_t src_copy[PAGE];
 	char want[64];
 	long lck = vm_locked_kb(), hits = 0;
-	int tries = 0;
+	int tries = 0, inside = 0;
 
-	for (; tries < 4 && hits != 1; tries++) {
+	for (; tries < 4 && !inside; tries++) {
 		uint8_t *src = map_pages(1), *dst = map_pages(1);
 		struct bg b = { 0 };
 		pthread_t th;
-		long after;
+		long after = lck;
 
 		CHECK(src && dst, "mmap");
 		fill_random(src, PAGE, 17 + tries);
@@ -1487,51 +1517,189 @@ static int t_stale_maps_check(void)
 		maps_msg[0] = 0;
 		snprintf(want, sizeof(want), "IOVA %#llx ",
 			 (unsigned long long)(uintptr_t)src);
+		CHECK(!sva_bind_stats_reset(bind), "stats reset");
 		CHECK(!sva_inject(SVA_INJECT_VFIO_SKIP_UNMAP, &o), "arm");
 		b.d = desc(SVA_OP_COPY, src, dst, PAGE, 0);
 		CHECK(!pthread_create(&th, NULL, bg_run, &b), "thread");
-		nanosleep(&ts, NULL);	/* into the first chunk, likely */
-		CHECK(!munmap(src, PAGE), "munmap");
-		after = vm_locked_kb();
+		inside = first_chunk_mapped(&b);
+		if (inside) {
+			CHECK(!munmap(src, PAGE), "munmap");
+			after = vm_locked_kb();
+		}
 		pthread_join(th, NULL);
 		hits = sva_inject_count(SVA_INJECT_VFIO_SKIP_UNMAP);
 		sva_inject(SVA_INJECT_VFIO_SKIP_UNMAP, NULL);
 		CHECK(!b.err, "run: %d", b.err);
+		printf("# try %d: %s, %llu bytes done, %ld unmap skipped, check: %s",
+		       tries + 1, inside ? "munmap() inside the first chunk" :
+		       "the first chunk missed", (unsigned long long)b.c.bytes_done,
+		       hits, maps_msg[0] ? maps_msg : "(nothing)\n");
+		CHECK(hits == 1, "%ld unmaps skipped, 1 armed", hits);
 		CHECK(after == lck, "locked_vm %ld kB right after munmap, was %ld kB: the stale mapping outlived it",
 		      after, lck);
-		/* SUCCESS: munmap() came after the last chunk mapped. */
-		CHECK((b.c.status == SVA_STATUS_SUCCESS &&
-		       b.c.bytes_done == PAGE) ||
-		      (b.c.status == SVA_STATUS_FAULT_INVALID &&
-		       b.c.bytes_done % 2048 == 0 &&
-		       b.c.fault_addr == (uint64_t)(uintptr_t)src + b.c.bytes_done),
+		if (!inside) {
+			CHECK(b.c.status == SVA_STATUS_SUCCESS &&
+			      !memcmp(dst, src_copy, PAGE),
+			      "nothing munmap()ed: status %u", b.c.status);
+			munmap(src, PAGE);
+			munmap(dst, PAGE);
+			continue;
+		}
+		CHECK(b.c.status == SVA_STATUS_FAULT_INVALID &&
+		      b.c.bytes_done == 2048 &&
+		      b.c.fault_addr == (uint64_t)(uintptr_t)src + 2048,
 		      "status %u fault %#llx (src %p) done %llu", b.c.status,
 		      (unsigned long long)b.c.fault_addr, src,
 		      (unsigned long long)b.c.bytes_done);
-		CHECK(!memcmp(dst, src_copy, b.c.bytes_done),
-		      "the bytes before the fault");
-		for (size_t i = b.c.bytes_done; i < PAGE; i++)
+		CHECK(!memcmp(dst, src_copy, 2048), "the bytes before the fault");
+		for (size_t i = 2048; i < PAGE; i++)
 			CHECK(!dst[i], "byte %zu past the fault written", i);
-		printf("# try %d: %llu bytes done, %ld unmap skipped, check: %s",
-		       tries + 1, (unsigned long long)b.c.bytes_done, hits,
-		       maps_msg[0] ? maps_msg : "(nothing)\n");
-		if (hits == 1 && b.c.status == SVA_STATUS_FAULT_INVALID &&
-		    b.c.bytes_done) {
-			/* The skipped page was mapped while munmap() ran. */
-			CHECK(strstr(maps_msg, want) &&
-			      strstr(maps_msg, "no VMA"),
-			      "the maps check didn't flag %s(%s)", want,
-			      maps_msg);
-		} else {
-			hits = 0;	/* munmap() before the chunk: again */
-		}
+		/* The skipped page was mapped while munmap() ran. */
+		CHECK(strstr(maps_msg, want) && strstr(maps_msg, "no VMA"),
+		      "the maps check didn't flag %s(%s)", want, maps_msg);
 		munmap(dst, PAGE);
 	}
-	CHECK(hits == 1, "munmap() never landed inside the first chunk in %d tries",
+	CHECK(inside, "the first chunk was never seen mapped in %d tries",
 	      tries);
 	stale_seen = 0;
 	CHECK(vm_locked_kb() == lck, "locked_vm %ld kB at the end, was %ld kB",
 	      vm_locked_kb(), lck);
+	return 0;
+}
+
+/* The process's open file descriptors. */
+static int fd_count(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+/* Open vfio0 with SVA_INJECT_VFIO_IOMMUFD_BIND armed once: the open's
+ * result, its container into @used, the injections into *hits. */
+static int open_injected(struct sva_dev **d, char *used, size_t len,
+			 long *hits)
+{
+	SVA_OPTS_INIT(sva_inject_opts, o, .nth = 1, .times = 1);
+	SVA_OPTS_INIT(sva_dev_caps, caps);
+	int err;
+
+	*d = NULL;
+	used[0] = 0;
+	if (sva_inject(SVA_INJECT_VFIO_IOMMUFD_BIND, &o))
+		return -EIO;
+	err = sva_dev_open("vfio0", NULL, d);
+	*hits = sva_inject_count(SVA_INJECT_VFIO_IOMMUFD_BIND);
+	sva_inject(SVA_INJECT_VFIO_IOMMUFD_BIND, NULL);
+	if (!err && !sva_dev_caps(*d, &caps))
+		snprintf(used, len, "%s", caps.container);
+	return err;
+}
+
+/*
+ * The default container's fallback: with iommufd's device bind refused
+ * (SVA_INJECT_VFIO_IOMMUFD_BIND), opening vfio0 by default falls back to
+ * type1, says why, reports type1, and the device works there (a COPY
+ * byte exact, nothing outside it, nothing left pinned); forced iommufd
+ * (SVA_VFIO_CONTAINER) with the same injection fails with its -EBUSY,
+ * no fallback. Neither leaves a file descriptor behind. Where iommufd
+ * isn't here (the stock kernel) the default is type1 and the point is
+ * never reached. Closes and reopens this process's device.
+ */
+static int t_container_fallback(void)
+{
+	const char *asked = getenv("SVA_VFIO_CONTAINER");
+	bool both = container_here("iommufd") && container_here("type1");
+	uint8_t *src = map_pages(2), *dst = map_pages(3), *ref = NULL;
+	const size_t len = 2048 + 777, so = 1000, doff = 3001;
+	struct sva_completion c = { 0 };
+	struct sva_dev *d;
+	char keep[32], used[32];
+	int err, fds;
+	long hits, lck;
+
+	CHECK(src && dst, "mmap");
+	snprintf(keep, sizeof(keep), "%s", asked ? asked : "");
+	sva_unbind(bind);
+	sva_dev_close(dev);
+	bind = NULL;
+	dev = NULL;
+	fds = fd_count();
+	lck = vm_locked_kb();
+
+	unsetenv("SVA_VFIO_CONTAINER");
+	watch_msg[0] = 0;
+	watch = "falling back";
+	err = open_injected(&dev, used, sizeof(used), &hits);
+	watch = NULL;
+	CHECK(!err, "default with iommufd's bind refused: %d", err);
+	CHECK(!strcmp(used, "type1"), "container %s, not type1", used);
+	CHECK(hits == (both ? 1 : 0), "%ld injections (iommufd %s here)",
+	      hits, both ? "is" : "isn't");
+	if (both) {
+		CHECK(strstr(watch_msg, "iommufd") && strstr(watch_msg, "type1"),
+		      "no message of the fallback: '%s'", watch_msg);
+		printf("# %s", watch_msg);
+	}
+	err = sva_bind(dev, NULL, &bind);
+	CHECK(!err && !sva_bind_pasid(bind, &pasid), "bind: %d", err);
+	ref = malloc(3 * PAGE);
+	CHECK(ref, "malloc");
+	fill_random(src, 2 * PAGE, 7);
+	memset(dst, 0xa5, 3 * PAGE);
+	memcpy(ref, dst, 3 * PAGE);
+	memcpy(ref + doff, src + so, len);
+	{
+		struct sva_desc dd = desc(SVA_OP_COPY, src + so, dst + doff,
+					  len, 0);
+
+		CHECK(!run1(&dd, &c), "run");
+	}
+	CHECK(c.status == SVA_STATUS_SUCCESS && c.bytes_done == len,
+	      "status %u done %llu", c.status,
+	      (unsigned long long)c.bytes_done);
+	for (size_t i = 0; i < 3 * PAGE; i++)
+		CHECK(dst[i] == ref[i], "byte %zu: %#x, expected %#x%s", i,
+		      dst[i], ref[i],
+		      i >= doff && i < doff + len ? "" : " (outside the copy)");
+	free(ref);
+	sva_unbind(bind);
+	sva_dev_close(dev);
+	bind = NULL;
+	dev = NULL;
+	CHECK(vm_locked_kb() == lck, "locked_vm %ld kB, was %ld kB",
+	      vm_locked_kb(), lck);
+	CHECK(fd_count() == fds, "%d fds after the fallback, %d before",
+	      fd_count(), fds);
+
+	if (both) {
+		setenv("SVA_VFIO_CONTAINER", "iommufd", 1);
+		err = open_injected(&d, used, sizeof(used), &hits);
+		if (!err)
+			sva_dev_close(d);
+		CHECK(err == -EBUSY && hits == 1,
+		      "forced iommufd with its bind refused: %d (%s), %ld injections",
+		      err, used, hits);
+		CHECK(fd_count() == fds, "%d fds after the failed open, %d before",
+		      fd_count(), fds);
+	}
+
+	if (*keep)
+		setenv("SVA_VFIO_CONTAINER", keep, 1);
+	else
+		unsetenv("SVA_VFIO_CONTAINER");
+	err = sva_dev_open("vfio0", NULL, &dev);
+	CHECK(!err, "reopen: %d", err);
+	err = sva_bind(dev, NULL, &bind);
+	CHECK(!err && !sva_bind_pasid(bind, &pasid), "rebind: %d", err);
+	munmap(src, 2 * PAGE);
+	munmap(dst, 3 * PAGE);
 	return 0;
 }
 
@@ -1541,6 +1709,7 @@ static const struct {
 } cases[] = {
 	{ "enumerate", t_enumerate },
 	{ "container", t_container },
+	{ "container_fallback", t_container_fallback },
 	{ "reserved", t_reserved },
 	{ "copy", t_copy },
 	{ "fill_crc_compare", t_fill_crc_compare },
