@@ -55,7 +55,9 @@ debug)
 	# before any of our code ran). The stock kernel keeps LA57.
 	CMDLINE="sva.kernel=debug kasan.fault=report no5lvl"
 	MEM=1536
-	LIMIT=1500
+	# A hang guard (as the stock one): ~1300 s of tests, more on a
+	# loaded machine.
+	LIMIT=1800
 	;;
 *)
 	echo "run-vm: SVA_VM_KERNEL=$KIND: stock or debug" >&2
