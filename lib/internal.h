@@ -81,9 +81,14 @@ void sva__log(enum sva_print_level level, const char *fmt, ...);
  * event thread that needs a lock we hold). Every lock of the library goes
  * through these: the raw calls are poisoned below.
  */
-extern __thread unsigned int sva__locks_held;
-extern __thread unsigned int sva__log_pending;
+extern __thread unsigned int sva__locks_held
+	__attribute__((tls_model("initial-exec")));
+extern __thread unsigned int sva__log_pending
+	__attribute__((tls_model("initial-exec")));
 void sva__log_flush(void);
+/* In a child of fork(): @n locks its atfork handlers took stay held (the
+ * parent's, reinitialised or abandoned): no longer this thread's. */
+void sva__locks_forget(unsigned int n);
 
 static inline int sva__lock_taken(int err)
 {

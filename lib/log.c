@@ -36,7 +36,10 @@ sva_print_fn_t sva_set_print(sva_print_fn_t fn)
 
 /*
  * Messages said while this thread holds a library lock wait until it holds
- * none (sva__lock_dropped() in internal.h calls sva__log_flush()).
+ * none (sva__lock_dropped() in internal.h calls sva__log_flush()). When
+ * more wait than fit, a warning takes the place of the last debug or info
+ * message (the default hook would drop those anyway); what is dropped is
+ * counted and said after them.
  */
 #define LOG_DEFERRED_MAX 16
 
@@ -44,19 +47,24 @@ struct deferred_log {
 	unsigned int dropped;
 	struct {
 		enum sva_print_level level;
-		char msg[512];
+		char msg[256];
 	} m[LOG_DEFERRED_MAX];
 };
 
-__thread unsigned int sva__locks_held;
-__thread unsigned int sva__log_pending;
+__thread unsigned int sva__locks_held
+	__attribute__((tls_model("initial-exec")));
+__thread unsigned int sva__log_pending
+	__attribute__((tls_model("initial-exec")));
 static __thread struct deferred_log deferred;
 
-/* A child of fork() holds none of the locks the atfork handlers left it
- * (reinitialised or abandoned), and the parent prints what it deferred. */
+void sva__locks_forget(unsigned int n)
+{
+	sva__locks_held -= n < sva__locks_held ? n : sva__locks_held;
+}
+
+/* What the parent deferred before fork() is the parent's to say. */
 static void log_atfork_child(void)
 {
-	sva__locks_held = 0;
 	sva__log_pending = 0;
 	deferred.dropped = 0;
 }
@@ -66,18 +74,41 @@ __attribute__((constructor)) static void log_atfork_register(void)
 	pthread_atfork(NULL, NULL, log_atfork_child);
 }
 
-static void log_defer(enum sva_print_level level, const char *fmt,
-		      va_list ap)
+/* The slot for a message of @level: a free one, else the last of a less
+ * severe level, else none (-1). */
+static int log_slot(enum sva_print_level level)
 {
 	unsigned int n = sva__log_pending;
 
-	if (n == LOG_DEFERRED_MAX) {
+	if (n < LOG_DEFERRED_MAX)
+		return (int)n;
+	for (int i = LOG_DEFERRED_MAX - 1; i >= 0; i--)
+		if (deferred.m[i].level > level)
+			return i;
+	return -1;
+}
+
+static void log_defer(enum sva_print_level level, const char *fmt,
+		      va_list ap)
+{
+	int i = log_slot(level);
+	char *msg;
+	size_t sz;
+
+	if (i < 0) {
 		deferred.dropped++;
 		return;
 	}
-	deferred.m[n].level = level;
-	vsnprintf(deferred.m[n].msg, sizeof(deferred.m[n].msg), fmt, ap);
-	sva__log_pending = n + 1;
+	if ((unsigned int)i < sva__log_pending)
+		deferred.dropped++;	/* a less severe one goes */
+	else
+		sva__log_pending = i + 1;
+	msg = deferred.m[i].msg;
+	sz = sizeof(deferred.m[i].msg);
+	deferred.m[i].level = level;
+	/* Cut short: say so, and keep the line ending. */
+	if ((size_t)vsnprintf(msg, sz, fmt, ap) >= sz)
+		memcpy(msg + sz - 5, "...\n", 5);
 }
 
 void sva__log(enum sva_print_level level, const char *fmt, ...)

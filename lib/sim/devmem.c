@@ -1707,3 +1707,9 @@ void sim_devmem_fork_parent(struct sim_mm *mm)
 {
 	mover_unlock(mm);
 }
+
+/* The child leaves the parent's mm (and its held locks) alone. */
+void sim_devmem_fork_child(void)
+{
+	sva__locks_forget(2);	/* mover_lock()'s two */
+}

@@ -1499,6 +1499,10 @@ destroy:
 	return err;
 }
 
+/* sim_devmem_fork_prepare() ran: its locks are held across fork()
+ * (sim_mm_lock). */
+static bool mm_fork_movers_held;
+
 /*
  * In a child after fork(): drop the parent's fds. The child holding the
  * userfaultfd open would keep the parent's VMAs registered after the parent
@@ -1510,6 +1514,10 @@ static void mm_atfork_child(void)
 {
 	/* Held across fork() by mm_atfork_prepare(). */
 	pthread_mutex_init(&sim_mm_lock, NULL);
+	sva__locks_forget(1);
+	if (mm_fork_movers_held)
+		sim_devmem_fork_child();
+	mm_fork_movers_held = false;
 	if (!the_mm)
 		return;
 	if (the_mm->uffd >= 0)
@@ -1534,14 +1542,16 @@ static void mm_atfork_child(void)
 static void mm_atfork_prepare(void)
 {
 	sva__mutex_lock(&sim_mm_lock);
-	if (the_mm && the_mm->pid == getpid())
+	mm_fork_movers_held = the_mm && the_mm->pid == getpid();
+	if (mm_fork_movers_held)
 		sim_devmem_fork_prepare(the_mm);
 }
 
 static void mm_atfork_parent(void)
 {
-	if (the_mm && the_mm->pid == getpid())
+	if (mm_fork_movers_held)
 		sim_devmem_fork_parent(the_mm);
+	mm_fork_movers_held = false;
 	sva__mutex_unlock(&sim_mm_lock);
 }
 

@@ -451,6 +451,7 @@ void sim_devmem_unpin(struct sva_bind *bind, const uint64_t *local,
  * handler (mm.c's atfork handlers call these). */
 void sim_devmem_fork_prepare(struct sim_mm *mm);
 void sim_devmem_fork_parent(struct sim_mm *mm);
+void sim_devmem_fork_child(void);
 /* Snapshot: mark pages in device memory (DEVICE_LOCAL / _REMOTE) and
  * those the device holds exclusively (EXCLUSIVE). */
 void sim_devmem_states(struct sva_bind *bind, uint64_t addr, uint64_t len,

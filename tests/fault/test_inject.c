@@ -25,6 +25,8 @@
 
 #define PAGE 4096ul
 
+Suite *log_deferred_suite(void);
+
 static void *map_fresh(size_t len, int flags)
 {
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
@@ -566,6 +568,7 @@ int main(void)
 	tcase_add_test(tc, test_fault_storm_quarantine);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
+	srunner_add_suite(sr, log_deferred_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

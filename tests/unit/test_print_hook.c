@@ -1,18 +1,19 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
 /*
  * The print hook is the application's code: libsva calls it with no library
- * lock held (libsva(7)), so it may call libsva and block on anything. A
- * hostile hook here does, on every message: it registers and unregisters a
- * mirror (the binding's mirror lock), asks the queue (its lock), the
- * statistics and the fault-injection counters, and discards a page under a
- * mirror, which sim0 invalidates on its event thread (the mm's locks).
- * Each case drives a path that says something while holding one of those
- * locks: a hook called there deadlocked (or, on the event thread's side,
- * hung the munmap()).
+ * lock held (sva_set_print(3)), so on the application's thread it may call
+ * libsva and block on anything. A hostile hook here does, on every message
+ * said on the test's thread: it registers and unregisters a mirror (the
+ * binding's mirror lock), asks the queue (its lock), the statistics and the
+ * fault-injection counters, and discards a page under a mirror, which sim0
+ * invalidates on its event thread (the mm's locks). Each case drives a path
+ * that says something while holding one of those locks: a hook called
+ * there deadlocked.
  *
  * Every lock of the library is counted per thread (lib/internal.h): what is
  * said under one waits for the last to be dropped, so no path has to
- * remember to. These cases are the test of that.
+ * remember to. These cases are the test of that (tests/fault's
+ * log-deferred suite tests the deferral itself).
  */
 #include <errno.h>
 #include <poll.h>
@@ -32,6 +33,7 @@ static struct {
 	struct sva_mirror *mirror;	/* over page */
 	uint8_t *page;
 	int pipe_fd;			/* child: one byte a message */
+	pthread_t caller;		/* the test's thread */
 	pthread_mutex_t lock;		/* the test's own: msgs, results */
 	char msgs[2048];
 	int calls, register_ret, inflight_ret, stats_ret;
@@ -83,7 +85,11 @@ static int hostile_print(enum sva_print_level level, const char *fmt,
 		if (write(hk.pipe_fd, "m", 1) != 1)
 			_exit(3);
 	} else {
-		hook_use_library();
+		/* On a library thread (sim0's event thread says things too)
+		 * the hook must not wait for memory libsva serves: see
+		 * sva_set_print(3). */
+		if (pthread_equal(pthread_self(), hk.caller))
+			hook_use_library();
 		pthread_mutex_lock(&hk.lock);
 		hk.calls++;
 		strncat(hk.msgs, msg, sizeof(hk.msgs) - strlen(hk.msgs) - 1);
@@ -103,6 +109,7 @@ static void hook_setup(struct fixture *f)
 					     PAGE, NULL, &hk.mirror), 0);
 	hk.calls = 0;
 	hk.msgs[0] = '\0';
+	hk.caller = pthread_self();
 	sva_set_print(hostile_print);
 }
 

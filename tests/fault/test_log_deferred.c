@@ -1,0 +1,133 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later OR MIT
+/*
+ * Messages said under a library lock (lib/log.c): they wait until the
+ * thread holds none, none is lost that matters, none runs into the next.
+ * White-box: this binary is built from the library's sources, so it takes
+ * a library lock and says things as library code does.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <check.h>
+
+#include "internal.h"
+
+Suite *log_deferred_suite(void);
+
+static struct {
+	unsigned int n, warns;
+	char last_warn[512], all[8192];
+	bool under_lock;		/* the hook ran while we held it */
+} seen;
+static unsigned int held_here;	/* the test's own view */
+
+static int capture(enum sva_print_level level, const char *fmt, va_list ap)
+{
+	char msg[512];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (held_here)
+		seen.under_lock = true;
+	seen.n++;
+	if (level == SVA_WARN) {
+		seen.warns++;
+		strcpy(seen.last_warn, msg);
+	}
+	strncat(seen.all, msg, sizeof(seen.all) - strlen(seen.all) - 1);
+	return 0;
+}
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void locked(void)
+{
+	sva__mutex_lock(&lock);
+	held_here = 1;
+}
+
+static void unlocked(void)
+{
+	held_here = 0;
+	sva__mutex_unlock(&lock);
+}
+
+static void setup(void)
+{
+	memset(&seen, 0, sizeof(seen));
+	sva_set_print(capture);
+}
+
+static void teardown(void)
+{
+	sva_set_print(NULL);
+}
+
+/* Nothing reaches the hook until the last lock goes; all of it then. */
+START_TEST(test_log_deferred_until_unlock)
+{
+	static pthread_mutex_t inner = PTHREAD_MUTEX_INITIALIZER;
+
+	locked();
+	pr_warn("one\n");
+	sva__mutex_lock(&inner);
+	pr_warn("two\n");
+	ck_assert_uint_eq(sva__locks_held, 2);
+	sva__mutex_unlock(&inner);
+	ck_assert_uint_eq(seen.n, 0);
+	unlocked();
+	ck_assert_uint_eq(seen.n, 2);
+	ck_assert(!seen.under_lock);
+	ck_assert_str_eq(seen.all, "libsva: one\nlibsva: two\n");
+	ck_assert_uint_eq(sva__locks_held, 0);
+}
+END_TEST
+
+/*
+ * More than fit: a warning takes a debug message's place (the default
+ * hook shows warnings only), and the hook is told how many went.
+ */
+START_TEST(test_log_deferred_warning_outlives_debug_flood)
+{
+	locked();
+	for (int i = 0; i < 40; i++)
+		pr_debug("page %d not moved back\n", i);
+	pr_warn("the one that matters\n");
+	unlocked();
+	ck_assert_uint_eq(seen.warns, 2);	/* it, and the count */
+	ck_assert_msg(strstr(seen.all, "libsva: the one that matters\n"),
+		      "lost: %s", seen.all);
+	ck_assert_msg(strstr(seen.last_warn, "25 more messages said under a lock dropped"),
+		      "count: %s", seen.last_warn);
+	ck_assert(!seen.under_lock);
+}
+END_TEST
+
+/* A message too long is cut, says so, and keeps its line. */
+START_TEST(test_log_deferred_long_message_cut_not_merged)
+{
+	char big[1024];
+
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	locked();
+	pr_warn("%s\n", big);
+	pr_warn("next\n");
+	unlocked();
+	ck_assert_uint_eq(seen.n, 2);
+	ck_assert_msg(strstr(seen.all, "xxx...\nlibsva: next\n"), "%s",
+		      seen.all + strlen(seen.all) - 40);
+}
+END_TEST
+
+Suite *log_deferred_suite(void)
+{
+	Suite *s = suite_create("log-deferred");
+	TCase *tc = tcase_create("log-deferred");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_log_deferred_until_unlock);
+	tcase_add_test(tc, test_log_deferred_warning_outlives_debug_flood);
+	tcase_add_test(tc, test_log_deferred_long_message_cut_not_merged);
+	suite_add_tcase(s, tc);
+	return s;
+}
