@@ -162,6 +162,23 @@ static int open_with(const char *want, char *used, size_t len,
 	return err;
 }
 
+/* SVA_VFIO_CONTAINER back to @keep ("": unset), and the global device
+ * opened and bound again under it. */
+static int reopen_as(const char *keep)
+{
+	int err;
+
+	if (*keep)
+		setenv("SVA_VFIO_CONTAINER", keep, 1);
+	else
+		unsetenv("SVA_VFIO_CONTAINER");
+	err = sva_dev_open("vfio0", NULL, &dev);
+	CHECK(!err, "reopen: %d", err);
+	err = sva_bind(dev, NULL, &bind);
+	CHECK(!err && !sva_bind_pasid(bind, &pasid), "rebind: %d", err);
+	return 0;
+}
+
 /*
  * The container: the one this run asked for (SVA_VFIO_CONTAINER, as
  * tests/vm/init sets it per container) is the one used; the default is
@@ -225,14 +242,8 @@ static int t_container(void)
 	err = open_with("bogus", used, sizeof(used), r[0], &nr[0]);
 	CHECK(err == -EINVAL && strstr(last_msg, "bogus"),
 	      "SVA_VFIO_CONTAINER=bogus: %d, message '%s'", err, last_msg);
-	if (*keep)
-		setenv("SVA_VFIO_CONTAINER", keep, 1);
-	else
-		unsetenv("SVA_VFIO_CONTAINER");
-	err = sva_dev_open("vfio0", NULL, &dev);
-	CHECK(!err, "reopen: %d", err);
-	err = sva_bind(dev, NULL, &bind);
-	CHECK(!err && !sva_bind_pasid(bind, &pasid), "rebind: %d", err);
+	if (reopen_as(keep))
+		return 1;
 	return 0;
 }
 
@@ -301,20 +312,20 @@ static int t_reserved(void)
 	return 0;
 }
 
-/* COPY across a page boundary, two chunks: every byte, nothing around. */
-static int t_copy(void)
+/*
+ * COPY @len bytes from @src + @so to @dst + @doff (@dst: 3 pages filled
+ * with @bg) on the global binding: done in full, every byte right, none
+ * around it touched.
+ */
+static int copy_exact(uint8_t *src, size_t so, uint8_t *dst,
+		      size_t doff, size_t len, uint8_t bg)
 {
-	uint8_t *src = map_pages(2), *dst = map_pages(3), *ref;
 	struct sva_completion c = { 0 };
-	const size_t len = 2048 + 777, so = 1000, doff = 3001;
-	SVA_OPTS_INIT(sva_stats, st);
+	uint8_t *ref = malloc(3 * PAGE);
 	struct sva_desc d;
-	long lck = vm_locked_kb();
 
-	CHECK(src && dst, "mmap");
-	ref = malloc(3 * PAGE);
-	fill_random(src, 2 * PAGE, 1);
-	memset(dst, 0x5a, 3 * PAGE);
+	CHECK(ref, "malloc");
+	memset(dst, bg, 3 * PAGE);
 	memcpy(ref, dst, 3 * PAGE);
 	memcpy(ref + doff, src + so, len);
 	d = desc(SVA_OP_COPY, src + so, dst + doff, len, 0);
@@ -326,6 +337,22 @@ static int t_copy(void)
 		CHECK(dst[i] == ref[i], "byte %zu: %#x, expected %#x%s", i,
 		      dst[i], ref[i],
 		      i >= doff && i < doff + len ? "" : " (outside the copy)");
+	free(ref);
+	return 0;
+}
+
+/* COPY across a page boundary, two chunks: every byte, nothing around. */
+static int t_copy(void)
+{
+	uint8_t *src = map_pages(2), *dst = map_pages(3);
+	const size_t len = 2048 + 777, so = 1000, doff = 3001;
+	SVA_OPTS_INIT(sva_stats, st);
+	long lck = vm_locked_kb();
+
+	CHECK(src && dst, "mmap");
+	fill_random(src, 2 * PAGE, 1);
+	if (copy_exact(src, so, dst, doff, len, 0x5a))
+		return 1;
 	CHECK(vm_locked_kb() == lck, "locked_vm %ld kB, was %ld kB",
 	      vm_locked_kb(), lck);
 	/* Every page mapped in the IOMMU was unmapped again. */
@@ -334,7 +361,6 @@ static int t_copy(void)
 	      "IOMMU pages mapped %llu, unmapped %llu",
 	      (unsigned long long)st.translations,
 	      (unsigned long long)st.atc_invalidated);
-	free(ref);
 	munmap(src, 2 * PAGE);
 	munmap(dst, 3 * PAGE);
 	return 0;
@@ -1616,9 +1642,8 @@ static int t_container_fallback(void)
 {
 	const char *asked = getenv("SVA_VFIO_CONTAINER");
 	bool both = container_here("iommufd") && container_here("type1");
-	uint8_t *src = map_pages(2), *dst = map_pages(3), *ref = NULL;
+	uint8_t *src = map_pages(2), *dst = map_pages(3);
 	const size_t len = 2048 + 777, so = 1000, doff = 3001;
-	struct sva_completion c = { 0 };
 	struct sva_dev *d;
 	char keep[32], used[32];
 	int err, fds;
@@ -1649,26 +1674,9 @@ static int t_container_fallback(void)
 	}
 	err = sva_bind(dev, NULL, &bind);
 	CHECK(!err && !sva_bind_pasid(bind, &pasid), "bind: %d", err);
-	ref = malloc(3 * PAGE);
-	CHECK(ref, "malloc");
 	fill_random(src, 2 * PAGE, 7);
-	memset(dst, 0xa5, 3 * PAGE);
-	memcpy(ref, dst, 3 * PAGE);
-	memcpy(ref + doff, src + so, len);
-	{
-		struct sva_desc dd = desc(SVA_OP_COPY, src + so, dst + doff,
-					  len, 0);
-
-		CHECK(!run1(&dd, &c), "run");
-	}
-	CHECK(c.status == SVA_STATUS_SUCCESS && c.bytes_done == len,
-	      "status %u done %llu", c.status,
-	      (unsigned long long)c.bytes_done);
-	for (size_t i = 0; i < 3 * PAGE; i++)
-		CHECK(dst[i] == ref[i], "byte %zu: %#x, expected %#x%s", i,
-		      dst[i], ref[i],
-		      i >= doff && i < doff + len ? "" : " (outside the copy)");
-	free(ref);
+	if (copy_exact(src, so, dst, doff, len, 0xa5))
+		return 1;
 	sva_unbind(bind);
 	sva_dev_close(dev);
 	bind = NULL;
@@ -1690,14 +1698,8 @@ static int t_container_fallback(void)
 		      fd_count(), fds);
 	}
 
-	if (*keep)
-		setenv("SVA_VFIO_CONTAINER", keep, 1);
-	else
-		unsetenv("SVA_VFIO_CONTAINER");
-	err = sva_dev_open("vfio0", NULL, &dev);
-	CHECK(!err, "reopen: %d", err);
-	err = sva_bind(dev, NULL, &bind);
-	CHECK(!err && !sva_bind_pasid(bind, &pasid), "rebind: %d", err);
+	if (reopen_as(keep))
+		return 1;
 	munmap(src, 2 * PAGE);
 	munmap(dst, 3 * PAGE);
 	return 0;

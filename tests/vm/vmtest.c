@@ -1612,14 +1612,23 @@ static int devmem(int fd, size_t pages)
 	return ioctl(fd, SVA_SHIM_IOC_DEVMEM, &d);
 }
 
-static int migrate(int fd, void *p, size_t len, uint32_t dir,
-		   struct sva_shim_migrate *m)
+/* MIGRATE @len bytes at @p in direction @dir, at @granule (0: the
+ * context's own). */
+static int migrate_at(int fd, void *p, size_t len, uint32_t dir,
+		      uint16_t granule, struct sva_shim_migrate *m)
 {
 	memset(m, 0, sizeof(*m));
 	m->addr = (uintptr_t)p;
 	m->len = len;
 	m->flags = dir;
+	m->granule = granule;
 	return ioctl(fd, SVA_SHIM_IOC_MIGRATE, m);
+}
+
+static int migrate(int fd, void *p, size_t len, uint32_t dir,
+		   struct sva_shim_migrate *m)
+{
+	return migrate_at(fd, p, len, dir, 0, m);
 }
 
 /*
@@ -3603,12 +3612,7 @@ static int t_regress_migrate_keeps_exclusive(void)
 static int migrate_granule(int fd, void *p, size_t len, uint16_t granule,
 			   struct sva_shim_migrate *m)
 {
-	memset(m, 0, sizeof(*m));
-	m->addr = (uintptr_t)p;
-	m->len = len;
-	m->flags = SVA_SHIM_MIGRATE_TO_DEVICE;
-	m->granule = granule;
-	return ioctl(fd, SVA_SHIM_IOC_MIGRATE, m);
+	return migrate_at(fd, p, len, SVA_SHIM_MIGRATE_TO_DEVICE, granule, m);
 }
 
 /*
