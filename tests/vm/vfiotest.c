@@ -243,7 +243,7 @@ static int t_container(void)
 	CHECK(err == -EINVAL && strstr(last_msg, "bogus"),
 	      "SVA_VFIO_CONTAINER=bogus: %d, message '%s'", err, last_msg);
 	if (reopen_as(keep))
-		return 1;
+		return -1;
 	return 0;
 }
 
@@ -352,7 +352,7 @@ static int t_copy(void)
 	CHECK(src && dst, "mmap");
 	fill_random(src, 2 * PAGE, 1);
 	if (copy_exact(src, so, dst, doff, len, 0x5a))
-		return 1;
+		return -1;
 	CHECK(vm_locked_kb() == lck, "locked_vm %ld kB, was %ld kB",
 	      vm_locked_kb(), lck);
 	/* Every page mapped in the IOMMU was unmapped again. */
@@ -1676,7 +1676,7 @@ static int t_container_fallback(void)
 	CHECK(!err && !sva_bind_pasid(bind, &pasid), "bind: %d", err);
 	fill_random(src, 2 * PAGE, 7);
 	if (copy_exact(src, so, dst, doff, len, 0xa5))
-		return 1;
+		return -1;
 	sva_unbind(bind);
 	sva_dev_close(dev);
 	bind = NULL;
@@ -1699,7 +1699,7 @@ static int t_container_fallback(void)
 	}
 
 	if (reopen_as(keep))
-		return 1;
+		return -1;
 	munmap(src, 2 * PAGE);
 	munmap(dst, 3 * PAGE);
 	return 0;
