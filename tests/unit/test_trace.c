@@ -1360,6 +1360,10 @@ END_TEST
 START_TEST(test_trace_desc_runs_on_forever_waiter)
 {
 	enum { ROUNDS = 40 };
+	/* vfio0: a 2 KiB copy (edu: ~100 ms of the VM's time each way),
+	 * 10 rounds of each kind. */
+	const unsigned int rounds = test_on_vfio() ? 10 : ROUNDS;
+	const size_t len = test_len(PAGE);
 	unsigned int me = (unsigned int)syscall(SYS_gettid);
 	uint8_t *a = map_filled(2 * PAGE, 1);
 	struct sva_completion c;
@@ -1370,24 +1374,25 @@ START_TEST(test_trace_desc_runs_on_forever_waiter)
 	struct trace t;
 
 	open_traced(&f, "waiter.json", 0, path, sizeof(path));
-	for (unsigned int i = 0; i < 3 * ROUNDS; i++) {
+	for (unsigned int i = 0; i < 3 * rounds; i++) {
 		/* Fresh memory: a page request each time. */
 		uint8_t *b = map_fresh(PAGE, PROT_READ | PROT_WRITE);
 
 		d = desc_make(&f, SVA_OP_COPY, SVA_DESC_BLOCK_ON_FAULT, a, b,
-			      PAGE);
+			      len);
 		d.user_data = i;
-		if (i >= 2 * ROUNDS) {
+		if (i >= 2 * rounds) {
 			/* One call, the worker never woken for it. */
 			ck_assert_int_eq(sva_submit_and_wait(f.bind, &d, 1, &c,
 							     1, 1, -1), 1);
 		} else {
 			ck_assert_int_eq(sva_submit(f.bind, &d, 1), 1);
 			ck_assert_int_eq(sva_wait(f.bind, &c, 1, 1,
-						  i < ROUNDS ? -1 : 5000), 1);
+						  i < rounds ? -1 :
+						  test_wait_ms()), 1);
 		}
 		ck_assert_uint_eq(c.status, SVA_STATUS_SUCCESS);
-		ck_assert_int_eq(memcmp(a, b, PAGE), 0);
+		ck_assert_int_eq(memcmp(a, b, len), 0);
 		munmap(b, PAGE);
 	}
 	close_bind(&f);
@@ -1399,26 +1404,26 @@ START_TEST(test_trace_desc_runs_on_forever_waiter)
 		if (strcmp(e->cat, "desc"))
 			continue;
 		found++;
-		if (e->user_data >= 2 * ROUNDS)
+		if (e->user_data >= 2 * rounds)
 			saw_on_me += e->tid == me;
-		else if (e->user_data >= ROUNDS)
+		else if (e->user_data >= rounds)
 			ck_assert_uint_ne(e->tid, me);	/* timed: the worker */
 		else
 			on_me += e->tid == me;
 	}
-	ck_assert_uint_eq(found, 3 * ROUNDS);
+	ck_assert_uint_eq(found, 3 * rounds);
 	/*
 	 * sva_submit_and_wait() forever: on sim every one ran here (the
 	 * worker, not woken, sleeps through it); kmod's run on its engine.
 	 */
-	ck_assert_uint_eq(saw_on_me, test_on_sim() ? ROUNDS : 0);
+	ck_assert_uint_eq(saw_on_me, test_on_sim() ? rounds : 0);
 	/*
 	 * The worker wakes for each submission and may take one before
 	 * the caller waits (a race it seldom wins on an idle machine, more
 	 * often on a loaded one): some, not all.
 	 */
 	fprintf(stderr, "%s: %u of %d forever waits ran the descriptor themselves\n",
-		__func__, on_me, ROUNDS);
+		__func__, on_me, (int)rounds);
 	if (test_on_sim())
 		ck_assert_uint_ge(on_me, 1);
 	else
