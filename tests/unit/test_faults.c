@@ -31,6 +31,8 @@ START_TEST(test_write_read_only)
 	struct sva_desc d;
 	struct sva_completion c;
 
+	bool vfio = test_on_vfio();
+
 	memcpy(before, dst, sizeof(before));
 	ck_assert_int_eq(mprotect(dst, 2 * PAGE, PROT_READ), 0);
 	for (int block = 0; block < 2; block++) {
@@ -38,14 +40,21 @@ START_TEST(test_write_read_only)
 			      block ? SVA_DESC_BLOCK_ON_FAULT : 0, src, dst,
 			      2 * PAGE);
 		c = run1(&f, &d);
-		ck_assert_uint_eq(c.status, block ? SVA_STATUS_FAULT_INVALID :
+		/* vfio0 has no page requests to return: every descriptor
+		 * blocks on its faults (lib/vfio/dev.c), and a write to
+		 * read-only memory is invalid either way. */
+		ck_assert_uint_eq(c.status, block || vfio ?
+					    SVA_STATUS_FAULT_INVALID :
 					    SVA_STATUS_PAGE_FAULT);
 		ck_assert_uint_eq(c.fault_addr, (uintptr_t)dst);
 		ck_assert_uint_eq(c.fault_access, SVA_ACCESS_WRITE);
 		ck_assert_uint_eq(c.bytes_done, 0);
 		ck_assert_int_eq(memcmp(before, dst, sizeof(before)), 0);
 	}
-	ck_assert_uint_ge(bind_stats(&f).faults_failed, 1);
+	/* faults_failed counts page requests that failed: vfio0's
+	 * descriptors raise none (the engine checks the VMA itself). */
+	if (!vfio)
+		ck_assert_uint_ge(bind_stats(&f).faults_failed, 1);
 	munmap(src, 2 * PAGE);
 	munmap(dst, 2 * PAGE);
 }
@@ -134,9 +143,12 @@ START_TEST(test_unmap_during_queued_work)
 	ck_assert_int_eq(sva_submit(f.bind, d, 2), 2);
 	ck_assert_int_eq(munmap(src + 4 * PAGE, 4 * PAGE), 0);
 	ck_assert_int_eq(sva_queue_start(f.bind), 0);
-	ck_assert_int_eq(sva_wait(f.bind, c, 2, 2, 5000), 2);
+	ck_assert_int_eq(sva_wait(f.bind, c, 2, 2, test_wait_ms()), 2);
 	ck_assert_uint_eq(c[0].status, SVA_STATUS_FAULT_INVALID);
-	ck_assert_uint_eq(c[1].status, SVA_STATUS_PAGE_FAULT);
+	/* vfio0: no page request to return, the hole is invalid. */
+	ck_assert_uint_eq(c[1].status, test_on_vfio() ?
+				       SVA_STATUS_FAULT_INVALID :
+				       SVA_STATUS_PAGE_FAULT);
 	for (int i = 0; i < 2; i++) {
 		ck_assert_uint_eq(c[i].fault_addr, (uintptr_t)src + 4 * PAGE);
 		ck_assert_uint_eq(c[i].bytes_done, 4 * PAGE);
@@ -168,11 +180,21 @@ START_TEST(test_dontneed_invalidates)
 	ck_assert_int_eq(madvise(src, len, MADV_DONTNEED), 0);
 	s1 = bind_stats(&f);
 	ck_assert_uint_eq(s1.invalidations, s0.invalidations + 1);
-	ck_assert_uint_eq(s1.atc_invalidated, s0.atc_invalidated + 8);
+	/* vfio0's domain maps nothing between chunks: the discard has no
+	 * IOTLB entry to drop (each chunk's unmap counted them). */
+	ck_assert_uint_eq(s1.atc_invalidated, s0.atc_invalidated +
+					      (test_on_vfio() ? 0 : 8));
 	ck_assert_uint_eq(pages_present(src, len), 0);
 	c = run1(&f, &d);
 	ck_assert_uint_eq(c.status, SVA_STATUS_SUCCESS);
-	ck_assert_uint_ge(bind_stats(&f).page_requests, 8);
+	/* vfio0 populates the pages itself (MADV_POPULATE_READ), as a page
+	 * request answered would: present again, none requested. */
+	if (test_on_vfio()) {
+		ck_assert_uint_eq(bind_stats(&f).page_requests, 0);
+		ck_assert_uint_eq(pages_present(src, len), 8);
+	} else {
+		ck_assert_uint_ge(bind_stats(&f).page_requests, 8);
+	}
 	for (size_t i = 0; i < len; i++)
 		ck_assert_uint_eq(dst[i], 0);
 	munmap(src, len);

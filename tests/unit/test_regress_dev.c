@@ -104,10 +104,15 @@ static void partial_write_race(size_t off, size_t len, size_t counter_off,
  */
 START_TEST(test_regress_partial_page_write)
 {
+	/* vfio0: edu's ~100 ms per transfer makes a round 0.2-0.4 s of the
+	 * VM's time; its DMA writes exactly the bytes asked (no CPU
+	 * read-modify-write to race), a few rounds say so. */
+	bool vfio = test_on_vfio();
+
 	/* Starts inside the page, the counter before it. */
-	partial_write_race(64, PAGE - 64, 0, 51);
+	partial_write_race(64, PAGE - 64, 0, vfio ? 8 : 51);
 	/* Starts and ends inside the page, the counter after it. */
-	partial_write_race(1000, 1000, 3000, 2000);
+	partial_write_race(1000, 1000, 3000, vfio ? 16 : 2000);
 }
 END_TEST
 
@@ -243,6 +248,9 @@ START_TEST(test_regress_passed_fd_binds_receiver)
 	int sv[2], status;
 	pid_t pid;
 
+	if (test_on_vfio() &&
+	    test_skip(__func__, "sva_dev_open_fd() in another process (a VFIO device is opened by one process, not from a fd)"))
+		return;
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
 				    sv), 0);
 	pid = test_fork();
@@ -268,6 +276,13 @@ START_TEST(test_regress_one_pasid_per_process)
 	ck_assert_int_eq(sva_bind(f.dev, NULL, &g.bind), 0);
 	ck_assert_int_eq(sva_bind_pasid(g.bind, &g.pasid), 0);
 	ck_assert_uint_eq(g.pasid, f.pasid);
+	if (test_on_vfio()) {
+		/* No PASID: requests carry the RID alone. */
+		ck_assert_uint_eq(g.pasid, 0);
+		ck_assert_int_eq(sva_unbind(g.bind), 0);
+		test_skip(__func__, "another handle of the device (a VFIO device is opened once)");
+		return;
+	}
 	open_bind(&h, NULL);		/* another handle of the device */
 	ck_assert_uint_eq(h.pasid, f.pasid);
 	close_bind(&h);
