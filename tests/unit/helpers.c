@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "unit.h"
@@ -222,4 +223,35 @@ size_t test_len(size_t len)
 	if (!test_on_vfio())
 		return len;
 	return MIN_LEN(len, MAX_LEN(len >> 10, 2048));
+}
+
+uint64_t race_now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec;
+}
+
+bool race_over(uint64_t t0, unsigned int done)
+{
+	return done >= RACE_MIN && race_now_s() - t0 >= RACE_SECONDS;
+}
+
+void *race_writer_fn(void *arg)
+{
+	struct race_writer *w = arg;
+
+	while (!atomic_load(&w->stop)) {
+		unsigned int r = atomic_fetch_add(&w->rounds, 1) + 1;
+
+		for (unsigned int i = 0; i < w->pages; i++) {
+			volatile uint64_t *x = &w->p[i * PAGE / 8];
+
+			if (*x != r - 1)
+				w->lost++;
+			*x = r;
+		}
+	}
+	return NULL;
 }

@@ -1215,57 +1215,12 @@ END_TEST
 
 /* ------------------------------------------------------------ races */
 
-enum { RACE_MIN = 20, RACE_SECONDS = 3 };
-
-static uint64_t race_now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec;
-}
-
-static bool race_over(uint64_t t0, unsigned int done)
-{
-	return done >= RACE_MIN && race_now_s() - t0 >= RACE_SECONDS;
-}
-
-struct writer {
-	uint64_t *p;
-	unsigned int pages;
-	/* Counted before the pass writes it (a locked add: neither the
-	 * compiler nor the CPU puts a page's store before it), so that a
-	 * value read from a page is never above it. */
-	atomic_uint rounds;
-	atomic_bool stop;
-	unsigned int lost;
-};
-
-/* Each page's first word counts this thread's passes over it. */
-static void *writer_fn(void *arg)
-{
-	struct writer *w = arg;
-
-	while (!atomic_load(&w->stop)) {
-		unsigned int r = atomic_fetch_add(&w->rounds, 1) + 1;
-
-		for (unsigned int i = 0; i < w->pages; i++) {
-			volatile uint64_t *x = &w->p[i * PAGE / 8];
-
-			if (*x != r - 1)
-				w->lost++;
-			*x = r;
-		}
-	}
-	return NULL;
-}
-
 /* Grants racing a CPU writer (each write revokes): no write is lost. */
 START_TEST(test_exclusive_race_cpu_writer)
 {
 	enum { N = 32, GRANTS = 300 };
 	struct sva_migrate_result r;
-	struct writer w = { .pages = N };
+	struct race_writer w = { .pages = N };
 	struct fixture f;
 	struct sva_stats s;
 	pthread_t t;
@@ -1275,7 +1230,7 @@ START_TEST(test_exclusive_race_cpu_writer)
 	EXCL_OR_SKIP(&f);
 	w.p = map_fresh_small(N * PAGE, PROT_READ | PROT_WRITE);
 	memset(w.p, 0, N * PAGE);
-	ck_assert_int_eq(pthread_create(&t, NULL, writer_fn, &w), 0);
+	ck_assert_int_eq(pthread_create(&t, NULL, race_writer_fn, &w), 0);
 	t0 = race_now_s();
 	for (i = 0; i < GRANTS && !race_over(t0, (unsigned int)i); i++) {
 		ck_assert_int_ge(make_excl(&f, w.p, N * PAGE, &r), 0);

@@ -1276,52 +1276,6 @@ END_TEST
 /* ---------------------------------------------------------- races */
 
 /*
- * A race loop runs its full count, or stops after RACE_SECONDS once it
- * has done RACE_MIN rounds: in the TCG test VM (unit suite on sim0 under
- * three THP modes) full counts cost minutes; every assertion still holds
- * for the rounds run, and each test prints how many ran.
- */
-enum { RACE_MIN = 20, RACE_SECONDS = 3 };
-
-static uint64_t race_now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec;
-}
-
-static bool race_over(uint64_t t0, unsigned int done)
-{
-	return done >= RACE_MIN && race_now_s() - t0 >= RACE_SECONDS;
-}
-
-struct writer {
-	uint64_t *p;
-	unsigned int pages, rounds;
-	atomic_bool stop;
-	unsigned int lost;
-};
-
-/* Each page's first word counts this thread's passes over it. */
-static void *writer_fn(void *arg)
-{
-	struct writer *w = arg;
-
-	while (!atomic_load(&w->stop)) {
-		w->rounds++;
-		for (unsigned int i = 0; i < w->pages; i++) {
-			volatile uint64_t *x = &w->p[i * PAGE / 8];
-
-			if (*x != w->rounds - 1)
-				w->lost++;
-			*x = w->rounds;
-		}
-	}
-	return NULL;
-}
-
-/*
  * Caught a lost write: a CPU fault found no page in device memory and
  * filled a zero page after dm_lock went, while a migration moved the page
  * out: the fill now happens under dm_lock.
@@ -1332,14 +1286,14 @@ START_TEST(test_migrate_race_cpu_writer)
 	struct sva_migrate_result r;
 	uint64_t t0;
 	int i;
-	struct writer w = { .pages = N };
+	struct race_writer w = { .pages = N };
 	struct fixture f;
 	pthread_t t;
 
 	MIGRATE_OR_SKIP(&f, 0);
 	w.p = map_fresh_small(N * PAGE, PROT_READ | PROT_WRITE);
 	memset(w.p, 0, N * PAGE);
-	ck_assert_int_eq(pthread_create(&t, NULL, writer_fn, &w), 0);
+	ck_assert_int_eq(pthread_create(&t, NULL, race_writer_fn, &w), 0);
 	t0 = race_now_s();
 	for (i = 0; i < MIGRATIONS && !race_over(t0, (unsigned int)i); i++) {
 		ck_assert_int_ge(migrate(&f, w.p, N * PAGE, i & 1 ? SVA_LOC_HOST :
@@ -1350,7 +1304,7 @@ START_TEST(test_migrate_race_cpu_writer)
 
 			for (int k = 0; k < N; k++)
 				ck_assert_uint_le(((uint64_t *)c)[k * PAGE / 8],
-						  __atomic_load_n(&w.rounds, __ATOMIC_RELAXED));
+						  atomic_load(&w.rounds));
 			munmap(c, N * PAGE);
 		}
 	}
@@ -1358,9 +1312,9 @@ START_TEST(test_migrate_race_cpu_writer)
 	ck_assert_int_eq(pthread_join(t, NULL), 0);
 	ck_assert_uint_eq(w.lost, 0);
 	for (int k = 0; k < N; k++)
-		ck_assert_uint_eq(w.p[k * PAGE / 8], w.rounds);
+		ck_assert_uint_eq(w.p[k * PAGE / 8], atomic_load(&w.rounds));
 	fprintf(stderr, "%s: %d migrations raced %u rounds of CPU writes, %llu CPU faults moved pages back\n",
-		__func__, i, w.rounds,
+		__func__, i, atomic_load(&w.rounds),
 		(unsigned long long)bind_stats(&f).cpu_fault_migrations);
 	close_bind(&f);
 	munmap(w.p, N * PAGE);

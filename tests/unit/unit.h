@@ -4,6 +4,7 @@
 #define SVA_UNIT_H
 
 #include <check.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/mman.h>
@@ -139,5 +140,32 @@ struct sva_desc desc_make(const struct fixture *f, uint32_t op, uint32_t flags,
 /* Submit one descriptor and wait for its completion (test_wait_ms()). */
 struct sva_completion run1(struct fixture *f, const struct sva_desc *d);
 struct sva_stats bind_stats(struct fixture *f);
+
+/*
+ * A race loop runs its full count, or stops after RACE_SECONDS once it
+ * has done RACE_MIN rounds: in the TCG test VM (unit suites on sim0 under
+ * three THP modes) full counts cost minutes; every assertion still holds
+ * for the rounds run, and each test prints how many ran.
+ */
+enum { RACE_MIN = 20, RACE_SECONDS = 3 };
+uint64_t race_now_s(void);
+bool race_over(uint64_t t0, unsigned int done);
+
+/*
+ * A CPU thread that writes, pass after pass, its pass count into the first
+ * word of each of @pages pages at @p, counting a word that isn't the last
+ * pass's count as lost. @rounds is counted before the pass writes it (a
+ * locked add: neither the compiler nor the CPU puts a page's store before
+ * it), so a value another thread reads from a page, then reads @rounds,
+ * is never above it. Start with race_writer_fn, stop with @stop.
+ */
+struct race_writer {
+	uint64_t *p;
+	unsigned int pages;
+	atomic_uint rounds;
+	atomic_bool stop;
+	unsigned int lost;
+};
+void *race_writer_fn(void *arg);
 
 #endif /* SVA_UNIT_H */
