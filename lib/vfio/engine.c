@@ -521,9 +521,11 @@ void vfio_exec(struct sva_bind *bind, const struct sva_desc *d,
 		}
 		if (!c.len)
 			break;
-		/* translations: pages mapped in the IOMMU; atc_invalidated:
+		/* translations: pages mapped in the IOMMU, each a miss (no
+		 * translation is kept between chunks); atc_invalidated:
 		 * pages unmapped (IOTLB entries dropped). */
 		sva__count(bind, SVA_C_TRANSLATIONS, c.nmap);
+		sva__count(bind, SVA_C_ATC_MISSES, c.nmap);
 		err = chunk_run(vd, &st, &c);
 		sva__count(bind, SVA_C_ATC_INVALIDATED,
 			   unmap_pages(vd, bind, &c, c.nmap));

@@ -277,6 +277,42 @@ START_TEST(test_atc_warm)
 }
 END_TEST
 
+/*
+ * vfio0 keeps no translation between chunks (libsva(7)): each chunk's
+ * pages are mapped (translations, each an ATC miss) and unmapped
+ * (atc_invalidated) again, a second run the same as the first; no page
+ * request is raised.
+ */
+START_TEST(test_vfio_no_atc)
+{
+	size_t len = 2 * 2048;
+	uint8_t *src = map_filled(PAGE, 1), *dst = map_filled(PAGE, 2);
+	struct sva_desc d = desc_make(&f, SVA_OP_COPY, 0, src, dst, len);
+	struct sva_stats s1, s2;
+
+	ck_assert_uint_eq(run1(&f, &d).status, SVA_STATUS_SUCCESS);
+	s1 = bind_stats(&f);
+	/* Two chunks, each mapping its source and destination page. */
+	ck_assert_uint_eq(s1.translations, 4);
+	ck_assert_uint_eq(s1.atc_misses, s1.translations);
+	ck_assert_uint_eq(s1.atc_hits, 0);
+	ck_assert_uint_eq(s1.atc_invalidated, s1.translations);
+	ck_assert_uint_eq(s1.iommu_pages_mapped, s1.iommu_pages_unmapped);
+	ck_assert_uint_eq(s1.pinned_now, 0);
+	ck_assert_uint_eq(run1(&f, &d).status, SVA_STATUS_SUCCESS);
+	s2 = bind_stats(&f);
+	ck_assert_uint_eq(s2.translations, 2 * s1.translations);
+	ck_assert_uint_eq(s2.atc_misses, s2.translations);
+	ck_assert_uint_eq(s2.atc_hits, 0);
+	ck_assert_uint_eq(s2.atc_invalidated, s2.translations);
+	ck_assert_uint_eq(s2.page_requests + s2.page_groups, 0);
+	ck_assert_uint_eq(s2.bytes_done, 2 * len);
+	ck_assert_int_eq(memcmp(src, dst, len), 0);
+	munmap(src, PAGE);
+	munmap(dst, PAGE);
+}
+END_TEST
+
 START_TEST(test_queue_full_and_stop)
 {
 	SVA_OPTS_INIT(sva_bind_opts, bo, .queue_depth = 4);
@@ -391,6 +427,8 @@ Suite *work_suite(void)
 	/* Exact ATC counts are the software device's. */
 	if (test_on_sim())
 		tcase_add_test(tc, test_atc_warm);
+	if (test_on_vfio())
+		tcase_add_test(tc, test_vfio_no_atc);
 	tcase_add_test(tc, test_queue_full_and_stop);
 	tcase_add_test(tc, test_concurrent_submitters);
 	suite_add_tcase(s, tc);
