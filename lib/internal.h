@@ -139,9 +139,42 @@ static inline int sva__rwlock_unlock(pthread_rwlock_t *l)
 	return err;
 }
 
+/*
+ * A message said under @m, the one lock this thread holds, would wait for
+ * the next wake-up of a thread about to sleep on a condition (a library
+ * thread sleeps there most of its life): say it now, with @m dropped for
+ * the hook, and tell the caller to return as if woken. Every wait is in a
+ * loop on its predicate (a spurious wake-up is the condition's own
+ * contract), and dropping @m there is what the wait itself does.
+ */
+static inline bool sva__cond_say_pending(pthread_mutex_t *m)
+{
+	if (!sva__log_pending || sva__locks_held != 1)
+		return false;
+	sva__mutex_unlock(m);
+	sva__mutex_lock(m);
+	return true;
+}
+
+static inline int sva__cond_wait(pthread_cond_t *cv, pthread_mutex_t *m)
+{
+	if (sva__cond_say_pending(m))
+		return 0;
+	return pthread_cond_wait(cv, m);
+}
+
+static inline int sva__cond_timedwait(pthread_cond_t *cv, pthread_mutex_t *m,
+				      const struct timespec *ts)
+{
+	if (sva__cond_say_pending(m))
+		return 0;
+	return pthread_cond_timedwait(cv, m, ts);
+}
+
 #pragma GCC poison pthread_mutex_lock pthread_mutex_trylock pthread_mutex_unlock
 #pragma GCC poison pthread_mutex_timedlock pthread_rwlock_rdlock pthread_rwlock_wrlock
 #pragma GCC poison pthread_rwlock_tryrdlock pthread_rwlock_trywrlock pthread_rwlock_unlock
+#pragma GCC poison pthread_cond_wait pthread_cond_timedwait
 #define pr_warn(fmt, ...) sva__log(SVA_WARN, "libsva: " fmt, ##__VA_ARGS__)
 #define pr_info(fmt, ...) sva__log(SVA_INFO, "libsva: " fmt, ##__VA_ARGS__)
 #define pr_debug(fmt, ...) sva__log(SVA_DEBUG, "libsva: " fmt, ##__VA_ARGS__)

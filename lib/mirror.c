@@ -138,7 +138,7 @@ int sva_mirror_unregister(struct sva_mirror *m)
 	m->unregistered = true;
 	/* Wait out the callbacks running on it, but the caller's own. */
 	while (m->cb_running > self)
-		pthread_cond_wait(&bind->cb_done, &bind->mirror_lock);
+		sva__cond_wait(&bind->cb_done, &bind->mirror_lock);
 	m->free_on_return = self > 0;
 	sva__mutex_unlock(&bind->mirror_lock);
 	bind->dev->ops->mirror_unregister(m);
@@ -337,7 +337,7 @@ bool sva__mirror_release_first(struct sva_bind *bind)
 		mirror_index_remove(&bind->mirrors, m);
 		m->unregistered = true;
 		while (m->cb_running > 1)
-			pthread_cond_wait(&bind->cb_done, &bind->mirror_lock);
+			sva__cond_wait(&bind->cb_done, &bind->mirror_lock);
 	}
 	free_it = mirror_unpin(m);
 	sva__mutex_unlock(&bind->mirror_lock);
@@ -354,6 +354,6 @@ void sva__mirrors_wait_callbacks(struct sva_bind *bind)
 {
 	sva__mutex_lock(&bind->mirror_lock);
 	while (bind->cb_running)
-		pthread_cond_wait(&bind->cb_done, &bind->mirror_lock);
+		sva__cond_wait(&bind->cb_done, &bind->mirror_lock);
 	sva__mutex_unlock(&bind->mirror_lock);
 }

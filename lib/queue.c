@@ -98,7 +98,7 @@ static void *queue_worker(void *arg)
 	for (;;) {
 		/* A waiter running one inline wakes us when it's done. */
 		while (!q->exiting && !queue_can_take(q))
-			pthread_cond_wait(&q->work_cv, &q->lock);
+			sva__cond_wait(&q->work_cv, &q->lock);
 		/* Exiting: unbind waited for the queue to empty already. */
 		if (!queue_has_work(q))
 			break;
@@ -204,7 +204,7 @@ void sva__queue_fini(struct sva_bind *bind)
 	q->stopped = false;
 	pthread_cond_broadcast(&q->work_cv);
 	while (queue_has_work(q) || q->running)
-		pthread_cond_wait(&q->comp_cv, &q->lock);
+		sva__cond_wait(&q->comp_cv, &q->lock);
 	q->exiting = true;
 	pthread_cond_broadcast(&q->work_cv);
 	sva__mutex_unlock(&q->lock);
@@ -421,12 +421,16 @@ static int queue_sleep(struct sva_queue *q, const struct timespec *ts,
 	volatile int err = 0;
 	int cs;
 
+	/* Said here, not in the wait: the hook is not to run where a
+	 * cancellation would find the lock dropped under its handler. */
+	if (sva__cond_say_pending(&q->lock))
+		return 0;
 	pthread_cleanup_push(queue_sleep_cancelled, &s);
 	pthread_setcancelstate(cancel_state, &cs);
 	if (ts)
-		err = pthread_cond_timedwait(&q->comp_cv, &q->lock, ts);
+		err = sva__cond_timedwait(&q->comp_cv, &q->lock, ts);
 	else
-		pthread_cond_wait(&q->comp_cv, &q->lock);
+		sva__cond_wait(&q->comp_cv, &q->lock);
 	pthread_setcancelstate(cs, NULL);
 	pthread_cleanup_pop(0);
 	return err;

@@ -410,7 +410,7 @@ void kmod_tracks_sync(struct sva_bind *bind)
 		if (ioctl(kb->fd, SVA_SHIM_IOC_MIRROR_SEQ, &km))
 			continue;
 		while (kb->tracks[i].processed < km.seq)
-			if (pthread_cond_timedwait(&kb->track_cond,
+			if (sva__cond_timedwait(&kb->track_cond,
 						   &kb->track_lock, &deadline)) {
 				pr_warn("kmod0: event thread late: attributes of an unmapped range may linger\n");
 				goto unlock;

@@ -701,7 +701,7 @@ static void pending_wait(struct sim_mm *mm, uint64_t start, uint64_t end)
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000;
 		}
-		pthread_cond_timedwait(&mm->pend_cv, &mm->pend_lock, &ts);
+		sva__cond_timedwait(&mm->pend_cv, &mm->pend_lock, &ts);
 	}
 	sva__mutex_unlock(&mm->pend_lock);
 }
@@ -1609,7 +1609,7 @@ void sim_mm_put(struct sva_bind *bind)
 	sva__mutex_lock(&mm->notify_lock);
 	sb->dying = true;
 	while (sb->notifying)
-		pthread_cond_wait(&mm->notify_cv, &mm->notify_lock);
+		sva__cond_wait(&mm->notify_cv, &mm->notify_lock);
 	sva__mutex_lock(&mm->lock);
 	list_del(&sb->mm_node);
 	sva__mutex_unlock(&mm->lock);

@@ -29,7 +29,7 @@ static void *notify_thread(void *arg)
 	sva__mutex_lock(&n->lock);
 	for (;;) {
 		while (!n->exiting && !n->count)
-			pthread_cond_wait(&n->cv, &n->lock);
+			sva__cond_wait(&n->cv, &n->lock);
 		if (n->exiting)
 			break;
 		e = n->ring[n->head];

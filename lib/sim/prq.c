@@ -321,11 +321,11 @@ static void *prq_thread(void *arg)
 	sva__mutex_lock(&prq->lock);
 	for (;;) {
 		while (!prq->exiting && (!prq->count || prq->serving))
-			pthread_cond_wait(&prq->req_cv, &prq->lock);
+			sva__cond_wait(&prq->req_cv, &prq->lock);
 		if (!prq->count)
 			break;
 		if (prq->serving) {
-			pthread_cond_wait(&prq->req_cv, &prq->lock);
+			sva__cond_wait(&prq->req_cv, &prq->lock);
 			continue;
 		}
 		prq_serve_batch(sd);
@@ -399,7 +399,7 @@ enum sim_response sim_prq_request(struct sva_bind *bind,
 		if (prq->count && !prq->serving)
 			prq_serve_batch(sim_dev_of(bind));
 		else
-			pthread_cond_wait(&prq->resp_cv, &prq->lock);
+			sva__cond_wait(&prq->resp_cv, &prq->lock);
 	}
 	sva__mutex_unlock(&prq->lock);
 

@@ -5,8 +5,10 @@
  * White-box: this binary is built from the library's sources, so it takes
  * a library lock and says things as library code does.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <check.h>
 
@@ -18,6 +20,7 @@ static struct {
 	unsigned int n, warns;
 	char last_warn[512], all[8192];
 	bool under_lock;		/* the hook ran while we held it */
+	unsigned int locks_at_hook;	/* the library's count, then */
 } seen;
 static unsigned int held_here;	/* the test's own view */
 
@@ -28,6 +31,7 @@ static int capture(enum sva_print_level level, const char *fmt, va_list ap)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (held_here)
 		seen.under_lock = true;
+	seen.locks_at_hook = sva__locks_held;
 	seen.n++;
 	if (level == SVA_WARN) {
 		seen.warns++;
@@ -119,6 +123,68 @@ START_TEST(test_log_deferred_long_message_cut_not_merged)
 }
 END_TEST
 
+static struct timespec in_ms(long ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += ms % 1000 * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	return ts;
+}
+
+/*
+ * A thread about to sleep on a condition, its one lock held, says what it
+ * said under it first (its lock dropped for the hook), not at its next
+ * wake-up: a library thread sleeps there most of its life. Found by review
+ * (print hook, finding 7): a warning of the event thread waited there.
+ */
+START_TEST(test_regress_log_said_before_cond_wait)
+{
+	pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+	struct timespec ts = in_ms(5000);
+
+	locked();
+	pr_warn("before sleeping\n");
+	ck_assert_uint_eq(seen.n, 0);
+	/* Nobody signals: it returns as woken, having said it. */
+	ck_assert_int_eq(sva__cond_timedwait(&cv, &lock, &ts), 0);
+	ck_assert_uint_eq(seen.n, 1);
+	ck_assert_uint_eq(seen.locks_at_hook, 0);
+	ck_assert_uint_eq(sva__locks_held, 1);
+	/* Nothing pending: a real wait. */
+	ts = in_ms(10);
+	ck_assert_int_eq(sva__cond_timedwait(&cv, &lock, &ts), ETIMEDOUT);
+	unlocked();
+	ck_assert_uint_eq(seen.n, 1);
+	ck_assert_str_eq(seen.all, "libsva: before sleeping\n");
+}
+END_TEST
+
+/* Another lock held too: the wait can't drop it, the message waits. */
+START_TEST(test_log_deferred_cond_wait_under_two_locks)
+{
+	static pthread_mutex_t outer = PTHREAD_MUTEX_INITIALIZER;
+	pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+	struct timespec ts = in_ms(10);
+
+	sva__mutex_lock(&outer);
+	locked();
+	pr_warn("under two\n");
+	ck_assert_int_eq(sva__cond_timedwait(&cv, &lock, &ts), ETIMEDOUT);
+	ck_assert_uint_eq(seen.n, 0);
+	unlocked();
+	ck_assert_uint_eq(seen.n, 0);
+	sva__mutex_unlock(&outer);
+	ck_assert_uint_eq(seen.n, 1);
+	ck_assert_uint_eq(seen.locks_at_hook, 0);
+}
+END_TEST
+
 Suite *log_deferred_suite(void)
 {
 	Suite *s = suite_create("log-deferred");
@@ -128,6 +194,8 @@ Suite *log_deferred_suite(void)
 	tcase_add_test(tc, test_log_deferred_until_unlock);
 	tcase_add_test(tc, test_log_deferred_warning_outlives_debug_flood);
 	tcase_add_test(tc, test_log_deferred_long_message_cut_not_merged);
+	tcase_add_test(tc, test_regress_log_said_before_cond_wait);
+	tcase_add_test(tc, test_log_deferred_cond_wait_under_two_locks);
 	suite_add_tcase(s, tc);
 	return s;
 }
