@@ -171,6 +171,20 @@ static inline int sva__cond_timedwait(pthread_cond_t *cv, pthread_mutex_t *m,
 	return pthread_cond_timedwait(cv, m, ts);
 }
 
+/*
+ * A wait that is a cancellation point, its handler needing @m held: never
+ * says anything (a hook cancelled with @m dropped would leave the handler
+ * unlocking a mutex not held). The caller says what is pending first,
+ * before it arms the handler (queue_sleep()).
+ */
+static inline int sva__cond_wait_cancellable(pthread_cond_t *cv,
+					     pthread_mutex_t *m,
+					     const struct timespec *ts)
+{
+	return ts ? pthread_cond_timedwait(cv, m, ts) :
+		    pthread_cond_wait(cv, m);
+}
+
 #pragma GCC poison pthread_mutex_lock pthread_mutex_trylock pthread_mutex_unlock
 #pragma GCC poison pthread_mutex_timedlock pthread_rwlock_rdlock pthread_rwlock_wrlock
 #pragma GCC poison pthread_rwlock_tryrdlock pthread_rwlock_trywrlock pthread_rwlock_unlock

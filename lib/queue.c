@@ -427,10 +427,7 @@ static int queue_sleep(struct sva_queue *q, const struct timespec *ts,
 		return 0;
 	pthread_cleanup_push(queue_sleep_cancelled, &s);
 	pthread_setcancelstate(cancel_state, &cs);
-	if (ts)
-		err = sva__cond_timedwait(&q->comp_cv, &q->lock, ts);
-	else
-		sva__cond_wait(&q->comp_cv, &q->lock);
+	err = sva__cond_wait_cancellable(&q->comp_cv, &q->lock, ts);
 	pthread_setcancelstate(cs, NULL);
 	pthread_cleanup_pop(0);
 	return err;

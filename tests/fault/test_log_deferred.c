@@ -140,8 +140,10 @@ static struct timespec in_ms(long ms)
 /*
  * A thread about to sleep on a condition, its one lock held, says what it
  * said under it first (its lock dropped for the hook), not at its next
- * wake-up: a library thread sleeps there most of its life. Found by review
- * (print hook, finding 7): a warning of the event thread waited there.
+ * wake-up: a library thread sleeps there most of its life. From a review
+ * of the print hook (finding 7): no library thread says anything between
+ * taking its lock and sleeping today; this keeps a message added there
+ * from waiting for the next wake-up.
  */
 START_TEST(test_regress_log_said_before_cond_wait)
 {

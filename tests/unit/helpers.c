@@ -245,6 +245,10 @@ void *race_writer_fn(void *arg)
 	while (!atomic_load(&w->stop)) {
 		unsigned int r = atomic_fetch_add(&w->rounds, 1) + 1;
 
+		/* Before any of the pass's plain stores, on every CPU (on
+		 * x86 the locked add alone is). */
+		atomic_thread_fence(memory_order_seq_cst);
+
 		for (unsigned int i = 0; i < w->pages; i++) {
 			volatile uint64_t *x = &w->p[i * PAGE / 8];
 

@@ -60,6 +60,9 @@ START_TEST(test_write_read_only)
 		ck_assert_uint_eq(s.page_requests, 0);
 		ck_assert_uint_eq(s.page_groups, 0);
 		ck_assert_uint_eq(s.faults_failed, 0);
+		ck_assert_uint_eq(s.faults_resolved, 0);
+		ck_assert_uint_eq(s.prq_overflows, 0);
+		ck_assert_uint_eq(s.quarantines, 0);
 	} else {
 		ck_assert_uint_ge(bind_stats(&f).faults_failed, 1);
 	}
