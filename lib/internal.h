@@ -553,9 +553,11 @@ void sva__fd_close(int fd);
 
 /*
  * pthread_create() for library threads: they run with every signal
- * blocked, so a process-directed signal goes to an application thread.
+ * blocked, so a process-directed signal goes to an application thread,
+ * and are named @name ("sva-..." , at most 15 characters).
  */
-int sva__thread_create(pthread_t *thread, void *(*fn)(void *), void *arg);
+int sva__thread_create(pthread_t *thread, const char *name,
+		       void *(*fn)(void *), void *arg);
 
 /* Copy @known bytes of @src to @dst of @dst_sz bytes (an out struct that
  * carries its size), zeroing the tail the library doesn't know of. */

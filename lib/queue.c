@@ -271,7 +271,7 @@ static int queue_worker_start(struct sva_bind *bind)
 
 	if (q->worker_started)
 		return 0;
-	err = sva__thread_create(&q->worker, queue_worker, bind);
+	err = sva__thread_create(&q->worker, "sva-worker", queue_worker, bind);
 	/* Not -EAGAIN, which tells submitters to reap and retry. */
 	if (err)
 		return sva_err(-ENOMEM, "can't start the queue worker: %s",

@@ -434,7 +434,7 @@ int sim_prq_init(struct sim_dev *sd, unsigned int depth, unsigned int batch)
 	pthread_mutex_init(&prq->lock, NULL);
 	pthread_cond_init(&prq->req_cv, NULL);
 	pthread_cond_init(&prq->resp_cv, NULL);
-	err = sva__thread_create(&prq->thread, prq_thread, sd);
+	err = sva__thread_create(&prq->thread, "sva-faults", prq_thread, sd);
 	if (err) {
 		pthread_cond_destroy(&prq->req_cv);
 		pthread_cond_destroy(&prq->resp_cv);

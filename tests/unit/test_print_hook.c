@@ -22,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -241,6 +243,70 @@ START_TEST(test_print_hook_in_fork_child)
 }
 END_TEST
 
+/* Threads of this process but the caller's: how many, how many named
+ * "sva-..." (the library's, sva_set_print(3)). */
+static unsigned int other_threads(unsigned int *named_sva)
+{
+	DIR *d = opendir("/proc/self/task");
+	pid_t self = (pid_t)syscall(SYS_gettid);
+	struct dirent *e;
+	unsigned int n = 0;
+
+	ck_assert_ptr_nonnull(d);
+	*named_sva = 0;
+	while ((e = readdir(d))) {
+		char path[300], comm[32] = "";
+		FILE *f;
+
+		if (e->d_name[0] == '.' || atoi(e->d_name) == self)
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm",
+			 e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;	/* gone meanwhile */
+		if (!fgets(comm, sizeof(comm), f))
+			comm[0] = '\0';
+		fclose(f);
+		n++;
+		*named_sva += !strncmp(comm, "sva-", 4);
+	}
+	closedir(d);
+	return n;
+}
+
+/*
+ * Every thread libsva starts is named "sva-..." (a hook tells by it that it
+ * runs on one, sva_set_print(3); top -H, perf and gdb show it): a binding
+ * with a mirror, a descriptor run and a discard seen start them.
+ */
+START_TEST(test_library_threads_named)
+{
+	unsigned int others0, sva0, others, sva;
+	struct sva_mirror *m;
+	struct fixture f;
+	uint8_t *p = map_filled(2 * PAGE, 7);
+	struct sva_desc d;
+
+	others0 = other_threads(&sva0);
+	open_bind(&f, NULL);
+	ck_assert_int_eq(sva_mirror_register(f.bind, (uintptr_t)p, 2 * PAGE,
+					     NULL, &m), 0);
+	d = desc_make(&f, SVA_OP_FILL, SVA_DESC_BLOCK_ON_FAULT, NULL, p,
+		      test_len(2 * PAGE));
+	ck_assert_uint_eq(run1(&f, &d).status, SVA_STATUS_SUCCESS);
+	ck_assert_int_eq(madvise(p + PAGE, PAGE, MADV_DONTNEED), 0);
+	others = other_threads(&sva);
+	fprintf(stderr, "%s: %u threads of libsva's beside the test's (%u before)\n",
+		__func__, sva - sva0, sva0);
+	ck_assert_uint_gt(sva, sva0);
+	ck_assert_uint_eq(others - others0, sva - sva0);
+	ck_assert_int_eq(sva_mirror_unregister(m), 0);
+	close_bind(&f);
+	munmap(p, 2 * PAGE);
+}
+END_TEST
+
 Suite *print_hook_suite(void)
 {
 	Suite *s = suite_create("print_hook");
@@ -250,6 +316,7 @@ Suite *print_hook_suite(void)
 	tcase_add_test(tc, test_print_hook_wait_more_than_inflight);
 	tcase_add_test(tc, test_print_hook_register_while_unbinding);
 	tcase_add_test(tc, test_print_hook_in_fork_child);
+	tcase_add_test(tc, test_library_threads_named);
 	suite_add_tcase(s, tc);
 	return s;
 }
