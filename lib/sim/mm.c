@@ -282,6 +282,17 @@ static bool vma_get(struct sim_mm *mm, uint64_t addr, struct sim_vma *out)
 	return vma_load(mm, addr, out);
 }
 
+bool sim_mm_page_tracked(struct sim_mm *mm, uint64_t addr)
+{
+	struct sim_vma vma;
+	bool tracked;
+
+	sva__mutex_lock(&mm->lock);
+	tracked = vma_get(mm, addr, &vma) && vma.tracked;
+	sva__mutex_unlock(&mm->lock);
+	return tracked;
+}
+
 void sim_mm_vma_forget(struct sim_mm *mm, uint64_t addr)
 {
 	sva__mutex_lock(&mm->lock);

@@ -352,6 +352,14 @@ void sim_mm_advance(struct sim_mm *mm, uint64_t start, uint64_t end);
 void sim_mm_invalidate(struct sim_mm *mm, uint64_t start, uint64_t end);
 /* The VMA around @addr as the kernel has it now. */
 bool sim_mm_vma_now(struct sim_mm *mm, uint64_t addr, struct sim_vma *out);
+/*
+ * Do we hear of @addr's invalidations (its VMA registered with our
+ * userfaultfd, registering it now where it can be)? False where no VMA
+ * is, or another userfaultfd (the application's) or the mapping's kind
+ * keeps it from ours. No inval_lock needed: a VMA registered with us
+ * stays so until an event, and no other userfaultfd can take it.
+ */
+bool sim_mm_page_tracked(struct sim_mm *mm, uint64_t addr);
 /* Register [start, end) (one VMA's part) for missing faults: 0 or -errno. */
 int sim_mm_register_missing(struct sim_mm *mm, uint64_t start, uint64_t end);
 /* A discard of [start, end) is under way (its zap may still come). */

@@ -13,12 +13,18 @@
  *     the access, then MADV_POPULATE_READ/WRITE), holding no lock: that
  *     may block on the application (its userfaultfd), whose handler may
  *     munmap() and wait for the event thread;
- *  2. takes the mm's inval_lock (read), checks in the page table that the
- *     pages are still there with the access granted (else 1. again),
- *     maps each at IOVA == VA in the device's container (type1's
- *     VFIO_IOMMU_MAP_DMA or iommufd's IOMMU_IOAS_MAP, the access it
- *     needs: read for a source, read and write for a destination), runs
- *     the transfers, unmaps each (unpinned), and lets inval_lock go.
+ *  2. maps the pages of VMAs we hear no invalidation of (the
+ *     application's own userfaultfd holds them) at IOVA == VA in the
+ *     device's container (type1's VFIO_IOMMU_MAP_DMA or iommufd's
+ *     IOMMU_IOAS_MAP, the access it needs: read for a source, read and
+ *     write for a destination), holding engine_lock only: their pin may
+ *     wait on the application's handler (iommufd's pin does; type1's
+ *     fails instead), and that handler may munmap() memory we track;
+ *  3. takes the mm's inval_lock (read), checks in the page table that the
+ *     pages are still there with the access granted (else unmaps and
+ *     goes to 1. again), maps the others (present, in VMAs registered
+ *     with our userfaultfd: no pin of theirs faults), runs the
+ *     transfers, unmaps each (unpinned), and lets inval_lock go.
  * munmap(), MADV_DONTNEED and mremap() of a range registered with the mm's
  * userfaultfd (sim's event thread: every VMA a chunk looked up is) wait
  * until their event is read, which is read under inval_lock (write): they
@@ -59,6 +65,7 @@ struct chunk {
 	bool stage;			/* maps the staging page */
 	struct chunk_map map[VFIO_CHUNK_MAPS];
 	unsigned int nmap;
+	unsigned int nearly;		/* map[0, nearly): untracked pages */
 };
 
 /* ------------------------------------------------------------ the engine */
@@ -221,7 +228,16 @@ static void chunk_add_page(struct chunk *c, uint64_t page, uint32_t perm)
 	c->map[c->nmap++] = (struct chunk_map){ page, perm };
 }
 
-static void chunk_pages(struct chunk *c, const uint8_t *stage)
+/*
+ * The pages the chunk maps, those of VMAs whose invalidations we don't
+ * hear of first (map[0, nearly): the application's own userfaultfd holds
+ * them, or the mapping's kind keeps them from ours). Their pin may wait
+ * on that userfaultfd's handler, which may munmap() memory we do track,
+ * whose event is read under inval_lock (write): they are mapped before
+ * inval_lock is taken (no event orders their unmaps anyway, libsva(7)).
+ */
+static void chunk_pages(struct sim_mm *mm, struct chunk *c,
+			const uint8_t *stage)
 {
 	c->nmap = 0;
 	for (unsigned int i = 0; i < c->nsides; i++) {
@@ -237,6 +253,16 @@ static void chunk_pages(struct chunk *c, const uint8_t *stage)
 	if (c->stage)
 		chunk_add_page(c, (uint64_t)(uintptr_t)stage,
 			       VFIO_MAP_READ | VFIO_MAP_WRITE);
+	c->nearly = 0;
+	for (unsigned int i = 0; i < c->nmap; i++) {
+		struct chunk_map m = c->map[i];
+
+		if (m.page == (uint64_t)(uintptr_t)stage ||
+		    sim_mm_page_tracked(mm, m.page))
+			continue;
+		c->map[i] = c->map[c->nearly];
+		c->map[c->nearly++] = m;
+	}
 }
 
 /*
@@ -255,13 +281,14 @@ static void count_domain(struct sva_bind *bind, uint64_t mapped,
 	sva__count(bind, SVA_C_PINNED_NOW, mapped - unmapped);
 }
 
-/* Unmap the first @n pages of @c; how many were. */
+/* Unmap pages [from, to) of @c; how many were. */
 static unsigned int unmap_pages(struct vfio_dev *vd, struct sva_bind *bind,
-				const struct chunk *c, unsigned int n)
+				const struct chunk *c, unsigned int from,
+				unsigned int to)
 {
 	unsigned int done = 0;
 
-	for (unsigned int i = 0; i < n; i++) {
+	for (unsigned int i = from; i < to; i++) {
 		int64_t got;
 
 		/* A lost unmap, for the test of stale_sweep(). */
@@ -314,12 +341,14 @@ static void stale_sweep(struct vfio_dev *vd, struct sva_bind *bind)
 	vd->mapped_now = 0;
 }
 
-/* Map the chunk's pages at IOVA == VA; 0, or the failing page's errno
- * with nothing left mapped. Caller holds engine_lock and inval_lock. */
+/* Map pages [from, to) of the chunk at IOVA == VA; 0, or the failing
+ * page's errno with none of them left mapped. Caller holds engine_lock
+ * (and inval_lock for tracked pages). */
 static int map_pages(struct vfio_dev *vd, struct sva_bind *bind,
-		     const struct chunk *c, uint64_t *bad)
+		     const struct chunk *c, unsigned int from, unsigned int to,
+		     uint64_t *bad)
 {
-	for (unsigned int i = 0; i < c->nmap; i++) {
+	for (unsigned int i = from; i < to; i++) {
 		int err = vd->cont.ops->map(vd, c->map[i].page, SVA_PAGE_SIZE,
 					    c->map[i].perm);
 
@@ -328,7 +357,7 @@ static int map_pages(struct vfio_dev *vd, struct sva_bind *bind,
 			pr_debug("%s: %s map of %#llx: %s\n", vd->bdf,
 				 vd->cont.ops->name, (unsigned long long)*bad,
 				 strerror(-err));
-			unmap_pages(vd, bind, c, i);
+			unmap_pages(vd, bind, c, from, i);
 			return err;
 		}
 		vfio_live_add(vd, c->map[i].page, c->map[i].perm);
@@ -492,16 +521,21 @@ void vfio_exec(struct sva_bind *bind, const struct sva_desc *d,
 			if (!chunk_populate(mm, &c, &pending))
 				break;
 			sva__mutex_lock(&vd->engine_lock);
-			sva__rwlock_rdlock(&mm->inval_lock);
-			why = chunk_ready(mm, &c);
+			chunk_pages(mm, &c, vb->stage);
+			why = map_pages(vd, bind, &c, 0, c.nearly, &bad) ?
+			      -EAGAIN : 0;
 			if (!why) {
-				chunk_pages(&c, vb->stage);
-				err = map_pages(vd, bind, &c, &bad);
-				if (!err)
+				sva__rwlock_rdlock(&mm->inval_lock);
+				why = chunk_ready(mm, &c);
+				if (!why &&
+				    !map_pages(vd, bind, &c, c.nearly, c.nmap,
+					       &bad))
 					break;	/* mapped, locks held */
-				why = -EAGAIN;
+				if (!why)
+					why = -EAGAIN;
+				unmap_pages(vd, bind, &c, 0, c.nearly);
+				sva__rwlock_unlock(&mm->inval_lock);
 			}
-			sva__rwlock_unlock(&mm->inval_lock);
 			sva__mutex_unlock(&vd->engine_lock);
 			/* A discard whose zap is still to come: wait it out,
 			 * or the zap could pass a page we pinned. */
@@ -528,7 +562,7 @@ void vfio_exec(struct sva_bind *bind, const struct sva_desc *d,
 		sva__count(bind, SVA_C_ATC_MISSES, c.nmap);
 		err = chunk_run(vd, &st, &c);
 		sva__count(bind, SVA_C_ATC_INVALIDATED,
-			   unmap_pages(vd, bind, &c, c.nmap));
+			   unmap_pages(vd, bind, &c, 0, c.nmap));
 		stale_sweep(vd, bind);
 		sva__rwlock_unlock(&mm->inval_lock);
 		sva__mutex_unlock(&vd->engine_lock);
