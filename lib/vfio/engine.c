@@ -184,11 +184,21 @@ static bool side_present(struct sim_mm *mm, const struct side *s,
 
 /*
  * May the chunk be mapped now? 0; -EAGAIN: a page is no longer present
- * with the access granted; -EBUSY: a discard (MADV_DONTNEED) of its range
+ * with the access granted, or one to map under inval_lock is no longer in
+ * a VMA we hear of (the cache can be stale: a munmap() whose event is
+ * unread leaves its entry over a new mapping there); -EBUSY: a discard (MADV_DONTNEED) of its range
  * is under way, its zap still to come. Caller holds inval_lock (read).
  */
-static int chunk_ready(struct sim_mm *mm, const struct chunk *c)
+static int chunk_ready(struct sim_mm *mm, const struct chunk *c,
+		       const uint8_t *stage)
 {
+	/* A page mapped under inval_lock must be in a VMA we still hear of:
+	 * one taken over since by the application's userfaultfd could have
+	 * its pin wait on that handler here. */
+	for (unsigned int i = c->nearly; i < c->nmap; i++)
+		if (c->map[i].page != (uint64_t)(uintptr_t)stage &&
+		    !sim_mm_page_tracked(mm, c->map[i].page))
+			return -EAGAIN;
 	for (unsigned int i = 0; i < c->nsides; i++) {
 		const struct side *s = &c->side[i];
 
@@ -526,7 +536,7 @@ void vfio_exec(struct sva_bind *bind, const struct sva_desc *d,
 			      -EAGAIN : 0;
 			if (!why) {
 				sva__rwlock_rdlock(&mm->inval_lock);
-				why = chunk_ready(mm, &c);
+				why = chunk_ready(mm, &c, vb->stage);
 				if (!why &&
 				    !map_pages(vd, bind, &c, c.nearly, c.nmap,
 					       &bad))
@@ -536,6 +546,11 @@ void vfio_exec(struct sva_bind *bind, const struct sva_desc *d,
 				unmap_pages(vd, bind, &c, 0, c.nearly);
 				sva__rwlock_unlock(&mm->inval_lock);
 			}
+			/* An unmap that failed: its page goes now, not at
+			 * the next chunk's end (a retry mapping it again
+			 * would fail on it). */
+			if (vd->mapped_now)
+				stale_sweep(vd, bind);
 			sva__mutex_unlock(&vd->engine_lock);
 			/* A discard whose zap is still to come: wait it out,
 			 * or the zap could pass a page we pinned. */
