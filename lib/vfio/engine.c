@@ -184,10 +184,11 @@ static bool side_present(struct sim_mm *mm, const struct side *s,
 
 /*
  * May the chunk be mapped now? 0; -EAGAIN: a page is no longer present
- * with the access granted, or one to map under inval_lock is no longer in
- * a VMA we hear of (the cache can be stale: a munmap() whose event is
- * unread leaves its entry over a new mapping there); -EBUSY: a discard (MADV_DONTNEED) of its range
- * is under way, its zap still to come. Caller holds inval_lock (read).
+ * with the access granted, or one to map under inval_lock is no longer
+ * in a VMA we hear of (as our VMA cache has it: an entry a munmap() left,
+ * its event unread, still covers a new mapping there, which this doesn't
+ * see); -EBUSY: a discard (MADV_DONTNEED) of its range is under way, its
+ * zap still to come. Caller holds inval_lock (read).
  */
 static int chunk_ready(struct sim_mm *mm, const struct chunk *c,
 		       const uint8_t *stage)
