@@ -183,7 +183,8 @@ int kmod_events_start(struct sva_bind *bind)
 	kb->stop_fd = sva__fd_eventfd();
 	if (kb->stop_fd < 0)
 		return -errno;
-	err = sva__thread_create(&kb->events, "sva-kmod-events", events_thread, bind);
+	err = sva__thread_create(&kb->events, "sva-kmod-events",
+				 events_thread, bind);
 	if (err) {
 		sva__fd_close(kb->stop_fd);
 		kb->stop_fd = -1;

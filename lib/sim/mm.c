@@ -1312,7 +1312,8 @@ int sim_mm_listen(struct sim_mm *mm)
 	if (!atomic_load(&mm->listening)) {
 		/* No message here: callers may hold mm->lock, and a print
 		 * hook is user code. */
-		err = sva__thread_create(&mm->thread, "sva-mm-events", mm_event_thread, mm);
+		err = sva__thread_create(&mm->thread, "sva-mm-events",
+					 mm_event_thread, mm);
 		if (!err)
 			atomic_store(&mm->listening, true);
 	}

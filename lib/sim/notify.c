@@ -110,7 +110,8 @@ int sim_notify_want(struct sim_mm *mm)
 
 	sva__mutex_lock(&mm->start_lock);
 	if (!n->started) {
-		err = sva__thread_create(&n->thread, "sva-notify", notify_thread, mm);
+		err = sva__thread_create(&n->thread, "sva-notify",
+					 notify_thread, mm);
 		n->started = !err;
 	}
 	/* Counted once the thread runs: a push that sees it has a reader. */

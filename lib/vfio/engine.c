@@ -65,7 +65,7 @@ struct chunk {
 	bool stage;			/* maps the staging page */
 	struct chunk_map map[VFIO_CHUNK_MAPS];
 	unsigned int nmap;
-	unsigned int nearly;		/* map[0, nearly): untracked pages */
+	unsigned int nearly;		/* map[0, nearly): untracked */
 };
 
 /* ------------------------------------------------------------ the engine */

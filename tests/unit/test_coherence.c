@@ -483,7 +483,8 @@ static void app_uffd_deadlock(bool missing)
 			break;
 		d.pattern = 0x0101010101010101ull * (uint8_t)n++;
 		ck_assert_int_eq(sva_submit(f.bind, &d, 1), 1);
-		ck_assert_msg(sva_wait(f.bind, &c, 1, 1, 2 * test_wait_ms()) == 1,
+		ck_assert_msg(sva_wait(f.bind, &c, 1, 1,
+				       2 * test_wait_ms()) == 1,
 			      "descriptor %d stuck: the device waits on the application, which waits on libsva",
 			      n);
 		/*

@@ -156,8 +156,9 @@ bool race_over(uint64_t t0, unsigned int done);
  * word of each of @pages pages at @p, counting a word that isn't the last
  * pass's count as lost. @rounds is counted before the pass writes it (an
  * atomic add and a full fence: neither the compiler nor the CPU puts a
- * page's store before it), so a value another thread reads from a page, then reads @rounds,
- * is never above it. Start with race_writer_fn, stop with @stop.
+ * page's store before it), so a value another thread reads from a page,
+ * then reads @rounds, is never above it. Start with race_writer_fn, stop
+ * with @stop.
  */
 struct race_writer {
 	uint64_t *p;
